@@ -1,0 +1,1 @@
+"""Surefoot terminal console."""

@@ -1,0 +1,1 @@
+"""The surefoot command line."""

@@ -1,0 +1,1 @@
+"""Surefoot protocol: generated messages and gRPC stubs of package surefoot.v1."""

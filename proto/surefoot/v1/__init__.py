@@ -1,0 +1,1 @@
+"""Generated code for surefoot.v1 (see proto/generate.py); do not edit by hand."""

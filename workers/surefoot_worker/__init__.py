@@ -1,0 +1,1 @@
+"""Surefoot Python worker SDK."""
