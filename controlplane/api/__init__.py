@@ -1,0 +1,1 @@
+"""gRPC servicers: validate, authorise, map requests onto the store and the committer."""

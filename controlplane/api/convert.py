@@ -1,0 +1,157 @@
+"""Database rows to surefoot.v1 messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Row
+from surefoot.v1 import common_pb2, run_pb2
+
+from controlplane.engine import state as s
+from controlplane.store.codec import load_json, to_datetime
+from controlplane.store.run_queries import RunView
+
+JSON = "json/plain"
+
+_ATTEMPT_OUTCOMES = {
+    "ATTEMPT_COMPLETED": run_pb2.ATTEMPT_OUTCOME_COMPLETED,
+    "ATTEMPT_FAILED": run_pb2.ATTEMPT_OUTCOME_FAILED,
+    "ATTEMPT_LOST": run_pb2.ATTEMPT_OUTCOME_LOST,
+}
+
+
+def payload(value: Any) -> common_pb2.Payload:
+    return common_pb2.Payload(encoding=JSON, data=json.dumps(value).encode())
+
+
+def payload_text(text: str | None) -> common_pb2.Payload | None:
+    return None if text is None else common_pb2.Payload(encoding=JSON, data=text.encode())
+
+
+def timestamp(value: datetime | float | None) -> Timestamp | None:
+    if value is None:
+        return None
+    result = Timestamp()
+    result.FromDatetime(to_datetime(value) if isinstance(value, float | int) else value)
+    return result
+
+
+def step_error(error: dict[str, Any] | None) -> run_pb2.StepError | None:
+    if not error:
+        return None
+    return run_pb2.StepError(
+        type=str(error.get("type", "")),
+        message=str(error.get("message", "")),
+        retryable=bool(error.get("retryable", False)),
+        details=str(error.get("details", "")),
+    )
+
+
+def run_summary(row: Row[Any]) -> run_pb2.Run:
+    """The run without its steps (for lists)."""
+    run = run_pb2.Run(
+        id=row.id,
+        namespace=row.namespace,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        status=run_pb2.RunStatus.Value(f"RUN_STATUS_{row.status}"),
+        input=payload_text(row.input),
+        output=payload_text(row.output),
+        request_id=row.request_id or "",
+        created_at=timestamp(row.created_at),
+        updated_at=timestamp(row.updated_at),
+        closed_at=timestamp(row.closed_at),
+        last_error=step_error(load_json(row.last_error)),
+        current_node=row.current_node or "",
+        trace_id=row.trace_id,
+        waiting_for=row.waiting_for or "",
+        waiting_since=timestamp(row.waiting_since),
+    )
+    return run
+
+
+def run_detail(view: RunView) -> run_pb2.Run:
+    """The run with every step and attempt: steps from the state, attempts from history,
+    and what is happening right now from the task rows."""
+    run = run_summary(view.run)
+    _, steps = s.RunState.steps_from_json(load_json(view.run.state))
+    attempts = _attempts_from_history(view.history)
+    live = {(t.node_id, t.attempt): t for t in view.tasks}
+    waiting: list[str] = []
+    for node_id, step in steps.items():
+        status = step.status
+        task = live.get((node_id, step.attempt))
+        node_attempts = attempts.get(node_id, {})
+        if task is not None and task.status == "leased" and status in s.OPEN_STEP:
+            status = s.STEP_RUNNING
+            node_attempts.setdefault(
+                step.attempt,
+                run_pb2.Attempt(
+                    number=step.attempt,
+                    worker_id=task.worker_id or "",
+                    started_at=timestamp(task.leased_at),
+                    outcome=run_pb2.ATTEMPT_OUTCOME_RUNNING,
+                ),
+            )
+        elif task is not None and task.status == "ready" and status in s.OPEN_STEP:
+            waiting.append(f"step {node_id!r}: a worker that implements {step.step_type!r}")
+        run.steps.append(
+            run_pb2.Step(
+                node_id=node_id,
+                step_type=step.step_type,
+                status=run_pb2.StepStatus.Value(f"STEP_STATUS_{status}"),
+                attempt=step.attempt,
+                idempotency_key=step.idempotency_key,
+                input=payload(step.input),
+                output=payload(step.output) if step.status == s.STEP_COMPLETED else None,
+                last_error=step_error(step.last_error),
+                scheduled_at=timestamp(step.scheduled_at),
+                next_attempt_at=timestamp(step.next_attempt_at),
+                attempts=[node_attempts[n] for n in sorted(node_attempts)],
+            )
+        )
+    if waiting and not run.waiting_for:
+        run.waiting_for = "; ".join(waiting)
+    return run
+
+
+def _attempts_from_history(events: list[Row[Any]]) -> dict[str, dict[int, run_pb2.Attempt]]:
+    attempts: dict[str, dict[int, run_pb2.Attempt]] = {}
+    for event in events:
+        if event.type == "ATTEMPT_STARTED":
+            data = load_json(event.data)
+            attempts.setdefault(event.node_id, {})[event.attempt] = run_pb2.Attempt(
+                number=event.attempt,
+                worker_id=str(data.get("worker_id", "")),
+                started_at=timestamp(event.time),
+                outcome=run_pb2.ATTEMPT_OUTCOME_RUNNING,
+            )
+        elif event.type in _ATTEMPT_OUTCOMES:
+            attempt = attempts.setdefault(event.node_id, {}).setdefault(
+                event.attempt, run_pb2.Attempt(number=event.attempt, worker_id=event.principal)
+            )
+            attempt.outcome = _ATTEMPT_OUTCOMES[event.type]
+            attempt.ended_at.FromDatetime(event.time)
+            error = load_json(event.data).get("error")
+            if event.type == "ATTEMPT_LOST":
+                error = {"type": "AttemptLost", "message": load_json(event.data).get("reason")}
+            converted = step_error(error)
+            if converted is not None:
+                attempt.error.CopyFrom(converted)
+    return attempts
+
+
+def history_event(row: Row[Any]) -> run_pb2.HistoryEvent:
+    return run_pb2.HistoryEvent(
+        run_id=row.run_id,
+        seq=row.seq,
+        type=run_pb2.EventType.Value(f"EVENT_TYPE_{row.type}"),
+        time=timestamp(row.time),
+        node_id=row.node_id,
+        attempt=row.attempt,
+        principal=row.principal,
+        data=payload_text(row.data),
+    )

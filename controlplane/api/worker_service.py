@@ -1,0 +1,191 @@
+"""surefoot.v1.WorkerService: one bidirectional stream per worker process.
+
+The stream's reader turns worker messages into committer operations; the writer sends what
+the committer queued for this session (tasks, acks, cancels). Nothing here is needed for
+correctness after a crash: leases in the database are the truth (law 1, law 9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from sqlalchemy import Engine
+from surefoot.v1 import common_pb2, worker_service_pb2_grpc
+from surefoot.v1 import worker_service_pb2 as wpb
+
+from controlplane.api.errors import invalid_field
+from controlplane.api.namespaces import namespace_of
+from controlplane.dispatch import operations as ops
+from controlplane.dispatch.committer import Committer
+from controlplane.dispatch.sessions import WorkerSession
+from controlplane.engine.definition import NAME_PATTERN, VERSION_PATTERN
+from controlplane.store.step_types import StepCatalogCache, upsert_step_types
+
+log = logging.getLogger("surefoot.workers")
+
+MAX_CREDIT = 10_000
+
+
+class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
+    def __init__(
+        self,
+        engine: Engine,
+        committer: Committer,
+        catalog: StepCatalogCache,
+        *,
+        lease_seconds: float,
+        heartbeat_interval: float,
+    ) -> None:
+        self._engine = engine
+        self._committer = committer
+        self._catalog = catalog
+        self._lease = lease_seconds
+        self._heartbeat = heartbeat_interval
+        self._streams: set[WorkerSession] = set()
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[wpb.WorkerMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[wpb.ServerMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("message") != "hello":
+            await invalid_field(context, "hello", "the first message on a stream must be Hello")
+        assert first is not None
+        hello = first.hello
+        namespace = await namespace_of(context, hello.namespace)
+        await self._check_hello(context, hello)
+        await asyncio.to_thread(self._register_step_types, namespace, hello)
+        session = WorkerSession(
+            id=uuid.uuid4().hex,
+            namespace=namespace,
+            worker_id=hello.worker_id,
+            implements=frozenset((d.name, d.version) for d in hello.step_types),
+            loop=asyncio.get_running_loop(),
+            outbound=asyncio.Queue(),
+        )
+        await self._committer.submit(ops.OpenSession(session))
+        self._streams.add(session)
+        log.info("worker %s connected (session %s)", hello.worker_id, session.id)
+        reader = asyncio.create_task(self._read(request_iterator, session))
+        reader.add_done_callback(lambda _: session.send(None))
+        try:
+            yield wpb.ServerMessage(
+                welcome=wpb.Welcome(
+                    session_id=session.id,
+                    lease_seconds=self._lease,
+                    heartbeat_interval_seconds=self._heartbeat,
+                )
+            )
+            while True:
+                message = await session.outbound.get()
+                if message is None:
+                    break
+                yield message
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            self._streams.discard(session)
+            self._committer.post(ops.CloseSession(session.id, "stream closed"))
+            log.info("worker %s disconnected (session %s)", hello.worker_id, session.id)
+
+    async def _check_hello(self, context: grpc.aio.ServicerContext, hello: wpb.Hello) -> None:
+        if not hello.worker_id:
+            await invalid_field(context, "hello.worker_id", "is required")
+        for index, declared in enumerate(hello.step_types):
+            where = f"hello.step_types[{index}]"
+            if not NAME_PATTERN.match(declared.name):
+                await invalid_field(context, f"{where}.name", "is not a valid step type name")
+            if not VERSION_PATTERN.match(declared.version):
+                await invalid_field(
+                    context, f"{where}.version", f"step type {declared.name!r} needs a version"
+                )
+            if declared.idempotency == common_pb2.IDEMPOTENCY_UNSPECIFIED or (
+                declared.idempotency not in common_pb2.Idempotency.values()
+            ):
+                await invalid_field(
+                    context,
+                    f"{where}.idempotency",
+                    f"step type {declared.name!r} declares no idempotency (key, natural or "
+                    "none): the engine refuses to run a step that has not declared how it "
+                    "handles retry",
+                )
+
+    def _register_step_types(self, namespace: str, hello: wpb.Hello) -> None:
+        with self._engine.begin() as connection:
+            upsert_step_types(connection, namespace, hello.step_types)
+        self._catalog.remember(namespace, hello.step_types)
+
+    async def _read(
+        self, request_iterator: AsyncIterator[wpb.WorkerMessage], session: WorkerSession
+    ) -> None:
+        post = self._committer.post
+        async for message in request_iterator:
+            kind = message.WhichOneof("message")
+            if kind == "complete":
+                done = message.complete
+                post(
+                    ops.RecordResult(
+                        session.id,
+                        session.worker_id,
+                        done.task_id,
+                        "complete",
+                        output=_decode(done.output),
+                    )
+                )
+            elif kind == "fail":
+                failed = message.fail
+                error = {
+                    "type": failed.error_type or "Error",
+                    "message": failed.message,
+                    "retryable": failed.retryable,
+                    "details": failed.details,
+                }
+                post(
+                    ops.RecordResult(
+                        session.id, session.worker_id, failed.task_id, "fail", error=error
+                    )
+                )
+            elif kind == "hand_back":
+                back = message.hand_back
+                post(
+                    ops.RecordResult(
+                        session.id,
+                        session.worker_id,
+                        back.task_id,
+                        "hand_back",
+                        reason=back.reason,
+                    )
+                )
+            elif kind == "credit":
+                n = message.credit.n
+                if 0 < n <= MAX_CREDIT:
+                    post(ops.GrantCredit(session.id, n))
+            elif kind == "heartbeat":
+                if message.heartbeat.task_ids:
+                    post(ops.ExtendLeases(list(message.heartbeat.task_ids)))
+            elif kind == "draining":
+                post(ops.StartDraining(session.id))
+
+    def drain_all(self, reason: str) -> None:
+        """Ask every connected worker to reconnect elsewhere (this server is stopping)."""
+        for session in list(self._streams):
+            session.send(wpb.ServerMessage(drain=wpb.Drain(reason=reason)))
+
+
+def _decode(value: common_pb2.Payload) -> Any:
+    if not value.data:
+        return None
+    try:
+        return json.loads(value.data)
+    except ValueError:
+        # Recorded as text rather than lost: the output was produced and must be kept.
+        return {"undecodable_output": value.data.decode("utf-8", "replace")}

@@ -1,0 +1,1 @@
+"""Handing tasks to workers: sessions, credits, claims, leases, and the group committer."""

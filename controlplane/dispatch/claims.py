@@ -1,0 +1,80 @@
+"""SQL for handing out tasks: claiming ready ones, finding expired and orphaned leases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from controlplane.dispatch.sessions import WorkerSession
+from controlplane.store.schema import tasks
+
+
+def claim_ready_tasks(
+    connection: Connection,
+    session: WorkerSession,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+) -> list[dict[str, Any]]:
+    """Lease up to `limit` due tasks this session's worker implements, oldest first.
+
+    `SKIP LOCKED` lets control planes sharing the database claim side by side (law 9).
+    """
+    versions = [
+        and_(tasks.c.step_type == name, tasks.c.step_version.in_(["", version]))
+        for name, version in sorted(session.implements)
+    ]
+    candidates = (
+        select(tasks.c.id)
+        .where(
+            tasks.c.status == "ready",
+            tasks.c.namespace == session.namespace,
+            tasks.c.step_type.in_(sorted(session.step_types)),
+            tasks.c.available_at <= now,
+            or_(*versions),
+        )
+        .order_by(tasks.c.available_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(tasks)
+        .where(tasks.c.id.in_(candidates.scalar_subquery()), tasks.c.status == "ready")
+        .values(
+            status="leased",
+            session_id=session.id,
+            worker_id=session.worker_id,
+            leased_at=now,
+            lease_expires_at=lease_until,
+        )
+        .returning(*tasks.c)
+    )
+    return [dict(row._mapping) for row in connection.execute(statement)]
+
+
+def expired_leases(connection: Connection, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """(task id, run id) of leases that ran out: their worker stopped heartbeating."""
+    query = (
+        select(tasks.c.id, tasks.c.run_id)
+        .where(tasks.c.status == "leased", tasks.c.lease_expires_at < now)
+        .limit(limit)
+    )
+    return [(row.id, row.run_id) for row in connection.execute(query)]
+
+
+def session_leases(connection: Connection, session_ids: list[str]) -> list[tuple[str, str]]:
+    """(task id, run id) of tasks leased to these (closed) sessions."""
+    query = select(tasks.c.id, tasks.c.run_id).where(
+        tasks.c.status == "leased", tasks.c.session_id.in_(session_ids)
+    )
+    return [(row.id, row.run_id) for row in connection.execute(query)]
+
+
+def extend_leases(connection: Connection, task_ids: list[str], lease_until: datetime) -> None:
+    connection.execute(
+        update(tasks)
+        .where(tasks.c.id.in_(sorted(set(task_ids))), tasks.c.status == "leased")
+        .values(lease_expires_at=lease_until)
+    )

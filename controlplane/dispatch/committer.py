@@ -1,0 +1,459 @@
+"""The group committer: every state change of this process goes through one thread.
+
+Operations queue up while a transaction runs, and the next transaction takes all of them, so
+under load one commit checkpoints hundreds of step results (group commit), and the tasks those
+results schedule are leased to connected workers in the same transaction (no extra claim round
+trip). Idle, it wakes every `poll_interval` to hand out tasks whose retry timer came due and
+tasks scheduled by other control planes, and every `reap_interval` to take back expired leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from surefoot.v1 import worker_service_pb2 as wpb
+
+from controlplane.dispatch import claims
+from controlplane.dispatch import operations as ops
+from controlplane.dispatch.sessions import SessionRegistry
+from controlplane.dispatch.tasks import task_message
+from controlplane.engine import machine
+from controlplane.engine.events import (
+    AttemptCompleted,
+    AttemptFailed,
+    AttemptLost,
+    CancelRequested,
+)
+from controlplane.engine.state import parse_task_id
+from controlplane.store.codec import to_datetime, to_epoch
+from controlplane.store.definitions import DefinitionCache
+from controlplane.store.run_batch import RunBatch
+from controlplane.store.schema import runs
+from controlplane.store.step_types import StepCatalogCache
+
+log = logging.getLogger("surefoot.committer")
+
+MAX_BATCH = 512
+REAP_LIMIT = 500
+
+
+@dataclass
+class _Deliveries:
+    """What to tell whom once the transaction has committed."""
+
+    results: list[tuple[ops.Operation, Any]] = field(default_factory=list)
+    tasks: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    acks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    cancels: list[str] = field(default_factory=list)
+
+
+class Committer:
+    def __init__(
+        self,
+        engine: Engine,
+        definitions: DefinitionCache,
+        catalog: StepCatalogCache,
+        *,
+        lease_seconds: float,
+        poll_interval: float = 0.2,
+        reap_interval: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._engine = engine
+        self._definitions = definitions
+        self._catalog = catalog
+        self._lease = lease_seconds
+        self._poll_interval = poll_interval
+        self._reap_interval = reap_interval
+        self._rng = rng or random.Random()
+        self._lock_rows = engine.dialect.name == "postgresql"
+        self._queue: queue.SimpleQueue[ops.Operation | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="surefoot-committer", daemon=True)
+        self.sessions = SessionRegistry()
+        self._maybe_ready = True
+        self._next_poll = 0.0
+        self._next_reap = 0.0
+        self._rotation = 0
+
+    # -- the event loop side -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def submit(self, operation: ops.Operation) -> asyncio.Future[Any]:
+        """Queue `operation`; the future resolves once its transaction has committed."""
+        operation.future = asyncio.get_running_loop().create_future()
+        self._queue.put(operation)
+        return operation.future
+
+    def post(self, operation: ops.Operation) -> None:
+        """Queue `operation` without waiting for it."""
+        self._queue.put(operation)
+
+    # -- the committer thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            timeout = max(0.0, min(self._next_poll, self._next_reap) - time.monotonic())
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                first = _TICK
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._process([op for op in batch if op is not _TICK])
+
+    def _process(self, batch: list[ops.Operation]) -> None:
+        try:
+            deliveries = self._transaction(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                # One bad operation (or a lost race with another control plane) must not
+                # fail the others: retry each alone.
+                log.info("batch of %d failed (%s); retrying one by one", len(batch), exc)
+                for operation in batch:
+                    self._process([operation])
+                return
+            if not _retriable(exc):
+                self._fail(batch, exc)
+                return
+            log.warning("transaction failed, retrying once: %s", exc)
+            try:
+                deliveries = self._transaction(batch)
+            except Exception as again:
+                self._fail(batch, again)
+                return
+        self._deliver(deliveries)
+
+    def _fail(self, batch: list[ops.Operation], exc: BaseException) -> None:
+        if not isinstance(exc, (ops.NotFound, ops.Conflict)):
+            log.error("operation failed: %s", exc, exc_info=exc)
+        for operation in batch:
+            _resolve(operation, exc=exc)
+
+    def _transaction(self, batch: list[ops.Operation]) -> _Deliveries:
+        now = time.time()
+        deliveries = _Deliveries()
+        for operation in batch:
+            self._apply_session_change(operation, deliveries)
+        closing = [op.session_id for op in batch if isinstance(op, ops.CloseSession)]
+        reap = time.monotonic() >= self._next_reap
+        with self._engine.begin() as connection:
+            run_batch = RunBatch(connection, now, lock_rows=self._lock_rows)
+            lost = claims.session_leases(connection, closing) if closing else []
+            expired = (
+                claims.expired_leases(connection, to_datetime(now), REAP_LIMIT) if reap else []
+            )
+            results = [op for op in batch if isinstance(op, ops.RecordResult)]
+            run_ids = {run_id for _, run_id in lost + expired}
+            for op in results:
+                parsed = parse_task_id(op.task_id)
+                if parsed:
+                    run_ids.add(parsed[0])
+            run_ids.update(op.run_id for op in batch if isinstance(op, ops.CancelRun))
+            run_batch.lock_runs(run_ids)
+            rows = run_batch.task_rows([op.task_id for op in results])
+            for operation in batch:
+                self._apply(operation, run_batch, rows, deliveries)
+            if lost:
+                self._release(
+                    run_batch,
+                    [t for t, _ in lost],
+                    "the worker's stream closed",
+                    session_ids=closing,
+                )
+            if expired:
+                self._release(run_batch, [t for t, _ in expired], "the lease expired")
+            heartbeats = [
+                t for op in batch if isinstance(op, ops.ExtendLeases) for t in op.task_ids
+            ]
+            if heartbeats:
+                claims.extend_leases(connection, heartbeats, to_datetime(now + self._lease))
+            self._assign(run_batch, now, deliveries)
+            run_batch.flush()
+        if reap:
+            self._next_reap = time.monotonic() + self._reap_interval
+        deliveries.cancels.extend(run_batch.cancelled_tasks)
+        return deliveries
+
+    # -- applying operations -------------------------------------------------------------
+
+    def _apply_session_change(self, operation: ops.Operation, out: _Deliveries) -> None:
+        if not isinstance(operation, _SESSION_CHANGES):
+            return
+        out.results.append((operation, None))
+        if operation.applied:
+            return
+        operation.applied = True
+        if isinstance(operation, ops.OpenSession):
+            self.sessions.add(operation.session)
+            self._maybe_ready = True
+        elif isinstance(operation, ops.GrantCredit):
+            session = self.sessions.by_id.get(operation.session_id)
+            if session is not None:
+                session.window += operation.n
+                self._maybe_ready = True
+        elif isinstance(operation, ops.StartDraining):
+            session = self.sessions.by_id.get(operation.session_id)
+            if session is not None:
+                session.draining = True
+        elif isinstance(operation, ops.CloseSession):
+            session = self.sessions.remove(operation.session_id)
+            if session is not None:
+                session.closed = True
+
+    def _apply(
+        self,
+        operation: ops.Operation,
+        batch: RunBatch,
+        rows: dict[str, Any],
+        out: _Deliveries,
+    ) -> None:
+        try:
+            if isinstance(operation, ops.StartRun):
+                out.results.append((operation, self._start(operation, batch)))
+            elif isinstance(operation, ops.RecordResult):
+                self._record_result(operation, batch, rows)
+                out.acks[operation.session_id].append(operation.task_id)
+            elif isinstance(operation, ops.CancelRun):
+                out.results.append((operation, self._cancel(operation, batch)))
+            elif isinstance(operation, ops.ExtendLeases):
+                out.results.append((operation, None))
+        except (ops.NotFound, ops.Conflict) as exc:
+            out.results.append((operation, exc))
+
+    def _start(self, op: ops.StartRun, batch: RunBatch) -> ops.StartedRun:
+        if op.request_id:
+            for loaded in batch.runs.values():
+                state = loaded.state
+                if loaded.request_id == op.request_id and state.namespace == op.namespace:
+                    return ops.StartedRun(state.id, False, state.workflow_version)
+            existing = batch.connection.execute(
+                select(runs.c.id, runs.c.workflow_version).where(
+                    runs.c.namespace == op.namespace, runs.c.request_id == op.request_id
+                )
+            ).first()
+            if existing is not None:
+                return ops.StartedRun(existing.id, False, existing.workflow_version)
+        definition = self._definitions.get(op.definition_id, batch.connection)
+        state, transition = machine.start_run(
+            run_id=str(uuid.uuid4()),
+            namespace=op.namespace,
+            definition=definition,
+            input=op.input,
+            time=batch.now,
+            catalog=self._catalog.catalog_for(op.namespace),
+            request_id=op.request_id,
+            principal=op.principal,
+        )
+        trace_id = uuid.uuid4().hex
+        batch.add_run(state, op.definition_id, trace_id, op.request_id or None, transition)
+        return ops.StartedRun(state.id, True, state.workflow_version)
+
+    def _record_result(self, op: ops.RecordResult, batch: RunBatch, rows: dict[str, Any]) -> None:
+        session = self.sessions.by_id.get(op.session_id)
+        if session is not None:
+            # The worker is done with it: its window slot is free whatever the outcome.
+            session.outstanding.discard(op.task_id)
+        parsed = parse_task_id(op.task_id)
+        loaded = batch.runs.get(parsed[0]) if parsed else None
+        if parsed is None or loaded is None:
+            log.info("result for unknown task %s ignored", op.task_id)
+            return
+        _, node_id, attempt = parsed
+        row = rows.get(op.task_id)
+        worker_id = row.worker_id if row is not None and row.worker_id else op.worker_id
+        started = to_epoch(row.leased_at) if row is not None and row.leased_at else None
+        event: AttemptCompleted | AttemptFailed | AttemptLost
+        if op.kind == "complete":
+            event = AttemptCompleted(node_id, attempt, op.output, batch.now, worker_id, started)
+        elif op.kind == "fail":
+            error = op.error or {"type": "Error", "message": "", "retryable": True}
+            event = AttemptFailed(node_id, attempt, error, batch.now, worker_id, started)
+        else:
+            reason = f"handed back: {op.reason}" if op.reason else "handed back by the worker"
+            event = AttemptLost(node_id, attempt, reason, batch.now, worker_id, started)
+        self._transition(batch, loaded.state.id, event)
+
+    def _cancel(self, op: ops.CancelRun, batch: RunBatch) -> Any:
+        loaded = batch.runs.get(op.run_id)
+        if loaded is None or loaded.state.namespace != op.namespace:
+            raise ops.NotFound(f"run {op.run_id} not found in namespace {op.namespace!r}")
+        event = CancelRequested(op.reason, op.principal, batch.now)
+        try:
+            self._transition(batch, op.run_id, event)
+        except machine.RunClosed as exc:
+            raise ops.Conflict(str(exc)) from exc
+        return batch.runs[op.run_id].state
+
+    def _release(
+        self,
+        batch: RunBatch,
+        task_ids: list[str],
+        reason: str,
+        session_ids: list[str] | None = None,
+    ) -> None:
+        """Take back leases whose worker is gone; the engine schedules the next attempt."""
+        conditions: dict[str, Any] = {"status": "leased"}
+        rows = batch.task_rows(task_ids, **conditions)
+        now = to_datetime(batch.now)
+        for task_id, row in rows.items():
+            if session_ids is not None and row.session_id not in session_ids:
+                continue
+            if session_ids is None and row.lease_expires_at >= now:
+                continue  # a heartbeat got there first
+            holder = self.sessions.by_id.get(row.session_id or "")
+            if holder is not None:
+                holder.outstanding.discard(task_id)
+                batch.cancelled_tasks.append(task_id)
+            started = to_epoch(row.leased_at) if row.leased_at else None
+            event = AttemptLost(
+                row.node_id, row.attempt, reason, batch.now, row.worker_id or "", started
+            )
+            if row.run_id in batch.runs:
+                self._transition(batch, row.run_id, event)
+
+    def _transition(self, batch: RunBatch, run_id: str, event: Any) -> None:
+        loaded = batch.runs[run_id]
+        definition = self._definitions.get(loaded.definition_id, batch.connection)
+        catalog = self._catalog.catalog_for(loaded.state.namespace)
+        state, transition = machine.apply(
+            loaded.state, event, definition, catalog, self._rng.random
+        )
+        batch.record(state, transition)
+
+    # -- handing out tasks ---------------------------------------------------------------
+
+    def _assign(self, batch: RunBatch, now: float, out: _Deliveries) -> None:
+        sessions = self.sessions.with_credit()
+        if not sessions:
+            return
+        self._rotation = (self._rotation + 1) % len(sessions)
+        sessions = sessions[self._rotation :] + sessions[: self._rotation]
+        free = {s.id: s.free for s in sessions}
+        lease_until = to_datetime(now + self._lease)
+        leased_at = to_datetime(now)
+        unassigned = False
+        for task in batch.new_tasks.values():
+            if to_epoch(task["available_at"]) > now:
+                continue
+            session = next(
+                (
+                    s
+                    for s in sessions
+                    if free[s.id] > 0
+                    and s.can_run(task["namespace"], task["step_type"], task["step_version"])
+                ),
+                None,
+            )
+            if session is None:
+                unassigned = True
+                continue
+            free[session.id] -= 1
+            task.update(
+                status="leased",
+                session_id=session.id,
+                worker_id=session.worker_id,
+                leased_at=leased_at,
+                lease_expires_at=lease_until,
+            )
+            out.tasks[session.id].append(task)
+        poll_due = time.monotonic() >= self._next_poll
+        if not (self._maybe_ready or unassigned or poll_due):
+            return
+        exhausted = True
+        for session in sessions:
+            if free[session.id] <= 0:
+                continue
+            claimed = claims.claim_ready_tasks(
+                batch.connection, session, free[session.id], leased_at, lease_until
+            )
+            out.tasks[session.id].extend(claimed)
+            if len(claimed) == free[session.id]:
+                exhausted = False
+        self._maybe_ready = not exhausted
+        self._next_poll = time.monotonic() + self._poll_interval
+
+    def _deliver(self, out: _Deliveries) -> None:
+        for operation, result in out.results:
+            if isinstance(result, Exception):
+                _resolve(operation, exc=result)
+            else:
+                _resolve(operation, result=result)
+        for session_id, rows in out.tasks.items():
+            session = self.sessions.by_id.get(session_id)
+            if session is None or not rows:
+                continue  # closed meanwhile: its leases are released by CloseSession
+            session.outstanding.update(row["id"] for row in rows)
+            batch = wpb.TaskBatch(tasks=[task_message(row) for row in rows])
+            session.send(wpb.ServerMessage(tasks=batch))
+        for session_id, task_ids in out.acks.items():
+            session = self.sessions.by_id.get(session_id)
+            if session is not None:
+                session.send(wpb.ServerMessage(ack=wpb.Ack(task_ids=task_ids)))
+        for task_id in out.cancels:
+            holder = self.sessions.holder_of(task_id)
+            if holder is not None:
+                holder.send(wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id)))
+
+
+_SESSION_CHANGES = (ops.OpenSession, ops.GrantCredit, ops.StartDraining, ops.CloseSession)
+
+
+class _Tick(ops.Operation):
+    """Wakes the committer for timers and reaping."""
+
+
+_TICK = _Tick()
+
+
+def _resolve(
+    operation: ops.Operation, *, result: Any = None, exc: BaseException | None = None
+) -> None:
+    future = operation.future
+    if future is None:
+        return
+
+    def settle() -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    future.get_loop().call_soon_threadsafe(settle)
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Deadlocks, serialization failures and lost insert races between control planes are
+    worth one more try: the second attempt sees what the other one committed."""
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and code in {"40001", "40P01"}

@@ -1,0 +1,88 @@
+"""Requests to the committer. Each is applied inside a group-committed transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.dispatch.sessions import WorkerSession
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    """The request is valid but the state does not allow it (FAILED_PRECONDITION)."""
+
+
+@dataclass
+class Operation:
+    future: asyncio.Future[Any] | None = field(default=None, init=False, repr=False)
+    # Session changes happen outside the transaction: a retried batch must not redo them.
+    applied: bool = field(default=False, init=False, repr=False)
+
+
+@dataclass
+class StartRun(Operation):
+    namespace: str
+    definition_id: int
+    input: Any
+    request_id: str
+    principal: str
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    created: bool
+    workflow_version: str
+
+
+@dataclass
+class RecordResult(Operation):
+    """A worker's Complete, Fail or HandBack for one attempt."""
+
+    session_id: str
+    worker_id: str
+    task_id: str
+    kind: str  # "complete" | "fail" | "hand_back"
+    output: Any = None
+    error: dict[str, Any] | None = None
+    reason: str = ""
+
+
+@dataclass
+class CancelRun(Operation):
+    namespace: str
+    run_id: str
+    reason: str
+    principal: str
+
+
+@dataclass
+class OpenSession(Operation):
+    session: WorkerSession
+
+
+@dataclass
+class GrantCredit(Operation):
+    session_id: str
+    n: int
+
+
+@dataclass
+class StartDraining(Operation):
+    session_id: str
+
+
+@dataclass
+class CloseSession(Operation):
+    session_id: str
+    reason: str
+
+
+@dataclass
+class ExtendLeases(Operation):
+    task_ids: list[str]

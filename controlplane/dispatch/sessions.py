@@ -1,0 +1,71 @@
+"""Connected worker streams as the committer sees them.
+
+A session's credit window and outstanding tasks are touched only by the committer thread;
+the stream's coroutine only reads messages from `outbound`, which the committer fills through
+the event loop (`call_soon_threadsafe`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from surefoot.v1 import worker_service_pb2 as wpb
+
+
+@dataclass(eq=False)
+class WorkerSession:
+    id: str
+    namespace: str
+    worker_id: str
+    # (step type, version) pairs the worker implements.
+    implements: frozenset[tuple[str, str]]
+    loop: asyncio.AbstractEventLoop
+    outbound: asyncio.Queue[wpb.ServerMessage | None]
+    window: int = 0
+    outstanding: set[str] = field(default_factory=set)
+    draining: bool = False
+    closed: bool = False
+
+    @property
+    def free(self) -> int:
+        if self.draining or self.closed:
+            return 0
+        return max(0, self.window - len(self.outstanding))
+
+    @property
+    def step_types(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.implements)
+
+    def can_run(self, namespace: str, step_type: str, step_version: str) -> bool:
+        if namespace != self.namespace:
+            return False
+        if step_version:
+            return (step_type, step_version) in self.implements
+        return step_type in self.step_types
+
+    def send(self, message: wpb.ServerMessage | None) -> None:
+        """Queue a message for the stream; safe to call from any thread."""
+        self.loop.call_soon_threadsafe(self.outbound.put_nowait, message)
+
+
+class SessionRegistry:
+    """Sessions of this process by id (committer thread only)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, WorkerSession] = {}
+
+    def add(self, session: WorkerSession) -> None:
+        self.by_id[session.id] = session
+
+    def remove(self, session_id: str) -> WorkerSession | None:
+        return self.by_id.pop(session_id, None)
+
+    def with_credit(self) -> list[WorkerSession]:
+        return [s for s in self.by_id.values() if s.free > 0]
+
+    def holder_of(self, task_id: str) -> WorkerSession | None:
+        for session in self.by_id.values():
+            if task_id in session.outstanding:
+                return session
+        return None

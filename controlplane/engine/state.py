@@ -1,0 +1,109 @@
+"""The state of a run as the engine sees it, and its JSON form in the `runs.state` column."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Run statuses (names of surefoot.v1.RunStatus without the prefix).
+RUNNING = "RUNNING"
+WAITING = "WAITING"
+NEEDS_ATTENTION = "NEEDS_ATTENTION"
+COMPENSATING = "COMPENSATING"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+COMPENSATED = "COMPENSATED"
+CANCELLED = "CANCELLED"
+TERMINAL = frozenset({COMPLETED, FAILED, COMPENSATED, CANCELLED})
+
+# Step statuses (surefoot.v1.StepStatus without the prefix).
+SCHEDULED = "SCHEDULED"
+STEP_RUNNING = "RUNNING"
+RETRY_WAIT = "RETRY_WAIT"
+STEP_COMPLETED = "COMPLETED"
+DEAD_LETTERED = "DEAD_LETTERED"
+STEP_CANCELLED = "CANCELLED"
+OPEN_STEP = frozenset({SCHEDULED, STEP_RUNNING, RETRY_WAIT})
+
+
+@dataclass
+class StepState:
+    node_id: str
+    step_type: str
+    step_version: str
+    status: str
+    attempt: int
+    idempotency_key: str
+    idempotency: str
+    retry: dict[str, Any]
+    input: Any
+    scheduled_at: float
+    output: Any = None
+    last_error: dict[str, Any] | None = None
+    next_attempt_at: float | None = None
+    completed_at: float | None = None
+    # Order in which steps completed, for reverse-order compensation.
+    completion_index: int | None = None
+
+    @property
+    def task_id(self) -> str:
+        return task_id_for(self.idempotency_key, self.attempt)
+
+
+@dataclass
+class RunState:
+    id: str
+    namespace: str
+    workflow_name: str
+    workflow_version: str
+    status: str
+    input: Any
+    created_at: float
+    updated_at: float
+    output: Any = None
+    current_node: str | None = None
+    last_error: dict[str, Any] | None = None
+    waiting_for: str | None = None
+    waiting_since: float | None = None
+    closed_at: float | None = None
+    steps: dict[str, StepState] = field(default_factory=dict)
+    completions: int = 0
+
+    def context(self) -> dict[str, Any]:
+        """What expressions read: the run input and every completed step's output."""
+        return {
+            "input": self.input,
+            "steps": {
+                node: {"output": step.output}
+                for node, step in self.steps.items()
+                if step.status == STEP_COMPLETED
+            },
+        }
+
+    def steps_json(self) -> dict[str, Any]:
+        return {
+            "completions": self.completions,
+            "steps": {node: asdict(step) for node, step in self.steps.items()},
+        }
+
+    @staticmethod
+    def steps_from_json(data: dict[str, Any]) -> tuple[int, dict[str, StepState]]:
+        steps = {node: StepState(**value) for node, value in data.get("steps", {}).items()}
+        return int(data.get("completions", 0)), steps
+
+
+def idempotency_key_for(run_id: str, node_id: str) -> str:
+    """Stable across attempts, lease expiries and restarts; unique per step of a run."""
+    return f"{run_id}:{node_id}"
+
+
+def task_id_for(idempotency_key: str, attempt: int) -> str:
+    return f"{idempotency_key}:{attempt}"
+
+
+def parse_task_id(task_id: str) -> tuple[str, str, int] | None:
+    """(run id, node id, attempt) from a task id, or None if it is not one of ours."""
+    parts = task_id.split(":")
+    if len(parts) != 3 or not parts[2].isdigit():
+        return None
+    return parts[0], parts[1], int(parts[2])

@@ -1,0 +1,155 @@
+"""The control plane process: gRPC services on top of the store and the committer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from surefoot.v1 import (
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
+)
+
+from controlplane.api.worker_service import WorkerService
+from controlplane.api.workflow_service import WorkflowService
+from controlplane.dispatch.committer import Committer
+from controlplane.store.database import masked, open_engine
+from controlplane.store.definitions import DefinitionCache
+from controlplane.store.migrate import upgrade_engine
+from controlplane.store.step_types import StepCatalogCache
+
+log = logging.getLogger("surefoot.server")
+
+
+@dataclass
+class ServerConfig:
+    database_url: str
+    listen: str = "127.0.0.1:7233"
+    lease_seconds: float = 30.0
+    heartbeat_interval_seconds: float | None = None
+    # How often idle dispatch looks for due timers and tasks from other control planes.
+    poll_interval_seconds: float = 0.2
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_interval_seconds or max(0.2, self.lease_seconds / 3)
+
+
+class PortInUse(Exception):
+    pass
+
+
+class ControlPlane:
+    """Start with `await start()` (returns the bound port), stop with `await stop()`."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._server: grpc.aio.Server | None = None
+        self._committer: Committer | None = None
+        self._workers: WorkerService | None = None
+        self._engine = open_engine(config.database_url)
+        self._health = health.HealthServicer()
+
+    async def start(self) -> int:
+        revision = await asyncio.to_thread(upgrade_engine, self._engine)
+        log.info("database %s at revision %s", masked(self.config.database_url), revision)
+        definitions = DefinitionCache(self._engine)
+        catalog = StepCatalogCache(self._engine)
+        committer = Committer(
+            self._engine,
+            definitions,
+            catalog,
+            lease_seconds=self.config.lease_seconds,
+            poll_interval=self.config.poll_interval_seconds,
+        )
+        workers = WorkerService(
+            self._engine,
+            committer,
+            catalog,
+            lease_seconds=self.config.lease_seconds,
+            heartbeat_interval=self.config.heartbeat_interval,
+        )
+        server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_time_ms", 20_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ]
+        )
+        workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(
+            WorkflowService(self._engine, committer, catalog), server
+        )
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = (
+            workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
+            worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+        try:
+            port = server.add_insecure_port(self.config.listen)
+        except RuntimeError as exc:
+            raise PortInUse(f"cannot listen on {self.config.listen}: {exc}") from exc
+        if port == 0:
+            raise PortInUse(f"cannot listen on {self.config.listen}: address in use")
+        committer.start()
+        await server.start()
+        for name in names[:2]:
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self._server, self._committer, self._workers = server, committer, workers
+        return port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking calls, ask workers to reconnect elsewhere, finish what is queued."""
+        self._health.enter_graceful_shutdown()
+        if self._workers is not None:
+            self._workers.drain_all("control plane shutting down")
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._committer is not None:
+            await asyncio.to_thread(self._committer.stop)
+        self._engine.dispose()
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+
+def host_of(listen: str, port: int) -> str:
+    host = listen.rsplit(":", 1)[0] or "127.0.0.1"
+    return f"{host}:{port}"
+
+
+def run_server(config: ServerConfig) -> int:
+    """Run until SIGINT/SIGTERM; the exit code for the CLI."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def main() -> int:
+        control_plane = ControlPlane(config)
+        try:
+            port = await control_plane.start()
+        except PortInUse as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"surefoot control plane listening on {host_of(config.listen, port)}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await control_plane.stop()
+        return 0
+
+    return asyncio.run(main())

@@ -1,0 +1,156 @@
+"""Registered workflow definitions: immutable `name@version` rows holding the protobuf."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, and_, func, select
+from surefoot.v1 import definition_pb2
+
+from controlplane.engine.definition import CompiledDefinition, compile_definition
+from controlplane.engine.state import TERMINAL
+from controlplane.store.codec import to_datetime
+from controlplane.store.schema import definitions, runs
+
+
+@dataclass(frozen=True)
+class DefinitionRow:
+    id: int
+    namespace: str
+    name: str
+    version: str
+    sequence: int
+    content_hash: str
+    deprecated: bool
+    body: bytes
+
+    def message(self) -> definition_pb2.WorkflowDefinition:
+        return definition_pb2.WorkflowDefinition.FromString(self.body)
+
+
+class VersionConflict(Exception):
+    """Different content under a version that is already registered."""
+
+
+def content_hash(definition: definition_pb2.WorkflowDefinition) -> str:
+    return hashlib.sha256(definition.SerializeToString(deterministic=True)).hexdigest()
+
+
+def register(
+    connection: Connection, namespace: str, definition: definition_pb2.WorkflowDefinition
+) -> tuple[DefinitionRow, bool]:
+    """Store `definition`; (row, created). Identical content again is a no-op.
+
+    Raises:
+        VersionConflict: the version exists with other content.
+    """
+    body = definition.SerializeToString(deterministic=True)
+    digest = hashlib.sha256(body).hexdigest()
+    existing = find(connection, namespace, definition.name, definition.version)
+    if existing is not None:
+        if existing.content_hash != digest:
+            raise VersionConflict(
+                f"{definition.name}@{definition.version} is already registered with other "
+                f"content (sha256:{existing.content_hash[:12]}); register a new version"
+            )
+        return existing, False
+    last = connection.execute(
+        select(func.max(definitions.c.sequence)).where(
+            definitions.c.namespace == namespace, definitions.c.name == definition.name
+        )
+    ).scalar()
+    values = {
+        "namespace": namespace,
+        "name": definition.name,
+        "version": definition.version,
+        "sequence": (last or 0) + 1,
+        "content_hash": digest,
+        "body": body,
+        "deprecated": False,
+        "created_at": to_datetime(time.time()),
+    }
+    inserted = connection.execute(definitions.insert().values(**values)).inserted_primary_key
+    assert inserted is not None
+    new_id = inserted[0]
+    del values["created_at"]
+    return DefinitionRow(id=int(new_id), **values), True  # type: ignore[arg-type]
+
+
+def find(
+    connection: Connection, namespace: str, name: str, version: str = ""
+) -> DefinitionRow | None:
+    """A version by label, or the newest active one for "" / "latest"."""
+    query = select(definitions).where(
+        definitions.c.namespace == namespace, definitions.c.name == name
+    )
+    if version and version != "latest":
+        query = query.where(definitions.c.version == version)
+    else:
+        query = query.where(definitions.c.deprecated.is_(False))
+    row = connection.execute(query.order_by(definitions.c.sequence.desc()).limit(1)).first()
+    return _row(row) if row is not None else None
+
+
+def list_with_counts(
+    connection: Connection, namespace: str, name: str = ""
+) -> list[tuple[DefinitionRow, int]]:
+    """Every version with its number of runs still in flight, by name then sequence."""
+    in_flight = (
+        select(runs.c.definition_id, func.count().label("n"))
+        .where(runs.c.status.not_in(sorted(TERMINAL)))
+        .group_by(runs.c.definition_id)
+        .subquery()
+    )
+    query = (
+        select(definitions, func.coalesce(in_flight.c.n, 0).label("in_flight"))
+        .select_from(
+            definitions.outerjoin(in_flight, and_(in_flight.c.definition_id == definitions.c.id))
+        )
+        .where(definitions.c.namespace == namespace)
+        .order_by(definitions.c.name, definitions.c.sequence)
+    )
+    if name:
+        query = query.where(definitions.c.name == name)
+    return [(_row(row), int(row.in_flight)) for row in connection.execute(query)]
+
+
+def _row(row: object) -> DefinitionRow:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return DefinitionRow(
+        id=mapping["id"],
+        namespace=mapping["namespace"],
+        name=mapping["name"],
+        version=mapping["version"],
+        sequence=mapping["sequence"],
+        content_hash=mapping["content_hash"],
+        deprecated=bool(mapping["deprecated"]),
+        body=bytes(mapping["body"]),
+    )
+
+
+class DefinitionCache:
+    """Compiled definitions by id. Definitions are immutable, so entries never go stale."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._compiled: dict[int, CompiledDefinition] = {}
+        self._lock = threading.Lock()
+
+    def get(self, definition_id: int, connection: Connection | None = None) -> CompiledDefinition:
+        with self._lock:
+            found = self._compiled.get(definition_id)
+        if found is not None:
+            return found
+        query = select(definitions.c.body).where(definitions.c.id == definition_id)
+        if connection is not None:
+            body = connection.execute(query).scalar_one()
+        else:
+            with self._engine.connect() as own:
+                body = own.execute(query).scalar_one()
+        compiled = compile_definition(definition_pb2.WorkflowDefinition.FromString(body))
+        with self._lock:
+            self._compiled[definition_id] = compiled
+        return compiled

@@ -1,0 +1,218 @@
+"""Changes to many runs gathered into one transaction (group commit).
+
+Every run touched is locked first (`FOR UPDATE` on PostgreSQL; SQLite's single writer lock
+does the same), its history is appended with consecutive sequence numbers, and its projection
+and tasks are written with one statement per table: law 1 at the cost of a few statements per
+batch instead of per step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, select
+
+from controlplane.engine.events import Transition
+from controlplane.engine.state import RunState
+from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
+from controlplane.store.schema import history, runs, tasks
+
+CHUNK = 500
+
+
+@dataclass
+class LoadedRun:
+    state: RunState
+    definition_id: int
+    last_seq: int
+    trace_id: str
+    request_id: str | None = None
+    new: bool = False
+    dirty: bool = False
+
+
+def traceparent_for(trace_id: str, task_id: str) -> str:
+    """W3C trace context for an attempt's span: the run's trace, a span id from the task."""
+    span_id = hashlib.sha256(task_id.encode()).hexdigest()[:16]
+    return f"00-{trace_id}-{span_id}-01"
+
+
+class RunBatch:
+    def __init__(self, connection: Connection, now: float, *, lock_rows: bool) -> None:
+        self.connection = connection
+        self.now = now
+        self._lock_rows = lock_rows
+        self.runs: dict[str, LoadedRun] = {}
+        self.new_tasks: dict[str, dict[str, Any]] = {}
+        self.cancelled_tasks: list[str] = []
+        self._history_rows: list[dict[str, Any]] = []
+        self._removed: set[str] = set()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def lock_runs(self, run_ids: Iterable[str]) -> None:
+        """Lock and load runs not loaded yet, in id order so that batches never deadlock."""
+        missing = sorted(set(run_ids) - self.runs.keys())
+        for start in range(0, len(missing), CHUNK):
+            query = select(runs).where(runs.c.id.in_(missing[start : start + CHUNK]))
+            query = query.order_by(runs.c.id)
+            if self._lock_rows:
+                query = query.with_for_update()
+            for row in self.connection.execute(query):
+                self.runs[row.id] = _loaded(row)
+
+    def task_rows(self, task_ids: Iterable[str], **conditions: Any) -> dict[str, Row[Any]]:
+        ids = sorted(set(task_ids))
+        found: dict[str, Row[Any]] = {}
+        for start in range(0, len(ids), CHUNK):
+            query = select(tasks).where(tasks.c.id.in_(ids[start : start + CHUNK]))
+            for column, value in conditions.items():
+                query = query.where(tasks.c[column] == value)
+            for row in self.connection.execute(query):
+                found[row.id] = row
+        return found
+
+    # -- recording -----------------------------------------------------------------------
+
+    def add_run(
+        self,
+        state: RunState,
+        definition_id: int,
+        trace_id: str,
+        request_id: str | None,
+        transition: Transition,
+    ) -> None:
+        self.runs[state.id] = LoadedRun(
+            state, definition_id, 0, trace_id, request_id=request_id, new=True
+        )
+        self.record(state, transition)
+
+    def record(self, state: RunState, transition: Transition) -> None:
+        """Queue the writes of one state change of a run loaded in this batch."""
+        loaded = self.runs[state.id]
+        loaded.state = state
+        loaded.dirty = True
+        for event in transition.events:
+            loaded.last_seq += 1
+            self._history_rows.append(
+                {
+                    "run_id": state.id,
+                    "seq": loaded.last_seq,
+                    "type": event.type,
+                    "time": to_datetime(event.time),
+                    "node_id": event.node_id,
+                    "attempt": event.attempt,
+                    "principal": event.principal,
+                    "data": dump_json(event.data),
+                }
+            )
+        for task_id in transition.remove:
+            if self.new_tasks.pop(task_id, None) is None:
+                self._removed.add(task_id)
+        for spec in transition.schedule:
+            self.new_tasks[spec.task_id] = {
+                "id": spec.task_id,
+                "namespace": state.namespace,
+                "run_id": state.id,
+                "node_id": spec.node_id,
+                "attempt": spec.attempt,
+                "workflow_name": state.workflow_name,
+                "step_type": spec.step_type,
+                "step_version": spec.step_version,
+                "idempotency_key": spec.idempotency_key,
+                "input": dump_json(spec.input),
+                "status": "ready",
+                "available_at": to_datetime(spec.available_at),
+                "timeout_seconds": int(spec.timeout_seconds),
+                "session_id": None,
+                "worker_id": None,
+                "leased_at": None,
+                "lease_expires_at": None,
+                "traceparent": traceparent_for(loaded.trace_id, spec.task_id),
+            }
+        self.cancelled_tasks.extend(transition.cancel)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        c = self.connection
+        removed = sorted(self._removed)
+        for start in range(0, len(removed), CHUNK):
+            c.execute(tasks.delete().where(tasks.c.id.in_(removed[start : start + CHUNK])))
+        new_runs = [_run_values(r) | _run_identity(r) for r in self.runs.values() if r.new]
+        if new_runs:
+            c.execute(runs.insert(), new_runs)
+        updated = [
+            _run_values(r) | {"b_id": r.state.id}
+            for r in self.runs.values()
+            if r.dirty and not r.new
+        ]
+        if updated:
+            statement = (
+                runs.update()
+                .where(runs.c.id == bindparam("b_id"))
+                .values({key: bindparam(key) for key in updated[0] if key != "b_id"})
+            )
+            c.execute(statement, updated)
+        if self._history_rows:
+            c.execute(history.insert(), self._history_rows)
+        if self.new_tasks:
+            c.execute(tasks.insert(), list(self.new_tasks.values()))
+
+
+def _loaded(row: Row[Any]) -> LoadedRun:
+    completions, steps = RunState.steps_from_json(load_json(row.state))
+    waiting_since = row.waiting_since
+    state = RunState(
+        id=row.id,
+        namespace=row.namespace,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        status=row.status,
+        input=load_json(row.input),
+        created_at=to_epoch(row.created_at),
+        updated_at=to_epoch(row.updated_at),
+        output=load_json(row.output),
+        current_node=row.current_node,
+        last_error=load_json(row.last_error),
+        waiting_for=row.waiting_for,
+        waiting_since=to_epoch(waiting_since) if waiting_since else None,
+        closed_at=to_epoch(row.closed_at) if row.closed_at else None,
+        steps=steps,
+        completions=completions,
+    )
+    return LoadedRun(state, row.definition_id, row.last_seq, row.trace_id, row.request_id)
+
+
+def _run_values(loaded: LoadedRun) -> dict[str, Any]:
+    state = loaded.state
+    return {
+        "status": state.status,
+        "output": None if state.output is None else dump_json(state.output),
+        "state": dump_json(state.steps_json()),
+        "current_node": state.current_node,
+        "last_error": None if state.last_error is None else dump_json(state.last_error),
+        "waiting_for": state.waiting_for,
+        "waiting_since": optional_datetime(state.waiting_since),
+        "last_seq": loaded.last_seq,
+        "updated_at": to_datetime(state.updated_at),
+        "closed_at": optional_datetime(state.closed_at),
+    }
+
+
+def _run_identity(loaded: LoadedRun) -> dict[str, Any]:
+    state = loaded.state
+    return {
+        "id": state.id,
+        "namespace": state.namespace,
+        "definition_id": loaded.definition_id,
+        "workflow_name": state.workflow_name,
+        "workflow_version": state.workflow_version,
+        "request_id": loaded.request_id,
+        "input": dump_json(state.input),
+        "trace_id": loaded.trace_id,
+        "created_at": to_datetime(state.created_at),
+    }
