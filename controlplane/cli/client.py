@@ -1,0 +1,126 @@
+"""The connection to the control plane and the translation of gRPC failures into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from surefoot.v1 import workflow_service_pb2_grpc
+
+from controlplane.cli.errors import EXIT_REFUSED, EXIT_UNREACHABLE, CliError
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+DEFAULT_NAMESPACE = "default"
+CALL_TIMEOUT_SECONDS = 10.0
+# After a call fails with UNAVAILABLE or DEADLINE_EXCEEDED, how long to wait for the channel
+# to connect before concluding that nothing is listening (rather than a slow or busy server).
+_CONNECTED_PROBE_SECONDS = 0.5
+
+Response = TypeVar("Response")
+
+
+def add_address_arguments(parser: argparse.ArgumentParser) -> None:
+    """--address and --namespace, defaulting to SUREFOOT_ADDRESS and SUREFOOT_NAMESPACE."""
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("SUREFOOT_ADDRESS", DEFAULT_ADDRESS),
+        metavar="HOST:PORT",
+        help="control plane address (env SUREFOOT_ADDRESS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("SUREFOOT_NAMESPACE", DEFAULT_NAMESPACE),
+        help="namespace (env SUREFOOT_NAMESPACE; default %(default)s)",
+    )
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every client command takes: the address, the namespace and --json."""
+    add_address_arguments(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document on stdout (protobuf JSON mapping, proto field names)",
+    )
+
+
+class ControlPlaneClient:
+    """A synchronous WorkflowService client bound to one namespace.
+
+    Use as a context manager so that the channel is closed. Every call has a 10 s deadline;
+    failures come out as CliError with the exit code the CLI promises.
+    """
+
+    def __init__(self, address: str, namespace: str) -> None:
+        self.address = address
+        self.namespace = namespace
+        self._channel = grpc.insecure_channel(address)
+        self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ControlPlaneClient:
+        return cls(args.address, args.namespace)
+
+    def __enter__(self) -> ControlPlaneClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._channel.close()
+
+    def call(self, rpc: Callable[..., Response], request: Any) -> Response:
+        """Calls `rpc(request)` with the CLI's deadline.
+
+        Raises:
+            CliError: exit 3 when no control plane answers, exit 1 when it refuses.
+        """
+        try:
+            return rpc(request, timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.RpcError as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: grpc.RpcError) -> CliError:
+        call: Any = exc  # a failed unary call is both the RpcError and the grpc.Call
+        code: grpc.StatusCode = call.code()
+        unreachable_codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        # A server that answers UNAVAILABLE (draining, database down) has a connected channel;
+        # only a channel that cannot connect means "nothing is listening there".
+        if code in unreachable_codes and not self._connected():
+            return CliError(
+                f"cannot reach the control plane at {self.address} "
+                "(is it running? set --address or SUREFOOT_ADDRESS)",
+                EXIT_UNREACHABLE,
+            )
+        details = (call.details() or "").replace("\n", " ").strip()
+        message = f"{code.name}: {details}" if details else code.name
+        return CliError(message, EXIT_REFUSED, field_violations(call))
+
+    def _connected(self) -> bool:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=_CONNECTED_PROBE_SECONDS)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
+
+
+def field_violations(call: Any) -> list[str]:
+    """`  - <field>: <description>` for each google.rpc.BadRequest violation the server sent."""
+    try:
+        status = rpc_status.from_call(call)
+    except ValueError:  # the rich status disagrees with the call's code or message: ignore it
+        return []
+    if status is None:
+        return []
+    lines = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            for violation in bad_request.field_violations:
+                description = " ".join(violation.description.split())
+                lines.append(f"  - {violation.field}: {description}")
+    return lines

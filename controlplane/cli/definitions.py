@@ -1,0 +1,140 @@
+"""`surefoot definitions ...`: register, list and show workflow definitions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import yaml
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from controlplane.cli import output
+from controlplane.cli.client import ControlPlaneClient, add_client_arguments
+from controlplane.cli.errors import CliError, usage_error
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser(
+        "definitions",
+        help="register, list and show workflow definitions",
+        description="Workflow definitions are immutable: name@version plus a content hash.",
+    )
+    group.set_defaults(func=lambda args: output.print_group_help(group))
+    commands = group.add_subparsers(title="commands", metavar="COMMAND")
+
+    apply = commands.add_parser(
+        "apply",
+        help="register the definitions of a file or Python module",
+        description=(
+            "Register every definition in a YAML/JSON file (one definition, a list, or "
+            "{definitions: [...]}) or a Python module (dotted name or .py path) whose "
+            "top-level objects are WorkflowDefinition messages or Workflow builders. "
+            "Registering identical content again is a no-op."
+        ),
+    )
+    apply.add_argument("source", metavar="FILE|MODULE", help="definition file or module")
+    add_client_arguments(apply)
+    apply.set_defaults(func=apply_definitions)
+
+    list_ = commands.add_parser("list", help="list registered definitions")
+    list_.add_argument("--name", default="", help="only the versions of this workflow")
+    add_client_arguments(list_)
+    list_.set_defaults(func=list_definitions)
+
+    show = commands.add_parser(
+        "show",
+        help="print a definition as YAML",
+        description="Print a definition as YAML that `definitions apply` accepts back.",
+    )
+    show.add_argument("ref", metavar="NAME[@VERSION]", help="workflow name, latest by default")
+    add_client_arguments(show)
+    show.set_defaults(func=show_definition)
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """`orders@3` -> ("orders", "3"); `orders` -> ("orders", "") which means the latest."""
+    name, _, version = ref.partition("@")
+    if not name:
+        raise usage_error(f"expected NAME[@VERSION], got {ref!r}")
+    return name, version
+
+
+def apply_definitions(args: argparse.Namespace) -> int:
+    # Imported here: the worker SDK package is only needed by commands that author definitions.
+    from surefoot_worker.authoring import DefinitionFileError, load_definitions
+
+    # `surefoot definitions apply mymodule` names a module of the current project, which the
+    # console script's sys.path does not contain.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        definitions = load_definitions(args.source)
+    except DefinitionFileError as exc:
+        raise usage_error(str(exc)) from exc
+    results = []
+    with ControlPlaneClient.from_args(args) as client:
+        for definition in definitions:
+            request = ws.RegisterDefinitionRequest(namespace=args.namespace, definition=definition)
+            try:
+                response = client.call(client.workflows.RegisterDefinition, request)
+            except CliError as exc:
+                # Earlier definitions of the file are registered; say which one failed.
+                exc.message = f"{definition.name}@{definition.version}: {exc.message}"
+                raise
+            results.append(response)
+            if not args.json:
+                ref = f"{response.info.name}@{response.info.version}"
+                if response.created:
+                    print(f"registered {ref} ({output.short_hash(response.info.content_hash)}…)")
+                else:
+                    print(f"unchanged {ref}")
+    if args.json:
+        output.print_json({"results": [output.message_dict(r) for r in results]})
+    return 0
+
+
+def list_definitions(args: argparse.Namespace) -> int:
+    with ControlPlaneClient.from_args(args) as client:
+        request = ws.ListDefinitionsRequest(namespace=args.namespace, name=args.name)
+        response = client.call(client.workflows.ListDefinitions, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    if not response.definitions:
+        print(f"no definitions in namespace {args.namespace}")
+        return 0
+    output.print_table(
+        ["name", "version", "seq", "hash", "deprecated", "in flight"],
+        [
+            (
+                d.name,
+                d.version,
+                d.sequence,
+                output.short_hash(d.content_hash),
+                d.deprecated,
+                d.runs_in_flight,
+            )
+            for d in response.definitions
+        ],
+    )
+    return 0
+
+
+def show_definition(args: argparse.Namespace) -> int:
+    from surefoot_worker.authoring import definition_to_dict
+
+    name, version = split_ref(args.ref)
+    with ControlPlaneClient.from_args(args) as client:
+        request = ws.GetDefinitionRequest(namespace=args.namespace, name=name, version=version)
+        response = client.call(client.workflows.GetDefinition, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    info = response.info
+    # A comment, so that the output stays a file `definitions apply` accepts.
+    digest = info.content_hash.removeprefix("sha256:")
+    print(f"# {info.name}@{info.version}  sha256:{digest}  sequence {info.sequence}")
+    body = definition_to_dict(response.definition)
+    print(yaml.safe_dump(body, sort_keys=False, allow_unicode=True), end="")
+    return 0

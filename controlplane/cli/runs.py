@@ -1,0 +1,306 @@
+"""`surefoot runs ...`: start, inspect, list and cancel runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from typing import Any
+
+from surefoot.v1 import common_pb2, run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from controlplane.cli import output
+from controlplane.cli.client import ControlPlaneClient, add_client_arguments
+from controlplane.cli.definitions import split_ref
+from controlplane.cli.errors import usage_error
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("runs", help="start, inspect, list and cancel runs")
+    group.set_defaults(func=lambda args: output.print_group_help(group))
+    commands = group.add_subparsers(title="commands", metavar="COMMAND")
+
+    start = commands.add_parser(
+        "start",
+        help="start a run and print its id",
+        description=(
+            "Start a run of NAME (latest version) or NAME@VERSION. Prints only the run id, "
+            "so that RUN=$(surefoot runs start orders --input '{}') works."
+        ),
+    )
+    start.add_argument("ref", metavar="NAME[@VERSION]", help="the workflow to run")
+    source = start.add_mutually_exclusive_group()
+    source.add_argument("--input", metavar="JSON", help="run input as JSON (default {})")
+    source.add_argument(
+        "--input-file", metavar="PATH", help="read the input JSON from PATH (-: stdin)"
+    )
+    start.add_argument(
+        "--request-id",
+        metavar="ID",
+        help="idempotency key of the start: the same id returns the same run (default: random)",
+    )
+    add_client_arguments(start)
+    start.set_defaults(func=start_run)
+
+    show = commands.add_parser("show", help="a run's status, steps and attempts")
+    show.add_argument("run_id", metavar="RUN_ID")
+    add_client_arguments(show)
+    show.set_defaults(func=show_run)
+
+    list_ = commands.add_parser("list", help="list runs, newest first")
+    list_.add_argument("--workflow", metavar="NAME[@VERSION]", help="only runs of this workflow")
+    list_.add_argument(
+        "--status",
+        nargs="+",
+        action="extend",
+        type=_run_status,
+        default=[],
+        metavar="S",
+        help="only runs in these statuses (running, waiting, needs_attention, compensating, "
+        "completed, failed, compensated, cancelled)",
+    )
+    list_.add_argument(
+        "--limit",
+        type=_page_size,
+        default=0,
+        metavar="N",
+        help="at most N runs (1-1000; default 100)",
+    )
+    list_.add_argument("--page-token", default="", metavar="T", help="continue a previous listing")
+    add_client_arguments(list_)
+    list_.set_defaults(func=list_runs)
+
+    history = commands.add_parser("history", help="a run's event history, one line per event")
+    history.add_argument("run_id", metavar="RUN_ID")
+    history.add_argument(
+        "--after", type=int, default=0, metavar="SEQ", help="only events after SEQ"
+    )
+    add_client_arguments(history)
+    history.set_defaults(func=run_history)
+
+    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("--reason", default="", help="why (kept in the run's history)")
+    add_client_arguments(cancel)
+    cancel.set_defaults(func=cancel_run)
+
+
+def _run_status(text: str) -> int:
+    try:
+        return output.enum_value(run_pb2.RunStatus, text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _page_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000")
+    return value
+
+
+def read_input(args: argparse.Namespace) -> bytes:
+    """The run input, checked locally so that bad JSON exits 2 without calling the server."""
+    if args.input_file is not None:
+        name = f"--input-file {args.input_file}"
+        try:
+            if args.input_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(args.input_file, encoding="utf-8") as f:
+                    text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise usage_error(f"cannot read {name}: {exc}") from exc
+    else:
+        name, text = "--input", args.input if args.input is not None else "{}"
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise usage_error(f"{name} is not valid JSON: {exc}") from exc
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def start_run(args: argparse.Namespace) -> int:
+    name, version = split_ref(args.ref)
+    data = read_input(args)
+    request = ws.StartRunRequest(
+        namespace=args.namespace,
+        workflow_name=name,
+        workflow_version=version,
+        input=common_pb2.Payload(encoding=output.JSON_ENCODING, data=data),
+        # Always sent, so that the start is idempotent even when the user gives none.
+        request_id=args.request_id or str(uuid.uuid4()),
+    )
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.StartRun, request)
+    if args.json:
+        output.print_json(response)
+    else:
+        if not response.created:
+            print(f"request id {request.request_id} already started this run", file=sys.stderr)
+        print(response.run_id)
+    return 0
+
+
+def show_run(args: argparse.Namespace) -> int:
+    with ControlPlaneClient.from_args(args) as client:
+        request = ws.GetRunRequest(namespace=args.namespace, run_id=args.run_id)
+        response = client.call(client.workflows.GetRun, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    run = response.run
+    waiting = run.waiting_for
+    if waiting and run.HasField("waiting_since"):
+        waiting += f" (since {output.timestamp(run.waiting_since)})"
+    output.print_fields(
+        [
+            ("run", run.id),
+            ("workflow", f"{run.workflow_name}@{run.workflow_version}"),
+            ("status", output.enum_name(run_pb2.RunStatus, run.status)),
+            ("created", output.timestamp(run.created_at)),
+            ("updated", output.timestamp(run.updated_at)),
+            ("closed", output.timestamp(run.closed_at)),
+            ("current node", run.current_node),
+            ("waiting for", waiting),
+            ("last error", _error_text(run.last_error)),
+            ("input", output.payload_text(run.input)),
+            ("output", output.payload_text(run.output)),
+            ("trace id", run.trace_id),
+        ]
+    )
+    if run.steps:
+        print()
+        for line in _steps_lines(run.steps):
+            print(line)
+    return 0
+
+
+def _error_text(error: run_pb2.StepError) -> str:
+    if not error.type and not error.message:
+        return ""
+    text = f"{error.type}: {error.message}" if error.type else error.message
+    return output.truncate(text.replace("\n", " "), output.DATA_WIDTH)
+
+
+def _steps_lines(steps: Any) -> list[str]:
+    """The steps table with each step's attempts indented under its row.
+
+    Attempts of all steps are laid out as one table so that their columns line up too.
+    """
+    step_lines = output.table(
+        ["node", "step type", "status", "attempt", "idempotency key"],
+        [
+            (
+                s.node_id,
+                s.step_type,
+                output.enum_name(run_pb2.StepStatus, s.status),
+                s.attempt,
+                s.idempotency_key,
+            )
+            for s in steps
+        ],
+    )
+    attempt_rows = [
+        (
+            f"#{a.number}",
+            a.worker_id or "-",
+            output.enum_name(run_pb2.AttemptOutcome, a.outcome),
+            output.timestamp(a.started_at),
+            _error_text(a.error),
+        )
+        for s in steps
+        for a in s.attempts
+    ]
+    attempt_lines = iter(output.table(None, attempt_rows))
+    lines = step_lines[:1]
+    for step, step_line in zip(steps, step_lines[1:], strict=True):
+        lines.append(step_line)
+        lines.extend(f"    {next(attempt_lines)}" for _ in step.attempts)
+        if step.HasField("next_attempt_at"):
+            lines.append(f"    next attempt at {output.timestamp(step.next_attempt_at)}")
+    return lines
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    name, version = split_ref(args.workflow) if args.workflow else ("", "")
+    request = ws.ListRunsRequest(
+        namespace=args.namespace,
+        workflow_name=name,
+        workflow_version=version,
+        statuses=args.status,
+        page_size=args.limit,
+        page_token=args.page_token,
+    )
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.ListRuns, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    if not response.runs:
+        print("no runs")
+    output.print_table(
+        ["id", "workflow", "status", "created", "updated"],
+        [
+            (
+                r.id,
+                f"{r.workflow_name}@{r.workflow_version}",
+                output.enum_name(run_pb2.RunStatus, r.status),
+                output.timestamp(r.created_at),
+                output.timestamp(r.updated_at),
+            )
+            for r in response.runs
+        ],
+    )
+    if response.next_page_token:
+        # On stderr so that `surefoot runs list | ...` pipes only the table.
+        print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    request = ws.GetRunHistoryRequest(
+        namespace=args.namespace, run_id=args.run_id, after_seq=args.after
+    )
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.GetRunHistory, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    if not response.events:
+        print(f"no events after seq {args.after}" if args.after else "no events")
+        return 0
+    output.print_table(
+        ["seq", "time", "type", "node", "attempt", "principal", "data"],
+        [
+            (
+                e.seq,
+                output.timestamp(e.time, precise=True),
+                output.enum_name(run_pb2.EventType, e.type),
+                e.node_id,
+                e.attempt or "",
+                e.principal,
+                output.payload_text(e.data),
+            )
+            for e in response.events
+        ],
+    )
+    return 0
+
+
+def cancel_run(args: argparse.Namespace) -> int:
+    request = ws.CancelRunRequest(namespace=args.namespace, run_id=args.run_id, reason=args.reason)
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.CancelRun, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    status = output.enum_name(run_pb2.RunStatus, response.run.status)
+    verb = "cancelled" if status == "CANCELLED" else "cancelling"
+    print(f"{verb} run {response.run.id or args.run_id} (status {status})")
+    return 0

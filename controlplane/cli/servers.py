@@ -1,0 +1,177 @@
+"""Commands that run Surefoot processes: server, db upgrade, worker, dev and bench.
+
+Each imports its implementation inside the command function: those modules pull in the
+database layer or the worker runtime, which the client commands should neither load nor
+depend on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+from controlplane.cli import output
+from controlplane.cli.client import add_address_arguments
+from controlplane.cli.errors import usage_error
+
+DEFAULT_LISTEN = "127.0.0.1:7233"
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    server = subparsers.add_parser(
+        "server",
+        help="run the control plane",
+        description="Serve the gRPC API on a database until SIGINT or SIGTERM. Several "
+        "servers may share one PostgreSQL database.",
+    )
+    _add_database_url(server)
+    server.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help="gRPC listen address (default %(default)s)",
+    )
+    server.add_argument(
+        "--lease-seconds",
+        type=_positive_float,
+        default=30.0,
+        metavar="F",
+        help="task lease: an attempt not heartbeated within it goes to another "
+        "worker (default %(default)s)",
+    )
+    server.set_defaults(func=run_server)
+
+    db = subparsers.add_parser("db", help="database administration")
+    db.set_defaults(func=lambda args: output.print_group_help(db))
+    db_commands = db.add_subparsers(title="commands", metavar="COMMAND")
+    upgrade = db_commands.add_parser("upgrade", help="apply the schema migrations")
+    _add_database_url(upgrade)
+    upgrade.set_defaults(func=upgrade_database)
+
+    worker = subparsers.add_parser(
+        "worker",
+        help="run a worker for the steps of a Python module",
+        description="Connect to the control plane and run the steps MODULE defines.",
+    )
+    worker.add_argument("module", metavar="MODULE", help="dotted module name or .py path")
+    add_address_arguments(worker)
+    worker.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="tasks run at once (default: the SDK's)",
+    )
+    worker.set_defaults(func=run_worker)
+
+    dev = subparsers.add_parser(
+        "dev",
+        help="a local control plane on SQLite with the example worker",
+        description="Run a control plane on a SQLite file, register the example `orders` "
+        "workflow and run its worker in-process. Restarting on the same data directory "
+        "resumes the runs that were in flight.",
+    )
+    dev.add_argument(
+        "--data-dir",
+        default=".surefoot",
+        metavar="DIR",
+        help="where the SQLite file lives (default %(default)s)",
+    )
+    dev.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help="gRPC listen address (default %(default)s)",
+    )
+    dev.set_defaults(func=run_dev)
+
+    bench = subparsers.add_parser("bench", help="measure throughput against a database")
+    _add_database_url(bench)
+    bench.add_argument(
+        "--runs", type=_positive_int, metavar="N", help="runs to start (default: the bench's)"
+    )
+    bench.add_argument(
+        "--workers", type=_positive_int, metavar="K", help="worker processes (default: the bench's)"
+    )
+    bench.set_defaults(func=run_bench)
+
+
+def _add_database_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("SUREFOOT_DATABASE_URL"),
+        metavar="URL",
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db or "
+        "sqlite+pysqlite:///surefoot.db (env SUREFOOT_DATABASE_URL)",
+    )
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    if not args.database_url:
+        raise usage_error("--database-url is required (or set SUREFOOT_DATABASE_URL)")
+    return str(args.database_url)
+
+
+def mask_password(url: str) -> str:
+    """`postgresql://app:secret@db/x` -> `postgresql://app:***@db/x`, for printing."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def run_server(args: argparse.Namespace) -> int:
+    url = _database_url(args)
+    from controlplane.server import ServerConfig
+    from controlplane.server import run_server as serve
+
+    config = ServerConfig(database_url=url, listen=args.listen, lease_seconds=args.lease_seconds)
+    return int(serve(config))
+
+
+def upgrade_database(args: argparse.Namespace) -> int:
+    url = _database_url(args)
+    from controlplane.store.migrate import upgrade_database as upgrade
+
+    revision = upgrade(url)
+    print(f"database at {mask_password(url)} is at revision {revision}")
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from surefoot_worker import run_worker as run
+
+    # Only what the user chose is passed, so the SDK's own defaults apply otherwise.
+    options = {"concurrency": args.concurrency} if args.concurrency else {}
+    return int(run(args.module, args.address, namespace=args.namespace, **options))
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    from controlplane.dev import run_dev as dev
+
+    return dev(data_dir=args.data_dir, listen=args.listen)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    url = _database_url(args)
+    from controlplane.bench import run_bench as bench
+
+    options = {k: v for k, v in (("runs", args.runs), ("workers", args.workers)) if v}
+    return int(bench(url, **options))

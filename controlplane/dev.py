@@ -1,0 +1,195 @@
+"""`surefoot dev`: a complete local Surefoot in one process, for trying it and for demos.
+
+A control plane on a SQLite file, the example `orders` workflow registered, and a worker for
+its steps running in the same event loop. Nothing here is special-cased in the server: the
+worker and the registration talk to it over gRPC like any other client, so what works here
+works against a real deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from surefoot.v1 import workflow_service_pb2 as ws
+from surefoot.v1 import workflow_service_pb2_grpc
+
+if TYPE_CHECKING:
+    from surefoot_worker import Worker
+
+EXAMPLE_STEPS_MODULE = "surefoot_worker.examples.orders"
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+SERVER_GRACE_SECONDS = 5.0
+# How long in-flight example steps get to finish after Ctrl-C before they are handed back (the
+# server gives them to the next worker, so this bounds waiting, not correctness).
+WORKER_GRACE_SECONDS = 10.0
+
+
+def run_dev(data_dir: str = ".surefoot", listen: str = "127.0.0.1:7233") -> int:
+    """Runs until SIGINT or SIGTERM; returns the process exit code.
+
+    Restarting on the same data_dir reuses its database, so runs in flight resume.
+    """
+    data_path = Path(data_dir).expanduser().resolve()
+    try:
+        data_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot create the data directory {data_path}: {exc.strerror or exc}")
+    problem = _port_problem(listen)
+    if problem:
+        return _fail(f"cannot listen on {listen}: {problem}")
+    # Warnings and errors of the server and the worker still reach the terminal; their
+    # INFO chatter would bury the banner.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return asyncio.run(_serve(data_path / "surefoot.db", listen))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+async def _serve(database: Path, listen: str) -> int:
+    from surefoot_worker import Worker, load_steps
+
+    from controlplane.server import ControlPlane, PortInUse, ServerConfig
+
+    control_plane = ControlPlane(
+        ServerConfig(database_url=f"sqlite+pysqlite:///{database}", listen=listen)
+    )
+    try:
+        port = await control_plane.start()
+    except PortInUse as exc:
+        return _fail(str(exc))
+    address = f"{_connect_host(listen)}:{port}"
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    worker: Worker | None = None
+    worker_task: asyncio.Task[Any] | None = None
+    try:
+        registered = await _register_examples(address)
+        worker = Worker(
+            address, load_steps(EXAMPLE_STEPS_MODULE), drain_timeout=WORKER_GRACE_SECONDS
+        )
+        worker_task = asyncio.create_task(worker.run(), name="surefoot-dev-worker")
+        _print_banner(address, database, registered)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopping, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        exit_code = 0
+        if worker_task.done():
+            error = worker_task.exception()
+            exit_code = _fail(
+                f"the example worker stopped: {_one_line(error) if error else 'done'}"
+            )
+    except grpc.aio.AioRpcError as exc:
+        exit_code = _fail(
+            f"cannot register the example workflow: {exc.code().name}: {exc.details()}"
+        )
+    finally:
+        # A second Ctrl-C during shutdown interrupts it instead of being swallowed.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if worker is not None and worker_task is not None:
+            await _stop_worker(worker, worker_task)
+        await control_plane.stop(grace=SERVER_GRACE_SECONDS)
+    print(f"surefoot dev stopped; its runs are kept in {database}")
+    return exit_code
+
+
+async def _register_examples(address: str) -> list[str]:
+    """Registers the example definitions; "unchanged" on a restart is the expected answer."""
+    import surefoot_worker
+    from surefoot_worker.authoring import load_definitions
+
+    examples = Path(surefoot_worker.__file__).parent / "examples" / "orders.yaml"
+    lines = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        for definition in load_definitions(str(examples)):
+            request = ws.RegisterDefinitionRequest(namespace="default", definition=definition)
+            response = await stub.RegisterDefinition(request, timeout=10.0)
+            verb = "registered" if response.created else "unchanged"
+            lines.append(f"{definition.name}@{definition.version} ({verb})")
+    return lines
+
+
+async def _stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
+    # The SDK's graceful path: stop taking tasks, let those in flight finish for up to the
+    # drain timeout, hand back the rest (the server gives them to the next worker).
+    await worker.shutdown()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task  # its error, if any, was reported already
+
+
+def _print_banner(address: str, database: Path, registered: list[str]) -> None:
+    lines = [
+        f"Surefoot dev control plane listening on {address}",
+        f"  database:  {database}",
+        f"  workflows: {', '.join(registered) or 'none'}",
+        f"  worker:    example steps from {EXAMPLE_STEPS_MODULE}, in this process",
+        "",
+        "Try, in another terminal:",
+    ]
+    if address != DEFAULT_ADDRESS:
+        lines.append(f"  export SUREFOOT_ADDRESS={address}")
+    lines += [
+        """  uv run surefoot runs start orders --input '{"order_id": "A-1", "amount": 42}'""",
+        "  uv run surefoot runs list",
+        "  uv run surefoot runs show <id>",
+        "  uv run surefoot runs history <id>",
+        "",
+        "Ctrl-C stops it; starting again on the same --data-dir resumes the runs in flight.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _connect_host(listen: str) -> str:
+    """Where a local client reaches a server bound to `listen` (wildcards mean loopback)."""
+    host = listen.rpartition(":")[0]
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+
+
+def _port_problem(listen: str) -> str | None:
+    """Why `listen` cannot be bound, found before anything starts.
+
+    The server would find out too, but only after migrating the database, and gRPC's core
+    logs its own multi-line complaint first; a plain bind gives one clear line.
+    """
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        return "expected HOST:PORT"
+    if int(port) == 0:
+        return None
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(
+            host.strip("[]") or "0.0.0.0", int(port), type=socket.SOCK_STREAM
+        )[0]
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        # SO_REUSEADDR: connections of a previous run in TIME_WAIT do not make the port busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "the port is in use (another surefoot? pick another with --listen)"
+            return exc.strerror or str(exc)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -1,0 +1,283 @@
+"""Authoring: the YAML/JSON shape, the Python builder and the loader, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from surefoot.v1 import common_pb2, definition_pb2
+from surefoot_worker.authoring import (
+    DefinitionFileError,
+    Workflow,
+    definition_from_dict,
+    definition_to_dict,
+    load_definitions,
+)
+
+ORDERS_YAML = Path(__file__).parents[2] / "workers/surefoot_worker/examples/orders.yaml"
+
+EVERY_FIELD = {
+    "name": "refunds",
+    "version": "2026-11-01",
+    "description": "Refund an order",
+    "nodes": [
+        {
+            "id": "refund",
+            "next": "notify",
+            "description": "money back",
+            "task": {
+                "step_type": "refund-card",
+                "step_version": "3",
+                "input": "{order: input.order_id}",
+                "retry": {
+                    "max_attempts": 7,
+                    "initial_interval_seconds": 0.5,
+                    "backoff_coefficient": 1.5,
+                    "max_interval_seconds": 30,
+                    "jitter": 0.1,
+                    "non_retryable_error_types": ["CardClosed", "Fraud"],
+                },
+                "idempotency": "key",
+                "timeout_seconds": 12.5,
+                "on_failure": "compensate",
+                "on_failure_next": "notify",
+                "compensate_step": "undo-refund",
+                "compensate_input": "self.output",
+            },
+        },
+        {
+            "id": "notify",
+            "task": {"step_type": "email", "idempotency": "none", "on_failure": "fail"},
+        },
+    ],
+    "start": "refund",
+    "input_schema": {"properties": {"order_id": {"type": "string"}}, "type": "object"},
+    "labels": {"team": "payments"},
+}
+
+
+def test_the_orders_example_round_trips_losslessly() -> None:
+    document = yaml.safe_load(ORDERS_YAML.read_text())
+    definition = definition_from_dict(document)
+    assert definition_to_dict(definition) == document
+    assert definition_from_dict(definition_to_dict(definition)) == definition
+
+
+def test_every_field_round_trips_losslessly() -> None:
+    definition = definition_from_dict(EVERY_FIELD)
+    assert definition_to_dict(definition) == EVERY_FIELD
+    assert definition.nodes[0].task.idempotency == common_pb2.IDEMPOTENCY_KEY
+    assert definition.nodes[0].task.on_failure == definition_pb2.FAILURE_POLICY_COMPENSATE
+    assert definition.nodes[1].task.idempotency == common_pb2.IDEMPOTENCY_NONE
+    assert json.loads(definition.input_schema_json) == EVERY_FIELD["input_schema"]
+
+
+def test_a_schema_string_that_is_not_canonical_stays_a_string() -> None:
+    # Rewriting it would change the content hash of an already registered definition.
+    definition = definition_pb2.WorkflowDefinition(
+        name="w", version="1", input_schema_json='{ "type": "object" }'
+    )
+    document = definition_to_dict(definition)
+    assert document["input_schema_json"] == '{ "type": "object" }'
+    assert definition_from_dict(document) == definition
+
+
+def test_defaults_are_left_out() -> None:
+    document = definition_to_dict(
+        definition_from_dict({"name": "w", "version": "1", "nodes": [{"id": "a", "task": {}}]})
+    )
+    assert document == {"name": "w", "version": "1", "nodes": [{"id": "a", "task": {}}]}
+
+
+def test_full_enum_names_and_camel_case_are_accepted() -> None:
+    short = definition_from_dict(
+        {
+            "name": "w",
+            "nodes": [
+                {
+                    "id": "a",
+                    "task": {
+                        "step_type": "s",
+                        "idempotency": "natural",
+                        "on_failure": "dead_letter",
+                    },
+                }
+            ],
+        }
+    )
+    full = definition_from_dict(
+        {
+            "name": "w",
+            "nodes": [
+                {
+                    "id": "a",
+                    "task": {
+                        "stepType": "s",
+                        "idempotency": "IDEMPOTENCY_NATURAL",
+                        "onFailure": "FAILURE_POLICY_DEAD_LETTER",
+                    },
+                }
+            ],
+        }
+    )
+    assert short == full
+
+
+def test_an_unquoted_yaml_version_number_is_a_label() -> None:
+    assert definition_from_dict({"name": "w", "version": 3}).version == "3"
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"name": "w", "nodes": [{"id": "a", "task": {"step_type": "s", "retri": {}}}]},
+            "nodes[0].task.retri: unknown field (expected one of: step_type, step_version,",
+        ),
+        (
+            {"name": "w", "nodes": [{"id": "a"}, {"id": "b", "task": {"idempotency": "maybe"}}]},
+            "nodes[1].task.idempotency: unknown value 'maybe' "
+            "(expected one of: key, natural, none)",
+        ),
+        (
+            {"name": "w", "nodes": [{"id": "a", "task": {"retry": {"max_attempts": 2.5}}}]},
+            "nodes[0].task.retry.max_attempts: expected an integer, got 2.5",
+        ),
+        ({"name": "w", "version": 1.1}, "version: expected a string, got 1.1 (quote it)"),
+        ({"name": "w", "nodes": {"id": "a"}}, "nodes: expected a list, got a mapping"),
+        ({"nam": "w"}, "nam: unknown field"),
+    ],
+)
+def test_mistakes_name_the_field_path_on_one_line(document: dict, message: str) -> None:
+    with pytest.raises(DefinitionFileError) as error:
+        definition_from_dict(document)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_the_builder_makes_the_same_message_as_the_yaml() -> None:
+    retry = {
+        "max_attempts": 5,
+        "initial_interval_seconds": 0.2,
+        "backoff_coefficient": 2,
+        "jitter": 0.2,
+    }
+    built = (
+        Workflow("orders", "1", description="Reserve stock, charge the card, ship the order.")
+        .task(
+            "reserve",
+            "reserve-stock",
+            step_version="1",
+            input="input",
+            idempotency="natural",
+            retry=retry,
+        )
+        .task(
+            "charge", "charge-card", step_version="1", input="input", idempotency="key", retry=retry
+        )
+        .task(
+            "ship",
+            "ship-order",
+            step_version="1",
+            input="{order_id: input.order_id, charge: steps.charge.output}",
+            idempotency="key",
+            retry=retry,
+        )
+        .build()
+    )
+    assert built == load_definitions(str(ORDERS_YAML))[0]
+
+
+def test_the_builder_takes_the_sdks_retry_policy() -> None:
+    # The SDK's RetryPolicy is optional for authoring; skip rather than fail without it.
+    RetryPolicy = pytest.importorskip("surefoot_worker._retry").RetryPolicy
+    policy = RetryPolicy(
+        max_attempts=5,
+        initial_interval=0.2,
+        backoff_coefficient=2,
+        jitter=0.2,
+        non_retryable_error_types=["Fraud"],
+    )
+    built = Workflow("w", "1").task("a", "s", retry=policy, on_failure="fail").build()
+    assert built.nodes[0].task.retry == policy.to_proto()
+    assert built.nodes[0].task.on_failure == definition_pb2.FAILURE_POLICY_FAIL
+
+
+def test_the_builder_refuses_duplicate_node_ids_and_unknown_enums() -> None:
+    with pytest.raises(ValueError, match="duplicate node id 'a'"):
+        Workflow("w", "1").task("a", "s").task("a", "t")
+    with pytest.raises(ValueError, match="unknown value 'sometimes'"):
+        Workflow("w", "1").task("a", "s", idempotency="sometimes")
+
+
+def test_a_file_may_hold_a_list_or_a_definitions_key(tmp_path: Path) -> None:
+    as_list = tmp_path / "list.yaml"
+    as_list.write_text("- {name: a, version: '1'}\n- {name: b, version: '1'}\n")
+    as_key = tmp_path / "key.json"
+    as_key.write_text(json.dumps({"definitions": [{"name": "a", "version": "1"}, {"name": "b"}]}))
+    assert [d.name for d in load_definitions(str(as_list))] == ["a", "b"]
+    assert [d.name for d in load_definitions(str(as_key))] == ["a", "b"]
+
+
+def test_a_python_module_contributes_its_messages_and_builders(tmp_path: Path) -> None:
+    module = tmp_path / "flows.py"
+    module.write_text(
+        "from surefoot.v1 import definition_pb2\n"
+        "from surefoot_worker.authoring import Workflow\n"
+        "first = Workflow('first', '1').task('a', 's', idempotency='key')\n"
+        "alias = first\n"
+        "second = definition_pb2.WorkflowDefinition(name='second', version='1')\n"
+        "_private = Workflow('hidden', '1')\n"
+    )
+    assert [d.name for d in load_definitions(str(module))] == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "bad.yaml",
+            "name: w\n  version: 1\n",
+            "bad.yaml:2:10: YAML syntax error: mapping values are not allowed here",
+        ),
+        ("bad.json", '{"name": "w",\n "version": }', "bad.json:2:13: JSON syntax error:"),
+        ("empty.yaml", "# nothing yet\n", "empty.yaml: no definitions found"),
+        (
+            "many.yaml",
+            "definitions:\n- {name: a}\n- {name: b, nodes: [{idd: x}]}\n",
+            "many.yaml: definitions[1]: nodes[0].idd: unknown field",
+        ),
+        ("nodefs.py", "x = 1\n", "nodefs.py: no definitions found"),
+        (
+            "broken.py",
+            "raise RuntimeError('no\\nway')\n",
+            "broken.py: cannot import: RuntimeError: no",
+        ),
+    ],
+)
+def test_bad_files_raise_one_line_errors(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DefinitionFileError) as error:
+        load_definitions(str(path))
+    assert str(error.value).startswith(f"{tmp_path}/{message}")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("missing.yaml", "missing.yaml: file not found"),
+        ("no_such_module_here", "no_such_module_here: no such module"),
+        ("some/dir/file.txt", "some/dir/file.txt: expected a .yaml, .yml, .json or .py file"),
+        ("os.path", "os.path: no definitions found"),
+    ],
+)
+def test_unreadable_sources_raise_one_line_errors(source: str, message: str) -> None:
+    with pytest.raises(DefinitionFileError) as error:
+        load_definitions(source)
+    assert str(error.value).startswith(message)
