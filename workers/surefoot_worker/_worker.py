@@ -1,0 +1,667 @@
+"""The worker: one stream to the control plane, tasks in, results out."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import grpc
+from surefoot.v1 import common_pb2
+from surefoot.v1 import worker_service_pb2 as pb
+from surefoot.v1 import worker_service_pb2_grpc as pb_grpc
+
+from . import _outcome
+from ._context import StepContext
+from ._errors import WorkerRejected
+from ._payload import decode_json
+from ._results import UnackedResults
+from ._step import StepDefinition
+
+logger = logging.getLogger("surefoot.worker")
+
+SDK_NAME = "python/0.1"
+SHUTDOWN_REASON = "worker shutting down"
+
+_INITIAL_RECONNECT_DELAY = 0.1
+# After the last result is sent, how long a draining worker waits for its Ack: long enough
+# for one database commit on a busy control plane, short enough not to stall a deploy.
+_ACK_GRACE = 2.0
+# How long a half-closed stream may take to end before the worker cancels it.
+_CLOSE_GRACE = 2.0
+# Used only if the Welcome names neither a heartbeat interval nor a lease.
+_DEFAULT_HEARTBEAT_INTERVAL = 10.0
+# How long a hard stop waits for cancelled handlers to unwind.
+_CANCEL_GRACE = 1.0
+# Codes with which the control plane refuses the Hello itself; reconnecting would be refused
+# the same way, so the worker stops and says why.
+_REJECTION_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    }
+)
+
+_AttemptKey = tuple[str, int]  # (task_id, attempt): the identity of one try of a step
+
+
+@dataclass(eq=False)
+class _Attempt:
+    """A task being run by a handler."""
+
+    definition: StepDefinition
+    context: StepContext
+    handler_task: asyncio.Task[None] | None = None
+    # Set when the worker gave the attempt back: whatever the handler does next is dropped.
+    handed_back: bool = False
+    cancel_reason: str = ""
+
+
+@dataclass(eq=False)
+class _Session:
+    """One Connect stream, from Hello to its end."""
+
+    # The single writer queue: every message for this stream goes through it, in order, to
+    # the request iterator gRPC reads. None ends the iterator, which half-closes the stream.
+    outbox: asyncio.Queue[pb.WorkerMessage | None] = field(default_factory=asyncio.Queue)
+    call: Any = None  # grpc.aio.StreamStreamCall; its stub type is not generic at runtime
+    welcomed: bool = False
+    draining: bool = False  # the control plane sent Drain
+    closing: bool = False
+    call_cancelled: bool = False
+    close_timer: asyncio.TimerHandle | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def send(self, message: pb.WorkerMessage) -> None:
+        self.outbox.put_nowait(message)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def close(self) -> None:
+        """Half-close the stream, and cancel it if the control plane does not end it."""
+        if self.closing:
+            return
+        self.closing = True
+        self.outbox.put_nowait(None)
+        self.close_timer = asyncio.get_running_loop().call_later(_CLOSE_GRACE, self._cancel)
+
+    def _cancel(self) -> None:
+        if self.call is not None and not self.call.done():
+            self.call_cancelled = True
+            self.call.cancel()
+
+    def dispose(self) -> None:
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        for task in list(self.background):
+            task.cancel()
+        self.outbox.put_nowait(None)
+
+
+class Worker:
+    """Runs step handlers for tasks the control plane sends over one stream.
+
+    Use it as an async context manager (the worker runs in the background inside the block
+    and drains when it ends) or call :meth:`run` and, from elsewhere, :meth:`shutdown`.
+
+    Args:
+        address: The control plane's gRPC address, ``host:port``.
+        steps: Step-decorated functions or :class:`StepDefinition` objects.
+        namespace: The namespace whose tasks this worker takes.
+        concurrency: How many tasks run at once; the credit granted on each stream and the
+            size of the thread pool for plain (non-async) handlers.
+        worker_id: Shown in attempts; defaults to ``host:pid:random``.
+        max_reconnect_delay: Upper bound, in seconds, of the backoff between reconnects.
+        drain_timeout: How long a graceful shutdown waits for in-flight handlers before it
+            hands their tasks back.
+
+    Raises:
+        TypeError: If an entry of ``steps`` is not a step.
+        ValueError: If ``steps`` is empty or declares a step type twice, or a number is
+            out of range.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        steps: Sequence[Callable[..., Any] | StepDefinition],
+        *,
+        namespace: str = "default",
+        concurrency: int = 100,
+        worker_id: str | None = None,
+        max_reconnect_delay: float = 5.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        if callable(steps) or isinstance(steps, StepDefinition):
+            raise TypeError("steps must be a list of step functions, not a single step")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if max_reconnect_delay <= 0:
+            raise ValueError(f"max_reconnect_delay must be positive, got {max_reconnect_delay}")
+        if drain_timeout < 0:
+            raise ValueError(f"drain_timeout must be >= 0, got {drain_timeout}")
+        self._definitions: dict[tuple[str, str], StepDefinition] = {}
+        for obj in steps:
+            definition = StepDefinition.of(obj)
+            if definition is None:
+                raise TypeError(f"{obj!r} is not a step: decorate it with @step(idempotency=...)")
+            existing = self._definitions.get(definition.key)
+            if existing is not None and existing is not definition:
+                raise ValueError(f"step {definition.name}@{definition.version} is declared twice")
+            self._definitions[definition.key] = definition
+        if not self._definitions:
+            raise ValueError("a worker needs at least one step")
+
+        self._address = address
+        self._namespace = namespace
+        self._concurrency = concurrency
+        self._worker_id = (
+            worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        )
+        self._max_reconnect_delay = max_reconnect_delay
+        self._drain_timeout = drain_timeout
+
+        self._executor: ThreadPoolExecutor | None = None
+        if any(not d.is_async for d in self._definitions.values()):
+            # Sized to the concurrency so that every credited task can run at once.
+            self._executor = ThreadPoolExecutor(
+                max_workers=concurrency, thread_name_prefix="surefoot-step"
+            )
+        self._in_flight: dict[_AttemptKey, _Attempt] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._results = UnackedResults()
+        self._session: _Session | None = None
+        self._accepting = True
+        self._closing = False
+        self._connected = asyncio.Event()
+        self._shutdown_requested = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+
+    @property
+    def worker_id(self) -> str:
+        """The id sent in the Hello and shown in attempts."""
+        return self._worker_id
+
+    @property
+    def address(self) -> str:
+        """The control plane's address."""
+        return self._address
+
+    @property
+    def steps(self) -> tuple[StepDefinition, ...]:
+        """The step types this worker declares, in the order given."""
+        return tuple(self._definitions.values())
+
+    async def __aenter__(self) -> Worker:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+        task = self._run_task
+        if task is not None and task.done() and not task.cancelled():
+            error = task.exception()  # retrieved in every case, so asyncio does not warn
+            if error is not None and exc_type is None:
+                raise error
+
+    async def run(self) -> None:
+        """Run until :meth:`shutdown` finishes draining. Calling it again waits for the same run.
+
+        Cancelling the task that awaits it stops the worker at once, without draining: the
+        control plane gives its unfinished tasks to another worker when their leases expire.
+
+        Raises:
+            WorkerRejected: If the control plane refuses the worker's Hello.
+        """
+        await self._start()
+
+    async def shutdown(self) -> None:
+        """Drain gracefully and wait until the worker has stopped. Safe to call repeatedly.
+
+        The worker tells the control plane it is draining, takes no new tasks, waits up to
+        ``drain_timeout`` for handlers in flight, hands back those still running, waits
+        briefly for the Acks of its results and closes the stream.
+        """
+        self._shutdown_requested.set()
+        if self._run_task is None:
+            self._release_executor()
+            return
+        await asyncio.wait({self._run_task})
+
+    async def wait_until_connected(self) -> None:
+        """Return once the control plane has welcomed the worker for the first time."""
+        await self._connected.wait()
+
+    def _start(self) -> asyncio.Task[None]:
+        if self._run_task is None:
+            self._run_task = asyncio.get_running_loop().create_task(self._run())
+        return self._run_task
+
+    async def _run(self) -> None:
+        if self._shutdown_requested.is_set():
+            self._release_executor()
+            return
+        channel = grpc.aio.insecure_channel(self._address)
+        stub: pb_grpc.WorkerServiceAsyncStub = pb_grpc.WorkerServiceStub(channel)
+        connection = asyncio.create_task(self._maintain_connection(stub))
+        stop = asyncio.create_task(self._shutdown_requested.wait())
+        try:
+            await asyncio.wait({connection, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not connection.done():
+                await self._drain(connection)
+            if connection.done():
+                connection.result()  # raises WorkerRejected
+        finally:
+            stop.cancel()
+            self._closing = True
+            await self._stop_connection(connection)
+            await self._abandon_in_flight()
+            self._release_executor()
+            await channel.close(grace=None)
+            if len(self._results):
+                logger.warning(
+                    "stopped with %d result(s) not acknowledged; the control plane will run "
+                    "those steps again when their leases expire",
+                    len(self._results),
+                )
+
+    async def _maintain_connection(self, stub: pb_grpc.WorkerServiceAsyncStub) -> None:
+        delay = _INITIAL_RECONNECT_DELAY
+        while not self._closing:
+            session = _Session()
+            problem: str | None = None
+            try:
+                await self._run_session(stub, session)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                if code in _REJECTION_CODES:
+                    raise WorkerRejected(_one_line(exc.details()) or code.name) from None
+                problem = f"{code.name}: {_one_line(exc.details())}"
+            if self._closing:
+                return
+            if session.welcomed:
+                delay = _INITIAL_RECONNECT_DELAY
+            wait = delay * random.uniform(0.5, 1.0)
+            if session.draining and problem is None:
+                logger.info("reconnecting to %s as the control plane asked", self._address)
+            elif problem is None:
+                logger.warning(
+                    "control plane at %s ended the stream; reconnecting in %.1fs",
+                    self._address,
+                    wait,
+                )
+            elif session.welcomed:
+                logger.warning(
+                    "lost the control plane at %s (%s); reconnecting in %.1fs",
+                    self._address,
+                    problem,
+                    wait,
+                )
+            else:
+                logger.warning(
+                    "cannot reach the control plane at %s (%s); retrying in %.1fs",
+                    self._address,
+                    problem,
+                    wait,
+                )
+            await asyncio.sleep(wait)
+            if not session.welcomed:
+                delay = min(delay * 2, self._max_reconnect_delay)
+
+    async def _run_session(self, stub: pb_grpc.WorkerServiceAsyncStub, session: _Session) -> None:
+        session.send(pb.WorkerMessage(hello=self._hello()))
+        if self._accepting:
+            session.send(pb.WorkerMessage(credit=pb.Credit(n=self._concurrency)))
+        else:
+            session.send(pb.WorkerMessage(draining=pb.Draining()))
+        # Queued before the session becomes current, with no await in between, so that a
+        # result finishing meanwhile is neither lost nor sent twice.
+        for result in self._results.pending():
+            session.send(result)
+        self._session = session
+        call = stub.Connect(self._requests(session))
+        session.call = call
+        try:
+            async for message in call:
+                self._on_message(session, message)
+        except asyncio.CancelledError:
+            # gRPC raises CancelledError for a call cancelled locally; that is how a session
+            # whose half-close was not answered ends. Any other cancellation is ours.
+            current = asyncio.current_task()
+            if not session.call_cancelled or (current is not None and current.cancelling()):
+                raise
+        finally:
+            if self._session is session:
+                self._session = None
+            session.dispose()
+            if not call.done():
+                call.cancel()
+
+    def _hello(self) -> pb.Hello:
+        return pb.Hello(
+            namespace=self._namespace,
+            worker_id=self._worker_id,
+            step_types=[d.to_proto() for d in self._definitions.values()],
+            concurrency=self._concurrency,
+            sdk=SDK_NAME,
+        )
+
+    @staticmethod
+    async def _requests(session: _Session) -> AsyncIterator[pb.WorkerMessage]:
+        outbox = session.outbox
+        while True:
+            message = await outbox.get()
+            if message is None:
+                return
+            yield message
+
+    def _on_message(self, session: _Session, message: pb.ServerMessage) -> None:
+        kind = message.WhichOneof("message")
+        if kind == "tasks":
+            for task in message.tasks.tasks:
+                self._on_task(session, task)
+        elif kind == "ack":
+            self._results.acknowledge(list(message.ack.task_ids))
+        elif kind == "cancel":
+            self._on_cancel(message.cancel)
+        elif kind == "welcome":
+            self._on_welcome(session, message.welcome)
+        elif kind == "drain":
+            self._on_drain(session, message.drain.reason)
+        else:
+            logger.debug("ignoring a server message of unknown kind %r", kind)
+
+    def _on_welcome(self, session: _Session, welcome: pb.Welcome) -> None:
+        if session.welcomed:
+            return
+        session.welcomed = True
+        interval = welcome.heartbeat_interval_seconds
+        if interval <= 0:
+            interval = welcome.lease_seconds / 3 if welcome.lease_seconds > 0 else 0.0
+        interval = interval or _DEFAULT_HEARTBEAT_INTERVAL
+        session.spawn(self._heartbeat_loop(session, interval))
+        first = not self._connected.is_set()
+        self._connected.set()
+        logger.info(
+            "%s to %s as %s (session %s, lease %.1fs, heartbeat every %.1fs, %d unacked result(s))",
+            "connected" if first else "reconnected",
+            self._address,
+            self._worker_id,
+            welcome.session_id,
+            welcome.lease_seconds,
+            interval,
+            len(self._results),
+        )
+
+    def _on_task(self, session: _Session, task: pb.Task) -> None:
+        key = (task.task_id, task.attempt)
+        if key in self._in_flight or self._results.contains(*key):
+            # Redelivered after a reconnect: the attempt is running here or its result is
+            # on its way, so running it again would only duplicate its effects.
+            logger.debug("ignoring duplicate task %s attempt %d", task.task_id, task.attempt)
+            return
+        if not self._accepting or session.draining:
+            reason = SHUTDOWN_REASON if not self._accepting else "worker draining"
+            self._record(key, _outcome.handed_back(task.task_id, task.attempt, reason))
+            return
+        definition = self._definition_for(task)
+        if definition is None:
+            declared = ", ".join(f"{n}@{v}" for n, v in self._definitions)
+            logger.error(
+                "received task %s for step %s@%s, which this worker does not declare (%s)",
+                task.task_id,
+                task.step_type,
+                task.step_version,
+                declared,
+            )
+            self._record(
+                key,
+                _outcome.failed_with(
+                    task.task_id,
+                    task.attempt,
+                    error_type="UnknownStepType",
+                    message=(
+                        f"worker {self._worker_id} does not implement step "
+                        f"{task.step_type}@{task.step_version} (it declares {declared})"
+                    ),
+                    retryable=False,
+                ),
+            )
+            return
+        context = StepContext(
+            task_id=task.task_id,
+            run_id=task.run_id,
+            node_id=task.node_id,
+            step_type=task.step_type,
+            step_version=task.step_version or definition.version,
+            attempt=task.attempt,
+            idempotency_key=task.idempotency_key,
+            workflow_name=task.workflow_name,
+            namespace=task.namespace or self._namespace,
+            deadline=(
+                task.deadline.ToDatetime(tzinfo=datetime.UTC) if task.HasField("deadline") else None
+            ),
+            traceparent=task.traceparent,
+        )
+        attempt = _Attempt(definition=definition, context=context)
+        self._in_flight[key] = attempt
+        self._idle.clear()
+        payload = task.input if task.HasField("input") else None
+        attempt.handler_task = asyncio.get_running_loop().create_task(
+            self._execute(key, attempt, payload)
+        )
+
+    def _definition_for(self, task: pb.Task) -> StepDefinition | None:
+        definition = self._definitions.get((task.step_type, task.step_version))
+        if definition is None and not task.step_version:
+            # A task without a version can only mean the one version this worker declares.
+            matches = [d for (name, _), d in self._definitions.items() if name == task.step_type]
+            if len(matches) == 1:
+                definition = matches[0]
+        return definition
+
+    async def _execute(
+        self, key: _AttemptKey, attempt: _Attempt, payload: common_pb2.Payload | None
+    ) -> None:
+        try:
+            result = await self._call_handler(attempt, payload)
+        finally:
+            del self._in_flight[key]
+            if not self._in_flight:
+                self._idle.set()
+        if not attempt.handed_back:
+            self._record(key, result)
+
+    async def _call_handler(
+        self, attempt: _Attempt, payload: common_pb2.Payload | None
+    ) -> pb.WorkerMessage:
+        context = attempt.context
+        definition = attempt.definition
+        try:
+            value = decode_json(payload)
+        except ValueError as exc:
+            return _outcome.failed_with(
+                context.task_id,
+                context.attempt,
+                error_type="InputNotDecodable",
+                message=str(exc),
+                retryable=False,
+            )
+        try:
+            if definition.is_async:
+                output = await definition.handler(context, value)
+            else:
+                output = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, definition.handler, context, value
+                )
+        except asyncio.CancelledError:
+            if attempt.handed_back or not context.is_cancelled:
+                raise  # the worker itself is stopping: nothing to report
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # the cancellation was ours to deliver, and is handled
+            return self._cancelled(attempt)
+        except Exception as exc:
+            if context.is_cancelled:
+                return self._cancelled(attempt)
+            return _outcome.failed(context.task_id, context.attempt, exc)
+        # A handler that finished despite a Cancel reports its output: its effects happened,
+        # and the control plane records the result as ignored if it no longer wants it.
+        return _outcome.completed(context.task_id, context.attempt, output)
+
+    @staticmethod
+    def _cancelled(attempt: _Attempt) -> pb.WorkerMessage:
+        return _outcome.failed_with(
+            attempt.context.task_id,
+            attempt.context.attempt,
+            error_type="Cancelled",
+            message=attempt.cancel_reason or "cancelled by the control plane",
+            retryable=False,
+        )
+
+    def _on_cancel(self, cancel: pb.Cancel) -> None:
+        found = False
+        for (task_id, _), attempt in self._in_flight.items():
+            if task_id != cancel.task_id or attempt.handed_back:
+                continue
+            found = True
+            attempt.cancel_reason = cancel.reason
+            attempt.context.cancelled.set()
+            # A thread cannot be interrupted; a plain handler sees ctx.cancelled instead.
+            if attempt.definition.is_async and attempt.handler_task is not None:
+                attempt.handler_task.cancel()
+        if not found:
+            logger.debug("cancel for task %s, which is not running here", cancel.task_id)
+
+    def _on_drain(self, session: _Session, reason: str) -> None:
+        if session.draining:
+            return
+        session.draining = True
+        logger.info(
+            "control plane asked to drain (%s); finishing %d step(s), then reconnecting",
+            reason or "no reason given",
+            len(self._in_flight),
+        )
+        session.spawn(self._finish_drained_session(session))
+
+    async def _finish_drained_session(self, session: _Session) -> None:
+        # Steps still running after the timeout keep running: their results go out on the
+        # next stream, which the control plane accepts while the attempt is current.
+        try:
+            await asyncio.wait_for(self._idle.wait(), self._drain_timeout)
+            await asyncio.wait_for(self._results.wait_empty(), _ACK_GRACE)
+        except TimeoutError:
+            pass
+        session.close()
+
+    async def _heartbeat_loop(self, session: _Session, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            attempts = [a for a in self._in_flight.values() if not a.handed_back]
+            if not attempts:
+                continue
+            # One message for all leases: a worker with 100 steps in flight sends one
+            # heartbeat per interval, not 100.
+            task_ids = list(dict.fromkeys(a.context.task_id for a in attempts))
+            session.send(pb.WorkerMessage(heartbeat=pb.Heartbeat(task_ids=task_ids)))
+            for attempt in attempts:
+                details = attempt.context._take_details()
+                if details is not None:
+                    session.send(
+                        pb.WorkerMessage(
+                            heartbeat=pb.Heartbeat(
+                                task_ids=[attempt.context.task_id], details=details
+                            )
+                        )
+                    )
+
+    def _record(self, key: _AttemptKey, message: pb.WorkerMessage) -> None:
+        """Keep a result until acknowledged, and send it now if a stream is open."""
+        self._results.add(key[0], key[1], message)
+        if self._session is not None:
+            self._session.send(message)
+
+    async def _drain(self, connection: asyncio.Task[None]) -> None:
+        self._accepting = False
+        logger.info(
+            "draining: waiting up to %gs for %d step(s) in flight",
+            self._drain_timeout,
+            len(self._in_flight),
+        )
+        if self._session is not None:
+            self._session.send(pb.WorkerMessage(draining=pb.Draining()))
+        await _wait_unless_done(self._idle.wait(), connection, self._drain_timeout)
+        still_running = list(self._in_flight.items())
+        for key, attempt in still_running:
+            attempt.handed_back = True
+            attempt.context.cancelled.set()
+            if attempt.handler_task is not None:
+                attempt.handler_task.cancel()
+            self._record(key, _outcome.handed_back(key[0], key[1], SHUTDOWN_REASON))
+        if still_running:
+            logger.warning(
+                "handed back %d step(s) still running after %gs",
+                len(still_running),
+                self._drain_timeout,
+            )
+        await _wait_unless_done(self._results.wait_empty(), connection, _ACK_GRACE)
+
+    async def _stop_connection(self, connection: asyncio.Task[None]) -> None:
+        session = self._session
+        if session is not None and not connection.done():
+            session.close()
+            await asyncio.wait({connection}, timeout=_CLOSE_GRACE + 0.5)
+        connection.cancel()
+        await asyncio.gather(connection, return_exceptions=True)
+
+    async def _abandon_in_flight(self) -> None:
+        tasks = []
+        for attempt in self._in_flight.values():
+            attempt.handed_back = True
+            attempt.context.cancelled.set()
+            if attempt.handler_task is not None:
+                attempt.handler_task.cancel()
+                tasks.append(attempt.handler_task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
+
+    def _release_executor(self) -> None:
+        if self._executor is not None:
+            # Threads cannot be stopped; wait=False lets the process exit path decide.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+async def _wait_unless_done(
+    awaitable: Coroutine[Any, Any, Any], guard: asyncio.Task[None], timeout: float
+) -> None:
+    """Wait for ``awaitable`` up to ``timeout``, giving up early if ``guard`` finishes."""
+    waiter = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait({waiter, guard}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
