@@ -102,14 +102,18 @@ class WorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
         if len(request.request_id) > MAX_REQUEST_ID:
             await invalid_field(context, "request_id", f"is longer than {MAX_REQUEST_ID}")
         value = await _decode_input(context, request.input)
-        row = await self._read(
-            lambda c: defs.find(c, namespace, request.workflow_name, request.workflow_version)
+        operation = ops.StartRun(
+            namespace,
+            request.workflow_name,
+            request.workflow_version,
+            value,
+            request.request_id,
+            principal_of(context),
         )
-        if row is None:
+        try:
+            started: ops.StartedRun = await self._committer.submit(operation)
+        except ops.NotFound:
             await abort(context, grpc.StatusCode.NOT_FOUND, _no_definition(request, namespace))
-        started: ops.StartedRun = await self._committer.submit(
-            ops.StartRun(namespace, row.id, value, request.request_id, principal_of(context))
-        )
         return ws.StartRunResponse(
             run_id=started.run_id,
             created=started.created,

@@ -36,6 +36,7 @@ from controlplane.engine.events import (
     CancelRequested,
 )
 from controlplane.engine.state import parse_task_id
+from controlplane.store import definitions as defs
 from controlplane.store.codec import to_datetime, to_epoch
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.run_batch import RunBatch
@@ -85,6 +86,8 @@ class Committer:
         self._next_poll = 0.0
         self._next_reap = 0.0
         self._rotation = 0
+        self._start_definitions: dict[tuple[str, str, str], defs.DefinitionRow | None] = {}
+        self._known_requests: dict[tuple[str, str], ops.StartedRun] = {}
 
     # -- the event loop side -------------------------------------------------------------
 
@@ -126,7 +129,17 @@ class Committer:
                     self._queue.put(None)
                     break
                 batch.append(item)
-            self._process([op for op in batch if op is not _TICK])
+            work = [op for op in batch if op is not _TICK]
+            now = time.monotonic()
+            if (
+                not work
+                and now < self._next_reap
+                and not (now >= self._next_poll and self.sessions.with_credit())
+            ):
+                # Nothing to hand out and nothing to reap: no transaction at all.
+                self._next_poll = max(self._next_poll, now + self._poll_interval)
+                continue
+            self._process(work)
 
     def _process(self, batch: list[ops.Operation]) -> None:
         try:
@@ -178,6 +191,9 @@ class Committer:
             run_ids.update(op.run_id for op in batch if isinstance(op, ops.CancelRun))
             run_batch.lock_runs(run_ids)
             rows = run_batch.task_rows([op.task_id for op in results])
+            starts = [op for op in batch if isinstance(op, ops.StartRun)]
+            if starts:
+                self._prepare_starts(starts, run_batch)
             for operation in batch:
                 self._apply(operation, run_batch, rows, deliveries)
             if lost:
@@ -247,20 +263,31 @@ class Committer:
         except (ops.NotFound, ops.Conflict) as exc:
             out.results.append((operation, exc))
 
+    def _prepare_starts(self, starts: list[ops.StartRun], batch: RunBatch) -> None:
+        """Resolve the batch's definitions and request ids with one query each, not one per
+        run: under load most of a batch is starts of the same few workflows."""
+        keys = {(op.namespace, op.workflow_name, op.workflow_version) for op in starts}
+        self._start_definitions = {key: defs.find(batch.connection, *key) for key in keys}
+        request_ids = sorted({op.request_id for op in starts if op.request_id})
+        self._known_requests = {}
+        for start in range(0, len(request_ids), 500):
+            query = select(
+                runs.c.id, runs.c.namespace, runs.c.request_id, runs.c.workflow_version
+            ).where(runs.c.request_id.in_(request_ids[start : start + 500]))
+            for row in batch.connection.execute(query):
+                self._known_requests[(row.namespace, row.request_id)] = ops.StartedRun(
+                    row.id, False, row.workflow_version
+                )
+
     def _start(self, op: ops.StartRun, batch: RunBatch) -> ops.StartedRun:
         if op.request_id:
-            for loaded in batch.runs.values():
-                state = loaded.state
-                if loaded.request_id == op.request_id and state.namespace == op.namespace:
-                    return ops.StartedRun(state.id, False, state.workflow_version)
-            existing = batch.connection.execute(
-                select(runs.c.id, runs.c.workflow_version).where(
-                    runs.c.namespace == op.namespace, runs.c.request_id == op.request_id
-                )
-            ).first()
-            if existing is not None:
-                return ops.StartedRun(existing.id, False, existing.workflow_version)
-        definition = self._definitions.get(op.definition_id, batch.connection)
+            known = self._known_requests.get((op.namespace, op.request_id))
+            if known is not None:
+                return known
+        row = self._start_definitions.get((op.namespace, op.workflow_name, op.workflow_version))
+        if row is None:
+            raise ops.NotFound(f"workflow {op.workflow_name} is not registered")
+        definition = self._definitions.get(row.id, batch.connection)
         state, transition = machine.start_run(
             run_id=str(uuid.uuid4()),
             namespace=op.namespace,
@@ -272,8 +299,11 @@ class Committer:
             principal=op.principal,
         )
         trace_id = uuid.uuid4().hex
-        batch.add_run(state, op.definition_id, trace_id, op.request_id or None, transition)
-        return ops.StartedRun(state.id, True, state.workflow_version)
+        batch.add_run(state, row.id, trace_id, op.request_id or None, transition)
+        started = ops.StartedRun(state.id, True, state.workflow_version)
+        if op.request_id:
+            self._known_requests[(op.namespace, op.request_id)] = started
+        return started
 
     def _record_result(self, op: ops.RecordResult, batch: RunBatch, rows: dict[str, Any]) -> None:
         session = self.sessions.by_id.get(op.session_id)
@@ -352,6 +382,7 @@ class Committer:
     def _assign(self, batch: RunBatch, now: float, out: _Deliveries) -> None:
         sessions = self.sessions.with_credit()
         if not sessions:
+            self._next_poll = time.monotonic() + self._poll_interval
             return
         self._rotation = (self._rotation + 1) % len(sessions)
         sessions = sessions[self._rotation :] + sessions[: self._rotation]

@@ -27,7 +27,9 @@ class Operation:
 @dataclass
 class StartRun(Operation):
     namespace: str
-    definition_id: int
+    workflow_name: str
+    # "" or "latest" for the newest active version.
+    workflow_version: str
     input: Any
     request_id: str
     principal: str
