@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, text, update
 
 from controlplane.dispatch.sessions import WorkerSession
 from controlplane.store.schema import tasks
+
+# Literal predicates, not bound parameters: the partial indexes on tasks (WHERE status =
+# 'ready' / 'leased') are only usable when the planner sees the same literal.
+READY = text("tasks.status = 'ready'")
+LEASED = text("tasks.status = 'leased'")
 
 
 def claim_ready_tasks(
@@ -29,7 +34,7 @@ def claim_ready_tasks(
     candidates = (
         select(tasks.c.id)
         .where(
-            tasks.c.status == "ready",
+            READY,
             tasks.c.namespace == session.namespace,
             tasks.c.step_type.in_(sorted(session.step_types)),
             tasks.c.available_at <= now,
@@ -41,7 +46,7 @@ def claim_ready_tasks(
     )
     statement = (
         update(tasks)
-        .where(tasks.c.id.in_(candidates.scalar_subquery()), tasks.c.status == "ready")
+        .where(tasks.c.id.in_(candidates.scalar_subquery()), READY)
         .values(
             status="leased",
             session_id=session.id,
@@ -58,7 +63,7 @@ def expired_leases(connection: Connection, now: datetime, limit: int) -> list[tu
     """(task id, run id) of leases that ran out: their worker stopped heartbeating."""
     query = (
         select(tasks.c.id, tasks.c.run_id)
-        .where(tasks.c.status == "leased", tasks.c.lease_expires_at < now)
+        .where(LEASED, tasks.c.lease_expires_at < now)
         .limit(limit)
     )
     return [(row.id, row.run_id) for row in connection.execute(query)]

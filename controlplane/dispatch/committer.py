@@ -39,7 +39,7 @@ from controlplane.engine.state import parse_task_id
 from controlplane.store import definitions as defs
 from controlplane.store.codec import to_datetime, to_epoch
 from controlplane.store.definitions import DefinitionCache
-from controlplane.store.run_batch import RunBatch
+from controlplane.store.run_batch import RunBatch, RunCache
 from controlplane.store.schema import runs
 from controlplane.store.step_types import StepCatalogCache
 
@@ -82,6 +82,7 @@ class Committer:
         self._queue: queue.SimpleQueue[ops.Operation | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="surefoot-committer", daemon=True)
         self.sessions = SessionRegistry()
+        self._runs = RunCache()
         self._maybe_ready = True
         self._next_poll = 0.0
         self._next_reap = 0.0
@@ -139,7 +140,10 @@ class Committer:
                 # Nothing to hand out and nothing to reap: no transaction at all.
                 self._next_poll = max(self._next_poll, now + self._poll_interval)
                 continue
+            began = time.perf_counter()
             self._process(work)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("batch of %d in %.1f ms", len(work), (time.perf_counter() - began) * 1000)
 
     def _process(self, batch: list[ops.Operation]) -> None:
         try:
@@ -177,7 +181,7 @@ class Committer:
         closing = [op.session_id for op in batch if isinstance(op, ops.CloseSession)]
         reap = time.monotonic() >= self._next_reap
         with self._engine.begin() as connection:
-            run_batch = RunBatch(connection, now, lock_rows=self._lock_rows)
+            run_batch = RunBatch(connection, now, lock_rows=self._lock_rows, cache=self._runs)
             lost = claims.session_leases(connection, closing) if closing else []
             expired = (
                 claims.expired_leases(connection, to_datetime(now), REAP_LIMIT) if reap else []
@@ -190,7 +194,7 @@ class Committer:
                     run_ids.add(parsed[0])
             run_ids.update(op.run_id for op in batch if isinstance(op, ops.CancelRun))
             run_batch.lock_runs(run_ids)
-            rows = run_batch.task_rows([op.task_id for op in results])
+            rows = run_batch.task_rows([op.task_id for op in results if not self._knows_lease(op)])
             starts = [op for op in batch if isinstance(op, ops.StartRun)]
             if starts:
                 self._prepare_starts(starts, run_batch)
@@ -212,6 +216,7 @@ class Committer:
                 claims.extend_leases(connection, heartbeats, to_datetime(now + self._lease))
             self._assign(run_batch, now, deliveries)
             run_batch.flush()
+        self._runs.keep(run_batch.runs.values())
         if reap:
             self._next_reap = time.monotonic() + self._reap_interval
         deliveries.cancels.extend(run_batch.cancelled_tasks)
@@ -305,11 +310,14 @@ class Committer:
             self._known_requests[(op.namespace, op.request_id)] = started
         return started
 
+    def _knows_lease(self, op: ops.RecordResult) -> bool:
+        session = self.sessions.by_id.get(op.session_id)
+        return session is not None and op.task_id in session.outstanding
+
     def _record_result(self, op: ops.RecordResult, batch: RunBatch, rows: dict[str, Any]) -> None:
         session = self.sessions.by_id.get(op.session_id)
-        if session is not None:
-            # The worker is done with it: its window slot is free whatever the outcome.
-            session.outstanding.discard(op.task_id)
+        # The worker is done with it: its window slot is free whatever the outcome.
+        leased_at = session.outstanding.pop(op.task_id, None) if session is not None else None
         parsed = parse_task_id(op.task_id)
         loaded = batch.runs.get(parsed[0]) if parsed else None
         if parsed is None or loaded is None:
@@ -318,7 +326,7 @@ class Committer:
         _, node_id, attempt = parsed
         row = rows.get(op.task_id)
         worker_id = row.worker_id if row is not None and row.worker_id else op.worker_id
-        started = to_epoch(row.leased_at) if row is not None and row.leased_at else None
+        started = to_epoch(row.leased_at) if row is not None and row.leased_at else leased_at
         event: AttemptCompleted | AttemptFailed | AttemptLost
         if op.kind == "complete":
             event = AttemptCompleted(node_id, attempt, op.output, batch.now, worker_id, started)
@@ -359,7 +367,7 @@ class Committer:
                 continue  # a heartbeat got there first
             holder = self.sessions.by_id.get(row.session_id or "")
             if holder is not None:
-                holder.outstanding.discard(task_id)
+                holder.outstanding.pop(task_id, None)
                 batch.cancelled_tasks.append(task_id)
             started = to_epoch(row.leased_at) if row.leased_at else None
             event = AttemptLost(
@@ -440,7 +448,7 @@ class Committer:
             session = self.sessions.by_id.get(session_id)
             if session is None or not rows:
                 continue  # closed meanwhile: its leases are released by CloseSession
-            session.outstanding.update(row["id"] for row in rows)
+            session.outstanding.update((row["id"], to_epoch(row["leased_at"])) for row in rows)
             batch = wpb.TaskBatch(tasks=[task_message(row) for row in rows])
             session.send(wpb.ServerMessage(tasks=batch))
         for session_id, task_ids in out.acks.items():

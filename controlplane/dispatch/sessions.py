@@ -23,7 +23,9 @@ class WorkerSession:
     loop: asyncio.AbstractEventLoop
     outbound: asyncio.Queue[wpb.ServerMessage | None]
     window: int = 0
-    outstanding: set[str] = field(default_factory=set)
+    # Tasks sent and not yet finished, with the time each was leased: a result from this
+    # session then needs no read of its task row to record when the attempt started.
+    outstanding: dict[str, float] = field(default_factory=dict)
     draining: bool = False
     closed: bool = False
 

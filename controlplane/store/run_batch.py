@@ -9,14 +9,15 @@ batch instead of per step.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, Row, String, bindparam, cast, column, select, values
 
 from controlplane.engine.events import Transition
-from controlplane.engine.state import RunState
+from controlplane.engine.state import TERMINAL, RunState
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
 from controlplane.store.schema import history, runs, tasks
 
@@ -40,11 +41,50 @@ def traceparent_for(trace_id: str, task_id: str) -> str:
     return f"00-{trace_id}-{span_id}-01"
 
 
+class RunCache:
+    """Runs as the last committed transaction of this process left them, by id.
+
+    Loading a run then only needs its `last_seq` (read under the row lock): when it matches,
+    nobody else changed the run and its JSON state need not be read and decoded again. A
+    bounded LRU: a miss costs one read, never correctness.
+    """
+
+    def __init__(self, capacity: int = 5000) -> None:
+        self._capacity = capacity
+        self._runs: OrderedDict[str, LoadedRun] = OrderedDict()
+
+    def get(self, run_id: str, last_seq: int) -> LoadedRun | None:
+        found = self._runs.get(run_id)
+        if found is None or found.last_seq != last_seq:
+            return None
+        self._runs.move_to_end(run_id)
+        return replace(found, new=False, dirty=False)
+
+    def keep(self, loaded: Iterable[LoadedRun]) -> None:
+        """Remember runs after their transaction committed; closed runs are dropped."""
+        for run in loaded:
+            if run.state.status in TERMINAL:
+                self._runs.pop(run.state.id, None)
+            else:
+                self._runs[run.state.id] = replace(run, new=False, dirty=False)
+                self._runs.move_to_end(run.state.id)
+        while len(self._runs) > self._capacity:
+            self._runs.popitem(last=False)
+
+
 class RunBatch:
-    def __init__(self, connection: Connection, now: float, *, lock_rows: bool) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        now: float,
+        *,
+        lock_rows: bool,
+        cache: RunCache | None = None,
+    ) -> None:
         self.connection = connection
         self.now = now
         self._lock_rows = lock_rows
+        self._cache = cache
         self.runs: dict[str, LoadedRun] = {}
         self.new_tasks: dict[str, dict[str, Any]] = {}
         self.cancelled_tasks: list[str] = []
@@ -57,20 +97,40 @@ class RunBatch:
         """Lock and load runs not loaded yet, in id order so that batches never deadlock."""
         missing = sorted(set(run_ids) - self.runs.keys())
         for start in range(0, len(missing), CHUNK):
-            query = select(runs).where(runs.c.id.in_(missing[start : start + CHUNK]))
-            query = query.order_by(runs.c.id)
+            chunk = missing[start : start + CHUNK]
+            if self._cache is not None:
+                chunk = self._lock_cached(chunk)
+            if not chunk:
+                continue
+            query = select(runs).where(runs.c.id.in_(chunk)).order_by(runs.c.id)
             if self._lock_rows:
                 query = query.with_for_update()
             for row in self.connection.execute(query):
                 self.runs[row.id] = _loaded(row)
+
+    def _lock_cached(self, run_ids: list[str]) -> list[str]:
+        """Lock `run_ids`, take the unchanged ones from the cache; the others to load."""
+        assert self._cache is not None
+        query = select(runs.c.id, runs.c.last_seq).where(runs.c.id.in_(run_ids))
+        query = query.order_by(runs.c.id)
+        if self._lock_rows:
+            query = query.with_for_update()
+        misses = []
+        for row in self.connection.execute(query):
+            cached = self._cache.get(row.id, row.last_seq)
+            if cached is None:
+                misses.append(row.id)
+            else:
+                self.runs[row.id] = cached
+        return misses
 
     def task_rows(self, task_ids: Iterable[str], **conditions: Any) -> dict[str, Row[Any]]:
         ids = sorted(set(task_ids))
         found: dict[str, Row[Any]] = {}
         for start in range(0, len(ids), CHUNK):
             query = select(tasks).where(tasks.c.id.in_(ids[start : start + CHUNK]))
-            for column, value in conditions.items():
-                query = query.where(tasks.c[column] == value)
+            for name, value in conditions.items():
+                query = query.where(tasks.c[name] == value)
             for row in self.connection.execute(query):
                 found[row.id] = row
         return found
@@ -145,22 +205,48 @@ class RunBatch:
         new_runs = [_run_values(r) | _run_identity(r) for r in self.runs.values() if r.new]
         if new_runs:
             c.execute(runs.insert(), new_runs)
-        updated = [
-            _run_values(r) | {"b_id": r.state.id}
-            for r in self.runs.values()
-            if r.dirty and not r.new
-        ]
-        if updated:
+        updated = [r for r in self.runs.values() if r.dirty and not r.new]
+        if updated and self._lock_rows:
+            c.execute(_update_from_values(updated))
+        elif updated:
+            rows = [_run_values(r) | {"b_id": r.state.id} for r in updated]
             statement = (
                 runs.update()
                 .where(runs.c.id == bindparam("b_id"))
-                .values({key: bindparam(key) for key in updated[0] if key != "b_id"})
+                .values({key: bindparam(key) for key in rows[0] if key != "b_id"})
             )
-            c.execute(statement, updated)
+            c.execute(statement, rows)
         if self._history_rows:
             c.execute(history.insert(), self._history_rows)
         if self.new_tasks:
             c.execute(tasks.insert(), list(self.new_tasks.values()))
+
+
+_UPDATED_COLUMNS = (
+    "status",
+    "output",
+    "state",
+    "current_node",
+    "last_error",
+    "waiting_for",
+    "waiting_since",
+    "last_seq",
+    "updated_at",
+    "closed_at",
+)
+
+
+def _update_from_values(updated: list[LoadedRun]) -> Any:
+    """One `UPDATE runs ... FROM (VALUES ...)` for the whole batch (PostgreSQL): a statement
+    per run costs the server a parse, plan and execution each."""
+    source = values(
+        column("b_id", String()),
+        *(column(name, runs.c[name].type) for name in _UPDATED_COLUMNS),
+        name="v",
+    ).data([(r.state.id, *_run_values(r).values()) for r in updated])
+    # Casts: a VALUES column whose rows are all NULL would otherwise be typed text.
+    assignments = {name: cast(source.c[name], runs.c[name].type) for name in _UPDATED_COLUMNS}
+    return runs.update().where(runs.c.id == source.c.b_id).values(assignments)
 
 
 def _loaded(row: Row[Any]) -> LoadedRun:

@@ -1,0 +1,210 @@
+"""`surefoot bench`: checkpointed steps per second through real processes.
+
+It starts its own control plane (a subprocess on the given database) and K worker processes,
+registers a 3-step no-op workflow under a fresh name, starts N runs as fast as the control
+plane accepts them, waits for all of them to complete, and prints one JSON object on its last
+line. Step latency is read back from history: from STEP_SCHEDULED to ATTEMPT_COMPLETED, i.e.
+from the step being scheduled to its result being durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from surefoot.v1 import common_pb2, definition_pb2, run_pb2, workflow_service_pb2_grpc
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from controlplane.store.database import masked
+
+STEPS = 3
+START_CONCURRENCY = 200
+# No-op async steps: a wide credit window keeps the pipeline full while a batch commits.
+WORKER_CONCURRENCY = 1000
+LATENCY_SAMPLE_RUNS = 300
+READY_TIMEOUT = 60.0
+
+
+def run_bench(database_url: str, runs: int = 1000, workers: int = 1) -> int:
+    """Run the benchmark; the exit code for the CLI."""
+    with tempfile.TemporaryDirectory(prefix="surefoot-bench-") as scratch:
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            address = _start_server(database_url, Path(scratch), processes)
+            for index in range(workers):
+                _start_worker(address, Path(scratch), index, processes)
+            result = asyncio.run(_measure(address, runs, workers))
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    result["database"] = masked(database_url)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+class BenchError(Exception):
+    pass
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "controlplane.cli.main", *args]
+
+
+def _start_server(url: str, scratch: Path, processes: list[subprocess.Popen[bytes]]) -> str:
+    log = scratch / "server.out"
+    process = subprocess.Popen(
+        _command("server", "--database-url", url, "--listen", "127.0.0.1:0"),
+        stdout=log.open("wb"),
+        stderr=(scratch / "server.err").open("wb"),
+    )
+    processes.append(process)
+    line = _wait_for_line(process, log, re.compile(r"listening on (\S+)"))
+    print(f"control plane at {line.group(1)} (pid {process.pid})", file=sys.stderr)
+    return line.group(1)
+
+
+def _start_worker(
+    address: str, scratch: Path, index: int, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    log = scratch / f"worker-{index}.out"
+    process = subprocess.Popen(
+        _command(
+            "worker",
+            "controlplane.bench_steps",
+            "--address",
+            address,
+            "--concurrency",
+            str(WORKER_CONCURRENCY),
+        ),
+        stdout=log.open("wb"),
+        stderr=(scratch / f"worker-{index}.err").open("wb"),
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
+    processes.append(process)
+    _wait_for_line(process, log, re.compile(r"connected"))
+    print(f"worker {index} connected (pid {process.pid})", file=sys.stderr)
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], log: Path, pattern: re.Pattern[str]) -> Any:
+    what = str(process.args[3])  # type: ignore[index]
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        found = pattern.search(log.read_text(errors="replace"))
+        if found:
+            return found
+        if process.poll() is not None:
+            err = log.with_suffix(".err")
+            tail = err.read_text(errors="replace").strip().splitlines()[-3:] if err.exists() else []
+            raise BenchError(f"{what} exited with {process.returncode}: {tail}")
+        time.sleep(0.05)
+    raise BenchError(f"{what} did not become ready within {READY_TIMEOUT:.0f} s")
+
+
+def _definition(name: str) -> definition_pb2.WorkflowDefinition:
+    nodes = []
+    for index in range(STEPS):
+        nodes.append(
+            definition_pb2.Node(
+                id=f"s{index + 1}",
+                next=f"s{index + 2}" if index + 1 < STEPS else "",
+                task=definition_pb2.TaskNode(
+                    step_type="bench-noop", idempotency=common_pb2.IDEMPOTENCY_NATURAL
+                ),
+            )
+        )
+    return definition_pb2.WorkflowDefinition(name=name, version="1", nodes=nodes)
+
+
+async def _measure(address: str, runs: int, workers: int) -> dict[str, Any]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        await stub.RegisterDefinition(ws.RegisterDefinitionRequest(definition=_definition(name)))
+        gate = asyncio.Semaphore(START_CONCURRENCY)
+        run_ids: list[str] = []
+
+        async def start(index: int) -> None:
+            async with gate:
+                response = await stub.StartRun(
+                    ws.StartRunRequest(
+                        workflow_name=name,
+                        input=common_pb2.Payload(encoding="json/plain", data=b"{}"),
+                        request_id=f"{name}-{index}",
+                    )
+                )
+                run_ids.append(response.run_id)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(start(i) for i in range(runs)))
+        started = time.perf_counter()
+        while True:
+            listing = await stub.ListDefinitions(ws.ListDefinitionsRequest(name=name))
+            if listing.definitions[0].runs_in_flight == 0:
+                break
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - began
+        latencies = await _latencies(stub, run_ids[:LATENCY_SAMPLE_RUNS])
+        incomplete = await _count_not_completed(stub, name)
+    if incomplete:
+        raise BenchError(f"{incomplete} runs did not complete")
+    return {
+        "runs": runs,
+        "steps": runs * STEPS,
+        "workers": workers,
+        "seconds": round(elapsed, 3),
+        "start_seconds": round(started - began, 3),
+        "runs_per_second": round(runs / elapsed, 1),
+        "steps_per_second": round(runs * STEPS / elapsed, 1),
+        "step_latency_ms": _percentiles(latencies),
+        "latency_sample_steps": len(latencies),
+    }
+
+
+async def _latencies(stub: Any, run_ids: list[str]) -> list[float]:
+    latencies: list[float] = []
+    for run_id in run_ids:
+        history = await stub.GetRunHistory(ws.GetRunHistoryRequest(run_id=run_id))
+        scheduled: dict[tuple[str, int], datetime] = {}
+        for event in history.events:
+            key = (event.node_id, event.attempt)
+            if event.type == run_pb2.EVENT_TYPE_STEP_SCHEDULED:
+                scheduled[key] = event.time.ToDatetime()
+            elif event.type == run_pb2.EVENT_TYPE_ATTEMPT_COMPLETED and key in scheduled:
+                delta = event.time.ToDatetime() - scheduled[key]
+                latencies.append(delta.total_seconds() * 1000)
+    return latencies
+
+
+async def _count_not_completed(stub: Any, name: str) -> int:
+    statuses = [s for s in run_pb2.RunStatus.values() if s not in (0, run_pb2.RUN_STATUS_COMPLETED)]
+    response = await stub.ListRuns(
+        ws.ListRunsRequest(workflow_name=name, statuses=statuses, page_size=1000)
+    )
+    return len(response.runs)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if len(values) < 2:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2)}
