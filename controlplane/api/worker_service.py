@@ -49,6 +49,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         self._lease = lease_seconds
         self._heartbeat = heartbeat_interval
         self._streams: set[WorkerSession] = set()
+        self.stopping = False
 
     async def Connect(
         self,
@@ -94,7 +95,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             self._streams.discard(session)
-            self._committer.post(ops.CloseSession(session.id, "stream closed"))
+            self._committer.post(
+                ops.CloseSession(session.id, "stream closed", release_leases=not self.stopping)
+            )
             log.info("worker %s disconnected (session %s)", hello.worker_id, session.id)
 
     async def _check_hello(self, context: grpc.aio.ServicerContext, hello: wpb.Hello) -> None:
@@ -177,6 +180,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
 
     def drain_all(self, reason: str) -> None:
         """Ask every connected worker to reconnect elsewhere (this server is stopping)."""
+        self.stopping = True
         for session in list(self._streams):
             session.send(wpb.ServerMessage(drain=wpb.Drain(reason=reason)))
 

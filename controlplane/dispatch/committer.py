@@ -178,7 +178,9 @@ class Committer:
         deliveries = _Deliveries()
         for operation in batch:
             self._apply_session_change(operation, deliveries)
-        closing = [op.session_id for op in batch if isinstance(op, ops.CloseSession)]
+        closing = [
+            op.session_id for op in batch if isinstance(op, ops.CloseSession) and op.release_leases
+        ]
         reap = time.monotonic() >= self._next_reap
         with self._engine.begin() as connection:
             run_batch = RunBatch(connection, now, lock_rows=self._lock_rows, cache=self._runs)

@@ -83,6 +83,9 @@ class StartDraining(Operation):
 class CloseSession(Operation):
     session_id: str
     reason: str
+    # False when this control plane is shutting down: the worker will reconnect to another
+    # one and report its in-flight tasks there, so their leases are left to run.
+    release_leases: bool = True
 
 
 @dataclass
