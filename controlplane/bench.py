@@ -46,6 +46,10 @@ def run_bench(database_url: str, runs: int = 1000, workers: int = 1) -> int:
             for index in range(workers):
                 _start_worker(address, Path(scratch), index, processes)
             result = asyncio.run(_measure(address, runs, workers))
+            result["cpu_seconds"] = {
+                "control_plane": _cpu_seconds(processes[0].pid),
+                "workers": round(sum(_cpu_seconds(p.pid) for p in processes[1:]), 2),
+            }
         except BenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -64,6 +68,16 @@ def run_bench(database_url: str, runs: int = 1000, workers: int = 1) -> int:
 
 class BenchError(Exception):
     pass
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux), 0.0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    return round(ticks / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def _command(*args: str) -> list[str]:

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, String, bindparam, cast, column, select, values
+from sqlalchemy import Connection, Row, select
 
 from controlplane.engine.events import Transition
 from controlplane.engine.state import TERMINAL, RunState
+from controlplane.store.bulk import delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
 from controlplane.store.schema import history, runs, tasks
 
@@ -199,54 +200,22 @@ class RunBatch:
 
     def flush(self) -> None:
         c = self.connection
-        removed = sorted(self._removed)
-        for start in range(0, len(removed), CHUNK):
-            c.execute(tasks.delete().where(tasks.c.id.in_(removed[start : start + CHUNK])))
-        new_runs = [_run_values(r) | _run_identity(r) for r in self.runs.values() if r.new]
-        if new_runs:
-            c.execute(runs.insert(), new_runs)
-        updated = [r for r in self.runs.values() if r.dirty and not r.new]
-        if updated and self._lock_rows:
-            c.execute(_update_from_values(updated))
-        elif updated:
-            rows = [_run_values(r) | {"b_id": r.state.id} for r in updated]
-            statement = (
-                runs.update()
-                .where(runs.c.id == bindparam("b_id"))
-                .values({key: bindparam(key) for key in rows[0] if key != "b_id"})
-            )
-            c.execute(statement, rows)
-        if self._history_rows:
-            c.execute(history.insert(), self._history_rows)
-        if self.new_tasks:
-            c.execute(tasks.insert(), list(self.new_tasks.values()))
-
-
-_UPDATED_COLUMNS = (
-    "status",
-    "output",
-    "state",
-    "current_node",
-    "last_error",
-    "waiting_for",
-    "waiting_since",
-    "last_seq",
-    "updated_at",
-    "closed_at",
-)
-
-
-def _update_from_values(updated: list[LoadedRun]) -> Any:
-    """One `UPDATE runs ... FROM (VALUES ...)` for the whole batch (PostgreSQL): a statement
-    per run costs the server a parse, plan and execution each."""
-    source = values(
-        column("b_id", String()),
-        *(column(name, runs.c[name].type) for name in _UPDATED_COLUMNS),
-        name="v",
-    ).data([(r.state.id, *_run_values(r).values()) for r in updated])
-    # Casts: a VALUES column whose rows are all NULL would otherwise be typed text.
-    assignments = {name: cast(source.c[name], runs.c[name].type) for name in _UPDATED_COLUMNS}
-    return runs.update().where(runs.c.id == source.c.b_id).values(assignments)
+        delete_rows(c, tasks, "id", sorted(self._removed))
+        insert_rows(
+            c, runs, [_run_values(r) | _run_identity(r) for r in self.runs.values() if r.new]
+        )
+        update_rows(
+            c,
+            runs,
+            "id",
+            [
+                _run_values(r) | {"id": r.state.id}
+                for r in self.runs.values()
+                if r.dirty and not r.new
+            ],
+        )
+        insert_rows(c, history, self._history_rows)
+        insert_rows(c, tasks, list(self.new_tasks.values()))
 
 
 def _loaded(row: Row[Any]) -> LoadedRun:
