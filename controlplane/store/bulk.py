@@ -3,8 +3,8 @@
 On PostgreSQL each batch is sent as column arrays through `unnest`: the statement text is
 the same for every batch (prepared once by psycopg) and no per-row SQL is compiled or parsed,
 which is what lets one commit checkpoint hundreds of steps. Arrays go in binary (`%b`): the
-text format would escape every element, JSON documents included, in Python. SQLite, in process, takes the
-rows through SQLAlchemy's executemany.
+text format would escape every element, JSON documents included, in Python. SQLite, in
+process, takes the rows through SQLAlchemy's executemany.
 """
 
 from __future__ import annotations
