@@ -134,29 +134,14 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         async for message in request_iterator:
             kind = message.WhichOneof("message")
             if kind == "complete":
-                done = message.complete
-                post(
-                    ops.RecordResult(
-                        session.id,
-                        session.worker_id,
-                        done.task_id,
-                        "complete",
-                        output=_decode(done.output),
-                    )
-                )
+                post(self._completed(session, message.complete))
             elif kind == "fail":
-                failed = message.fail
-                error = {
-                    "type": failed.error_type or "Error",
-                    "message": failed.message,
-                    "retryable": failed.retryable,
-                    "details": failed.details,
-                }
-                post(
-                    ops.RecordResult(
-                        session.id, session.worker_id, failed.task_id, "fail", error=error
-                    )
-                )
+                post(self._failed(session, message.fail))
+            elif kind == "results":
+                for done in message.results.completes:
+                    post(self._completed(session, done))
+                for failed in message.results.fails:
+                    post(self._failed(session, failed))
             elif kind == "hand_back":
                 back = message.hand_back
                 post(
@@ -177,6 +162,22 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                     post(ops.ExtendLeases(list(message.heartbeat.task_ids)))
             elif kind == "draining":
                 post(ops.StartDraining(session.id))
+
+    @staticmethod
+    def _completed(session: WorkerSession, done: wpb.Complete) -> ops.RecordResult:
+        return ops.RecordResult(
+            session.id, session.worker_id, done.task_id, "complete", output=_decode(done.output)
+        )
+
+    @staticmethod
+    def _failed(session: WorkerSession, failed: wpb.Fail) -> ops.RecordResult:
+        error = {
+            "type": failed.error_type or "Error",
+            "message": failed.message,
+            "retryable": failed.retryable,
+            "details": failed.details,
+        }
+        return ops.RecordResult(session.id, session.worker_id, failed.task_id, "fail", error=error)
 
     def drain_all(self, reason: str) -> None:
         """Ask every connected worker to reconnect elsewhere (this server is stopping)."""

@@ -373,7 +373,15 @@ class Worker:
             message = await outbox.get()
             if message is None:
                 return
-            yield message
+            # Results queued behind this one go in the same message: under load a gRPC
+            # message per result would cost both processes more than the steps themselves.
+            pending: list[pb.WorkerMessage | None] = [message]
+            while not outbox.empty() and len(pending) < _MAX_COALESCED:
+                pending.append(outbox.get_nowait())
+            for item in _coalesce_results(pending):
+                if item is None:
+                    return
+                yield item
 
     def _on_message(self, session: _Session, message: pb.ServerMessage) -> None:
         kind = message.WhichOneof("message")
@@ -650,6 +658,44 @@ class Worker:
             # Threads cannot be stopped; wait=False lets the process exit path decide.
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+_MAX_COALESCED = 256
+
+
+def _coalesce_results(
+    messages: list[pb.WorkerMessage | None],
+) -> list[pb.WorkerMessage | None]:
+    """Merge runs of adjacent Complete/Fail messages into Results, keeping the order."""
+    merged: list[pb.WorkerMessage | None] = []
+    batch: pb.Results | None = None
+    for message in messages:
+        kind = message.WhichOneof("message") if message is not None else None
+        if kind in ("complete", "fail"):
+            assert message is not None
+            if batch is None:
+                batch = pb.Results()
+            if kind == "complete":
+                batch.completes.append(message.complete)
+            else:
+                batch.fails.append(message.fail)
+            continue
+        if batch is not None:
+            merged.append(_results_message(batch))
+            batch = None
+        merged.append(message)
+    if batch is not None:
+        merged.append(_results_message(batch))
+    return merged
+
+
+def _results_message(batch: pb.Results) -> pb.WorkerMessage:
+    if len(batch.completes) + len(batch.fails) == 1:
+        # A lone result keeps its own message kind, which every server version reads.
+        if batch.completes:
+            return pb.WorkerMessage(complete=batch.completes[0])
+        return pb.WorkerMessage(fail=batch.fails[0])
+    return pb.WorkerMessage(results=batch)
 
 
 async def _wait_unless_done(

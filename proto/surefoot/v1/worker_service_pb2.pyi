@@ -31,6 +31,7 @@ class WorkerMessage(_message.Message):
     FAIL_FIELD_NUMBER: _builtins.int
     DRAINING_FIELD_NUMBER: _builtins.int
     HAND_BACK_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -49,6 +50,10 @@ class WorkerMessage(_message.Message):
     def hand_back(self) -> Global___HandBack:
         """The worker gives a task back without running it to the end."""
 
+    @_builtins.property
+    def results(self) -> Global___Results:
+        """Several results in one message: a busy worker sends what finished together at once."""
+
     def __init__(
         self,
         *,
@@ -59,12 +64,13 @@ class WorkerMessage(_message.Message):
         fail: Global___Fail | None = ...,
         draining: Global___Draining | None = ...,
         hand_back: Global___HandBack | None = ...,
+        results: Global___Results | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "credit", b"credit", "draining", b"draining", "fail", b"fail", "hand_back", b"hand_back", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "credit", b"credit", "draining", b"draining", "fail", b"fail", "hand_back", b"hand_back", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message", "results", b"results"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "credit", b"credit", "draining", b"draining", "fail", b"fail", "hand_back", b"hand_back", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "credit", b"credit", "draining", b"draining", "fail", b"fail", "hand_back", b"hand_back", "heartbeat", b"heartbeat", "hello", b"hello", "message", b"message", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["hello", "credit", "heartbeat", "complete", "fail", "draining", "hand_back"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["hello", "credit", "heartbeat", "complete", "fail", "draining", "hand_back", "results"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
@@ -247,6 +253,30 @@ class Fail(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Fail: _TypeAlias = Fail  # noqa: Y015
+
+@_typing.final
+class Results(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPLETES_FIELD_NUMBER: _builtins.int
+    FAILS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def completes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Complete]: ...
+    @_builtins.property
+    def fails(self) -> _containers.RepeatedCompositeFieldContainer[Global___Fail]: ...
+    def __init__(
+        self,
+        *,
+        completes: _abc.Iterable[Global___Complete] | None = ...,
+        fails: _abc.Iterable[Global___Fail] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completes", b"completes", "fails", b"fails"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Results: _TypeAlias = Results  # noqa: Y015
 
 @_typing.final
 class Draining(_message.Message):
