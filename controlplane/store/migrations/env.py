@@ -1,4 +1,4 @@
-"""Alembic environment: runs against the Engine the caller put in config.attributes."""
+"""Alembic environment: runs on the Connection the caller put in config.attributes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from alembic import context
 
 from controlplane.store.schema import metadata
 
-engine = context.config.attributes["engine"]
-
-with engine.begin() as connection:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
     context.run_migrations()
