@@ -21,6 +21,7 @@ from surefoot.v1 import (
 from controlplane.api.worker_service import WorkerService
 from controlplane.api.workflow_service import WorkflowService
 from controlplane.dispatch.committer import Committer
+from controlplane.dispatch.wakeups import WakeupListener
 from controlplane.store.database import masked, open_engine
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.migrate import upgrade_engine
@@ -55,6 +56,7 @@ class ControlPlane:
         self._server: grpc.aio.Server | None = None
         self._committer: Committer | None = None
         self._workers: WorkerService | None = None
+        self._listener: WakeupListener | None = None
         self._engine = open_engine(config.database_url)
         self._health = health.HealthServicer()
 
@@ -104,6 +106,9 @@ class ControlPlane:
         if port == 0:
             raise PortInUse(f"cannot listen on {self.config.listen}: address in use")
         committer.start()
+        if self._engine.dialect.name == "postgresql":
+            self._listener = WakeupListener(self._engine, committer.origin, committer.wake)
+            self._listener.start()
         await server.start()
         for name in names[:2]:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -118,6 +123,8 @@ class ControlPlane:
             self._workers.drain_all("control plane shutting down")
         if self._server is not None:
             await self._server.stop(grace)
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
         if self._committer is not None:
             await asyncio.to_thread(self._committer.stop)
         self._engine.dispose()

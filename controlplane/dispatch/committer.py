@@ -28,6 +28,7 @@ from controlplane.dispatch import claims
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.tasks import task_message
+from controlplane.dispatch.wakeups import notify_tasks_ready
 from controlplane.engine import machine
 from controlplane.engine.events import (
     AttemptCompleted,
@@ -87,6 +88,8 @@ class Committer:
         self._next_poll = 0.0
         self._next_reap = 0.0
         self._rotation = 0
+        # Names this process in NOTIFY payloads, so that it does not wake itself.
+        self.origin = uuid.uuid4().hex
         self._start_definitions: dict[tuple[str, str, str], defs.DefinitionRow | None] = {}
         self._known_requests: dict[tuple[str, str], ops.StartedRun] = {}
 
@@ -104,6 +107,10 @@ class Committer:
         operation.future = asyncio.get_running_loop().create_future()
         self._queue.put(operation)
         return operation.future
+
+    def wake(self) -> None:
+        """Another process committed tasks: look for them now (any thread)."""
+        self._queue.put(ops.LookForTasks())
 
     def post(self, operation: ops.Operation) -> None:
         """Queue `operation` without waiting for it."""
@@ -218,6 +225,10 @@ class Committer:
                 claims.extend_leases(connection, heartbeats, to_datetime(now + self._lease))
             self._assign(run_batch, now, deliveries)
             run_batch.flush()
+            if self._lock_rows and any(
+                t["status"] == "ready" for t in run_batch.new_tasks.values()
+            ):
+                notify_tasks_ready(connection, self.origin)
         self._runs.keep(run_batch.runs.values())
         if reap:
             self._next_reap = time.monotonic() + self._reap_interval
@@ -249,6 +260,8 @@ class Committer:
             session = self.sessions.remove(operation.session_id)
             if session is not None:
                 session.closed = True
+        elif isinstance(operation, ops.LookForTasks):
+            self._maybe_ready = True
 
     def _apply(
         self,
@@ -463,7 +476,13 @@ class Committer:
                 holder.send(wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id)))
 
 
-_SESSION_CHANGES = (ops.OpenSession, ops.GrantCredit, ops.StartDraining, ops.CloseSession)
+_SESSION_CHANGES = (
+    ops.OpenSession,
+    ops.GrantCredit,
+    ops.StartDraining,
+    ops.CloseSession,
+    ops.LookForTasks,
+)
 
 
 class _Tick(ops.Operation):

@@ -91,3 +91,8 @@ class CloseSession(Operation):
 @dataclass
 class ExtendLeases(Operation):
     task_ids: list[str]
+
+
+@dataclass
+class LookForTasks(Operation):
+    """Another control plane committed tasks this one may hand out."""

@@ -1,0 +1,59 @@
+"""Cross-process wake-ups on PostgreSQL: LISTEN/NOTIFY on the `surefoot_tasks` channel.
+
+A control plane that commits tasks it could not hand to one of its own workers notifies the
+channel in the same transaction; every other control plane sharing the database wakes its
+committer to claim them at once instead of at its next poll (law 9).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+from sqlalchemy import Connection, Engine, text
+
+log = logging.getLogger("surefoot.wakeups")
+
+CHANNEL = "surefoot_tasks"
+
+
+def notify_tasks_ready(connection: Connection, origin: str) -> None:
+    """Queue a notification; PostgreSQL delivers it when the transaction commits."""
+    connection.execute(
+        text("SELECT pg_notify(:channel, :origin)"), {"channel": CHANNEL, "origin": origin}
+    )
+
+
+class WakeupListener:
+    """A thread holding one LISTEN connection; calls `wake` for other processes' notices."""
+
+    def __init__(self, engine: Engine, origin: str, wake: Callable[[], None]) -> None:
+        url = engine.url.set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self._origin = origin
+        self._wake = wake
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="surefoot-listener", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    while not self._stopping.is_set():
+                        for notice in connection.notifies(timeout=1.0):
+                            if notice.payload != self._origin:
+                                self._wake()
+            except psycopg.Error as exc:
+                # Polling still finds the work; the listener only makes it prompt.
+                log.warning("wake-up listener lost its connection (%s); reconnecting", exc)
+                self._stopping.wait(1.0)
