@@ -121,13 +121,28 @@ class Node(_message.Message):
     NEXT_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
+    SLEEP_FIELD_NUMBER: _builtins.int
+    WAIT_EVENT_FIELD_NUMBER: _builtins.int
+    SWITCH_FIELD_NUMBER: _builtins.int
+    PARALLEL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     next: _builtins.str
     """The node that follows; empty ends the run (its output is this node's output)."""
     description: _builtins.str
     @_builtins.property
-    def task(self) -> Global___TaskNode:
-        """Later kinds (approval, sleep, wait_event, switch, parallel, ai) take new oneof fields."""
+    def task(self) -> Global___TaskNode: ...
+    @_builtins.property
+    def approval(self) -> Global___ApprovalNode: ...
+    @_builtins.property
+    def sleep(self) -> Global___SleepNode: ...
+    @_builtins.property
+    def wait_event(self) -> Global___WaitEventNode: ...
+    @_builtins.property
+    def switch(self) -> Global___SwitchNode: ...
+    @_builtins.property
+    def parallel(self) -> Global___ParallelNode:
+        """Later kinds (ai) take new oneof fields."""
 
     def __init__(
         self,
@@ -136,16 +151,234 @@ class Node(_message.Message):
         next: _builtins.str = ...,
         description: _builtins.str = ...,
         task: Global___TaskNode | None = ...,
+        approval: Global___ApprovalNode | None = ...,
+        sleep: Global___SleepNode | None = ...,
+        wait_event: Global___WaitEventNode | None = ...,
+        switch: Global___SwitchNode | None = ...,
+        parallel: Global___ParallelNode | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "task", b"task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "kind", b"kind", "parallel", b"parallel", "sleep", b"sleep", "switch", b"switch", "task", b"task", "wait_event", b"wait_event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "id", b"id", "kind", b"kind", "next", b"next", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "description", b"description", "id", b"id", "kind", b"kind", "next", b"next", "parallel", b"parallel", "sleep", b"sleep", "switch", b"switch", "task", b"task", "wait_event", b"wait_event"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["task"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["task", "approval", "sleep", "wait_event", "switch", "parallel"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___Node: _TypeAlias = Node  # noqa: Y015
+
+@_typing.final
+class ApprovalNode(_message.Message):
+    """Yields the run (WAITING) until a decision arrives through the API."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ShowEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    APPROVERS_FIELD_NUMBER: _builtins.int
+    SHOW_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    ON_TIMEOUT_FIELD_NUMBER: _builtins.int
+    ESCALATE_TO_FIELD_NUMBER: _builtins.int
+    APPROVED_NEXT_FIELD_NUMBER: _builtins.int
+    REJECTED_NEXT_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    timeout_seconds: _builtins.float
+    """0: no deadline."""
+    on_timeout: _builtins.str
+    """At the deadline: "approve", "reject" or "escalate" (then escalate_to may decide too)."""
+    approved_next: _builtins.str
+    """Where an approval leads (default: `next`) and where a rejection leads (default: the run
+    fails and completed steps are compensated).
+    """
+    rejected_next: _builtins.str
+    @_builtins.property
+    def approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who may decide: principals ("alice") or groups ("group:finance"); empty means anyone
+        authenticated.
+        """
+
+    @_builtins.property
+    def show(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the approver sees: label -> JMESPath over the run context."""
+
+    @_builtins.property
+    def escalate_to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        approvers: _abc.Iterable[_builtins.str] | None = ...,
+        show: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        timeout_seconds: _builtins.float = ...,
+        on_timeout: _builtins.str = ...,
+        escalate_to: _abc.Iterable[_builtins.str] | None = ...,
+        approved_next: _builtins.str = ...,
+        rejected_next: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_next", b"approved_next", "approvers", b"approvers", "escalate_to", b"escalate_to", "on_timeout", b"on_timeout", "rejected_next", b"rejected_next", "show", b"show", "timeout_seconds", b"timeout_seconds", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovalNode: _TypeAlias = ApprovalNode  # noqa: Y015
+
+@_typing.final
+class SleepNode(_message.Message):
+    """Pauses the run for a duration or until a time, durably."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECONDS_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    seconds: _builtins.float
+    until: _builtins.str
+    """JMESPath over the run context giving an RFC 3339 timestamp; wins over seconds when set."""
+    def __init__(
+        self,
+        *,
+        seconds: _builtins.float = ...,
+        until: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seconds", b"seconds", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SleepNode: _TypeAlias = SleepNode  # noqa: Y015
+
+@_typing.final
+class WaitEventNode(_message.Message):
+    """Waits for SendEvent(event_name, key) where key is computed from the run context."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_NAME_FIELD_NUMBER: _builtins.int
+    CORRELATION_KEY_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_NEXT_FIELD_NUMBER: _builtins.int
+    RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
+    event_name: _builtins.str
+    correlation_key: _builtins.str
+    """JMESPath over the run context; its value (as a string) is the correlation key."""
+    timeout_seconds: _builtins.float
+    """0: wait forever."""
+    timeout_next: _builtins.str
+    """Where a timeout leads; empty: the run fails with a timeout error."""
+    retention_seconds: _builtins.float
+    """How long an event sent before the run reaches the wait is kept for it (default 1 day)."""
+    def __init__(
+        self,
+        *,
+        event_name: _builtins.str = ...,
+        correlation_key: _builtins.str = ...,
+        timeout_seconds: _builtins.float = ...,
+        timeout_next: _builtins.str = ...,
+        retention_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["correlation_key", b"correlation_key", "event_name", b"event_name", "retention_seconds", b"retention_seconds", "timeout_next", b"timeout_next", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitEventNode: _TypeAlias = WaitEventNode  # noqa: Y015
+
+@_typing.final
+class SwitchNode(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Case(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        CONDITION_FIELD_NUMBER: _builtins.int
+        NEXT_FIELD_NUMBER: _builtins.int
+        condition: _builtins.str
+        """JMESPath over the run context; truthy selects the case."""
+        next: _builtins.str
+        def __init__(
+            self,
+            *,
+            condition: _builtins.str = ...,
+            next: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "next", b"next"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CASES_FIELD_NUMBER: _builtins.int
+    DEFAULT_NEXT_FIELD_NUMBER: _builtins.int
+    default_next: _builtins.str
+    """When no case matches."""
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___SwitchNode.Case]: ...
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___SwitchNode.Case] | None = ...,
+        default_next: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "default_next", b"default_next"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwitchNode: _TypeAlias = SwitchNode  # noqa: Y015
+
+@_typing.final
+class ParallelNode(_message.Message):
+    """Runs branches concurrently and joins: the node completes when every branch has ended.
+    A branch is the chain of nodes from its start to a node without `next`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCHES_FIELD_NUMBER: _builtins.int
+    JOIN_FIELD_NUMBER: _builtins.int
+    join: _builtins.str
+    """"all": every branch must succeed; a failed branch cancels the others and compensates
+    what completed.
+    """
+    @_builtins.property
+    def branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        branches: _abc.Iterable[_builtins.str] | None = ...,
+        join: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branches", b"branches", "join", b"join"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParallelNode: _TypeAlias = ParallelNode  # noqa: Y015
 
 @_typing.final
 class TaskNode(_message.Message):

@@ -66,6 +66,10 @@ class _StepStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepStatus
     STEP_STATUS_COMPLETED: _StepStatus.ValueType  # 4
     STEP_STATUS_DEAD_LETTERED: _StepStatus.ValueType  # 5
     STEP_STATUS_CANCELLED: _StepStatus.ValueType  # 6
+    STEP_STATUS_WAITING: _StepStatus.ValueType  # 7
+    """An approval, sleep or event wait that has not happened yet."""
+    STEP_STATUS_COMPENSATED: _StepStatus.ValueType  # 8
+    """A compensation ran for this step (saga)."""
 
 class StepStatus(_StepStatus, metaclass=_StepStatusEnumTypeWrapper): ...
 
@@ -79,6 +83,10 @@ STEP_STATUS_RETRY_WAIT: StepStatus.ValueType  # 3
 STEP_STATUS_COMPLETED: StepStatus.ValueType  # 4
 STEP_STATUS_DEAD_LETTERED: StepStatus.ValueType  # 5
 STEP_STATUS_CANCELLED: StepStatus.ValueType  # 6
+STEP_STATUS_WAITING: StepStatus.ValueType  # 7
+"""An approval, sleep or event wait that has not happened yet."""
+STEP_STATUS_COMPENSATED: StepStatus.ValueType  # 8
+"""A compensation ran for this step (saga)."""
 Global___StepStatus: _TypeAlias = StepStatus  # noqa: Y015
 
 class _AttemptOutcome:
@@ -126,6 +134,19 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_RUN_COMPLETED: _EventType.ValueType  # 10
     EVENT_TYPE_RUN_FAILED: _EventType.ValueType  # 11
     EVENT_TYPE_RUN_CANCELLED: _EventType.ValueType  # 12
+    EVENT_TYPE_APPROVAL_REQUESTED: _EventType.ValueType  # 14
+    EVENT_TYPE_APPROVAL_DECIDED: _EventType.ValueType  # 15
+    EVENT_TYPE_SLEEP_STARTED: _EventType.ValueType  # 16
+    EVENT_TYPE_SLEEP_FIRED: _EventType.ValueType  # 17
+    EVENT_TYPE_EVENT_WAIT_STARTED: _EventType.ValueType  # 18
+    EVENT_TYPE_EVENT_RECEIVED: _EventType.ValueType  # 19
+    EVENT_TYPE_WAIT_TIMED_OUT: _EventType.ValueType  # 20
+    EVENT_TYPE_BRANCH_TAKEN: _EventType.ValueType  # 21
+    EVENT_TYPE_PARALLEL_STARTED: _EventType.ValueType  # 22
+    EVENT_TYPE_PARALLEL_JOINED: _EventType.ValueType  # 23
+    EVENT_TYPE_COMPENSATION_STARTED: _EventType.ValueType  # 24
+    EVENT_TYPE_RUN_COMPENSATED: _EventType.ValueType  # 25
+    EVENT_TYPE_STEP_CANCELLED: _EventType.ValueType  # 26
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper): ...
 
@@ -143,6 +164,19 @@ EVENT_TYPE_RESULT_IGNORED: EventType.ValueType  # 9
 EVENT_TYPE_RUN_COMPLETED: EventType.ValueType  # 10
 EVENT_TYPE_RUN_FAILED: EventType.ValueType  # 11
 EVENT_TYPE_RUN_CANCELLED: EventType.ValueType  # 12
+EVENT_TYPE_APPROVAL_REQUESTED: EventType.ValueType  # 14
+EVENT_TYPE_APPROVAL_DECIDED: EventType.ValueType  # 15
+EVENT_TYPE_SLEEP_STARTED: EventType.ValueType  # 16
+EVENT_TYPE_SLEEP_FIRED: EventType.ValueType  # 17
+EVENT_TYPE_EVENT_WAIT_STARTED: EventType.ValueType  # 18
+EVENT_TYPE_EVENT_RECEIVED: EventType.ValueType  # 19
+EVENT_TYPE_WAIT_TIMED_OUT: EventType.ValueType  # 20
+EVENT_TYPE_BRANCH_TAKEN: EventType.ValueType  # 21
+EVENT_TYPE_PARALLEL_STARTED: EventType.ValueType  # 22
+EVENT_TYPE_PARALLEL_JOINED: EventType.ValueType  # 23
+EVENT_TYPE_COMPENSATION_STARTED: EventType.ValueType  # 24
+EVENT_TYPE_RUN_COMPENSATED: EventType.ValueType  # 25
+EVENT_TYPE_STEP_CANCELLED: EventType.ValueType  # 26
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -225,12 +259,18 @@ class Step(_message.Message):
     SCHEDULED_AT_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     step_type: _builtins.str
     status: Global___StepStatus.ValueType
     attempt: _builtins.int
     """The current (or last) attempt number."""
     idempotency_key: _builtins.str
+    kind: _builtins.str
+    """The node's kind: task, approval, sleep, wait_event, switch, parallel, compensation."""
+    waiting_for: _builtins.str
+    """For a waiting node: what it waits for."""
     @_builtins.property
     def input(self) -> _common_pb2.Payload: ...
     @_builtins.property
@@ -259,10 +299,12 @@ class Step(_message.Message):
         scheduled_at: _timestamp_pb2.Timestamp | None = ...,
         next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
+        kind: _builtins.str = ...,
+        waiting_for: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "output", b"output", "scheduled_at", b"scheduled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "idempotency_key", b"idempotency_key", "input", b"input", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "node_id", b"node_id", "output", b"output", "scheduled_at", b"scheduled_at", "status", b"status", "step_type", b"step_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "idempotency_key", b"idempotency_key", "input", b"input", "kind", b"kind", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "node_id", b"node_id", "output", b"output", "scheduled_at", b"scheduled_at", "status", b"status", "step_type", b"step_type", "waiting_for", b"waiting_for"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from surefoot.v1 import approval_pb2 as surefoot_dot_v1_dot_approval__pb2
 from surefoot.v1 import workflow_service_pb2 as surefoot_dot_v1_dot_workflow__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -75,6 +76,26 @@ class WorkflowServiceStub:
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunResponse.FromString,
                 _registered_method=True)
+        self.ListApprovals = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/ListApprovals',
+                request_serializer=surefoot_dot_v1_dot_approval__pb2.ListApprovalsRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_approval__pb2.ListApprovalsResponse.FromString,
+                _registered_method=True)
+        self.GetApproval = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/GetApproval',
+                request_serializer=surefoot_dot_v1_dot_approval__pb2.GetApprovalRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_approval__pb2.GetApprovalResponse.FromString,
+                _registered_method=True)
+        self.DecideApproval = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/DecideApproval',
+                request_serializer=surefoot_dot_v1_dot_approval__pb2.DecideApprovalRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_approval__pb2.DecideApprovalResponse.FromString,
+                _registered_method=True)
+        self.SendEvent = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/SendEvent',
+                request_serializer=surefoot_dot_v1_dot_approval__pb2.SendEventRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_approval__pb2.SendEventResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -129,6 +150,30 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApprovals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetApproval(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideApproval(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendEvent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +216,26 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.CancelRun,
                     request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunResponse.SerializeToString,
+            ),
+            'ListApprovals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApprovals,
+                    request_deserializer=surefoot_dot_v1_dot_approval__pb2.ListApprovalsRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_approval__pb2.ListApprovalsResponse.SerializeToString,
+            ),
+            'GetApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetApproval,
+                    request_deserializer=surefoot_dot_v1_dot_approval__pb2.GetApprovalRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_approval__pb2.GetApprovalResponse.SerializeToString,
+            ),
+            'DecideApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideApproval,
+                    request_deserializer=surefoot_dot_v1_dot_approval__pb2.DecideApprovalRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_approval__pb2.DecideApprovalResponse.SerializeToString,
+            ),
+            'SendEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendEvent,
+                    request_deserializer=surefoot_dot_v1_dot_approval__pb2.SendEventRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_approval__pb2.SendEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +455,114 @@ class WorkflowService:
             '/surefoot.v1.WorkflowService/CancelRun',
             surefoot_dot_v1_dot_workflow__service__pb2.CancelRunRequest.SerializeToString,
             surefoot_dot_v1_dot_workflow__service__pb2.CancelRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApprovals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/ListApprovals',
+            surefoot_dot_v1_dot_approval__pb2.ListApprovalsRequest.SerializeToString,
+            surefoot_dot_v1_dot_approval__pb2.ListApprovalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/GetApproval',
+            surefoot_dot_v1_dot_approval__pb2.GetApprovalRequest.SerializeToString,
+            surefoot_dot_v1_dot_approval__pb2.GetApprovalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/DecideApproval',
+            surefoot_dot_v1_dot_approval__pb2.DecideApprovalRequest.SerializeToString,
+            surefoot_dot_v1_dot_approval__pb2.DecideApprovalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/SendEvent',
+            surefoot_dot_v1_dot_approval__pb2.SendEventRequest.SerializeToString,
+            surefoot_dot_v1_dot_approval__pb2.SendEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

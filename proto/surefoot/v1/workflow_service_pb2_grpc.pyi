@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from surefoot.v1 import approval_pb2 as _approval_pb2
 from surefoot.v1 import workflow_service_pb2 as _workflow_service_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -41,6 +42,10 @@ class WorkflowServiceStub:
     ListRuns: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]
     GetRunHistory: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]
     CancelRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]
+    ListApprovals: _grpc.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]
+    GetApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]
+    DecideApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]
+    SendEvent: _grpc.UnaryUnaryMultiCallable[_approval_pb2.SendEventRequest, _approval_pb2.SendEventResponse]
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -55,6 +60,10 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     ListRuns: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]  # type: ignore[assignment]
     GetRunHistory: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]  # type: ignore[assignment]
     CancelRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]  # type: ignore[assignment]
+    ListApprovals: _aio.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]  # type: ignore[assignment]
+    GetApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]  # type: ignore[assignment]
+    DecideApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]  # type: ignore[assignment]
+    SendEvent: _aio.UnaryUnaryMultiCallable[_approval_pb2.SendEventRequest, _approval_pb2.SendEventResponse]  # type: ignore[assignment]
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     """Definitions and runs. Every request names a namespace; empty means "default"."""
@@ -114,5 +123,33 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.CancelRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.CancelRunResponse, _abc.Awaitable[_workflow_service_pb2.CancelRunResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListApprovals(
+        self,
+        request: _approval_pb2.ListApprovalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_approval_pb2.ListApprovalsResponse, _abc.Awaitable[_approval_pb2.ListApprovalsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetApproval(
+        self,
+        request: _approval_pb2.GetApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_approval_pb2.GetApprovalResponse, _abc.Awaitable[_approval_pb2.GetApprovalResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DecideApproval(
+        self,
+        request: _approval_pb2.DecideApprovalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_approval_pb2.DecideApprovalResponse, _abc.Awaitable[_approval_pb2.DecideApprovalResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendEvent(
+        self,
+        request: _approval_pb2.SendEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_approval_pb2.SendEventResponse, _abc.Awaitable[_approval_pb2.SendEventResponse]]: ...
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
