@@ -394,6 +394,8 @@ class TaskNode(_message.Message):
     ON_FAILURE_NEXT_FIELD_NUMBER: _builtins.int
     COMPENSATE_STEP_FIELD_NUMBER: _builtins.int
     COMPENSATE_INPUT_FIELD_NUMBER: _builtins.int
+    COMPENSATE_IDEMPOTENCY_FIELD_NUMBER: _builtins.int
+    COMPENSATE_RETRY_FIELD_NUMBER: _builtins.int
     step_type: _builtins.str
     step_version: _builtins.str
     """Empty: any version of the step type."""
@@ -409,10 +411,16 @@ class TaskNode(_message.Message):
     compensate_step: _builtins.str
     """Compensating step type and its input (JMESPath over the run context plus "self")."""
     compensate_input: _builtins.str
+    compensate_idempotency: _common_pb2.Idempotency.ValueType
+    """How the compensating step handles retry (required with compensate_step unless its step
+    type is registered), and its retry policy.
+    """
     @_builtins.property
     def retry(self) -> _common_pb2.RetryPolicy:
         """Overrides the step type's declared policy when set."""
 
+    @_builtins.property
+    def compensate_retry(self) -> _common_pb2.RetryPolicy: ...
     def __init__(
         self,
         *,
@@ -426,10 +434,12 @@ class TaskNode(_message.Message):
         on_failure_next: _builtins.str = ...,
         compensate_step: _builtins.str = ...,
         compensate_input: _builtins.str = ...,
+        compensate_idempotency: _common_pb2.Idempotency.ValueType = ...,
+        compensate_retry: _common_pb2.RetryPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["retry", b"retry"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensate_retry", b"compensate_retry", "retry", b"retry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensate_input", b"compensate_input", "compensate_step", b"compensate_step", "idempotency", b"idempotency", "input", b"input", "on_failure", b"on_failure", "on_failure_next", b"on_failure_next", "retry", b"retry", "step_type", b"step_type", "step_version", b"step_version", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensate_idempotency", b"compensate_idempotency", "compensate_input", b"compensate_input", "compensate_retry", b"compensate_retry", "compensate_step", b"compensate_step", "idempotency", b"idempotency", "input", b"input", "on_failure", b"on_failure", "on_failure_next", b"on_failure_next", "retry", b"retry", "step_type", b"step_type", "step_version", b"step_version", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
