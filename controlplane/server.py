@@ -18,6 +18,7 @@ from surefoot.v1 import (
     workflow_service_pb2_grpc,
 )
 
+from controlplane.api.principal import Authenticator
 from controlplane.api.worker_service import WorkerService
 from controlplane.api.workflow_service import WorkflowService
 from controlplane.dispatch.committer import Committer
@@ -38,6 +39,10 @@ class ServerConfig:
     heartbeat_interval_seconds: float | None = None
     # How often idle dispatch looks for due timers and tasks from other control planes.
     poll_interval_seconds: float = 0.2
+    # YAML mapping bearer tokens to principals and groups (see api/principal.py).
+    auth_file: str | None = None
+    # Dev mode: callers without a token act as this OS user.
+    local_user: str = ""
 
     @property
     def heartbeat_interval(self) -> float:
@@ -59,6 +64,11 @@ class ControlPlane:
         self._listener: WakeupListener | None = None
         self._engine = open_engine(config.database_url)
         self._health = health.HealthServicer()
+        self._auth = (
+            Authenticator.from_file(config.auth_file, config.local_user)
+            if config.auth_file
+            else Authenticator(local_user=config.local_user)
+        )
 
     async def start(self) -> int:
         revision = await asyncio.to_thread(upgrade_engine, self._engine)
@@ -88,7 +98,7 @@ class ControlPlane:
             ]
         )
         workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(
-            WorkflowService(self._engine, committer, catalog), server
+            WorkflowService(self._engine, committer, catalog, self._auth), server
         )
         worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -8,9 +8,10 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Row
-from surefoot.v1 import common_pb2, run_pb2
+from surefoot.v1 import approval_pb2, common_pb2, run_pb2
 
 from controlplane.engine import state as s
+from controlplane.engine.flow import describe_wait
 from controlplane.store.codec import load_json, to_datetime
 from controlplane.store.run_queries import RunView
 
@@ -111,6 +112,8 @@ def run_detail(view: RunView) -> run_pb2.Run:
                 scheduled_at=timestamp(step.scheduled_at),
                 next_attempt_at=timestamp(step.next_attempt_at),
                 attempts=[node_attempts[n] for n in sorted(node_attempts)],
+                kind=step.kind,
+                waiting_for=describe_wait(step) if step.status == s.STEP_WAITING else "",
             )
         )
     if waiting and not run.waiting_for:
@@ -154,4 +157,27 @@ def history_event(row: Row[Any]) -> run_pb2.HistoryEvent:
         attempt=row.attempt,
         principal=row.principal,
         data=payload_text(row.data),
+    )
+
+
+def approval(row: Any) -> approval_pb2.Approval:
+    """An approvals row (a mapping) as the API shows it."""
+    return approval_pb2.Approval(
+        id=row["id"],
+        namespace=row["namespace"],
+        run_id=row["run_id"],
+        node_id=row["node_id"],
+        workflow_name=row["workflow_name"],
+        workflow_version=row["workflow_version"],
+        title=row["title"],
+        approvers=json.loads(row["approvers"]),
+        shown=payload_text(row["shown"]),
+        status=approval_pb2.ApprovalStatus.Value(f"APPROVAL_STATUS_{row['status']}"),
+        requested_at=timestamp(row["requested_at"]),
+        deadline=timestamp(row["deadline"]),
+        decided_by=row["decided_by"] or "",
+        decided_at=timestamp(row["decided_at"]),
+        comment=row["comment"] or "",
+        decided_by_timeout=bool(row["by_timeout"]),
+        escalated_to=json.loads(row["escalated_to"] or "[]"),
     )

@@ -13,9 +13,10 @@ from surefoot.v1 import common_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.api import convert
+from controlplane.api.approvals import ApprovalRpcs
 from controlplane.api.errors import abort, invalid_argument, invalid_field
 from controlplane.api.namespaces import namespace_of
-from controlplane.api.principal import principal_of
+from controlplane.api.principal import Authenticator, principal_of
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
 from controlplane.engine.definition import validate_definition
@@ -29,11 +30,18 @@ MAX_PAGE = 1000
 MAX_REQUEST_ID = 200
 
 
-class WorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
-    def __init__(self, engine: Engine, committer: Committer, catalog: StepCatalogCache) -> None:
+class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceServicer):
+    def __init__(
+        self,
+        engine: Engine,
+        committer: Committer,
+        catalog: StepCatalogCache,
+        auth: Authenticator | None = None,
+    ) -> None:
         self._engine = engine
         self._committer = committer
         self._catalog = catalog
+        self._auth = auth or Authenticator()
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         def run() -> T:
@@ -183,7 +191,11 @@ class WorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
         namespace = await namespace_of(context, request.namespace)
         if not request.run_id:
             await invalid_field(context, "run_id", "is required")
-        operation = ops.CancelRun(namespace, request.run_id, request.reason, principal_of(context))
+        caller = await self._auth.caller(context)
+        principal = caller.principal if caller.authenticated else principal_of(context)
+        operation = ops.CancelRun(
+            namespace, request.run_id, request.reason, principal, compensate=request.compensate
+        )
         try:
             await self._committer.submit(operation)
         except ops.NotFound as exc:

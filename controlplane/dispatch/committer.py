@@ -24,13 +24,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from surefoot.v1 import worker_service_pb2 as wpb
 
-from controlplane.dispatch import claims
+from controlplane.dispatch import claims, waiting
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.tasks import task_message
 from controlplane.dispatch.wakeups import notify_tasks_ready
 from controlplane.engine import machine
 from controlplane.engine.events import (
+    AbandonRequested,
     AttemptCompleted,
     AttemptFailed,
     AttemptLost,
@@ -87,6 +88,8 @@ class Committer:
         self._maybe_ready = True
         self._next_poll = 0.0
         self._next_reap = 0.0
+        # Earliest durable timer known (epoch seconds); refreshed from the database each reap.
+        self._next_timer: float | None = None
         self._rotation = 0
         # Names this process in NOTIFY payloads, so that it does not wake itself.
         self.origin = uuid.uuid4().hex
@@ -120,7 +123,10 @@ class Committer:
 
     def _run(self) -> None:
         while True:
-            timeout = max(0.0, min(self._next_poll, self._next_reap) - time.monotonic())
+            wake = min(self._next_poll, self._next_reap)
+            if self._next_timer is not None:
+                wake = min(wake, waiting.monotonic_deadline(self._next_timer))
+            timeout = max(0.0, wake - time.monotonic())
             try:
                 first = self._queue.get(timeout=timeout)
             except queue.Empty:
@@ -143,6 +149,7 @@ class Committer:
                 not work
                 and now < self._next_reap
                 and not (now >= self._next_poll and self.sessions.with_credit())
+                and not self._timers_due(time.time())
             ):
                 # Nothing to hand out and nothing to reap: no transaction at all.
                 self._next_poll = max(self._next_poll, now + self._poll_interval)
@@ -175,7 +182,7 @@ class Committer:
         self._deliver(deliveries)
 
     def _fail(self, batch: list[ops.Operation], exc: BaseException) -> None:
-        if not isinstance(exc, (ops.NotFound, ops.Conflict)):
+        if not isinstance(exc, (ops.NotFound, ops.Conflict, ops.PermissionDenied)):
             log.error("operation failed: %s", exc, exc_info=exc)
         for operation in batch:
             _resolve(operation, exc=exc)
@@ -202,13 +209,30 @@ class Committer:
                 if parsed:
                     run_ids.add(parsed[0])
             run_ids.update(op.run_id for op in batch if isinstance(op, ops.CancelRun))
+            run_ids.update(
+                waiting.approval_run(op.approval_id)
+                for op in batch
+                if isinstance(op, ops.DecideApproval)
+            )
+            found: dict[int, list[tuple[str, str]]] = {}
+            for sent in batch:
+                if isinstance(sent, ops.SendEvent):
+                    found[id(sent)] = waiting.waiters(connection, sent)
+                    run_ids.update(run_id for run_id, _ in found[id(sent)])
+            due = waiting.due_timers(connection, now) if self._timers_due(now) else []
+            run_ids.update(run_id for run_id, _, _ in due)
             run_batch.lock_runs(run_ids)
             rows = run_batch.task_rows([op.task_id for op in results if not self._knows_lease(op)])
             starts = [op for op in batch if isinstance(op, ops.StartRun)]
             if starts:
                 self._prepare_starts(starts, run_batch)
             for operation in batch:
-                self._apply(operation, run_batch, rows, deliveries)
+                if isinstance(operation, ops.SendEvent):
+                    self._send(operation, run_batch, found[id(operation)], deliveries)
+                else:
+                    self._apply(operation, run_batch, rows, deliveries)
+            waiting.fire_timers(run_batch, due, self._transition)
+            waiting.match_kept_events(run_batch, self._transition)
             if lost:
                 self._release(
                     run_batch,
@@ -225,15 +249,34 @@ class Committer:
                 claims.extend_leases(connection, heartbeats, to_datetime(now + self._lease))
             self._assign(run_batch, now, deliveries)
             run_batch.flush()
+            if reap:
+                self._next_timer = waiting.earliest_timer(connection)
             if self._lock_rows and any(
                 t["status"] == "ready" for t in run_batch.new_tasks.values()
             ):
                 notify_tasks_ready(connection, self.origin)
         self._runs.keep(run_batch.runs.values())
+        written = run_batch.waits.earliest_timer
+        if written is not None and (self._next_timer is None or written < self._next_timer):
+            self._next_timer = written
+        if due and len(due) == waiting.TIMER_LIMIT:
+            self._next_timer = now  # more are due: look again at once
         if reap:
             self._next_reap = time.monotonic() + self._reap_interval
         deliveries.cancels.extend(run_batch.cancelled_tasks)
         return deliveries
+
+    def _timers_due(self, now: float) -> bool:
+        return self._next_timer is not None and self._next_timer <= now
+
+    def _send(
+        self,
+        op: ops.SendEvent,
+        batch: RunBatch,
+        found: list[tuple[str, str]],
+        out: _Deliveries,
+    ) -> None:
+        out.results.append((op, waiting.send_event(batch, op, found, self._transition)))
 
     # -- applying operations -------------------------------------------------------------
 
@@ -278,9 +321,11 @@ class Committer:
                 out.acks[operation.session_id].append(operation.task_id)
             elif isinstance(operation, ops.CancelRun):
                 out.results.append((operation, self._cancel(operation, batch)))
+            elif isinstance(operation, ops.DecideApproval):
+                out.results.append((operation, waiting.decide(batch, operation, self._transition)))
             elif isinstance(operation, ops.ExtendLeases):
                 out.results.append((operation, None))
-        except (ops.NotFound, ops.Conflict) as exc:
+        except (ops.NotFound, ops.Conflict, ops.PermissionDenied) as exc:
             out.results.append((operation, exc))
 
     def _prepare_starts(self, starts: list[ops.StartRun], batch: RunBatch) -> None:
@@ -357,7 +402,11 @@ class Committer:
         loaded = batch.runs.get(op.run_id)
         if loaded is None or loaded.state.namespace != op.namespace:
             raise ops.NotFound(f"run {op.run_id} not found in namespace {op.namespace!r}")
-        event = CancelRequested(op.reason, op.principal, batch.now)
+        event: CancelRequested | AbandonRequested = (
+            AbandonRequested(op.reason, op.principal, batch.now)
+            if op.compensate
+            else CancelRequested(op.reason, op.principal, batch.now)
+        )
         try:
             self._transition(batch, op.run_id, event)
         except machine.RunClosed as exc:

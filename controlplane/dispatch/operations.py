@@ -55,12 +55,45 @@ class RecordResult(Operation):
     reason: str = ""
 
 
+class PermissionDenied(Exception):
+    pass
+
+
 @dataclass
 class CancelRun(Operation):
     namespace: str
     run_id: str
     reason: str
     principal: str
+    # Abandon: compensate what completed instead of just stopping.
+    compensate: bool = False
+
+
+@dataclass
+class DecideApproval(Operation):
+    namespace: str
+    approval_id: str
+    approve: bool
+    comment: str
+    principal: str
+    # "group:<name>" for each group of the principal.
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class SendEvent(Operation):
+    namespace: str
+    event_name: str
+    correlation_key: str
+    payload: Any
+    event_id: str
+
+
+@dataclass(frozen=True)
+class SentEvent:
+    event_id: str
+    delivered_to: list[str]
+    stored: bool
 
 
 @dataclass

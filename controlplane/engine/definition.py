@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath
@@ -19,6 +19,8 @@ from controlplane.engine.retry import (
     DEFAULT_MAX_INTERVAL,
     RetryPolicy,
 )
+
+DEFAULT_EVENT_RETENTION = 86_400.0
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -63,11 +65,64 @@ class TaskSpec:
     timeout_seconds: float
     on_failure: str
     on_failure_next: str | None
+    compensate_step: str = ""
+    compensate_input: str = ""
+    compensate_idempotency: str | None = None
+    compensate_retry: RetryPolicy | None = None
 
     def evaluate_input(self, context: dict[str, Any]) -> Any:
-        if not self.input_expression:
-            return context["input"]
-        return compiled_expression(self.input_expression).search(context)
+        return evaluate(self.input_expression, context, default=context["input"])
+
+
+@dataclass(frozen=True)
+class ApprovalSpec:
+    node_id: str
+    next: str | None
+    title: str
+    approvers: tuple[str, ...]
+    show: tuple[tuple[str, str], ...]
+    timeout_seconds: float
+    on_timeout: str
+    escalate_to: tuple[str, ...]
+    approved_next: str | None
+    rejected_next: str | None
+
+
+@dataclass(frozen=True)
+class SleepSpec:
+    node_id: str
+    next: str | None
+    seconds: float
+    until: str
+
+
+@dataclass(frozen=True)
+class WaitEventSpec:
+    node_id: str
+    next: str | None
+    event_name: str
+    correlation_key: str
+    timeout_seconds: float
+    timeout_next: str | None
+    retention_seconds: float
+
+
+@dataclass(frozen=True)
+class SwitchSpec:
+    node_id: str
+    next: str | None
+    cases: tuple[tuple[str, str], ...]
+    default_next: str | None
+
+
+@dataclass(frozen=True)
+class ParallelSpec:
+    node_id: str
+    next: str | None
+    branches: tuple[str, ...]
+
+
+NodeSpec = TaskSpec | ApprovalSpec | SleepSpec | WaitEventSpec | SwitchSpec | ParallelSpec
 
 
 @dataclass(frozen=True)
@@ -75,7 +130,14 @@ class CompiledDefinition:
     name: str
     version: str
     start: str
-    nodes: dict[str, TaskSpec]
+    nodes: dict[str, NodeSpec]
+    # Node id -> (parallel node, branch start) of the branch it belongs to.
+    branch_of: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def task(self, node_id: str) -> TaskSpec:
+        spec = self.nodes[node_id]
+        assert isinstance(spec, TaskSpec), f"{node_id} is not a task"
+        return spec
 
 
 _EXPRESSIONS: dict[str, Any] = {}
@@ -88,6 +150,13 @@ def compiled_expression(source: str) -> Any:
         found = jmespath.compile(source)
         _EXPRESSIONS[source] = found
     return found
+
+
+def evaluate(source: str, context: dict[str, Any], default: Any = None) -> Any:
+    """Evaluate a JMESPath expression over the run context ("" gives `default`)."""
+    if not source:
+        return default
+    return compiled_expression(source).search(context)
 
 
 def retry_from_proto(policy: common_pb2.RetryPolicy) -> RetryPolicy:
@@ -104,184 +173,138 @@ def retry_from_proto(policy: common_pb2.RetryPolicy) -> RetryPolicy:
 
 def compile_definition(proto: definition_pb2.WorkflowDefinition) -> CompiledDefinition:
     """Compile a definition that passed `validate_definition`."""
-    nodes: dict[str, TaskSpec] = {}
-    for node in proto.nodes:
-        task = node.task
-        nodes[node.id] = TaskSpec(
-            node_id=node.id,
-            next=node.next or None,
-            step_type=task.step_type,
-            step_version=task.step_version,
-            input_expression=task.input,
-            retry=retry_from_proto(task.retry) if task.HasField("retry") else None,
-            idempotency=IDEMPOTENCY_NAMES.get(task.idempotency),
-            timeout_seconds=task.timeout_seconds,
-            on_failure=FAILURE_POLICIES.get(task.on_failure, "dead_letter"),
-            on_failure_next=task.on_failure_next or None,
-        )
+    nodes: dict[str, NodeSpec] = {node.id: _compile_node(node) for node in proto.nodes}
     start = proto.start or proto.nodes[0].id
-    return CompiledDefinition(name=proto.name, version=proto.version, start=start, nodes=nodes)
+    branch_of: dict[str, tuple[str, str]] = {}
+    for spec in nodes.values():
+        if isinstance(spec, ParallelSpec):
+            for branch_start in spec.branches:
+                for member in branch_members(nodes, branch_start):
+                    branch_of.setdefault(member, (spec.node_id, branch_start))
+    return CompiledDefinition(proto.name, proto.version, start, nodes, branch_of)
+
+
+def successors(spec: NodeSpec) -> list[str]:
+    """Every node a node can lead to (not counting parallel branch starts)."""
+    targets: list[str | None] = [spec.next]
+    if isinstance(spec, TaskSpec):
+        targets.append(spec.on_failure_next)
+    elif isinstance(spec, ApprovalSpec):
+        targets += [spec.approved_next, spec.rejected_next]
+    elif isinstance(spec, WaitEventSpec):
+        targets.append(spec.timeout_next)
+    elif isinstance(spec, SwitchSpec):
+        targets += [n for _, n in spec.cases] + [spec.default_next]
+    return [t for t in targets if t]
+
+
+def branch_members(nodes: dict[str, NodeSpec], branch_start: str) -> set[str]:
+    """The nodes of a parallel branch: all reachable from its start (nested parallels'
+    branches included)."""
+    seen = {branch_start}
+    frontier = [branch_start]
+    while frontier:
+        spec = nodes.get(frontier.pop())
+        if spec is None:
+            continue
+        targets = successors(spec)
+        if isinstance(spec, ParallelSpec):
+            targets += list(spec.branches)
+        for target in targets:
+            if target not in seen:
+                seen.add(target)
+                frontier.append(target)
+    return seen
+
+
+def _compile_node(node: definition_pb2.Node) -> NodeSpec:
+    kind = node.WhichOneof("kind")
+    after = node.next or None
+    if kind == "approval":
+        a = node.approval
+        return ApprovalSpec(
+            node.id,
+            after,
+            a.title or node.id,
+            tuple(a.approvers),
+            tuple(sorted(a.show.items())),
+            a.timeout_seconds,
+            a.on_timeout,
+            tuple(a.escalate_to),
+            a.approved_next or None,
+            a.rejected_next or None,
+        )
+    if kind == "sleep":
+        return SleepSpec(node.id, after, node.sleep.seconds, node.sleep.until)
+    if kind == "wait_event":
+        w = node.wait_event
+        return WaitEventSpec(
+            node.id,
+            after,
+            w.event_name,
+            w.correlation_key,
+            w.timeout_seconds,
+            w.timeout_next or None,
+            w.retention_seconds or DEFAULT_EVENT_RETENTION,
+        )
+    if kind == "switch":
+        cases = tuple((c.condition, c.next) for c in node.switch.cases)
+        return SwitchSpec(node.id, after, cases, node.switch.default_next or None)
+    if kind == "parallel":
+        return ParallelSpec(node.id, after, tuple(node.parallel.branches))
+    task = node.task
+    return TaskSpec(
+        node_id=node.id,
+        next=after,
+        step_type=task.step_type,
+        step_version=task.step_version,
+        input_expression=task.input,
+        retry=retry_from_proto(task.retry) if task.HasField("retry") else None,
+        idempotency=IDEMPOTENCY_NAMES.get(task.idempotency),
+        timeout_seconds=task.timeout_seconds,
+        on_failure=FAILURE_POLICIES.get(task.on_failure, "dead_letter"),
+        on_failure_next=task.on_failure_next or None,
+        compensate_step=task.compensate_step,
+        compensate_input=task.compensate_input,
+        compensate_idempotency=IDEMPOTENCY_NAMES.get(task.compensate_idempotency),
+        compensate_retry=(
+            retry_from_proto(task.compensate_retry) if task.HasField("compensate_retry") else None
+        ),
+    )
+
+
+def resolve_policy(
+    step_type: str,
+    step_version: str,
+    idempotency: str | None,
+    retry: RetryPolicy | None,
+    catalog: StepCatalog,
+) -> tuple[str, RetryPolicy] | None:
+    """The idempotency mode and retry policy a step runs with: the node's own declaration
+    first, then its step type's registration. None when neither declares idempotency."""
+    declared = catalog(step_type, step_version)
+    mode = idempotency or (declared.idempotency if declared else None)
+    if mode is None:
+        return None
+    return mode, retry or (declared.retry if declared else None) or RetryPolicy()
 
 
 def resolve_step_policy(spec: TaskSpec, catalog: StepCatalog) -> tuple[str, RetryPolicy] | None:
-    """The idempotency mode and retry policy a task runs with: the node's own declaration
-    first, then its step type's registration. None when neither declares idempotency."""
-    declared = catalog(spec.step_type, spec.step_version)
-    idempotency = spec.idempotency or (declared.idempotency if declared else None)
-    if idempotency is None:
-        return None
-    retry = spec.retry or (declared.retry if declared else None) or RetryPolicy()
-    return idempotency, retry
+    return resolve_policy(spec.step_type, spec.step_version, spec.idempotency, spec.retry, catalog)
+
+
+def resolve_compensation_policy(
+    spec: TaskSpec, catalog: StepCatalog
+) -> tuple[str, RetryPolicy] | None:
+    return resolve_policy(
+        spec.compensate_step, "", spec.compensate_idempotency, spec.compensate_retry, catalog
+    )
 
 
 def validate_definition(
     proto: definition_pb2.WorkflowDefinition, catalog: StepCatalog
 ) -> list[tuple[str, str]]:
-    """Every problem of a definition at once, as (field path, description) pairs."""
-    problems: list[tuple[str, str]] = []
-    if not NAME_PATTERN.match(proto.name):
-        problems.append(("definition.name", "must be 1-200 letters, digits, '.', '_' or '-'"))
-    if not VERSION_PATTERN.match(proto.version):
-        problems.append(
-            ("definition.version", "must be 1-100 letters, digits, '.', '_', '+' or '-'")
-        )
-    if not proto.nodes:
-        problems.append(("definition.nodes", "a workflow needs at least one node"))
-        return problems
-    ids: dict[str, int] = {}
-    for index, node in enumerate(proto.nodes):
-        where = f"definition.nodes[{index}]"
-        if not NODE_ID_PATTERN.match(node.id):
-            problems.append(
-                (f"{where}.id", f"node id {node.id!r} must be letters, digits, '_' or '-'")
-            )
-        elif node.id in ids:
-            problems.append((f"{where}.id", f"node id {node.id!r} is used twice"))
-        else:
-            ids[node.id] = index
-    for index, node in enumerate(proto.nodes):
-        problems.extend(_node_problems(f"definition.nodes[{index}]", node, ids, catalog))
-    if proto.start and proto.start not in ids:
-        problems.append(("definition.start", f"start node {proto.start!r} does not exist"))
-    if not problems:
-        problems.extend(_reachability_problems(proto, ids))
-    if proto.input_schema_json:
-        problems.append(
-            ("definition.input_schema_json", "input schemas are not supported by this server yet")
-        )
-    return problems
+    """Every problem of a definition at once (see `controlplane.engine.validation`)."""
+    from controlplane.engine.validation import validate_definition as validate
 
-
-def _node_problems(
-    where: str,
-    node: definition_pb2.Node,
-    ids: dict[str, int],
-    catalog: StepCatalog,
-) -> list[tuple[str, str]]:
-    label = f"node {node.id!r}"
-    problems: list[tuple[str, str]] = []
-    if node.next and node.next not in ids:
-        problems.append((f"{where}.next", f"{label}: next node {node.next!r} does not exist"))
-    if node.next == node.id:
-        problems.append((f"{where}.next", f"{label}: a node cannot follow itself"))
-    if node.WhichOneof("kind") != "task":
-        problems.append((f"{where}.kind", f"{label}: a node needs a kind (task)"))
-        return problems
-    task = node.task
-    if not NAME_PATTERN.match(task.step_type):
-        problems.append((f"{where}.task.step_type", f"{label}: step_type is required"))
-    if task.input:
-        try:
-            compiled_expression(task.input)
-        except jmespath.exceptions.JMESPathError as exc:
-            message = str(exc).splitlines()[0]
-            problems.append((f"{where}.task.input", f"{label}: bad expression: {message}"))
-    if task.HasField("retry"):
-        problems.extend(_retry_problems(f"{where}.task.retry", label, task.retry))
-    if task.timeout_seconds < 0:
-        problems.append((f"{where}.task.timeout_seconds", f"{label}: must not be negative"))
-    if task.on_failure_next and task.on_failure_next not in ids:
-        problems.append(
-            (
-                f"{where}.task.on_failure_next",
-                f"{label}: fallback node {task.on_failure_next!r} does not exist",
-            )
-        )
-    if task.on_failure == definition_pb2.FAILURE_POLICY_COMPENSATE:
-        problems.append((f"{where}.task.on_failure", f"{label}: compensation is not supported yet"))
-    if task.compensate_step:
-        problems.append(
-            (f"{where}.task.compensate_step", f"{label}: compensation is not supported yet")
-        )
-    if task.idempotency not in IDEMPOTENCY_NAMES and not _declared(task, catalog):
-        problems.append(
-            (
-                f"{where}.task.idempotency",
-                f"{label}: step type {task.step_type!r} has no idempotency declaration; "
-                "set idempotency (key, natural or none) on the node or register the step type",
-            )
-        )
-    return problems
-
-
-def _declared(task: definition_pb2.TaskNode, catalog: StepCatalog) -> bool:
-    return bool(task.step_type) and catalog(task.step_type, task.step_version) is not None
-
-
-def _retry_problems(where: str, label: str, retry: common_pb2.RetryPolicy) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    if retry.max_attempts < 0:
-        problems.append((f"{where}.max_attempts", f"{label}: must not be negative"))
-    if retry.initial_interval_seconds < 0 or retry.max_interval_seconds < 0:
-        problems.append((f"{where}", f"{label}: intervals must not be negative"))
-    if retry.backoff_coefficient and retry.backoff_coefficient < 1:
-        problems.append((f"{where}.backoff_coefficient", f"{label}: must be at least 1"))
-    if not 0 <= retry.jitter <= 1:
-        problems.append((f"{where}.jitter", f"{label}: must be between 0 and 1"))
-    return problems
-
-
-def _reachability_problems(
-    proto: definition_pb2.WorkflowDefinition, ids: dict[str, int]
-) -> list[tuple[str, str]]:
-    edges: dict[str, list[str]] = {}
-    ends = {node.id for node in proto.nodes if not node.next}
-    for node in proto.nodes:
-        edges[node.id] = [t for t in (node.next, node.task.on_failure_next) if t]
-    start = proto.start or proto.nodes[0].id
-    seen = {start}
-    frontier = [start]
-    while frontier:
-        for target in edges[frontier.pop()]:
-            if target not in seen:
-                seen.add(target)
-                frontier.append(target)
-    problems = [
-        (f"definition.nodes[{ids[n.id]}]", f"node {n.id!r} is unreachable from {start!r}")
-        for n in proto.nodes
-        if n.id not in seen
-    ]
-    # A sequential graph with a cycle never ends: every node of it must reach an end.
-    for node in proto.nodes:
-        if node.id in seen and not _reaches_end(node.id, edges, ends):
-            problems.append(
-                (
-                    f"definition.nodes[{ids[node.id]}]",
-                    f"node {node.id!r} is in a cycle without exit",
-                )
-            )
-    return problems
-
-
-def _reaches_end(start: str, edges: dict[str, list[str]], ends: set[str]) -> bool:
-    seen = {start}
-    frontier = [start]
-    while frontier:
-        current = frontier.pop()
-        if current in ends:
-            return True
-        for target in edges[current]:
-            if target not in seen:
-                seen.add(target)
-                frontier.append(target)
-    return False
+    return validate(proto, catalog)

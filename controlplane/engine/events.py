@@ -45,7 +45,54 @@ class CancelRequested:
     time: float
 
 
-RunEvent = AttemptCompleted | AttemptFailed | AttemptLost | CancelRequested
+@dataclass(frozen=True)
+class AbandonRequested:
+    """An operator gives up on the run: compensate what completed, then end COMPENSATED."""
+
+    reason: str
+    principal: str
+    time: float
+
+
+@dataclass(frozen=True)
+class ApprovalDecided:
+    node_id: str
+    approve: bool
+    principal: str
+    comment: str
+    time: float
+    by_timeout: bool = False
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A durable timer came due: kind is sleep, approval_deadline or event_timeout."""
+
+    node_id: str
+    kind: str
+    time: float
+
+
+@dataclass(frozen=True)
+class EventReceived:
+    node_id: str
+    event_name: str
+    correlation_key: str
+    payload: Any
+    event_id: str
+    time: float
+
+
+RunEvent = (
+    AttemptCompleted
+    | AttemptFailed
+    | AttemptLost
+    | CancelRequested
+    | AbandonRequested
+    | ApprovalDecided
+    | TimerFired
+    | EventReceived
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +120,48 @@ class ScheduleTask:
     timeout_seconds: float
 
 
+@dataclass(frozen=True)
+class TimerCommand:
+    node_id: str
+    kind: str
+    due_at: float
+
+
+@dataclass(frozen=True)
+class OpenApproval:
+    node_id: str
+    title: str
+    approvers: tuple[str, ...]
+    shown: dict[str, Any]
+    deadline: float | None
+
+
+@dataclass(frozen=True)
+class CloseApproval:
+    node_id: str
+    # APPROVED, REJECTED or WITHDRAWN
+    status: str
+    decided_by: str
+    decided_at: float
+    comment: str = ""
+    by_timeout: bool = False
+
+
+@dataclass(frozen=True)
+class EscalateApproval:
+    node_id: str
+    escalate_to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpenEventWait:
+    node_id: str
+    event_name: str
+    correlation_key: str
+    # An event sent at most this long before the wait opened is consumed by it.
+    retention_seconds: float
+
+
 @dataclass
 class Transition:
     """The commands of one state change; the store applies them in one transaction."""
@@ -83,9 +172,11 @@ class Transition:
     remove: list[str] = field(default_factory=list)
     # Leased tasks whose worker should be told to stop.
     cancel: list[str] = field(default_factory=list)
-
-    def extend(self, other: Transition) -> None:
-        self.events.extend(other.events)
-        self.schedule.extend(other.schedule)
-        self.remove.extend(other.remove)
-        self.cancel.extend(other.cancel)
+    timers: list[TimerCommand] = field(default_factory=list)
+    # (node id, kind) of timers that no longer matter.
+    cancel_timers: list[tuple[str, str]] = field(default_factory=list)
+    open_approvals: list[OpenApproval] = field(default_factory=list)
+    close_approvals: list[CloseApproval] = field(default_factory=list)
+    escalations: list[EscalateApproval] = field(default_factory=list)
+    open_waits: list[OpenEventWait] = field(default_factory=list)
+    close_waits: list[str] = field(default_factory=list)

@@ -1,6 +1,7 @@
-"""The run state machine: sequential task nodes with retry, dead letters and cancellation.
+"""The run state machine: what each event does to a run.
 
 Every function here is pure: time arrives in the event, randomness through `uniform`.
+Graph movement lives in `flow`, compensation and cancellation in `saga`.
 """
 
 from __future__ import annotations
@@ -9,16 +10,29 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from controlplane.engine import flow as f
+from controlplane.engine import saga
 from controlplane.engine import state as s
-from controlplane.engine.definition import CompiledDefinition, StepCatalog, resolve_step_policy
+from controlplane.engine.definition import (
+    ApprovalSpec,
+    CompiledDefinition,
+    StepCatalog,
+    WaitEventSpec,
+)
 from controlplane.engine.events import (
+    AbandonRequested,
+    ApprovalDecided,
     AttemptCompleted,
     AttemptFailed,
     AttemptLost,
     CancelRequested,
+    CloseApproval,
+    EscalateApproval,
+    EventReceived,
     NewHistoryEvent,
     RunEvent,
-    ScheduleTask,
+    TimerCommand,
+    TimerFired,
     Transition,
 )
 from controlplane.engine.retry import RetryPolicy
@@ -27,7 +41,11 @@ Uniform = Callable[[], float]
 
 
 class RunClosed(Exception):
-    """The run has ended; the request cannot change it."""
+    """The run has ended (or is already unwinding); the request cannot change it."""
+
+
+class NotWaiting(Exception):
+    """The node is not waiting for this (a decided approval, a consumed wait)."""
 
 
 def start_run(
@@ -40,8 +58,9 @@ def start_run(
     catalog: StepCatalog,
     request_id: str = "",
     principal: str = "system",
+    uniform: Uniform = lambda: 0.5,
 ) -> tuple[s.RunState, Transition]:
-    """The state of a new run and its first commands (history, first task)."""
+    """The state of a new run and its first commands (history, first task or wait)."""
     run = s.RunState(
         id=run_id,
         namespace=namespace,
@@ -52,22 +71,18 @@ def start_run(
         created_at=time,
         updated_at=time,
     )
-    transition = Transition()
-    transition.events.append(
-        NewHistoryEvent(
-            "RUN_STARTED",
-            time,
-            principal=principal,
-            data={
-                "workflow": definition.name,
-                "version": definition.version,
-                "input": input,
-                "request_id": request_id,
-            },
-        )
+    flow = f.Flow(run, definition, catalog, uniform, time, Transition())
+    flow.record(
+        "RUN_STARTED",
+        principal=principal,
+        workflow=definition.name,
+        version=definition.version,
+        input=input,
+        request_id=request_id,
     )
-    _enter_node(run, definition, catalog, definition.start, time, transition)
-    return run, transition
+    f.enter(flow, definition.start)
+    f.settle(flow)
+    return run, flow.transition
 
 
 def apply(
@@ -80,32 +95,44 @@ def apply(
     """The run after `event`, and the commands that make it so. `run` is not modified.
 
     Raises:
-        RunClosed: a cancellation of a run that has ended.
+        RunClosed: a cancellation or abandonment of a run that has ended.
+        NotWaiting: a decision for an approval that is not pending.
     """
-    run = dataclasses.replace(run, steps=dict(run.steps))
-    transition = Transition()
+    run = dataclasses.replace(run, steps=dict(run.steps), compensation=list(run.compensation))
+    flow = f.Flow(run, definition, catalog, uniform, event.time, Transition())
     if isinstance(event, CancelRequested):
-        _cancel(run, event, transition)
+        _cancel(flow, event)
+    elif isinstance(event, AbandonRequested):
+        _abandon(flow, event)
+    elif isinstance(event, ApprovalDecided):
+        _decided(flow, event)
+    elif isinstance(event, TimerFired):
+        _timer(flow, event)
+    elif isinstance(event, EventReceived):
+        _event(flow, event)
     else:
-        step = _current_step(run, event, transition)
+        step = _current_step(flow, event)
         if step is not None:
             if isinstance(event, AttemptCompleted):
-                _completed(run, step, event, definition, catalog, transition)
+                _completed(flow, step, event)
             elif isinstance(event, AttemptFailed):
-                _failed(run, step, event, definition, catalog, uniform, transition)
+                _failed(flow, step, event)
             else:
-                _lost(run, step, event, definition, catalog, transition)
+                _lost(flow, step, event)
+    f.settle(flow)
     run.updated_at = max(run.updated_at, event.time)
-    return run, transition
+    return run, flow.transition
+
+
+# -- task attempts -------------------------------------------------------------------------
 
 
 def _current_step(
-    run: s.RunState,
-    event: AttemptCompleted | AttemptFailed | AttemptLost,
-    transition: Transition,
+    flow: f.Flow, event: AttemptCompleted | AttemptFailed | AttemptLost
 ) -> s.StepState | None:
     """The step the result is for, copied for change; None (and a RESULT_IGNORED record) when
     the result is for an attempt that is no longer current (law 3)."""
+    run = flow.run
     found = run.steps.get(event.node_id)
     reason = ""
     if run.status in s.TERMINAL:
@@ -117,22 +144,18 @@ def _current_step(
     elif found.status not in s.OPEN_STEP:
         reason = f"step is {found.status}"
     if reason:
-        transition.events.append(
-            NewHistoryEvent(
-                "RESULT_IGNORED",
-                event.time,
-                event.node_id,
-                event.attempt,
-                principal=event.worker_id or "system",
-                data={"reason": reason, "result": _result_data(event)},
-            )
+        flow.record(
+            "RESULT_IGNORED",
+            event.node_id,
+            event.attempt,
+            principal=event.worker_id or "system",
+            reason=reason,
+            result=_result_data(event),
         )
         return None
-    assert found is not None
-    step = dataclasses.replace(found)
-    run.steps[step.node_id] = step
+    step = flow.step(event.node_id)
     if event.started_at is not None:
-        transition.events.append(
+        flow.transition.events.append(
             NewHistoryEvent(
                 "ATTEMPT_STARTED",
                 event.started_at,
@@ -153,310 +176,253 @@ def _result_data(event: AttemptCompleted | AttemptFailed | AttemptLost) -> dict[
     return {"outcome": "LOST", "reason": event.reason}
 
 
-def _completed(
-    run: s.RunState,
-    step: s.StepState,
-    event: AttemptCompleted,
-    definition: CompiledDefinition,
-    catalog: StepCatalog,
-    transition: Transition,
-) -> None:
-    transition.events.append(
-        NewHistoryEvent(
-            "ATTEMPT_COMPLETED",
-            event.time,
-            step.node_id,
-            step.attempt,
-            principal=event.worker_id or "system",
-            data={"output": event.output},
-        )
+def _completed(flow: f.Flow, step: s.StepState, event: AttemptCompleted) -> None:
+    flow.record(
+        "ATTEMPT_COMPLETED",
+        step.node_id,
+        step.attempt,
+        principal=event.worker_id or "system",
+        output=event.output,
     )
-    transition.remove.append(step.task_id)
+    flow.transition.remove.append(step.task_id)
+    run = flow.run
     run.completions += 1
     step.status = s.STEP_COMPLETED
     step.output = event.output
     step.completed_at = event.time
     step.completion_index = run.completions
     step.next_attempt_at = None
-    next_node = definition.nodes[step.node_id].next
-    if next_node:
-        _enter_node(run, definition, catalog, next_node, event.time, transition)
-    else:
-        _close(run, s.COMPLETED, event.time, transition, output=event.output)
+    if step.kind == "compensation":
+        saga.compensation_completed(flow, step)
+        return
+    f.advance(flow, step.node_id, flow.definition.nodes[step.node_id].next, event.output)
 
 
-def _failed(
-    run: s.RunState,
-    step: s.StepState,
-    event: AttemptFailed,
-    definition: CompiledDefinition,
-    catalog: StepCatalog,
-    uniform: Uniform,
-    transition: Transition,
-) -> None:
-    transition.events.append(
-        NewHistoryEvent(
-            "ATTEMPT_FAILED",
-            event.time,
-            step.node_id,
-            step.attempt,
-            principal=event.worker_id or "system",
-            data={"error": event.error},
-        )
+def _failed(flow: f.Flow, step: s.StepState, event: AttemptFailed) -> None:
+    flow.record(
+        "ATTEMPT_FAILED",
+        step.node_id,
+        step.attempt,
+        principal=event.worker_id or "system",
+        error=event.error,
     )
-    transition.remove.append(step.task_id)
+    flow.transition.remove.append(step.task_id)
     step.last_error = event.error
     policy = RetryPolicy.from_json(step.retry)
     error_type = str(event.error.get("type", ""))
     if not event.error.get("retryable", True) or error_type in policy.non_retryable_error_types:
-        _dead_letter(
-            run,
-            step,
-            event.error,
-            "non-retryable error",
-            definition,
-            catalog,
-            event.time,
-            transition,
-        )
+        f.dead_letter(flow, step, event.error, "non-retryable error")
     elif policy.gives_up_after(step.attempt):
-        _dead_letter(
-            run,
-            step,
-            event.error,
-            f"gave up after {step.attempt} attempts",
-            definition,
-            catalog,
-            event.time,
-            transition,
-        )
+        f.dead_letter(flow, step, event.error, f"gave up after {step.attempt} attempts")
     else:
-        delay = policy.delay_for(step.attempt, uniform)
-        _retry(run, step, delay, "attempt failed", event.time, transition)
+        _retry(flow, step, policy.delay_for(step.attempt, flow.uniform), "attempt failed")
 
 
-def _lost(
-    run: s.RunState,
-    step: s.StepState,
-    event: AttemptLost,
-    definition: CompiledDefinition,
-    catalog: StepCatalog,
-    transition: Transition,
-) -> None:
-    transition.events.append(
-        NewHistoryEvent(
-            "ATTEMPT_LOST",
-            event.time,
-            step.node_id,
-            step.attempt,
-            principal=event.worker_id or "system",
-            data={"reason": event.reason},
-        )
+def _lost(flow: f.Flow, step: s.StepState, event: AttemptLost) -> None:
+    flow.record(
+        "ATTEMPT_LOST",
+        step.node_id,
+        step.attempt,
+        principal=event.worker_id or "system",
+        reason=event.reason,
     )
-    transition.remove.append(step.task_id)
+    flow.transition.remove.append(step.task_id)
     error = {"type": "AttemptLost", "message": event.reason, "retryable": True, "details": ""}
     step.last_error = error
     policy = RetryPolicy.from_json(step.retry)
     if step.idempotency == "none":
         # It may have happened: only a human can tell whether running it again is safe.
         error["retryable"] = False
-        _dead_letter(
-            run,
-            step,
-            error,
-            "idempotency none: not retried automatically",
-            definition,
-            catalog,
-            event.time,
-            transition,
-        )
+        f.dead_letter(flow, step, error, "idempotency none: not retried automatically")
     elif policy.gives_up_after(step.attempt):
-        _dead_letter(
-            run,
-            step,
-            error,
-            f"gave up after {step.attempt} attempts",
-            definition,
-            catalog,
-            event.time,
-            transition,
-        )
+        f.dead_letter(flow, step, error, f"gave up after {step.attempt} attempts")
     else:
         # The worker, not the step, failed: hand it to another worker at once.
-        _retry(run, step, 0.0, event.reason, event.time, transition)
+        _retry(flow, step, 0.0, event.reason)
 
 
-def _retry(
-    run: s.RunState,
-    step: s.StepState,
-    delay: float,
-    reason: str,
-    time: float,
-    transition: Transition,
-) -> None:
+def _retry(flow: f.Flow, step: s.StepState, delay: float, reason: str) -> None:
     step.attempt += 1
-    due = time + delay
+    due = flow.time + delay
     step.status = s.RETRY_WAIT if delay > 0 else s.SCHEDULED
     step.next_attempt_at = due if delay > 0 else None
-    transition.events.append(
-        NewHistoryEvent(
-            "RETRY_SCHEDULED",
-            time,
-            step.node_id,
-            step.attempt,
-            data={"delay_seconds": round(delay, 6), "due_at": due, "reason": reason},
-        )
+    flow.record(
+        "RETRY_SCHEDULED",
+        step.node_id,
+        step.attempt,
+        delay_seconds=round(delay, 6),
+        due_at=due,
+        reason=reason,
     )
-    transition.schedule.append(_task_for(step, due))
+    flow.transition.schedule.append(f.task_for(step, due))
 
 
-def _dead_letter(
-    run: s.RunState,
-    step: s.StepState,
-    error: dict[str, Any],
-    reason: str,
-    definition: CompiledDefinition,
-    catalog: StepCatalog,
-    time: float,
-    transition: Transition,
-) -> None:
-    step.status = s.DEAD_LETTERED
-    step.last_error = error
-    step.next_attempt_at = None
-    transition.events.append(
-        NewHistoryEvent(
-            "STEP_DEAD_LETTERED",
-            time,
-            step.node_id,
-            step.attempt,
-            data={"error": error, "reason": reason, "attempts": step.attempt},
+# -- waits -----------------------------------------------------------------------------------
+
+
+def _waiting(flow: f.Flow, node_id: str, kind: str) -> s.StepState | None:
+    current = flow.run.steps.get(node_id)
+    if (
+        flow.run.status in s.TERMINAL
+        or current is None
+        or current.kind != kind
+        or current.status != s.STEP_WAITING
+    ):
+        return None
+    return flow.step(node_id)
+
+
+def _decided(flow: f.Flow, event: ApprovalDecided) -> None:
+    step = _waiting(flow, event.node_id, "approval")
+    if step is None:
+        raise NotWaiting(f"approval {event.node_id!r} is not pending")
+    decision = "approved" if event.approve else "rejected"
+    step.status = s.STEP_COMPLETED
+    step.completed_at = event.time
+    step.output = {
+        "approved": event.approve,
+        "decided_by": event.principal,
+        "comment": event.comment,
+    }
+    flow.record(
+        "APPROVAL_DECIDED",
+        event.node_id,
+        step.attempt,
+        principal=event.principal,
+        decision=decision,
+        comment=event.comment,
+        title=step.data.get("title"),
+        shown=step.data.get("shown"),
+        by_timeout=event.by_timeout,
+    )
+    flow.transition.close_approvals.append(
+        CloseApproval(
+            event.node_id,
+            decision.upper(),
+            event.principal,
+            event.time,
+            event.comment,
+            event.by_timeout,
         )
     )
-    spec = definition.nodes[step.node_id]
-    if spec.on_failure == "fail":
-        run.last_error = error
-        _close(run, s.FAILED, time, transition)
-    elif spec.on_failure_next:
-        _enter_node(run, definition, catalog, spec.on_failure_next, time, transition)
+    flow.transition.cancel_timers.append((event.node_id, "approval_deadline"))
+    spec = flow.definition.nodes[event.node_id]
+    assert isinstance(spec, ApprovalSpec)
+    if event.approve:
+        f.advance(flow, event.node_id, spec.approved_next or spec.next, step.output)
+    elif spec.rejected_next:
+        f.enter(flow, spec.rejected_next)
     else:
-        run.status = s.NEEDS_ATTENTION
-        run.last_error = error
-        run.waiting_for = f"an operator: step {step.node_id!r} is dead-lettered ({reason})"
-        run.waiting_since = time
-
-
-def _enter_node(
-    run: s.RunState,
-    definition: CompiledDefinition,
-    catalog: StepCatalog,
-    node_id: str,
-    time: float,
-    transition: Transition,
-) -> None:
-    spec = definition.nodes[node_id]
-    run.current_node = node_id
-    run.waiting_for = None
-    run.waiting_since = None
-    previous = run.steps.get(node_id)
-    # Entering a node again (a fallback loop) continues its attempt numbers so that task ids
-    # stay unique.
-    attempt = previous.attempt + 1 if previous else 1
-    resolved = resolve_step_policy(spec, catalog)
-    idempotency, retry = resolved if resolved else ("", RetryPolicy())
-    step = s.StepState(
-        node_id=node_id,
-        step_type=spec.step_type,
-        step_version=spec.step_version,
-        status=s.SCHEDULED,
-        attempt=attempt,
-        idempotency_key=s.idempotency_key_for(run.id, node_id),
-        idempotency=idempotency,
-        retry=retry.to_json(),
-        input=None,
-        scheduled_at=time,
-    )
-    run.steps[node_id] = step
-    error: dict[str, Any] | None = None
-    try:
-        step.input = spec.evaluate_input(run.context())
-    except Exception as exc:  # a JMESPath evaluation error is a definition bug, not a crash
-        error = {"type": "ExpressionError", "message": str(exc), "retryable": False}
-    if resolved is None:
-        error = {
-            "type": "StepNotDeclared",
-            "message": f"step type {spec.step_type!r} has no idempotency declaration",
+        flow.run.last_error = {
+            "type": "Rejected",
+            "message": f"{spec.title!r} rejected by {event.principal}: {event.comment}",
             "retryable": False,
+            "details": "",
         }
-    transition.events.append(
-        NewHistoryEvent(
-            "STEP_SCHEDULED",
-            time,
-            node_id,
-            attempt,
-            data={
-                "step_type": spec.step_type,
-                "step_version": spec.step_version,
-                "input": step.input,
-                "idempotency_key": step.idempotency_key,
-                "idempotency": idempotency,
-                "task_id": step.task_id,
-            },
+        saga.start_compensation(flow, f"approval {event.node_id!r} rejected")
+
+
+def _timer(flow: f.Flow, event: TimerFired) -> None:
+    kind = {"sleep": "sleep", "approval_deadline": "approval", "event_timeout": "wait_event"}
+    step = _waiting(flow, event.node_id, kind.get(event.kind, ""))
+    if step is None:
+        return  # the wait ended before its timer: nothing to do
+    spec = flow.definition.nodes[event.node_id]
+    if event.kind == "sleep":
+        step.status = s.STEP_COMPLETED
+        step.completed_at = event.time
+        flow.record("SLEEP_FIRED", event.node_id, step.attempt, due_at=step.data.get("due_at"))
+        f.advance(flow, event.node_id, spec.next, None)
+    elif event.kind == "approval_deadline":
+        assert isinstance(spec, ApprovalSpec)
+        action = spec.on_timeout or "reject"
+        if action == "escalate" and not step.data.get("escalated"):
+            step.data["escalated"] = True
+            step.data["approvers"] = list(step.data.get("approvers", [])) + list(spec.escalate_to)
+            flow.record(
+                "WAIT_TIMED_OUT",
+                event.node_id,
+                step.attempt,
+                action="escalated",
+                escalate_to=list(spec.escalate_to),
+            )
+            flow.transition.escalations.append(EscalateApproval(event.node_id, spec.escalate_to))
+            return
+        flow.run.steps[event.node_id] = step
+        _decided(
+            flow,
+            ApprovalDecided(
+                event.node_id,
+                action == "approve",
+                "system:deadline",
+                f"no decision by the deadline: default {action}",
+                event.time,
+                by_timeout=True,
+            ),
         )
+    else:
+        assert isinstance(spec, WaitEventSpec)
+        flow.record("WAIT_TIMED_OUT", event.node_id, step.attempt, action="timeout")
+        flow.transition.close_waits.append(event.node_id)
+        if spec.timeout_next:
+            step.status = s.STEP_COMPLETED
+            step.completed_at = event.time
+            step.output = {"timed_out": True}
+            f.enter(flow, spec.timeout_next)
+        else:
+            error = {
+                "type": "Timeout",
+                "message": f"no event {spec.event_name!r} within {spec.timeout_seconds} s",
+                "retryable": False,
+                "details": "",
+            }
+            f.dead_letter(flow, step, error, "wait timed out")
+
+
+def _event(flow: f.Flow, event: EventReceived) -> None:
+    step = _waiting(flow, event.node_id, "wait_event")
+    if step is None:
+        raise NotWaiting(f"node {event.node_id!r} is not waiting for an event")
+    step.status = s.STEP_COMPLETED
+    step.completed_at = event.time
+    step.output = event.payload
+    flow.record(
+        "EVENT_RECEIVED",
+        event.node_id,
+        step.attempt,
+        event_name=event.event_name,
+        correlation_key=event.correlation_key,
+        payload=event.payload,
+        event_id=event.event_id,
     )
-    if error is not None:
-        error.setdefault("details", "")
-        _dead_letter(run, step, error, error["type"], definition, catalog, time, transition)
-        return
-    transition.schedule.append(_task_for(step, time, spec.timeout_seconds))
+    flow.transition.close_waits.append(event.node_id)
+    flow.transition.cancel_timers.append((event.node_id, "event_timeout"))
+    f.advance(flow, event.node_id, flow.definition.nodes[event.node_id].next, event.payload)
 
 
-def _task_for(step: s.StepState, available_at: float, timeout: float = 0.0) -> ScheduleTask:
-    return ScheduleTask(
-        task_id=step.task_id,
-        node_id=step.node_id,
-        attempt=step.attempt,
-        step_type=step.step_type,
-        step_version=step.step_version,
-        idempotency_key=step.idempotency_key,
-        input=step.input,
-        available_at=available_at,
-        timeout_seconds=timeout,
-    )
+# -- operators -------------------------------------------------------------------------------
 
 
-def _cancel(run: s.RunState, event: CancelRequested, transition: Transition) -> None:
+def _cancel(flow: f.Flow, event: CancelRequested) -> None:
+    run = flow.run
     if run.status in s.TERMINAL:
         raise RunClosed(f"run {run.id} is already {run.status}")
-    for node_id, step in list(run.steps.items()):
-        if step.status in s.OPEN_STEP:
-            run.steps[node_id] = dataclasses.replace(step, status=s.STEP_CANCELLED)
-            transition.remove.append(step.task_id)
-            transition.cancel.append(step.task_id)
-    transition.events.append(
-        NewHistoryEvent(
-            "RUN_CANCELLED", event.time, principal=event.principal, data={"reason": event.reason}
-        )
-    )
-    _close(run, s.CANCELLED, event.time, transition, announce=False)
+    saga.cancel_open(flow)
+    flow.record("RUN_CANCELLED", principal=event.principal, reason=event.reason)
+    f.close(flow, s.CANCELLED, announce=False)
 
 
-def _close(
-    run: s.RunState,
-    status: str,
-    time: float,
-    transition: Transition,
-    *,
-    output: Any = None,
-    announce: bool = True,
-) -> None:
-    run.status = status
-    run.closed_at = time
-    run.output = output
-    run.waiting_for = None
-    run.waiting_since = None
-    if announce:
-        kind = "RUN_COMPLETED" if status == s.COMPLETED else "RUN_FAILED"
-        data: dict[str, Any] = (
-            {"output": output} if status == s.COMPLETED else {"error": run.last_error}
-        )
-        transition.events.append(NewHistoryEvent(kind, time, data=data))
+def _abandon(flow: f.Flow, event: AbandonRequested) -> None:
+    run = flow.run
+    if run.status in s.TERMINAL or run.status == s.COMPENSATING:
+        raise RunClosed(f"run {run.id} is already {run.status}")
+    run.last_error = {
+        "type": "Abandoned",
+        "message": f"abandoned by {event.principal}: {event.reason}",
+        "retryable": False,
+        "details": "",
+    }
+    saga.start_compensation(flow, f"abandoned by {event.principal}: {event.reason}")
+
+
+__all__ = ["NotWaiting", "RunClosed", "TimerCommand", "apply", "start_run"]

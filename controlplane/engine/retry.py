@@ -25,8 +25,11 @@ class RetryPolicy:
     def base_delay(self, failed_attempt: int) -> float:
         """The delay before the attempt after `failed_attempt`, before jitter."""
         exponent = max(failed_attempt - 1, 0)
-        # Cap the exponent so that a long run of attempts cannot overflow a float.
-        raw = self.initial_interval * self.backoff_coefficient ** min(exponent, 64)
+        try:
+            raw = self.initial_interval * self.backoff_coefficient**exponent
+        except OverflowError:
+            # Long past the point where max_interval caps the delay.
+            return self.max_interval
         return min(self.max_interval, raw)
 
     def delay_for(self, failed_attempt: int, uniform: Callable[[], float]) -> float:

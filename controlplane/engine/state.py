@@ -23,7 +23,12 @@ RETRY_WAIT = "RETRY_WAIT"
 STEP_COMPLETED = "COMPLETED"
 DEAD_LETTERED = "DEAD_LETTERED"
 STEP_CANCELLED = "CANCELLED"
+STEP_WAITING = "WAITING"
+COMPENSATED_STEP = "COMPENSATED"
+# A task node whose attempt is scheduled, running or waiting out a retry delay.
 OPEN_STEP = frozenset({SCHEDULED, STEP_RUNNING, RETRY_WAIT})
+# Any node the run is still at: open tasks, waits, a parallel node before its join.
+ACTIVE = OPEN_STEP | {STEP_WAITING}
 
 
 @dataclass
@@ -44,6 +49,10 @@ class StepState:
     completed_at: float | None = None
     # Order in which steps completed, for reverse-order compensation.
     completion_index: int | None = None
+    # task, approval, sleep, wait_event, switch, parallel or compensation.
+    kind: str = "task"
+    # Kind-specific facts: an approval's request, a timer's due time, a join's open branches.
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task_id(self) -> str:
@@ -68,6 +77,8 @@ class RunState:
     closed_at: float | None = None
     steps: dict[str, StepState] = field(default_factory=dict)
     completions: int = 0
+    # Nodes whose compensation is still to run, next first (saga).
+    compensation: list[str] = field(default_factory=list)
 
     def context(self) -> dict[str, Any]:
         """What expressions read: the run input and every completed step's output."""
@@ -83,6 +94,7 @@ class RunState:
     def steps_json(self) -> dict[str, Any]:
         return {
             "completions": self.completions,
+            "compensation": self.compensation,
             # vars() rather than asdict(): the fields are plain JSON values, and asdict's
             # deep copy is the most expensive part of saving a run.
             "steps": {node: vars(step) for node, step in self.steps.items()},
@@ -92,6 +104,15 @@ class RunState:
     def steps_from_json(data: dict[str, Any]) -> tuple[int, dict[str, StepState]]:
         steps = {node: StepState(**value) for node, value in data.get("steps", {}).items()}
         return int(data.get("completions", 0)), steps
+
+    @staticmethod
+    def compensation_from_json(data: dict[str, Any]) -> list[str]:
+        return list(data.get("compensation", []))
+
+
+def compensation_key(node_id: str) -> str:
+    """The step key of a node's compensation; '.' cannot occur in node ids, so no clash."""
+    return f"{node_id}.compensation"
 
 
 def idempotency_key_for(run_id: str, node_id: str) -> str:

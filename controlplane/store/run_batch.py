@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 
 from controlplane.engine.events import Transition
-from controlplane.engine.state import TERMINAL, RunState
+from controlplane.engine.state import COMPENSATING, RUNNING, RunState
 from controlplane.store.bulk import delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
 from controlplane.store.schema import history, runs, tasks
+from controlplane.store.wait_writes import WaitWrites
 
 CHUNK = 500
 
@@ -62,9 +63,10 @@ class RunCache:
         return replace(found, new=False, dirty=False)
 
     def keep(self, loaded: Iterable[LoadedRun]) -> None:
-        """Remember runs after their transaction committed; closed runs are dropped."""
+        """Remember runs after their transaction committed. Only runs with work in flight are
+        kept: a run that waits (or has ended) costs no memory (law 5)."""
         for run in loaded:
-            if run.state.status in TERMINAL:
+            if run.state.status not in (RUNNING, COMPENSATING):
                 self._runs.pop(run.state.id, None)
             else:
                 self._runs[run.state.id] = replace(run, new=False, dirty=False)
@@ -91,6 +93,7 @@ class RunBatch:
         self.cancelled_tasks: list[str] = []
         self._history_rows: list[dict[str, Any]] = []
         self._removed: set[str] = set()
+        self.waits = WaitWrites()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -195,6 +198,7 @@ class RunBatch:
                 "traceparent": traceparent_for(loaded.trace_id, spec.task_id),
             }
         self.cancelled_tasks.extend(transition.cancel)
+        self.waits.record(state, transition, self.now)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -216,10 +220,12 @@ class RunBatch:
         )
         insert_rows(c, history, self._history_rows)
         insert_rows(c, tasks, list(self.new_tasks.values()))
+        self.waits.flush(c)
 
 
 def _loaded(row: Row[Any]) -> LoadedRun:
-    completions, steps = RunState.steps_from_json(load_json(row.state))
+    saved = load_json(row.state)
+    completions, steps = RunState.steps_from_json(saved)
     waiting_since = row.waiting_since
     state = RunState(
         id=row.id,
@@ -238,6 +244,7 @@ def _loaded(row: Row[Any]) -> LoadedRun:
         closed_at=to_epoch(row.closed_at) if row.closed_at else None,
         steps=steps,
         completions=completions,
+        compensation=RunState.compensation_from_json(saved),
     )
     return LoadedRun(state, row.definition_id, row.last_seq, row.trace_id, row.request_id)
 

@@ -139,3 +139,73 @@ step_types = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# Durable timers: sleeps, approval deadlines, event-wait timeouts (retry delays are the
+# `available_at` of their task). A waiting run costs these rows and nothing in memory.
+timers = Table(
+    "timers",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("node_id", String(200), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("namespace", String(200), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Index("ix_timers_due", "due_at"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    # "<run id>:<node id>"
+    Column("id", String(300), primary_key=True),
+    Column("namespace", String(200), nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("node_id", String(200), nullable=False),
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=False),
+    Column("title", Text, nullable=False),
+    # JSON list of principals and "group:<name>" entries; empty: anyone authenticated.
+    Column("approvers", Text, nullable=False),
+    # JSON object: exactly what the approver is shown.
+    Column("shown", Text, nullable=False),
+    # PENDING, APPROVED, REJECTED or WITHDRAWN.
+    Column("status", String(16), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("deadline", UtcDateTime(), nullable=True),
+    Column("decided_by", String(300), nullable=True),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("by_timeout", Boolean, nullable=False, server_default=text("false")),
+    Column("escalated_to", Text, nullable=False, server_default="[]"),
+    Index("ix_approvals_pending", "namespace", "status", "requested_at", "id"),
+)
+
+# Runs waiting at a wait_event node, found by (namespace, event name, correlation key).
+event_waits = Table(
+    "event_waits",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("node_id", String(200), primary_key=True),
+    Column("namespace", String(200), nullable=False),
+    Column("event_name", String(200), nullable=False),
+    Column("correlation_key", String(500), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_event_waits_key", "namespace", "event_name", "correlation_key"),
+)
+
+# Every event sent: delivered ones (for idempotent SendEvent retries) and ones kept for a run
+# that has not reached its wait yet (delivered_to is NULL).
+events = Table(
+    "events",
+    metadata,
+    Column("namespace", String(200), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("event_name", String(200), nullable=False),
+    Column("correlation_key", String(500), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    # JSON list of run ids it was delivered to; NULL while it waits for one.
+    Column("delivered_to", Text, nullable=True),
+    Index("ix_events_key", "namespace", "event_name", "correlation_key", "created_at"),
+)
