@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
 from controlplane.dispatch.sessions import WorkerSession
 from controlplane.engine.definition import NAME_PATTERN, VERSION_PATTERN
+from controlplane.store.codec import load_json
 from controlplane.store.step_types import StepCatalogCache, upsert_step_types
 
 log = logging.getLogger("surefoot.workers")
@@ -190,7 +190,7 @@ def _decode(value: common_pb2.Payload) -> Any:
     if not value.data:
         return None
     try:
-        return json.loads(value.data)
+        return load_json(value.data)
     except ValueError:
         # Recorded as text rather than lost: the output was produced and must be kept.
         return {"undecodable_output": value.data.decode("utf-8", "replace")}
