@@ -1,0 +1,175 @@
+"""Building definitions and driving runs through the pure engine, for the engine tests.
+
+Definitions are built as the protobuf a client registers and compiled the way the server
+compiles them, so the tests go through the same path as a real run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from surefoot.v1 import common_pb2, definition_pb2
+
+from controlplane.engine import machine
+from controlplane.engine.definition import (
+    CompiledDefinition,
+    StepCatalog,
+    StepDeclaration,
+    compile_definition,
+)
+from controlplane.engine.events import (
+    AttemptCompleted,
+    AttemptFailed,
+    AttemptLost,
+    CancelRequested,
+    RunEvent,
+    Transition,
+)
+from controlplane.engine.state import RunState
+
+IDEMPOTENCY = {
+    "key": common_pb2.IDEMPOTENCY_KEY,
+    "natural": common_pb2.IDEMPOTENCY_NATURAL,
+    "none": common_pb2.IDEMPOTENCY_NONE,
+}
+
+ON_FAILURE = {
+    "": definition_pb2.FAILURE_POLICY_UNSPECIFIED,
+    "dead_letter": definition_pb2.FAILURE_POLICY_DEAD_LETTER,
+    "fail": definition_pb2.FAILURE_POLICY_FAIL,
+    "compensate": definition_pb2.FAILURE_POLICY_COMPENSATE,
+}
+
+T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
+
+
+def task_node(
+    node_id: str,
+    *,
+    next: str = "",
+    step_type: str = "charge-card",
+    step_version: str = "",
+    input: str = "",
+    idempotency: str = "key",
+    retry: common_pb2.RetryPolicy | None = None,
+    timeout_seconds: float = 0.0,
+    on_failure: str = "",
+    on_failure_next: str = "",
+) -> definition_pb2.Node:
+    """A task node; idempotency "" leaves it to the step type's registration."""
+    task = definition_pb2.TaskNode(
+        step_type=step_type,
+        step_version=step_version,
+        input=input,
+        idempotency=IDEMPOTENCY[idempotency] if idempotency else common_pb2.IDEMPOTENCY_UNSPECIFIED,
+        timeout_seconds=timeout_seconds,
+        on_failure=ON_FAILURE[on_failure],
+        on_failure_next=on_failure_next,
+    )
+    if retry is not None:
+        task.retry.CopyFrom(retry)
+    return definition_pb2.Node(id=node_id, next=next, task=task)
+
+
+def workflow(
+    *nodes: definition_pb2.Node, name: str = "orders", version: str = "1", start: str = ""
+) -> definition_pb2.WorkflowDefinition:
+    return definition_pb2.WorkflowDefinition(
+        name=name, version=version, nodes=list(nodes), start=start
+    )
+
+
+def retry_policy(
+    max_attempts: int = 3,
+    initial: float = 1.0,
+    backoff: float = 2.0,
+    max_interval: float = 60.0,
+    jitter: float = 0.2,
+    non_retryable: tuple[str, ...] = (),
+) -> common_pb2.RetryPolicy:
+    return common_pb2.RetryPolicy(
+        max_attempts=max_attempts,
+        initial_interval_seconds=initial,
+        backoff_coefficient=backoff,
+        max_interval_seconds=max_interval,
+        jitter=jitter,
+        non_retryable_error_types=list(non_retryable),
+    )
+
+
+def catalog_of(declarations: Mapping[str, StepDeclaration]) -> StepCatalog:
+    """A step catalog that knows the given step types (any version)."""
+
+    def look_up(name: str, _version: str) -> StepDeclaration | None:
+        return declarations.get(name)
+
+    return look_up
+
+
+NO_STEP_TYPES: StepCatalog = catalog_of({})
+
+
+def error(type: str = "Timeout", *, retryable: bool = True, message: str = "") -> dict[str, Any]:
+    return {"type": type, "message": message or f"{type} happened", "retryable": retryable}
+
+
+def completed(node: str, attempt: int, output: Any, time: float, **kw: Any) -> AttemptCompleted:
+    return AttemptCompleted(node_id=node, attempt=attempt, output=output, time=time, **kw)
+
+
+def failed(node: str, attempt: int, err: dict[str, Any], time: float) -> AttemptFailed:
+    return AttemptFailed(node_id=node, attempt=attempt, error=err, time=time)
+
+
+def lost(node: str, attempt: int, time: float, reason: str = "lease expired") -> AttemptLost:
+    return AttemptLost(node_id=node, attempt=attempt, reason=reason, time=time)
+
+
+def cancel(time: float, principal: str = "alice", reason: str = "ordered twice") -> CancelRequested:
+    return CancelRequested(reason=reason, principal=principal, time=time)
+
+
+@dataclass
+class DrivenRun:
+    """A run held in memory and moved on by events, as the committer would do with the store."""
+
+    definition: CompiledDefinition
+    catalog: StepCatalog
+    run: RunState
+    started: Transition
+    uniform: Callable[[], float] = field(default=lambda: 0.5)
+
+    def send(self, event: RunEvent) -> Transition:
+        self.run, transition = machine.apply(
+            self.run, event, self.definition, self.catalog, self.uniform
+        )
+        return transition
+
+
+def start(
+    proto: definition_pb2.WorkflowDefinition,
+    input: Any = None,
+    *,
+    catalog: StepCatalog = NO_STEP_TYPES,
+    run_id: str = "run-1",
+    time: float = T0,
+    uniform: Callable[[], float] = lambda: 0.5,
+) -> DrivenRun:
+    definition = compile_definition(proto)
+    run, transition = machine.start_run(
+        run_id=run_id,
+        namespace="default",
+        definition=definition,
+        input=input,
+        time=time,
+        catalog=catalog,
+        request_id="req-1",
+        principal="alice",
+    )
+    return DrivenRun(definition, catalog, run, transition, uniform)
+
+
+def event_types(transition: Transition) -> list[str]:
+    return [event.type for event in transition.events]
