@@ -166,7 +166,7 @@ def retry_from_proto(policy: common_pb2.RetryPolicy) -> RetryPolicy:
         initial_interval=policy.initial_interval_seconds or DEFAULT_INITIAL_INTERVAL,
         backoff_coefficient=policy.backoff_coefficient or DEFAULT_BACKOFF,
         max_interval=policy.max_interval_seconds or DEFAULT_MAX_INTERVAL,
-        jitter=policy.jitter if policy.jitter else DEFAULT_JITTER,
+        jitter=policy.jitter if policy.HasField("jitter") else DEFAULT_JITTER,
         non_retryable_error_types=tuple(policy.non_retryable_error_types),
     )
 

@@ -9,6 +9,7 @@ batch instead of per step.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -190,7 +191,8 @@ class RunBatch:
                 "input": dump_json(spec.input),
                 "status": "ready",
                 "available_at": to_datetime(spec.available_at),
-                "timeout_seconds": int(spec.timeout_seconds),
+                # Whole seconds, rounded up: a 0.5 s timeout must not become "none".
+                "timeout_seconds": math.ceil(spec.timeout_seconds),
                 "session_id": None,
                 "worker_id": None,
                 "leased_at": None,

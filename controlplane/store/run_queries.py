@@ -60,9 +60,13 @@ def encode_page_token(created_at: datetime, run_id: str) -> str:
 def decode_page_token(token: str) -> tuple[datetime, str]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(data["c"]), str(data["i"])
+        created_at = datetime.fromisoformat(data["c"])
+        run_id = str(data["i"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadPageToken("page_token is not one this server issued") from exc
+    if created_at.tzinfo is None:
+        raise BadPageToken("page_token is not one this server issued")
+    return created_at, run_id
 
 
 def list_runs(

@@ -93,7 +93,9 @@ class RetryPolicy(_message.Message):
     backoff_coefficient: _builtins.float
     max_interval_seconds: _builtins.float
     jitter: _builtins.float
-    """Fraction in [0, 1]: the delay is drawn uniformly from base * (1 +/- jitter)."""
+    """Fraction in [0, 1]: the delay is drawn uniformly from base * (1 +/- jitter). Unset means
+    the default; 0 means no jitter.
+    """
     @_builtins.property
     def non_retryable_error_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Error types that dead-letter at once."""
@@ -105,14 +107,16 @@ class RetryPolicy(_message.Message):
         initial_interval_seconds: _builtins.float = ...,
         backoff_coefficient: _builtins.float = ...,
         max_interval_seconds: _builtins.float = ...,
-        jitter: _builtins.float = ...,
+        jitter: _builtins.float | None = ...,
         non_retryable_error_types: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_jitter", b"_jitter", "jitter", b"jitter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff_coefficient", b"backoff_coefficient", "initial_interval_seconds", b"initial_interval_seconds", "jitter", b"jitter", "max_attempts", b"max_attempts", "max_interval_seconds", b"max_interval_seconds", "non_retryable_error_types", b"non_retryable_error_types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_jitter", b"_jitter", "backoff_coefficient", b"backoff_coefficient", "initial_interval_seconds", b"initial_interval_seconds", "jitter", b"jitter", "max_attempts", b"max_attempts", "max_interval_seconds", b"max_interval_seconds", "non_retryable_error_types", b"non_retryable_error_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__jitter: _TypeAlias = _typing.Literal["jitter"]  # noqa: Y015
+    _WhichOneofArgType__jitter: _TypeAlias = _typing.Literal["_jitter", b"_jitter"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__jitter) -> _WhichOneofReturnType__jitter | None: ...
 
 Global___RetryPolicy: _TypeAlias = RetryPolicy  # noqa: Y015
 
