@@ -14,8 +14,8 @@ class RetryPolicy:
 
     After failed attempt *n* the next attempt waits a delay drawn with jitter from
     ``min(max_interval, initial_interval * backoff_coefficient ** (n - 1))``. A field left at
-    ``None`` (or zero) takes the server default: 3 attempts, 1 s, x2, 60 s, 0.2 jitter. Because
-    the protocol uses zero for "default", a jitter of exactly zero cannot be requested.
+    ``None`` (or zero) takes the server default: 3 attempts, 1 s, x2, 60 s, 0.2 jitter; a
+    jitter of 0 means none (jitter is the one field whose presence the protocol carries).
 
     Attributes:
         max_attempts: Total attempts including the first.
@@ -66,14 +66,16 @@ class RetryPolicy:
         Returns:
             The ``surefoot.v1.RetryPolicy`` message.
         """
-        return common_pb2.RetryPolicy(
+        message = common_pb2.RetryPolicy(
             max_attempts=self.max_attempts or 0,
             initial_interval_seconds=self.initial_interval or 0.0,
             backoff_coefficient=self.backoff_coefficient or 0.0,
             max_interval_seconds=self.max_interval or 0.0,
-            jitter=self.jitter or 0.0,
             non_retryable_error_types=list(self.non_retryable_error_types),
         )
+        if self.jitter is not None:
+            message.jitter = self.jitter
+        return message
 
     @classmethod
     def from_proto(cls, message: common_pb2.RetryPolicy) -> RetryPolicy:
@@ -90,6 +92,6 @@ class RetryPolicy:
             initial_interval=message.initial_interval_seconds or None,
             backoff_coefficient=message.backoff_coefficient or None,
             max_interval=message.max_interval_seconds or None,
-            jitter=message.jitter or None,
+            jitter=message.jitter if message.HasField("jitter") else None,
             non_retryable_error_types=tuple(message.non_retryable_error_types),
         )
