@@ -22,6 +22,7 @@ from controlplane.dispatch.committer import Committer
 from controlplane.engine.definition import validate_definition
 from controlplane.store import definitions as defs
 from controlplane.store import run_queries
+from controlplane.store.database import reader
 from controlplane.store.step_types import StepCatalogCache
 
 T = TypeVar("T")
@@ -45,7 +46,7 @@ class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceSer
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         def run() -> T:
-            with self._engine.connect() as connection:
+            with reader(self._engine).connect() as connection:
                 return work(connection)
 
         return await asyncio.to_thread(run)

@@ -359,7 +359,7 @@ class Committer:
             definition=definition,
             input=op.input,
             time=batch.now,
-            catalog=self._catalog.catalog_for(op.namespace),
+            catalog=self._catalog.catalog_for(op.namespace, batch.connection),
             request_id=op.request_id,
             principal=op.principal,
         )
@@ -443,7 +443,7 @@ class Committer:
     def _transition(self, batch: RunBatch, run_id: str, event: Any) -> None:
         loaded = batch.runs[run_id]
         definition = self._definitions.get(loaded.definition_id, batch.connection)
-        catalog = self._catalog.catalog_for(loaded.state.namespace)
+        catalog = self._catalog.catalog_for(loaded.state.namespace, batch.connection)
         state, transition = machine.apply(
             loaded.state, event, definition, catalog, self._rng.random
         )

@@ -25,9 +25,7 @@ def open_engine(url: str, *, pool_size: int = 8) -> Engine:
     if backend == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_on_connect)
-        # pysqlite's own transaction handling would delay BEGIN; issue it ourselves so that
-        # a write transaction takes its lock up front instead of failing on upgrade.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
 
@@ -41,6 +39,21 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # pysqlite's own transaction handling would delay BEGIN; issue it ourselves so that a
+    # write transaction takes the write lock up front instead of failing on upgrade. Readers
+    # (see `reader`) must not take it: WAL lets them read beside the committer.
+    if connection.get_execution_options().get("surefoot_read"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader(engine: Engine) -> Engine:
+    """The engine for read-only work: on SQLite its transactions do not take the write lock."""
+    return engine.execution_options(surefoot_read=True)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -13,6 +13,7 @@ from surefoot.v1 import definition_pb2
 from controlplane.engine.definition import CompiledDefinition, compile_definition
 from controlplane.engine.state import TERMINAL
 from controlplane.store.codec import to_datetime
+from controlplane.store.database import reader
 from controlplane.store.schema import definitions, runs
 
 
@@ -148,7 +149,7 @@ class DefinitionCache:
         if connection is not None:
             body = connection.execute(query).scalar_one()
         else:
-            with self._engine.connect() as own:
+            with reader(self._engine).connect() as own:
                 body = own.execute(query).scalar_one()
         compiled = compile_definition(definition_pb2.WorkflowDefinition.FromString(body))
         with self._lock:

@@ -17,6 +17,7 @@ from controlplane.engine.definition import (
     retry_from_proto,
 )
 from controlplane.store.codec import dump_json, load_json, to_datetime
+from controlplane.store.database import reader
 from controlplane.store.schema import step_types
 
 # A miss is looked up again at most this often, so an undeclared step costs no query storm.
@@ -69,15 +70,18 @@ class StepCatalogCache:
                 self._misses.pop((namespace, d.name, d.version), None)
                 self._misses.pop((namespace, d.name, ""), None)
 
-    def catalog_for(self, namespace: str) -> StepCatalog:
-        """A StepCatalog (name, version) -> declaration for one namespace."""
+    def catalog_for(self, namespace: str, connection: Connection | None = None) -> StepCatalog:
+        """A StepCatalog (name, version) -> declaration for one namespace; misses are read
+        on `connection` when given (the committer's transaction), else on a new one."""
 
         def lookup(name: str, version: str) -> StepDeclaration | None:
-            return self.lookup(namespace, name, version)
+            return self.lookup(namespace, name, version, connection)
 
         return lookup
 
-    def lookup(self, namespace: str, name: str, version: str) -> StepDeclaration | None:
+    def lookup(
+        self, namespace: str, name: str, version: str, connection: Connection | None = None
+    ) -> StepDeclaration | None:
         key = (namespace, name, version)
         with self._lock:
             found = self._known.get(key)
@@ -90,7 +94,7 @@ class StepCatalogCache:
             missed_at = self._misses.get(key)
             if missed_at is not None and time.monotonic() - missed_at < MISS_TTL_SECONDS:
                 return None
-        found = self._load(namespace, name, version)
+        found = self._load(namespace, name, version, connection)
         with self._lock:
             if found is None:
                 self._misses[key] = time.monotonic()
@@ -98,15 +102,20 @@ class StepCatalogCache:
                 self._known[key] = found
         return found
 
-    def _load(self, namespace: str, name: str, version: str) -> StepDeclaration | None:
+    def _load(
+        self, namespace: str, name: str, version: str, connection: Connection | None
+    ) -> StepDeclaration | None:
         query = select(step_types.c.idempotency, step_types.c.retry).where(
             step_types.c.namespace == namespace, step_types.c.name == name
         )
         if version:
             query = query.where(step_types.c.version == version)
         query = query.order_by(step_types.c.updated_at.desc()).limit(1)
-        with self._engine.connect() as connection:
+        if connection is not None:
             row = connection.execute(query).first()
+        else:
+            with reader(self._engine).connect() as own:
+                row = own.execute(query).first()
         if row is None:
             return None
         retry = json_format.ParseDict(load_json(row.retry), common_pb2.RetryPolicy())
