@@ -281,3 +281,146 @@ def test_unreadable_sources_raise_one_line_errors(source: str, message: str) -> 
     with pytest.raises(DefinitionFileError) as error:
         load_definitions(source)
     assert str(error.value).startswith(message)
+
+
+# --- node kinds besides task -------------------------------------------------------------------
+
+NODE_KINDS = {
+    "approval": {
+        "title": "Approve the refund",
+        "approvers": ["alice", "group:finance"],
+        "show": {"customer": "input.customer", "amount": "steps.quote.output.amount"},
+        "timeout_seconds": 86400,
+        "on_timeout": "escalate",
+        "escalate_to": ["group:directors"],
+        "approved_next": "after",
+        "rejected_next": "after",
+    },
+    "sleep": {"seconds": 1.5},
+    "sleep_until": {"until": "input.trial_ends_at"},
+    "wait_event": {
+        "event_name": "contract-signed",
+        "correlation_key": "input.customer",
+        "timeout_seconds": 604800,
+        "timeout_next": "after",
+        "retention_seconds": 3600,
+    },
+    "switch": {
+        "cases": [
+            {"condition": "input.amount > `1000`", "next": "after"},
+            {"condition": "input.plan == 'enterprise'", "next": "after"},
+        ],
+        "default_next": "after",
+    },
+    "parallel": {"branches": ["after", "other"], "join": "all"},
+    "task": {
+        "step_type": "provision-infrastructure",
+        "on_failure": "compensate",
+        "compensate_step": "deprovision-infrastructure",
+        "compensate_input": "{workspace_id: self.output.workspace_id}",
+        "compensate_idempotency": "natural",
+        "compensate_retry": {"max_attempts": 10, "initial_interval_seconds": 2},
+    },
+}
+
+
+def _one_node(kind: str, body: dict) -> dict:
+    return {
+        "name": "kinds",
+        "version": "1",
+        "nodes": [
+            {"id": "it", "next": "after", kind.removesuffix("_until"): body},
+            {"id": "after", "task": {"step_type": "s"}},
+            {"id": "other", "task": {"step_type": "s"}},
+        ],
+    }
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_each_node_kind_round_trips_through_yaml(kind: str) -> None:
+    document = _one_node(kind, NODE_KINDS[kind])
+    definition = definition_from_dict(yaml.safe_load(yaml.safe_dump(document)))
+    assert definition.nodes[0].WhichOneof("kind") == kind.removesuffix("_until")
+    back = definition_to_dict(definition)
+    assert back == document
+    assert definition_from_dict(yaml.safe_load(yaml.safe_dump(back))) == definition
+
+
+def test_the_new_fields_land_where_the_proto_says() -> None:
+    approval = definition_from_dict(_one_node("approval", NODE_KINDS["approval"])).nodes[0]
+    assert dict(approval.approval.show) == NODE_KINDS["approval"]["show"]
+    assert list(approval.approval.approvers) == ["alice", "group:finance"]
+    switch = definition_from_dict(_one_node("switch", NODE_KINDS["switch"])).nodes[0].switch
+    assert [(c.condition, c.next) for c in switch.cases] == [
+        ("input.amount > `1000`", "after"),
+        ("input.plan == 'enterprise'", "after"),
+    ]
+    task = definition_from_dict(_one_node("task", NODE_KINDS["task"])).nodes[0].task
+    assert task.compensate_idempotency == common_pb2.IDEMPOTENCY_NATURAL
+    assert task.compensate_retry.max_attempts == 10
+    assert task.on_failure == definition_pb2.FAILURE_POLICY_COMPENSATE
+
+
+@pytest.mark.parametrize("kind", ["approval", "sleep", "wait_event", "switch", "parallel"])
+def test_a_kind_with_nothing_after_it_is_that_kind_at_its_defaults(kind: str) -> None:
+    # `approval:` alone in YAML is null; it must still make the node an approval.
+    definition = definition_from_dict(
+        yaml.safe_load(f"name: w\nversion: '1'\nnodes:\n  - id: a\n    {kind}:\n")
+    )
+    assert definition.nodes[0].WhichOneof("kind") == kind
+    assert definition_to_dict(definition)["nodes"] == [{"id": "a", kind: {}}]
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        (
+            {"id": "a", "task": {"compensate_idempotency": "sometimes"}},
+            "nodes[0].task.compensate_idempotency: unknown value 'sometimes' "
+            "(expected one of: key, natural, none)",
+        ),
+        (
+            {"id": "a", "approval": {"show": ["input.x"]}},
+            "nodes[0].approval.show: expected a mapping, got a list",
+        ),
+        (
+            {"id": "a", "switch": {"cases": {"condition": "x"}}},
+            "nodes[0].switch.cases: expected a list, got a mapping",
+        ),
+        (
+            {"id": "a", "switch": {"cases": [{"when": "x"}]}},
+            "nodes[0].switch.cases[0].when: unknown field (expected one of: condition, next)",
+        ),
+        (
+            {"id": "a", "sleep": {"seconds": "an hour"}},
+            "nodes[0].sleep.seconds: expected a number, got 'an hour'",
+        ),
+        (
+            {"id": "a", "parallel": {"branches": "b"}},
+            "nodes[0].parallel.branches: expected a list, got 'b'",
+        ),
+    ],
+)
+def test_mistakes_in_the_new_kinds_name_the_field(node: dict, message: str) -> None:
+    with pytest.raises(DefinitionFileError) as error:
+        definition_from_dict({"name": "w", "nodes": [node]})
+    assert str(error.value) == message
+
+
+def test_the_builder_declares_compensation_and_fallback() -> None:
+    built = (
+        Workflow("w", "1")
+        .task(
+            "provision",
+            "provision-infrastructure",
+            on_failure_next="apologise",
+            compensate_step="deprovision-infrastructure",
+            compensate_input="{workspace_id: self.output.workspace_id}",
+            compensate_idempotency="natural",
+            compensate_retry={"max_attempts": 10, "initial_interval_seconds": 2},
+        )
+        .build()
+    )
+    expected = {"step_type": "provision-infrastructure", "on_failure_next": "apologise"}
+    expected.update({k: v for k, v in NODE_KINDS["task"].items() if k.startswith("compensate")})
+    assert definition_to_dict(built)["nodes"][0]["task"] == expected

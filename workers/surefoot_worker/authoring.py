@@ -2,9 +2,11 @@
 
 All three compile to the same `WorkflowDefinition` protobuf message, which is what the control
 plane stores and versions. The file shape is the protobuf JSON mapping (snake_case or camelCase
-field names) with two conveniences: enums may be written as short lowercase names
-(`idempotency: key`, `on_failure: compensate`), and the input schema may be written as an
-object (`input_schema:`) instead of a JSON string (`input_schema_json:`).
+field names) with three conveniences: enums may be written as short lowercase names
+(`idempotency: key`, `on_failure: compensate`, `compensate_idempotency: natural`), the input
+schema may be written as an object (`input_schema:`) instead of a JSON string
+(`input_schema_json:`), and a node kind with nothing after it (`approval:`) is that kind with
+every field at its default, as `approval: {}` is.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def _normalise(descriptor: Descriptor, data: Any, path: str) -> dict[str, Any]:
             known = ", ".join(f.name for f in descriptor.fields)
             raise DefinitionFileError(f"{field_path}: unknown field (expected one of: {known})")
         if value is None:
+            if field.containing_oneof is not None and field.message_type is not None:
+                # `approval:` alone picks the node kind; dropping it would leave no kind.
+                out[key] = {}
             continue  # `description:` with nothing after it means "not set", as in YAML
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             if not isinstance(value, Mapping):
@@ -247,6 +252,11 @@ class Workflow:
         step_version: str = "",
         timeout_seconds: float = 0,
         on_failure: str | int | None = None,
+        on_failure_next: str = "",
+        compensate_step: str = "",
+        compensate_input: str = "",
+        compensate_idempotency: str | int | None = None,
+        compensate_retry: Any = None,
     ) -> Workflow:
         """Appends a task node; the previous node's `next` becomes this one.
 
@@ -256,6 +266,12 @@ class Workflow:
                 step type's declaration.
             retry: a surefoot_worker RetryPolicy, a common_pb2.RetryPolicy or a dict.
             on_failure: `dead_letter`, `compensate` or `fail`.
+            on_failure_next: a fallback node to go to when the step is dead-lettered.
+            compensate_step: the step type that undoes this one when the run is unwound.
+            compensate_input: JMESPath over the run context plus `self` (this step's
+                `input` and `output`); empty passes `self`.
+            compensate_idempotency, compensate_retry: as `idempotency` and `retry`, for the
+                compensating step.
 
         Raises:
             ValueError: a duplicate node id or an unknown enum name.
@@ -275,6 +291,14 @@ class Workflow:
             task.on_failure = _enum_value(definition_pb2.FailurePolicy, on_failure, path)
         if retry is not None:
             task.retry.CopyFrom(_retry_to_proto(retry))
+        task.on_failure_next = on_failure_next
+        task.compensate_step, task.compensate_input = compensate_step, compensate_input
+        if compensate_idempotency is not None:
+            task.compensate_idempotency = _enum_value(
+                common_pb2.Idempotency, compensate_idempotency, path
+            )
+        if compensate_retry is not None:
+            task.compensate_retry.CopyFrom(_retry_to_proto(compensate_retry))
         if nodes:
             nodes[-1].next = node_id
         nodes.append(node)
