@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from surefoot.v1 import workflow_service_pb2_grpc
 
-from controlplane.cli.errors import EXIT_REFUSED, EXIT_UNREACHABLE, CliError
+from controlplane.cli.errors import EXIT_REFUSED, EXIT_UNREACHABLE, CliError, usage_error
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
@@ -40,8 +40,16 @@ def add_address_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every client command takes: the address, the namespace and --json."""
+    """The options every client command takes: address, namespace, --token and --json."""
     add_address_arguments(parser)
+    parser.add_argument(
+        "--token",
+        # Never shown by --help: the default comes from the environment and is a secret.
+        default=os.environ.get("SUREFOOT_TOKEN", ""),
+        metavar="TOKEN",
+        help="bearer token that says who you are, sent as `authorization: Bearer TOKEN` "
+        "(env SUREFOOT_TOKEN; needed to decide approvals on a server with --auth-file)",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -52,19 +60,24 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
 class ControlPlaneClient:
     """A synchronous WorkflowService client bound to one namespace.
 
-    Use as a context manager so that the channel is closed. Every call has a 10 s deadline;
-    failures come out as CliError with the exit code the CLI promises.
+    Use as a context manager so that the channel is closed. Every call has a 10 s deadline
+    and carries the bearer token, if any; failures come out as CliError with the exit code
+    the CLI promises.
     """
 
-    def __init__(self, address: str, namespace: str) -> None:
+    def __init__(self, address: str, namespace: str, token: str = "") -> None:
         self.address = address
         self.namespace = namespace
+        token = token.strip()
+        if token and not _is_header_value(token):
+            raise usage_error("--token must be printable ASCII without spaces")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel = grpc.insecure_channel(address)
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ControlPlaneClient:
-        return cls(args.address, args.namespace)
+        return cls(args.address, args.namespace, getattr(args, "token", "") or "")
 
     def __enter__(self) -> ControlPlaneClient:
         return self
@@ -79,7 +92,7 @@ class ControlPlaneClient:
             CliError: exit 3 when no control plane answers, exit 1 when it refuses.
         """
         try:
-            return rpc(request, timeout=CALL_TIMEOUT_SECONDS)
+            return rpc(request, timeout=CALL_TIMEOUT_SECONDS, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self._translate(exc) from exc
 
@@ -105,6 +118,11 @@ class ControlPlaneClient:
         except grpc.FutureTimeoutError:
             return False
         return True
+
+
+def _is_header_value(token: str) -> bool:
+    # gRPC refuses other characters in metadata with an error that names no option.
+    return all(33 <= ord(ch) <= 126 for ch in token)
 
 
 def field_violations(call: Any) -> list[str]:

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from controlplane.cli import definitions, runs, servers
+from controlplane.cli import approvals, definitions, events, runs, servers
 from controlplane.cli.errors import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, CliError
 
 EPILOG = """\
@@ -25,6 +25,8 @@ exit codes:
 environment:
   SUREFOOT_ADDRESS       control plane address (default 127.0.0.1:7233)
   SUREFOOT_NAMESPACE     namespace (default "default")
+  SUREFOOT_TOKEN         bearer token of the client commands (who you are)
+  SUREFOOT_AUTH_FILE     tokens and principals file of `server`
   SUREFOOT_DATABASE_URL  database of `server`, `db upgrade` and `bench`
   SUREFOOT_DEBUG=1       show the traceback of an unexpected error
 """
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     definitions.register_commands(subparsers)
     runs.register_commands(subparsers)
+    approvals.register_commands(subparsers)
+    events.register_commands(subparsers)
     servers.register_commands(subparsers)
     return parser
 

@@ -63,7 +63,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     list_.add_argument(
         "--limit",
-        type=_page_size,
+        type=page_size,
         default=0,
         metavar="N",
         help="at most N runs (1-1000; default 100)",
@@ -80,9 +80,20 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_arguments(history)
     history.set_defaults(func=run_history)
 
-    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel = commands.add_parser(
+        "cancel",
+        help="cancel a run, or abandon it with --compensate",
+        description="Cancel a run: what it is doing or waiting for stops and it ends "
+        "CANCELLED. With --compensate it is abandoned instead: the compensations of its "
+        "completed steps run, newest first, and it ends COMPENSATED.",
+    )
     cancel.add_argument("run_id", metavar="RUN_ID")
     cancel.add_argument("--reason", default="", help="why (kept in the run's history)")
+    cancel.add_argument(
+        "--compensate",
+        action="store_true",
+        help="abandon: undo the completed steps with their compensations (saga)",
+    )
     add_client_arguments(cancel)
     cancel.set_defaults(func=cancel_run)
 
@@ -94,7 +105,7 @@ def _run_status(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _page_size(text: str) -> int:
+def page_size(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -189,19 +200,21 @@ def _error_text(error: run_pb2.StepError) -> str:
 
 
 def _steps_lines(steps: Any) -> list[str]:
-    """The steps table with each step's attempts indented under its row.
+    """The steps table with each step's attempts, or what it waits for, indented under it.
 
     Attempts of all steps are laid out as one table so that their columns line up too.
     """
     step_lines = output.table(
-        ["node", "step type", "status", "attempt", "idempotency key"],
+        ["node", "kind", "step type", "status", "attempt", "idempotency key"],
         [
             (
                 s.node_id,
-                s.step_type,
+                s.kind or "task",
+                s.step_type or "-",
                 output.enum_name(run_pb2.StepStatus, s.status),
-                s.attempt,
-                s.idempotency_key,
+                # Only steps that run on a worker have attempts and keys that mean something.
+                s.attempt if _runs_on_a_worker(s) and s.attempt else "-",
+                s.idempotency_key if _runs_on_a_worker(s) and s.idempotency_key else "-",
             )
             for s in steps
         ],
@@ -224,7 +237,13 @@ def _steps_lines(steps: Any) -> list[str]:
         lines.extend(f"    {next(attempt_lines)}" for _ in step.attempts)
         if step.HasField("next_attempt_at"):
             lines.append(f"    next attempt at {output.timestamp(step.next_attempt_at)}")
+        if step.waiting_for:
+            lines.append(f"    waiting for {step.waiting_for}")
     return lines
+
+
+def _runs_on_a_worker(step: run_pb2.Step) -> bool:
+    return step.kind in ("", "task", "compensation")
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -294,13 +313,22 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def cancel_run(args: argparse.Namespace) -> int:
-    request = ws.CancelRunRequest(namespace=args.namespace, run_id=args.run_id, reason=args.reason)
+    request = ws.CancelRunRequest(
+        namespace=args.namespace,
+        run_id=args.run_id,
+        reason=args.reason,
+        compensate=args.compensate,
+    )
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.CancelRun, request)
     if args.json:
         output.print_json(response)
         return 0
     status = output.enum_name(run_pb2.RunStatus, response.run.status)
-    verb = "cancelled" if status == "CANCELLED" else "cancelling"
+    verb = {
+        "CANCELLED": "cancelled",
+        "COMPENSATING": "compensating",
+        "COMPENSATED": "compensated",
+    }.get(status, "compensating" if args.compensate else "cancelling")
     print(f"{verb} run {response.run.id or args.run_id} (status {status})")
     return 0

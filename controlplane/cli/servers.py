@@ -40,6 +40,14 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="task lease: an attempt not heartbeated within it goes to another "
         "worker (default %(default)s)",
     )
+    server.add_argument(
+        "--auth-file",
+        default=os.environ.get("SUREFOOT_AUTH_FILE") or None,
+        metavar="FILE",
+        help="YAML mapping bearer tokens to principals and groups: "
+        "`tokens: {TOKEN: {principal: alice, groups: [managers]}}`; without it nobody "
+        "can decide approvals (env SUREFOOT_AUTH_FILE)",
+    )
     server.set_defaults(func=run_server)
 
     db = subparsers.add_parser("db", help="database administration")
@@ -139,10 +147,25 @@ def _positive_int(text: str) -> int:
 
 def run_server(args: argparse.Namespace) -> int:
     url = _database_url(args)
+    from controlplane.api.principal import Authenticator, AuthFileError
     from controlplane.server import ServerConfig
     from controlplane.server import run_server as serve
 
-    config = ServerConfig(database_url=url, listen=args.listen, lease_seconds=args.lease_seconds)
+    if args.auth_file:
+        # Read once here so that a bad file is one line and exit 2 before anything starts;
+        # the server reads it again when it builds its authenticator.
+        try:
+            Authenticator.from_file(args.auth_file)
+        except AuthFileError as exc:
+            raise usage_error(str(exc)) from exc
+        except ValueError as exc:  # not UTF-8
+            raise usage_error(f"cannot read auth file {args.auth_file}: {exc}") from exc
+    config = ServerConfig(
+        database_url=url,
+        listen=args.listen,
+        lease_seconds=args.lease_seconds,
+        auth_file=args.auth_file,
+    )
     return int(serve(config))
 
 

@@ -22,7 +22,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from surefoot.v1 import common_pb2, run_pb2, workflow_service_pb2_grpc
+from surefoot.v1 import approval_pb2, common_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
 ORDERS_YAML = Path(__file__).parents[2] / "workers/surefoot_worker/examples/orders.yaml"
@@ -53,8 +53,17 @@ def sample_run() -> run_pb2.Run:
             run_pb2.Attempt(number=2, outcome=run_pb2.ATTEMPT_OUTCOME_LOST),
         ],
     )
+    approve = run_pb2.Step(
+        node_id="approve",
+        kind="approval",
+        status=run_pb2.STEP_STATUS_WAITING,
+        attempt=1,
+        idempotency_key="run-1:approve",
+        waiting_for="approval 'Ship it?' of 'approve' by group:managers",
+    )
     reserve = run_pb2.Step(
         node_id="reserve",
+        kind="task",
         step_type="reserve-stock",
         status=run_pb2.STEP_STATUS_COMPLETED,
         attempt=1,
@@ -76,7 +85,23 @@ def sample_run() -> run_pb2.Run:
         updated_at=T1,
         current_node="charge",
         waiting_for="retry at 2026-09-21T14:13:21Z",
-        steps=[reserve, charge],
+        steps=[reserve, charge, approve],
+    )
+
+
+def sample_approval(status: int = approval_pb2.APPROVAL_STATUS_PENDING) -> approval_pb2.Approval:
+    return approval_pb2.Approval(
+        id="run-1:approve",
+        namespace="default",
+        run_id="run-1",
+        node_id="approve",
+        workflow_name="onboarding",
+        workflow_version="1",
+        title="Approve the new customer",
+        approvers=["alice", "group:managers"],
+        shown=json_payload('{"customer": "ACME Corp", "amount": 49, "plan": "team"}'),
+        status=status,
+        requested_at=T0,
     )
 
 
@@ -85,14 +110,18 @@ class FakeWorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
     """Records requests; refuses what tests ask it to refuse."""
 
     requests: list[object] = field(default_factory=list)
+    # The invocation metadata of each request, in the same order.
+    metadata: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _record(self, request: object) -> None:
+    def _record(self, request: object, context: grpc.ServicerContext | None = None) -> None:
+        sent = dict(context.invocation_metadata()) if context is not None else {}
         with self.lock:
             self.requests.append(request)
+            self.metadata.append({str(k): str(v) for k, v in sent.items()})
 
     def RegisterDefinition(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         if request.definition.name == "refused":
             bad = error_details_pb2.BadRequest(
                 field_violations=[
@@ -114,7 +143,7 @@ class FakeWorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
         return ws.RegisterDefinitionResponse(info=info, created=request.definition.version != "old")
 
     def GetDefinition(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         from surefoot_worker.authoring import load_definitions
 
         definition = load_definitions(str(ORDERS_YAML))[0]
@@ -127,30 +156,30 @@ class FakeWorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
         return ws.GetDefinitionResponse(info=info, definition=definition)
 
     def ListDefinitions(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         info = ws.DefinitionInfo(
             name="orders", version="1", content_hash="ab" * 32, sequence=1, runs_in_flight=3
         )
         return ws.ListDefinitionsResponse(definitions=[info])
 
     def StartRun(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         return ws.StartRunResponse(run_id="run-1", created=True, workflow_version="1")
 
     def GetRun(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         if request.run_id != "run-1":
             context.abort(grpc.StatusCode.NOT_FOUND, f"run {request.run_id} not found")
         return ws.GetRunResponse(run=sample_run())
 
     def ListRuns(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         run = sample_run()
         del run.steps[:]
         return ws.ListRunsResponse(runs=[run], next_page_token="tok-2")
 
     def GetRunHistory(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         events = [
             run_pb2.HistoryEvent(
                 run_id="run-1",
@@ -174,10 +203,54 @@ class FakeWorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
         return ws.GetRunHistoryResponse(events=[e for e in events if e.seq > request.after_seq])
 
     def CancelRun(self, request, context):  # type: ignore[no-untyped-def]
-        self._record(request)
+        self._record(request, context)
         run = sample_run()
-        run.status = run_pb2.RUN_STATUS_CANCELLED
+        run.status = (
+            run_pb2.RUN_STATUS_COMPENSATING if request.compensate else run_pb2.RUN_STATUS_CANCELLED
+        )
         return ws.CancelRunResponse(run=run)
+
+    def ListApprovals(self, request, context):  # type: ignore[no-untyped-def]
+        self._record(request, context)
+        if request.approver == "nobody":
+            return approval_pb2.ListApprovalsResponse()
+        return approval_pb2.ListApprovalsResponse(
+            approvals=[sample_approval()], next_page_token="tok-2"
+        )
+
+    def GetApproval(self, request, context):  # type: ignore[no-untyped-def]
+        self._record(request, context)
+        if request.approval_id != "run-1:approve":
+            context.abort(grpc.StatusCode.NOT_FOUND, f"approval {request.approval_id} not found")
+        approval = sample_approval(approval_pb2.APPROVAL_STATUS_REJECTED)
+        approval.decided_by = "alice"
+        approval.decided_at.CopyFrom(T1)
+        approval.comment = "plan not offered in this region"
+        return approval_pb2.GetApprovalResponse(approval=approval)
+
+    def DecideApproval(self, request, context):  # type: ignore[no-untyped-def]
+        self._record(request, context)
+        token = dict(context.invocation_metadata()).get("authorization", "")
+        if request.approval_id == "decided":
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "approval decided is already APPROVED"
+            )
+        if token != "Bearer alice-token":
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "bob may not decide run-1:approve")
+        approval = sample_approval(
+            approval_pb2.APPROVAL_STATUS_APPROVED
+            if request.approve
+            else approval_pb2.APPROVAL_STATUS_REJECTED
+        )
+        approval.decided_by = "alice"
+        approval.comment = request.comment
+        return approval_pb2.DecideApprovalResponse(approval=approval)
+
+    def SendEvent(self, request, context):  # type: ignore[no-untyped-def]
+        self._record(request, context)
+        if request.correlation_key == "nobody-waits":
+            return approval_pb2.SendEventResponse(stored=True, event_id="ev-1")
+        return approval_pb2.SendEventResponse(delivered_to=["run-1", "run-2"], event_id="ev-2")
 
 
 @pytest.fixture

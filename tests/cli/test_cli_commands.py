@@ -124,13 +124,15 @@ def test_runs_show_renders_steps_and_attempts(control_plane, capsys: Capture) ->
         "waiting for:  retry at 2026-09-21T14:13:21Z",
         'input:        {"order_id":"A-1","amount":42}',
         "",
-        "NODE     STEP TYPE      STATUS      ATTEMPT  IDEMPOTENCY KEY",
-        "reserve  reserve-stock  COMPLETED   1        run-1/reserve",
+        "NODE     KIND      STEP TYPE      STATUS      ATTEMPT  IDEMPOTENCY KEY",
+        "reserve  task      reserve-stock  COMPLETED   1        run-1/reserve",
         "    #1  w1          COMPLETED  2026-09-21T14:13:20Z",
-        "charge   charge-card    RETRY_WAIT  2        run-1/charge",
+        "charge   task      charge-card    RETRY_WAIT  2        run-1/charge",
         "    #1  host:1:abc  FAILED     2026-09-21T14:13:20Z  CardDeclined: insufficient funds",
         "    #2  -           LOST",
         "    next attempt at 2026-09-21T14:13:21Z",
+        "approve  approval  -              WAITING     -        -",
+        "    waiting for approval 'Ship it?' of 'approve' by group:managers",
     ]
 
 
@@ -206,6 +208,16 @@ def test_runs_cancel(control_plane, capsys: Capture) -> None:
     code, out, _ = run(address, capsys, "runs", "cancel", "run-1", "--reason", "duplicate order")
     assert (code, out) == (0, "cancelled run run-1 (status CANCELLED)\n")
     assert service.requests[0].reason == "duplicate order"
+    assert service.requests[0].compensate is False
+
+
+def test_runs_cancel_compensate_abandons_the_run(control_plane, capsys: Capture) -> None:
+    address, service = control_plane
+    code, out, _ = run(address, capsys, "runs", "cancel", "run-1", "--compensate")
+    assert (code, out) == (0, "compensating run run-1 (status COMPENSATING)\n")
+    assert service.requests == [
+        ws.CancelRunRequest(namespace="default", run_id="run-1", compensate=True)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -219,6 +231,10 @@ def test_runs_cancel(control_plane, capsys: Capture) -> None:
         (["runs", "list"], "next_page_token"),
         (["runs", "history", "run-1"], "events"),
         (["runs", "cancel", "run-1"], "run"),
+        (["approvals", "list"], "approvals"),
+        (["approvals", "show", "run-1:approve"], "approval"),
+        (["approvals", "approve", "run-1:approve", "--token", "alice-token"], "approval"),
+        (["events", "send", "paid", "--key", "k"], "delivered_to"),
     ],
 )
 def test_json_output_is_one_document_with_proto_field_names(

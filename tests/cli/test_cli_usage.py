@@ -21,6 +21,13 @@ COMMANDS = [
     ["runs", "list"],
     ["runs", "history"],
     ["runs", "cancel"],
+    ["approvals"],
+    ["approvals", "list"],
+    ["approvals", "show"],
+    ["approvals", "approve"],
+    ["approvals", "reject"],
+    ["events"],
+    ["events", "send"],
     ["server"],
     ["db"],
     ["db", "upgrade"],
@@ -51,7 +58,9 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.startswith(f"usage: surefoot {' '.join(command)}".rstrip())
 
 
-@pytest.mark.parametrize("command", [[], ["runs"], ["definitions"], ["db"]])
+@pytest.mark.parametrize(
+    "command", [[], ["runs"], ["definitions"], ["db"], ["approvals"], ["events"]]
+)
 def test_a_group_without_a_command_prints_its_help_and_exits_2(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

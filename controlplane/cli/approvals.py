@@ -1,0 +1,200 @@
+"""`surefoot approvals ...`: list, inspect and decide the approvals runs wait on.
+
+Who decides is never an argument: the control plane takes it from the caller's credentials
+(`--token`, or the OS user under `surefoot dev`), and records it with the decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from surefoot.v1 import approval_pb2 as apb
+
+from controlplane.cli import output
+from controlplane.cli.client import ControlPlaneClient, add_client_arguments
+from controlplane.cli.runs import page_size
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser(
+        "approvals",
+        help="list, show, approve and reject approvals",
+        description="Runs at an approval node wait (status WAITING) until someone allowed to "
+        "decide approves or rejects. The decider is the caller: the principal of --token, "
+        "or the OS user under `surefoot dev`. An approval's id is <run id>:<node id>.",
+    )
+    group.set_defaults(func=lambda args: output.print_group_help(group))
+    commands = group.add_subparsers(title="commands", metavar="COMMAND")
+
+    list_ = commands.add_parser("list", help="list approvals, pending ones by default")
+    list_.add_argument("--workflow", default="", metavar="NAME", help="only this workflow's")
+    list_.add_argument(
+        "--approver",
+        default="",
+        metavar="P",
+        help="only those principal P may decide (directly, through a group of the server's "
+        "auth file, or as one of anyone)",
+    )
+    list_.add_argument(
+        "--status",
+        nargs="+",
+        action="extend",
+        type=_approval_status,
+        default=[],
+        metavar="S",
+        help="only approvals in these statuses (pending, approved, rejected, withdrawn; "
+        "default pending)",
+    )
+    list_.add_argument(
+        "--limit", type=page_size, default=0, metavar="N", help="at most N (1-1000; default 100)"
+    )
+    list_.add_argument("--page-token", default="", metavar="T", help="continue a previous listing")
+    add_client_arguments(list_)
+    list_.set_defaults(func=list_approvals)
+
+    show = commands.add_parser(
+        "show", help="an approval: what its approver is shown, and the decision once made"
+    )
+    show.add_argument("approval_id", metavar="ID", help="approval id (<run id>:<node id>)")
+    add_client_arguments(show)
+    show.set_defaults(func=show_approval)
+
+    for verb, approve in (("approve", True), ("reject", False)):
+        decide = commands.add_parser(
+            verb,
+            help=f"{verb} a pending approval, as the caller",
+            description=f"{verb.capitalize()} a pending approval. The decision is recorded in "
+            "the run's history with your principal, the time, what the approval showed and "
+            "your comment. A decided approval cannot be decided again.",
+        )
+        decide.add_argument("approval_id", metavar="ID", help="approval id (<run id>:<node id>)")
+        decide.add_argument("--comment", default="", help="why (kept with the decision)")
+        add_client_arguments(decide)
+        decide.set_defaults(func=decide_approval, approve=approve)
+
+
+def _approval_status(text: str) -> int:
+    try:
+        return output.enum_value(apb.ApprovalStatus, text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _approvers_text(approval: apb.Approval, anyone: str = "anyone") -> str:
+    return ", ".join(approval.approvers) or anyone
+
+
+def list_approvals(args: argparse.Namespace) -> int:
+    request = apb.ListApprovalsRequest(
+        namespace=args.namespace,
+        workflow_name=args.workflow,
+        approver=args.approver,
+        statuses=args.status,
+        page_size=args.limit,
+        page_token=args.page_token,
+    )
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.ListApprovals, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    if not response.approvals:
+        print("no approvals" if args.status else "no pending approvals")
+    output.print_table(
+        ["id", "workflow", "title", "approvers", "requested", "deadline", "status"],
+        [
+            (
+                a.id,
+                f"{a.workflow_name}@{a.workflow_version}",
+                a.title,
+                _approvers_text(a),
+                output.timestamp(a.requested_at),
+                output.timestamp(a.deadline) or "-",
+                output.enum_name(apb.ApprovalStatus, a.status),
+            )
+            for a in response.approvals
+        ],
+    )
+    if response.next_page_token:
+        print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)
+    return 0
+
+
+def show_approval(args: argparse.Namespace) -> int:
+    request = apb.GetApprovalRequest(namespace=args.namespace, approval_id=args.approval_id)
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.GetApproval, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    print_approval(response.approval)
+    return 0
+
+
+def print_approval(approval: apb.Approval) -> None:
+    """The approval as a key: value block, then exactly what the approver is shown."""
+    status = output.enum_name(apb.ApprovalStatus, approval.status)
+    decided = approval.status in (apb.APPROVAL_STATUS_APPROVED, apb.APPROVAL_STATUS_REJECTED)
+    withdrawn = approval.status == apb.APPROVAL_STATUS_WITHDRAWN
+    output.print_fields(
+        [
+            ("approval", approval.id),
+            ("title", approval.title),
+            ("run", approval.run_id),
+            ("workflow", f"{approval.workflow_name}@{approval.workflow_version}"),
+            ("node", approval.node_id),
+            ("status", status),
+            ("approvers", _approvers_text(approval, "anyone authenticated")),
+            ("escalated to", ", ".join(approval.escalated_to)),
+            ("requested", output.timestamp(approval.requested_at)),
+            ("deadline", output.timestamp(approval.deadline) or "none"),
+            ("decision", status.lower() if decided else ""),
+            ("by", _decider(approval) if decided else ""),
+            ("at", output.timestamp(approval.decided_at) if decided else ""),
+            ("withdrawn", output.timestamp(approval.decided_at) if withdrawn else ""),
+            ("comment", approval.comment),
+        ]
+    )
+    print("shown:")
+    for line in _shown_lines(approval):
+        print(f"  {line}")
+
+
+def _decider(approval: apb.Approval) -> str:
+    if approval.decided_by_timeout:
+        return f"{approval.decided_by or 'nobody'} (the deadline passed: default decision)"
+    return approval.decided_by
+
+
+def _shown_lines(approval: apb.Approval) -> list[str]:
+    # The whole value, never truncated: this is what the decision was made on.
+    payload = approval.shown
+    if not payload.data:
+        return ["{}"]
+    if payload.encoding in ("", output.JSON_ENCODING):
+        try:
+            value = json.loads(payload.data)
+        except ValueError:
+            return [output.payload_text(payload, limit=None)]
+        return json.dumps(value, indent=2, ensure_ascii=False).splitlines()
+    return [output.payload_text(payload, limit=None)]
+
+
+def decide_approval(args: argparse.Namespace) -> int:
+    request = apb.DecideApprovalRequest(
+        namespace=args.namespace,
+        approval_id=args.approval_id,
+        approve=args.approve,
+        comment=args.comment,
+    )
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.DecideApproval, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    approval = response.approval
+    verb = "approved" if args.approve else "rejected"
+    print(f"{verb} {approval.id or args.approval_id} as {approval.decided_by}")
+    return 0
