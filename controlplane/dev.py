@@ -1,9 +1,12 @@
 """`surefoot dev`: a complete local Surefoot in one process, for trying it and for demos.
 
-A control plane on a SQLite file, the example `orders` workflow registered, and a worker for
-its steps running in the same event loop. Nothing here is special-cased in the server: the
-worker and the registration talk to it over gRPC like any other client, so what works here
-works against a real deployment.
+A control plane on a SQLite file, the example workflows registered (`onboarding`, the saga
+with a manager approval; `trial`, with an event wait, a switch, a parallel and a sleep; and
+`orders`), and a worker for their steps running in the same event
+loop. Nothing here is special-cased in the server: the worker and the registration talk to it
+over gRPC like any other client, so what works here works against a real deployment. The one
+dev-only setting is who the caller is: without a bearer token it is the OS user, so that
+`surefoot approvals approve` works from the terminal.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import getpass
 import logging
 import signal
 import socket
@@ -25,7 +29,8 @@ from surefoot.v1 import workflow_service_pb2_grpc
 if TYPE_CHECKING:
     from surefoot_worker import Worker
 
-EXAMPLE_STEPS_MODULE = "surefoot_worker.examples.orders"
+EXAMPLE_STEPS_MODULES = ("surefoot_worker.examples.onboarding", "surefoot_worker.examples.orders")
+EXAMPLE_DEFINITION_FILES = ("onboarding.yaml", "trial.yaml", "orders.yaml")
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 SERVER_GRACE_SECONDS = 5.0
 # How long in-flight example steps get to finish after Ctrl-C before they are handed back (the
@@ -64,8 +69,9 @@ async def _serve(database: Path, listen: str) -> int:
 
     from controlplane.server import ControlPlane, PortInUse, ServerConfig
 
+    user = _os_user()
     control_plane = ControlPlane(
-        ServerConfig(database_url=f"sqlite+pysqlite:///{database}", listen=listen)
+        ServerConfig(database_url=f"sqlite+pysqlite:///{database}", listen=listen, local_user=user)
     )
     try:
         port = await control_plane.start()
@@ -80,11 +86,11 @@ async def _serve(database: Path, listen: str) -> int:
     worker_task: asyncio.Task[Any] | None = None
     try:
         registered = await _register_examples(address)
-        worker = Worker(
-            address, load_steps(EXAMPLE_STEPS_MODULE), drain_timeout=WORKER_GRACE_SECONDS
-        )
+        # Both modules export the shared charge-card step: keep each step once.
+        steps = {s.key: s for module in EXAMPLE_STEPS_MODULES for s in load_steps(module)}
+        worker = Worker(address, list(steps.values()), drain_timeout=WORKER_GRACE_SECONDS)
         worker_task = asyncio.create_task(worker.run(), name="surefoot-dev-worker")
-        _print_banner(address, database, registered)
+        _print_banner(address, database, registered, user)
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({stopping, worker_task}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -114,11 +120,16 @@ async def _register_examples(address: str) -> list[str]:
     import surefoot_worker
     from surefoot_worker.authoring import load_definitions
 
-    examples = Path(surefoot_worker.__file__).parent / "examples" / "orders.yaml"
+    examples = Path(surefoot_worker.__file__).parent / "examples"
+    definitions = [
+        definition
+        for name in EXAMPLE_DEFINITION_FILES
+        for definition in load_definitions(str(examples / name))
+    ]
     lines = []
     async with grpc.aio.insecure_channel(address) as channel:
         stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
-        for definition in load_definitions(str(examples)):
+        for definition in definitions:
             request = ws.RegisterDefinitionRequest(namespace="default", definition=definition)
             response = await stub.RegisterDefinition(request, timeout=10.0)
             verb = "registered" if response.created else "unchanged"
@@ -134,26 +145,50 @@ async def _stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
         await task  # its error, if any, was reported already
 
 
-def _print_banner(address: str, database: Path, registered: list[str]) -> None:
+def _print_banner(address: str, database: Path, registered: list[str], user: str) -> None:
+    onboarding = '{"customer": "ACME Corp", "email": "ops@acme.test", "plan": "team", "amount": 49'
     lines = [
         f"Surefoot dev control plane listening on {address}",
         f"  database:  {database}",
         f"  workflows: {', '.join(registered) or 'none'}",
-        f"  worker:    example steps from {EXAMPLE_STEPS_MODULE}, in this process",
+        f"  worker:    example steps from {', '.join(EXAMPLE_STEPS_MODULES)}, in this process",
+        f"  caller:    {user} (requests without a bearer token act as the OS user)",
         "",
         "Try, in another terminal:",
     ]
     if address != DEFAULT_ADDRESS:
         lines.append(f"  export SUREFOOT_ADDRESS={address}")
     lines += [
-        """  uv run surefoot runs start orders --input '{"order_id": "A-1", "amount": 42}'""",
-        "  uv run surefoot runs list",
-        "  uv run surefoot runs show <id>",
-        "  uv run surefoot runs history <id>",
+        f"  RUN=$(uv run surefoot runs start onboarding --input '{onboarding}}}')",
+        "  uv run surefoot approvals list",
+        '  uv run surefoot approvals approve "$RUN:approve" --comment "looks good"',
+        '  uv run surefoot runs show "$RUN"',
         "",
+        "  # provisioning fails: watch the charge refunded and the customer cancelled",
+        f"  RUN=$(uv run surefoot runs start onboarding --input '{onboarding}, "
+        """"fail_provisioning": true}')""",
+        '  uv run surefoot approvals approve "$RUN:approve"',
+        '  uv run surefoot runs history "$RUN"',
+        "",
+        "  # a run that waits for an event, then sleeps through a 20 s trial",
+        "  RUN=$(uv run surefoot runs start trial --input "
+        """'{"customer": "Initech", "email": "it@initech.test", "plan": "team", "amount": 20}')""",
+        "  uv run surefoot events send card-added --key it@initech.test "
+        """--payload '{"card": "visa-4242"}'""",
+        '  uv run surefoot runs show "$RUN"',
+        "",
+        "The README's tour explains each of these.",
         "Ctrl-C stops it; starting again on the same --data-dir resumes the runs in flight.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _os_user() -> str:
+    """The OS user, who decides approvals in dev mode; a placeholder where there is none."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # e.g. a container user without a passwd entry
+        return "dev"
 
 
 def _connect_host(listen: str) -> str:

@@ -1,5 +1,7 @@
 """An order workflow's steps: reserve stock, charge the card, ship.
 
+``charge-card`` also serves the onboarding example (``onboarding.py``).
+
 The handlers are fast and deterministic so that the dev mode and the benchmarks measure the
 engine, not the steps. Two input fields let tests shape an attempt:
 
@@ -37,10 +39,15 @@ async def reserve_stock(ctx: StepContext, input: dict[str, Any]) -> dict[str, An
 
 @step("charge-card", idempotency="key")
 async def charge_card(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
-    """Charge the customer; the idempotency key makes a retried charge a no-op downstream."""
+    """Charge the customer; the idempotency key makes a retried charge a no-op downstream.
+
+    Shared with the onboarding example, so it echoes whichever reference it is given: the
+    order id, the customer id or both.
+    """
     await _shape_attempt(ctx, input)
+    references: dict[str, Any] = {k: input[k] for k in ("order_id", "customer_id") if k in input}
     return {
-        "order_id": input.get("order_id"),
+        **references,
         "charged": True,
         "amount": input.get("amount", 0),
         "charge_id": f"ch_{ctx.idempotency_key}",
