@@ -43,7 +43,7 @@ class Authenticator:
         """Read `tokens: {<token>: {principal: alice, groups: [managers]}}` from YAML."""
         try:
             data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise AuthFileError(f"cannot read auth file {path}: {exc}") from exc
         tokens: dict[str, Caller] = {}
         entries = (data or {}).get("tokens") if isinstance(data, dict) else None
@@ -52,7 +52,10 @@ class Authenticator:
         for token, entry in entries.items():
             if not isinstance(entry, dict) or not entry.get("principal"):
                 raise AuthFileError(f"auth file {path}: every token needs a principal")
-            groups = tuple(f"group:{g}" for g in entry.get("groups") or [])
+            listed = entry.get("groups") or []
+            if isinstance(listed, str):
+                listed = [listed]
+            groups = tuple(f"group:{g}" for g in listed)
             tokens[str(token)] = Caller(str(entry["principal"]), groups)
         return cls(tokens, local_user)
 

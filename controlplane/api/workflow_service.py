@@ -111,13 +111,14 @@ class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceSer
         if len(request.request_id) > MAX_REQUEST_ID:
             await invalid_field(context, "request_id", f"is longer than {MAX_REQUEST_ID}")
         value = await _decode_input(context, request.input)
+        caller = await self._auth.caller(context)
         operation = ops.StartRun(
             namespace,
             request.workflow_name,
             request.workflow_version,
             value,
             request.request_id,
-            principal_of(context),
+            caller.principal if caller.authenticated else principal_of(context),
         )
         try:
             started: ops.StartedRun = await self._committer.submit(operation)

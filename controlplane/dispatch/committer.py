@@ -49,6 +49,8 @@ log = logging.getLogger("surefoot.committer")
 
 MAX_BATCH = 512
 REAP_LIMIT = 500
+# Events past their keeping time are deleted this often (seconds).
+PURGE_INTERVAL = 300.0
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Committer:
         self._next_reap = 0.0
         # Earliest durable timer known (epoch seconds); refreshed from the database each reap.
         self._next_timer: float | None = None
+        self._next_purge = 0.0
         self._rotation = 0
         # Names this process in NOTIFY payloads, so that it does not wake itself.
         self.origin = uuid.uuid4().hex
@@ -251,6 +254,9 @@ class Committer:
             run_batch.flush()
             if reap:
                 self._next_timer = waiting.earliest_timer(connection)
+            if reap and now >= self._next_purge:
+                waiting.purge_expired_events(connection, now)
+                self._next_purge = now + PURGE_INTERVAL
             if self._lock_rows and any(
                 t["status"] == "ready" for t in run_batch.new_tasks.values()
             ):

@@ -36,6 +36,11 @@ def due_timers(connection: Connection, now: float) -> list[tuple[str, str, str]]
     return [(r.run_id, r.node_id, r.kind) for r in connection.execute(query)]
 
 
+def purge_expired_events(connection: Connection, now: float) -> None:
+    """Forget events past their keeping time (delivered or not)."""
+    connection.execute(events.delete().where(events.c.expires_at < to_datetime(now)))
+
+
 def earliest_timer(connection: Connection) -> float | None:
     found = connection.execute(select(func.min(timers.c.due_at))).scalar()
     return to_epoch(found) if found is not None else None

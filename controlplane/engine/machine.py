@@ -422,7 +422,9 @@ def _abandon(flow: f.Flow, event: AbandonRequested) -> None:
         "retryable": False,
         "details": "",
     }
-    saga.start_compensation(flow, f"abandoned by {event.principal}: {event.reason}")
+    saga.start_compensation(
+        flow, f"abandoned by {event.principal}: {event.reason}", principal=event.principal
+    )
 
 
 __all__ = ["NotWaiting", "RunClosed", "TimerCommand", "apply", "start_run"]

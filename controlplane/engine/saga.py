@@ -41,7 +41,7 @@ def cancel_open(flow: Flow) -> None:
         flow.record("STEP_CANCELLED", node_id, step.attempt, was=was, kind=step.kind)
 
 
-def start_compensation(flow: Flow, reason: str) -> None:
+def start_compensation(flow: Flow, reason: str, principal: str = "system") -> None:
     """Cancel what is open, then run the compensations of completed steps, newest first."""
     from controlplane.engine.flow import close
 
@@ -56,7 +56,7 @@ def start_compensation(flow: Flow, reason: str) -> None:
     ]
     done.sort(key=lambda step: step.completion_index or 0, reverse=True)
     run.compensation = [step.node_id for step in done]
-    flow.record("COMPENSATION_STARTED", reason=reason, order=run.compensation)
+    flow.record("COMPENSATION_STARTED", reason=reason, order=run.compensation, principal=principal)
     if not run.compensation:
         close(flow, s.COMPENSATED)
         return
