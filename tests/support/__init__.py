@@ -1,0 +1,1 @@
+"""Helpers shared by the end-to-end and client tests: real processes, databases and streams."""
