@@ -1,0 +1,127 @@
+"""A control plane that knows bearer tokens: who acts comes from credentials (law 7).
+
+The server maps the `authorization: Bearer <token>` metadata to a principal and its groups
+through an auth file; with one, every call that acts on a run (start, cancel, decide) must
+carry a token. The deciding principal is never a request field.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+from surefoot.v1 import workflow_service_pb2_grpc
+
+from support.eventually import assert_eventually
+from support.processes import (
+    LISTENING,
+    START_TIMEOUT,
+    ControlPlane,
+    ProcessExited,
+    ProcessRegistry,
+    port_is_free,
+    surefoot_command,
+)
+
+# token -> (principal, groups). Approvers name principals or "group:<name>".
+OPERATOR = "operator-token"  # starts runs; may decide nothing
+ALICE = "alice-token"  # a manager
+BOB = "bob-token"  # in no group
+CAROL = "carol-token"  # named as an approver herself
+TOKENS: dict[str, tuple[str, list[str]]] = {
+    OPERATOR: ("ops", ["operators"]),
+    ALICE: ("alice", ["managers"]),
+    BOB: ("bob", []),
+    CAROL: ("carol", ["finance"]),
+}
+
+
+def write_auth_file(path: Path) -> Path:
+    tokens = {token: {"principal": p, "groups": groups} for token, (p, groups) in TOKENS.items()}
+    path.write_text(yaml.safe_dump({"tokens": tokens}))
+    return path
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """gRPC call metadata that authenticates as the holder of `token`."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+class _DefaultBearer(grpc.UnaryUnaryClientInterceptor):
+    """Authenticates a call with `token` unless it carries credentials of its own."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = bearer(token)
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        metadata = tuple(details.metadata or ())
+        if not any(key == "authorization" for key, _ in metadata):
+            details = details._replace(metadata=metadata + self._metadata)
+        return continuation(details, request)
+
+
+class AuthControlPlane(ControlPlane):
+    """`surefoot server --auth-file FILE`; killed and restarted like ControlPlane.
+
+    `stub` acts as the operator (OPERATOR), so that the shared helpers of support/runs.py
+    can start runs; a call with its own `authorization` metadata acts as its holder, and
+    `anonymous_stub` sends no credentials at all.
+    """
+
+    def __init__(
+        self,
+        registry: ProcessRegistry,
+        database_url: str,
+        auth_file: Path,
+        lease_seconds: float = 2.0,
+    ) -> None:
+        super().__init__(registry, database_url, lease_seconds)
+        self.auth_file = auth_file
+
+    @property
+    def stub(self) -> workflow_service_pb2_grpc.WorkflowServiceStub:
+        if self._stub is None:
+            channel = grpc.intercept_channel(self.channel, _DefaultBearer(OPERATOR))
+            self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        return self._stub
+
+    @property
+    def anonymous_stub(self) -> workflow_service_pb2_grpc.WorkflowServiceStub:
+        return workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
+
+    def start(self, port: int = 0) -> None:
+        """ControlPlane.start with --auth-file (the port may take a moment to be free)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if port:
+                assert_eventually(lambda: port_is_free(port), message=f"port {port} is free again")
+            process = self.registry.start(
+                "control-plane",
+                surefoot_command(
+                    "server",
+                    "--database-url",
+                    self.database_url,
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--lease-seconds",
+                    str(self.lease_seconds),
+                    "--auth-file",
+                    str(self.auth_file),
+                ),
+            )
+            try:
+                found = process.wait_for_stdout(LISTENING, max(1.0, deadline - time.monotonic()))
+            except ProcessExited:
+                if port and "cannot listen" in process.stderr() and time.monotonic() < deadline:
+                    continue
+                raise
+            break
+        self.process = process
+        self._close_channel()
+        self.address = found.group(1)
