@@ -14,6 +14,7 @@ from controlplane.engine.definition import (
     NAME_PATTERN,
     NODE_ID_PATTERN,
     VERSION_PATTERN,
+    ApprovalSpec,
     NodeSpec,
     ParallelSpec,
     StepCatalog,
@@ -337,8 +338,13 @@ def _reaches_end(
 
 
 def _always_continues(spec: NodeSpec) -> bool:
-    """A switch without `next` still continues through its cases; it ends only by default."""
-    return isinstance(spec, SwitchSpec) and spec.default_next is not None
+    """Nodes without `next` that still never end the path: a switch with a default branch,
+    and an approval whose approval and rejection both lead on."""
+    if isinstance(spec, SwitchSpec):
+        return spec.default_next is not None
+    if isinstance(spec, ApprovalSpec):
+        return spec.approved_next is not None and spec.rejected_next is not None
+    return False
 
 
 def parse_timestamp(value: object) -> float | None:
