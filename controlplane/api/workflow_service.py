@@ -124,6 +124,8 @@ class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceSer
             started: ops.StartedRun = await self._committer.submit(operation)
         except ops.NotFound:
             await abort(context, grpc.StatusCode.NOT_FOUND, _no_definition(request, namespace))
+        except ops.InvalidInput as exc:
+            await invalid_field(context, "input", str(exc))
         return ws.StartRunResponse(
             run_id=started.run_id,
             created=started.created,

@@ -185,7 +185,9 @@ class Committer:
         self._deliver(deliveries)
 
     def _fail(self, batch: list[ops.Operation], exc: BaseException) -> None:
-        if not isinstance(exc, (ops.NotFound, ops.Conflict, ops.PermissionDenied)):
+        if not isinstance(
+            exc, (ops.NotFound, ops.Conflict, ops.PermissionDenied, ops.InvalidInput)
+        ):
             log.error("operation failed: %s", exc, exc_info=exc)
         for operation in batch:
             _resolve(operation, exc=exc)
@@ -331,7 +333,7 @@ class Committer:
                 out.results.append((operation, waiting.decide(batch, operation, self._transition)))
             elif isinstance(operation, ops.ExtendLeases):
                 out.results.append((operation, None))
-        except (ops.NotFound, ops.Conflict, ops.PermissionDenied) as exc:
+        except (ops.NotFound, ops.Conflict, ops.PermissionDenied, ops.InvalidInput) as exc:
             out.results.append((operation, exc))
 
     def _prepare_starts(self, starts: list[ops.StartRun], batch: RunBatch) -> None:
@@ -359,6 +361,11 @@ class Committer:
         if row is None:
             raise ops.NotFound(f"workflow {op.workflow_name} is not registered")
         definition = self._definitions.get(row.id, batch.connection)
+        problem = definition.input_problem(op.input)
+        if problem is not None:
+            raise ops.InvalidInput(
+                f"input does not match the input schema of {row.name}@{row.version}: {problem}"
+            )
         state, transition = machine.start_run(
             run_id=str(uuid.uuid4()),
             namespace=op.namespace,

@@ -59,6 +59,10 @@ class PermissionDenied(Exception):
     pass
 
 
+class InvalidInput(Exception):
+    """The run input does not match the workflow's declared JSON Schema."""
+
+
 @dataclass
 class CancelRun(Operation):
     namespace: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from typing import Any
 
 import jmespath
 import jmespath.exceptions
+import jsonschema
 from surefoot.v1 import common_pb2, definition_pb2
 
 from controlplane.engine.retry import (
@@ -133,6 +135,18 @@ class CompiledDefinition:
     nodes: dict[str, NodeSpec]
     # Node id -> (parallel node, branch start) of the branch it belongs to.
     branch_of: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # A jsonschema validator for the run input, when the workflow declares a schema.
+    input_validator: Any = None
+
+    def input_problem(self, value: Any) -> str | None:
+        """Why `value` is not a valid run input (the schema's first error), or None."""
+        if self.input_validator is None:
+            return None
+        error = jsonschema.exceptions.best_match(self.input_validator.iter_errors(value))
+        if error is None:
+            return None
+        where = "/".join(str(part) for part in error.absolute_path)
+        return f"{error.message}" + (f" (at /{where})" if where else "")
 
     def task(self, node_id: str) -> TaskSpec:
         spec = self.nodes[node_id]
@@ -181,7 +195,11 @@ def compile_definition(proto: definition_pb2.WorkflowDefinition) -> CompiledDefi
             for branch_start in spec.branches:
                 for member in branch_members(nodes, branch_start):
                     branch_of.setdefault(member, (spec.node_id, branch_start))
-    return CompiledDefinition(proto.name, proto.version, start, nodes, branch_of)
+    validator = None
+    if proto.input_schema_json:
+        schema = json.loads(proto.input_schema_json)
+        validator = jsonschema.validators.validator_for(schema)(schema)
+    return CompiledDefinition(proto.name, proto.version, start, nodes, branch_of, validator)
 
 
 def successors(spec: NodeSpec) -> list[str]:

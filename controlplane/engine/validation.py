@@ -3,10 +3,12 @@ its node, as (field path, description) pairs."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 
 import jmespath.exceptions
+import jsonschema
 from surefoot.v1 import common_pb2, definition_pb2
 
 from controlplane.engine.definition import (
@@ -57,15 +59,26 @@ def validate_definition(proto: definition_pb2.WorkflowDefinition, catalog: StepC
     if proto.start and proto.start not in ids:
         problems.append(("definition.start", f"start node {proto.start!r} does not exist"))
     if proto.input_schema_json:
-        problems.append(
-            ("definition.input_schema_json", "input schemas are not supported by this server yet")
-        )
+        problems.extend(_schema_problems(proto.input_schema_json))
     if not any(_is_reference(field) for field, _ in problems):
         # Reachability and cycles are reported with the other problems, over the references
         # that do resolve.
         nodes = {node.id: _compile_node(node) for node in proto.nodes}
         problems.extend(_graph_problems(proto, nodes, ids))
     return problems
+
+
+def _schema_problems(text: str) -> Problems:
+    where = "definition.input_schema_json"
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        return [(where, f"is not valid JSON: {exc}")]
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return [(where, f"is not a valid JSON Schema: {exc.message}")]
+    return []
 
 
 def _is_reference(field: str) -> bool:
