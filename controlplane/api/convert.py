@@ -53,7 +53,7 @@ def step_error(error: dict[str, Any] | None) -> run_pb2.StepError | None:
 
 def run_summary(row: Row[Any]) -> run_pb2.Run:
     """The run without its steps (for lists)."""
-    run = run_pb2.Run(
+    return run_pb2.Run(
         id=row.id,
         namespace=row.namespace,
         workflow_name=row.workflow_name,
@@ -71,7 +71,6 @@ def run_summary(row: Row[Any]) -> run_pb2.Run:
         waiting_for=row.waiting_for or "",
         waiting_since=timestamp(row.waiting_since),
     )
-    return run
 
 
 def run_detail(view: RunView) -> run_pb2.Run:

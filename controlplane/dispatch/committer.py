@@ -434,17 +434,16 @@ class Committer:
         session_ids: list[str] | None = None,
     ) -> None:
         """Take back leases whose worker is gone; the engine schedules the next attempt."""
-        conditions: dict[str, Any] = {"status": "leased"}
-        rows = batch.task_rows(task_ids, **conditions)
+        rows = batch.task_rows(task_ids, status="leased")
         now = to_datetime(batch.now)
         for task_id, row in rows.items():
             if session_ids is not None and row.session_id not in session_ids:
                 continue
             if session_ids is None and row.lease_expires_at >= now:
                 continue  # a heartbeat got there first
-            holder = self.sessions.by_id.get(row.session_id or "")
-            if holder is not None:
-                holder.outstanding.pop(task_id, None)
+            if row.session_id in self.sessions.by_id:
+                # A live worker whose lease ran out is told to stop. Its window slot stays
+                # taken until it reports the attempt, so `_deliver` finds it as the holder.
                 batch.cancelled_tasks.append(task_id)
             started = to_epoch(row.leased_at) if row.leased_at else None
             event = AttemptLost(

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from controlplane.dispatch import operations as ops
-from controlplane.engine.events import EventReceived, RunEvent, TimerFired
+from controlplane.engine.events import ApprovalDecided, EventReceived, RunEvent, TimerFired
 from controlplane.engine.machine import NotWaiting
 from controlplane.store.codec import dump_json, load_json, to_datetime, to_epoch
 from controlplane.store.run_batch import RunBatch
@@ -72,8 +72,6 @@ def approval_run(approval_id: str) -> str:
 
 def decide(batch: RunBatch, op: ops.DecideApproval, apply: Apply) -> dict[str, Any]:
     """Apply a decision; returns the approval row as it will be after the commit."""
-    from controlplane.engine.events import ApprovalDecided
-
     row = batch.connection.execute(
         select(approvals).where(
             approvals.c.id == op.approval_id, approvals.c.namespace == op.namespace

@@ -31,7 +31,6 @@ from controlplane.engine.events import (
     EventReceived,
     NewHistoryEvent,
     RunEvent,
-    TimerCommand,
     TimerFired,
     Transition,
 )
@@ -425,6 +424,3 @@ def _abandon(flow: f.Flow, event: AbandonRequested) -> None:
     saga.start_compensation(
         flow, f"abandoned by {event.principal}: {event.reason}", principal=event.principal
     )
-
-
-__all__ = ["NotWaiting", "RunClosed", "TimerCommand", "apply", "start_run"]

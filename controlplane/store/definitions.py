@@ -63,11 +63,12 @@ def register(
             definitions.c.namespace == namespace, definitions.c.name == definition.name
         )
     ).scalar()
+    sequence = (last or 0) + 1
     values = {
         "namespace": namespace,
         "name": definition.name,
         "version": definition.version,
-        "sequence": (last or 0) + 1,
+        "sequence": sequence,
         "content_hash": digest,
         "body": body,
         "deprecated": False,
@@ -76,8 +77,17 @@ def register(
     inserted = connection.execute(definitions.insert().values(**values)).inserted_primary_key
     assert inserted is not None
     new_id = inserted[0]
-    del values["created_at"]
-    return DefinitionRow(id=int(new_id), **values), True  # type: ignore[arg-type]
+    row = DefinitionRow(
+        id=int(new_id),
+        namespace=namespace,
+        name=definition.name,
+        version=definition.version,
+        sequence=sequence,
+        content_hash=digest,
+        deprecated=False,
+        body=body,
+    )
+    return row, True
 
 
 def find(
