@@ -7,7 +7,6 @@ carry a token. The deciding principal is never a request field.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,9 @@ import grpc
 import yaml
 from surefoot.v1 import workflow_service_pb2_grpc
 
-from support.eventually import assert_eventually
 from support.processes import (
-    LISTENING,
-    START_TIMEOUT,
     ControlPlane,
-    ProcessExited,
     ProcessRegistry,
-    port_is_free,
-    surefoot_command,
 )
 
 # token -> (principal, groups). Approvers name principals or "group:<name>".
@@ -95,33 +88,5 @@ class AuthControlPlane(ControlPlane):
     def anonymous_stub(self) -> workflow_service_pb2_grpc.WorkflowServiceStub:
         return workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
 
-    def start(self, port: int = 0) -> None:
-        """ControlPlane.start with --auth-file (the port may take a moment to be free)."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if port:
-                assert_eventually(lambda: port_is_free(port), message=f"port {port} is free again")
-            process = self.registry.start(
-                "control-plane",
-                surefoot_command(
-                    "server",
-                    "--database-url",
-                    self.database_url,
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                    "--lease-seconds",
-                    str(self.lease_seconds),
-                    "--auth-file",
-                    str(self.auth_file),
-                ),
-            )
-            try:
-                found = process.wait_for_stdout(LISTENING, max(1.0, deadline - time.monotonic()))
-            except ProcessExited:
-                if port and "cannot listen" in process.stderr() and time.monotonic() < deadline:
-                    continue
-                raise
-            break
-        self.process = process
-        self._close_channel()
-        self.address = found.group(1)
+    def server_command(self, port: int) -> list[str]:
+        return [*super().server_command(port), "--auth-file", str(self.auth_file)]

@@ -225,6 +225,18 @@ class ControlPlane:
             self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
         return self._stub
 
+    def server_command(self, port: int) -> list[str]:
+        """The `surefoot server` command line; subclasses add their options."""
+        return surefoot_command(
+            "server",
+            "--database-url",
+            self.database_url,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--lease-seconds",
+            str(self.lease_seconds),
+        )
+
     def start(self, port: int = 0) -> None:
         """Starts the server on `port` (0: any free one) and waits until it listens.
 
@@ -235,18 +247,7 @@ class ControlPlane:
         while True:
             if port:
                 assert_eventually(lambda: port_is_free(port), message=f"port {port} is free again")
-            process = self.registry.start(
-                "control-plane",
-                surefoot_command(
-                    "server",
-                    "--database-url",
-                    self.database_url,
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                    "--lease-seconds",
-                    str(self.lease_seconds),
-                ),
-            )
+            process = self.registry.start("control-plane", self.server_command(port))
             try:
                 found = process.wait_for_stdout(LISTENING, max(1.0, deadline - time.monotonic()))
             except ProcessExited:
