@@ -177,6 +177,8 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             "retryable": failed.retryable,
             "details": failed.details,
         }
+        if failed.retry_after_seconds > 0:
+            error["retry_after"] = failed.retry_after_seconds
         return ops.RecordResult(session.id, session.worker_id, failed.task_id, "fail", error=error)
 
     def drain_all(self, reason: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ T = TypeVar("T")
 
 MAX_PAGE = 1000
 MAX_REQUEST_ID = 200
+MAX_REASON = 2000
 
 
 class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceServicer):
@@ -100,6 +102,37 @@ class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceSer
         rows = await self._read(lambda c: defs.list_with_counts(c, namespace, request.name))
         return ws.ListDefinitionsResponse(definitions=[_info(r, n) for r, n in rows])
 
+    async def DeprecateDefinition(
+        self, request: ws.DeprecateDefinitionRequest, context: grpc.aio.ServicerContext
+    ) -> ws.DeprecateDefinitionResponse:
+        namespace = await namespace_of(context, request.namespace)
+        if not request.name:
+            await invalid_field(context, "name", "is required")
+        if not request.version or request.version == "latest":
+            await invalid_field(
+                context, "version", "must name a version (latest moves when one is deprecated)"
+            )
+        if len(request.reason) > MAX_REASON:
+            await invalid_field(context, "reason", f"is longer than {MAX_REASON} characters")
+        caller = await self._auth.caller(context)
+        principal = caller.principal if caller.authenticated else principal_of(context)
+        now = time.time()
+
+        def change(c: Connection) -> tuple[defs.DefinitionRow, bool, int] | None:
+            row = defs.find(c, namespace, request.name, request.version)
+            if row is None:
+                return None
+            changed_row, changed = defs.set_deprecated(
+                c, row, not request.reinstate, principal, request.reason, now
+            )
+            return changed_row, changed, defs.in_flight(c, row.id)
+
+        outcome = await self._write(change)
+        if outcome is None:
+            await abort(context, grpc.StatusCode.NOT_FOUND, _no_definition(request, namespace))
+        row, changed, in_flight = outcome
+        return ws.DeprecateDefinitionResponse(info=_info(row, in_flight), changed=changed)
+
     # -- runs ----------------------------------------------------------------------------
 
     async def StartRun(
@@ -124,6 +157,8 @@ class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceSer
             started: ops.StartedRun = await self._committer.submit(operation)
         except ops.NotFound:
             await abort(context, grpc.StatusCode.NOT_FOUND, _no_definition(request, namespace))
+        except ops.Conflict as exc:
+            await abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except ops.InvalidInput as exc:
             await invalid_field(context, "input", str(exc))
         return ws.StartRunResponse(
@@ -231,6 +266,10 @@ def _info(row: defs.DefinitionRow, in_flight: int) -> ws.DefinitionInfo:
         sequence=row.sequence,
         deprecated=row.deprecated,
         runs_in_flight=in_flight,
+        registered_at=convert.timestamp(row.registered_at),
+        deprecated_by=row.deprecated_by,
+        deprecated_at=convert.timestamp(row.deprecated_at),
+        deprecation_reason=row.deprecation_reason,
     )
 
 

@@ -359,7 +359,20 @@ class Committer:
                 return known
         row = self._start_definitions.get((op.namespace, op.workflow_name, op.workflow_version))
         if row is None:
+            if op.workflow_version in ("", "latest") and defs.any_version(
+                batch.connection, op.namespace, op.workflow_name
+            ):
+                raise ops.Conflict(
+                    f"every version of {op.workflow_name} is deprecated: register a new one "
+                    "or reinstate one to start runs"
+                )
             raise ops.NotFound(f"workflow {op.workflow_name} is not registered")
+        if row.deprecated:
+            why = row.deprecation_reason or "no reason given"
+            raise ops.Conflict(
+                f"{row.name}@{row.version} is deprecated by {row.deprecated_by or 'unknown'} "
+                f"({why}): its runs in flight finish on it, new runs take another version"
+            )
         definition = self._definitions.get(row.id, batch.connection)
         problem = definition.input_problem(op.input)
         if problem is not None:

@@ -214,7 +214,13 @@ def _failed(flow: f.Flow, step: s.StepState, event: AttemptFailed) -> None:
     elif policy.gives_up_after(step.attempt):
         f.dead_letter(flow, step, event.error, f"gave up after {step.attempt} attempts")
     else:
-        _retry(flow, step, policy.delay_for(step.attempt, flow.uniform), "attempt failed")
+        delay = policy.delay_for(step.attempt, flow.uniform)
+        # The step may know better than the policy (an HTTP Retry-After): never sooner.
+        asked = float(event.error.get("retry_after", 0.0) or 0.0)
+        if asked > delay:
+            _retry(flow, step, asked, f"attempt failed; the step asked to retry after {asked:g} s")
+        else:
+            _retry(flow, step, delay, "attempt failed")
 
 
 def _lost(flow: f.Flow, step: s.StepState, event: AttemptLost) -> None:

@@ -12,7 +12,7 @@ from surefoot.v1 import definition_pb2
 
 from controlplane.engine.definition import CompiledDefinition, compile_definition
 from controlplane.engine.state import TERMINAL
-from controlplane.store.codec import to_datetime
+from controlplane.store.codec import to_datetime, to_epoch
 from controlplane.store.database import reader
 from controlplane.store.schema import definitions, runs
 
@@ -27,6 +27,10 @@ class DefinitionRow:
     content_hash: str
     deprecated: bool
     body: bytes
+    registered_at: float = 0.0
+    deprecated_by: str = ""
+    deprecated_at: float | None = None
+    deprecation_reason: str = ""
 
     def message(self) -> definition_pb2.WorkflowDefinition:
         return definition_pb2.WorkflowDefinition.FromString(self.body)
@@ -64,6 +68,7 @@ def register(
         )
     ).scalar()
     sequence = (last or 0) + 1
+    registered_at = time.time()
     values = {
         "namespace": namespace,
         "name": definition.name,
@@ -72,12 +77,13 @@ def register(
         "content_hash": digest,
         "body": body,
         "deprecated": False,
-        "created_at": to_datetime(time.time()),
+        "created_at": to_datetime(registered_at),
     }
     inserted = connection.execute(definitions.insert().values(**values)).inserted_primary_key
     assert inserted is not None
     new_id = inserted[0]
     row = DefinitionRow(
+        registered_at=registered_at,
         id=int(new_id),
         namespace=namespace,
         name=definition.name,
@@ -103,6 +109,45 @@ def find(
         query = query.where(definitions.c.deprecated.is_(False))
     row = connection.execute(query.order_by(definitions.c.sequence.desc()).limit(1)).first()
     return _row(row) if row is not None else None
+
+
+def in_flight(connection: Connection, definition_id: int) -> int:
+    """How many runs of this version have not ended."""
+    query = select(func.count()).where(
+        runs.c.definition_id == definition_id, runs.c.status.not_in(sorted(TERMINAL))
+    )
+    return int(connection.execute(query).scalar_one())
+
+
+def any_version(connection: Connection, namespace: str, name: str) -> bool:
+    """Whether `name` has a version at all (deprecated ones included)."""
+    query = select(definitions.c.id).where(
+        definitions.c.namespace == namespace, definitions.c.name == name
+    )
+    return connection.execute(query.limit(1)).first() is not None
+
+
+def set_deprecated(
+    connection: Connection,
+    row: DefinitionRow,
+    deprecated: bool,
+    principal: str,
+    reason: str,
+    now: float,
+) -> tuple[DefinitionRow, bool]:
+    """Deprecate or reinstate `row`'s version; (new row, changed). The body never changes."""
+    if row.deprecated == deprecated:
+        return row, False
+    values: dict[str, object] = {
+        "deprecated": deprecated,
+        "deprecated_by": principal if deprecated else None,
+        "deprecated_at": to_datetime(now) if deprecated else None,
+        "deprecation_reason": reason if deprecated else None,
+    }
+    connection.execute(definitions.update().where(definitions.c.id == row.id).values(**values))
+    changed = find(connection, row.namespace, row.name, row.version)
+    assert changed is not None
+    return changed, True
 
 
 def list_with_counts(
@@ -139,6 +184,10 @@ def _row(row: object) -> DefinitionRow:
         content_hash=mapping["content_hash"],
         deprecated=bool(mapping["deprecated"]),
         body=bytes(mapping["body"]),
+        registered_at=to_epoch(mapping["created_at"]),
+        deprecated_by=mapping["deprecated_by"] or "",
+        deprecated_at=to_epoch(mapping["deprecated_at"]) if mapping["deprecated_at"] else None,
+        deprecation_reason=mapping["deprecation_reason"] or "",
     )
 
 

@@ -39,6 +39,10 @@ definitions = Table(
     Column("body", LargeBinary, nullable=False),
     Column("deprecated", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Who retired the version, when and why: an operator deciding what may go needs to know.
+    Column("deprecated_by", String(300), nullable=True),
+    Column("deprecated_at", UtcDateTime(), nullable=True),
+    Column("deprecation_reason", Text, nullable=True),
     UniqueConstraint("namespace", "name", "version", name="uq_definitions_version"),
     UniqueConstraint("namespace", "name", "sequence", name="uq_definitions_sequence"),
 )
@@ -208,4 +212,21 @@ events = Table(
     # JSON list of run ids it was delivered to; NULL while it waits for one.
     Column("delivered_to", Text, nullable=True),
     Index("ix_events_key", "namespace", "event_name", "correlation_key", "created_at"),
+)
+
+
+# What a connector's call to a non-idempotent API did, per idempotency key: a retry after a
+# crash returns the recorded outcome instead of calling again.
+connector_outcomes = Table(
+    "connector_outcomes",
+    metadata,
+    Column("idempotency_key", String(300), primary_key=True),
+    Column("connector", String(100), nullable=False),
+    # STARTED: the call may have reached the API; COMPLETED: `outcome` holds its result.
+    Column("state", String(16), nullable=False),
+    # JSON: the step output the call produced.
+    Column("outcome", Text, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("completed_at", UtcDateTime(), nullable=True),
 )

@@ -183,6 +183,29 @@ def test_a_retryable_failure_schedules_the_next_attempt_after_the_backoff_delay(
     assert driven.run.status == s.RUNNING
 
 
+def test_a_retry_after_longer_than_the_backoff_delays_the_next_attempt_that_long() -> None:
+    driven = charging()
+    driven.uniform = lambda: 0.5
+    asked = error("HttpStatus503") | {"retry_after": 30.0}
+
+    transition = driven.send(failed("charge", 1, asked, T0 + 10))
+
+    retry = transition.events[1]
+    assert retry.data["delay_seconds"] == 30.0
+    assert "retry after 30 s" in retry.data["reason"]
+    [task] = transition.schedule
+    assert task.available_at == T0 + 40
+
+
+def test_a_retry_after_shorter_than_the_backoff_keeps_the_backoff() -> None:
+    driven = charging()
+    driven.uniform = lambda: 0.5
+
+    transition = driven.send(failed("charge", 1, error("Busy") | {"retry_after": 0.2}, T0 + 10))
+
+    assert transition.events[1].data["delay_seconds"] == 1.0
+
+
 def test_the_backoff_grows_geometrically_and_jitter_comes_from_the_injected_source() -> None:
     driven = start(
         workflow(

@@ -6,7 +6,7 @@ being run more than once, e.g. ``@step(idempotency="key")``; ``surefoot worker M
 """
 
 from ._context import StepContext
-from ._errors import NonRetryableError, StepDeclarationError, WorkerRejected
+from ._errors import NonRetryableError, RetryLaterError, StepDeclarationError, WorkerRejected
 from ._loader import load_steps
 from ._retry import RetryPolicy
 from ._run import run_worker
@@ -15,6 +15,7 @@ from ._worker import Worker
 
 __all__ = [
     "NonRetryableError",
+    "RetryLaterError",
     "RetryPolicy",
     "StepContext",
     "StepDeclarationError",

@@ -28,6 +28,26 @@ class NonRetryableError(Exception):
         self.type = type or "NonRetryableError"
 
 
+class RetryLaterError(Exception):
+    """Raise from a step handler to fail the attempt and have the retry wait at least a while.
+
+    For a service that says when to come back (HTTP ``Retry-After``, a rate limit's reset):
+    the next attempt starts no sooner than ``retry_after`` seconds from now, or later if the
+    step's retry policy asks for a longer delay. It still counts as an attempt.
+
+    Args:
+        message: What went wrong, shown to the operator.
+        retry_after: Seconds to wait at least before the next attempt.
+        type: The error type recorded on the attempt; defaults to ``"RetryLater"``.
+    """
+
+    def __init__(self, message: str, retry_after: float, type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(0.0, float(retry_after))
+        self.type = type or "RetryLater"
+
+
 class WorkerRejected(Exception):
     """The control plane refused the worker's Hello (bad namespace, conflicting declarations).
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from surefoot.v1 import worker_service_pb2 as pb
 
-from ._errors import NonRetryableError
+from ._errors import NonRetryableError, RetryLaterError
 from ._payload import JSON_ENCODING, encode_json_bytes
 
 # Tracebacks go into the attempt's row and the console; 8 KB keeps the interesting frames
@@ -60,8 +60,12 @@ def failed(task_id: str, attempt: int, exc: BaseException) -> pb.WorkerMessage:
     Returns:
         A Fail carrying the exception's type name, message and traceback.
     """
+    retry_after = 0.0
     if isinstance(exc, NonRetryableError):
         error_type, message, retryable = exc.type, exc.message, False
+    elif isinstance(exc, RetryLaterError):
+        error_type, message, retryable = exc.type, exc.message, True
+        retry_after = exc.retry_after
     else:
         error_type, message, retryable = type(exc).__name__, str(exc), True
     return failed_with(
@@ -71,6 +75,7 @@ def failed(task_id: str, attempt: int, exc: BaseException) -> pb.WorkerMessage:
         message=message,
         retryable=retryable,
         details=traceback_text(exc),
+        retry_after=retry_after,
     )
 
 
@@ -82,6 +87,7 @@ def failed_with(
     message: str,
     retryable: bool,
     details: str = "",
+    retry_after: float = 0.0,
 ) -> pb.WorkerMessage:
     """A Fail built from its fields."""
     return pb.WorkerMessage(
@@ -92,6 +98,7 @@ def failed_with(
             message=message,
             retryable=retryable,
             details=details,
+            retry_after_seconds=retry_after,
         )
     )
 

@@ -230,12 +230,17 @@ class Fail(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     attempt: _builtins.int
     error_type: _builtins.str
     message: _builtins.str
     retryable: _builtins.bool
     details: _builtins.str
+    retry_after_seconds: _builtins.float
+    """For a retryable failure: the next attempt must not start sooner than this (an HTTP
+    Retry-After, a rate limit's reset). The retry policy's delay applies when it is longer.
+    """
     def __init__(
         self,
         *,
@@ -245,10 +250,11 @@ class Fail(_message.Message):
         message: _builtins.str = ...,
         retryable: _builtins.bool = ...,
         details: _builtins.str = ...,
+        retry_after_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "details", b"details", "error_type", b"error_type", "message", b"message", "retryable", b"retryable", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "details", b"details", "error_type", b"error_type", "message", b"message", "retry_after_seconds", b"retry_after_seconds", "retryable", b"retryable", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

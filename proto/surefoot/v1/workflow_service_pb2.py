@@ -22,53 +22,58 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from surefoot.v1 import approval_pb2 as surefoot_dot_v1_dot_approval__pb2
 from surefoot.v1 import common_pb2 as surefoot_dot_v1_dot_common__pb2
 from surefoot.v1 import definition_pb2 as surefoot_dot_v1_dot_definition__pb2
 from surefoot.v1 import run_pb2 as surefoot_dot_v1_dot_run__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"surefoot/v1/workflow_service.proto\x12\x0bsurefoot.v1\x1a\x1asurefoot/v1/approval.proto\x1a\x18surefoot/v1/common.proto\x1a\x1csurefoot/v1/definition.proto\x1a\x15surefoot/v1/run.proto\"\x96\x01\n\x0e\x44\x65\x66initionInfo\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x04 \x01(\t\x12\x10\n\x08sequence\x18\x05 \x01(\x03\x12\x12\n\ndeprecated\x18\x06 \x01(\x08\x12\x16\n\x0eruns_in_flight\x18\x07 \x01(\x03\"c\n\x19RegisterDefinitionRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x33\n\ndefinition\x18\x02 \x01(\x0b\x32\x1f.surefoot.v1.WorkflowDefinition\"X\n\x1aRegisterDefinitionResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.surefoot.v1.DefinitionInfo\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"H\n\x14GetDefinitionRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"w\n\x15GetDefinitionResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.surefoot.v1.DefinitionInfo\x12\x33\n\ndefinition\x18\x02 \x01(\x0b\x32\x1f.surefoot.v1.WorkflowDefinition\"9\n\x16ListDefinitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"K\n\x17ListDefinitionsResponse\x12\x30\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x1b.surefoot.v1.DefinitionInfo\"\x8e\x01\n\x0fStartRunRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\t\x12#\n\x05input\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"M\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x18\n\x10workflow_version\x18\x03 \x01(\t\"2\n\rGetRunRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"/\n\x0eGetRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.surefoot.v1.Run\"\xa6\x01\n\x0fListRunsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\t\x12(\n\x08statuses\x18\x04 \x03(\x0e\x32\x16.surefoot.v1.RunStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"K\n\x10ListRunsResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.surefoot.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x14GetRunHistoryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\r\n\x05limit\x18\x04 \x01(\x05\"B\n\x15GetRunHistoryResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.surefoot.v1.HistoryEvent\"Y\n\x10\x43\x61ncelRunRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ncompensate\x18\x04 \x01(\x08\"2\n\x11\x43\x61ncelRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.surefoot.v1.Run2\xf8\x07\n\x0fWorkflowService\x12\x65\n\x12RegisterDefinition\x12&.surefoot.v1.RegisterDefinitionRequest\x1a\'.surefoot.v1.RegisterDefinitionResponse\x12V\n\rGetDefinition\x12!.surefoot.v1.GetDefinitionRequest\x1a\".surefoot.v1.GetDefinitionResponse\x12\\\n\x0fListDefinitions\x12#.surefoot.v1.ListDefinitionsRequest\x1a$.surefoot.v1.ListDefinitionsResponse\x12G\n\x08StartRun\x12\x1c.surefoot.v1.StartRunRequest\x1a\x1d.surefoot.v1.StartRunResponse\x12\x41\n\x06GetRun\x12\x1a.surefoot.v1.GetRunRequest\x1a\x1b.surefoot.v1.GetRunResponse\x12G\n\x08ListRuns\x12\x1c.surefoot.v1.ListRunsRequest\x1a\x1d.surefoot.v1.ListRunsResponse\x12V\n\rGetRunHistory\x12!.surefoot.v1.GetRunHistoryRequest\x1a\".surefoot.v1.GetRunHistoryResponse\x12J\n\tCancelRun\x12\x1d.surefoot.v1.CancelRunRequest\x1a\x1e.surefoot.v1.CancelRunResponse\x12V\n\rListApprovals\x12!.surefoot.v1.ListApprovalsRequest\x1a\".surefoot.v1.ListApprovalsResponse\x12P\n\x0bGetApproval\x12\x1f.surefoot.v1.GetApprovalRequest\x1a .surefoot.v1.GetApprovalResponse\x12Y\n\x0e\x44\x65\x63ideApproval\x12\".surefoot.v1.DecideApprovalRequest\x1a#.surefoot.v1.DecideApprovalResponse\x12J\n\tSendEvent\x12\x1d.surefoot.v1.SendEventRequest\x1a\x1e.surefoot.v1.SendEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"surefoot/v1/workflow_service.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1asurefoot/v1/approval.proto\x1a\x18surefoot/v1/common.proto\x1a\x1csurefoot/v1/definition.proto\x1a\x15surefoot/v1/run.proto\"\xaf\x02\n\x0e\x44\x65\x66initionInfo\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x04 \x01(\t\x12\x10\n\x08sequence\x18\x05 \x01(\x03\x12\x12\n\ndeprecated\x18\x06 \x01(\x08\x12\x16\n\x0eruns_in_flight\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rdeprecated_by\x18\t \x01(\t\x12\x31\n\rdeprecated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x64\x65precation_reason\x18\x0b \x01(\t\"c\n\x19RegisterDefinitionRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x33\n\ndefinition\x18\x02 \x01(\x0b\x32\x1f.surefoot.v1.WorkflowDefinition\"X\n\x1aRegisterDefinitionResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.surefoot.v1.DefinitionInfo\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"H\n\x14GetDefinitionRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"w\n\x15GetDefinitionResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.surefoot.v1.DefinitionInfo\x12\x33\n\ndefinition\x18\x02 \x01(\x0b\x32\x1f.surefoot.v1.WorkflowDefinition\"9\n\x16ListDefinitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"K\n\x17ListDefinitionsResponse\x12\x30\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x1b.surefoot.v1.DefinitionInfo\"q\n\x1a\x44\x65precateDefinitionRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\treinstate\x18\x05 \x01(\x08\"Y\n\x1b\x44\x65precateDefinitionResponse\x12)\n\x04info\x18\x01 \x01(\x0b\x32\x1b.surefoot.v1.DefinitionInfo\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"\x8e\x01\n\x0fStartRunRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\t\x12#\n\x05input\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"M\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x18\n\x10workflow_version\x18\x03 \x01(\t\"2\n\rGetRunRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"/\n\x0eGetRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.surefoot.v1.Run\"\xa6\x01\n\x0fListRunsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\t\x12(\n\x08statuses\x18\x04 \x03(\x0e\x32\x16.surefoot.v1.RunStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"K\n\x10ListRunsResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.surefoot.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x14GetRunHistoryRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\r\n\x05limit\x18\x04 \x01(\x05\"B\n\x15GetRunHistoryResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.surefoot.v1.HistoryEvent\"Y\n\x10\x43\x61ncelRunRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ncompensate\x18\x04 \x01(\x08\"2\n\x11\x43\x61ncelRunResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.surefoot.v1.Run2\xe2\x08\n\x0fWorkflowService\x12\x65\n\x12RegisterDefinition\x12&.surefoot.v1.RegisterDefinitionRequest\x1a\'.surefoot.v1.RegisterDefinitionResponse\x12V\n\rGetDefinition\x12!.surefoot.v1.GetDefinitionRequest\x1a\".surefoot.v1.GetDefinitionResponse\x12\\\n\x0fListDefinitions\x12#.surefoot.v1.ListDefinitionsRequest\x1a$.surefoot.v1.ListDefinitionsResponse\x12h\n\x13\x44\x65precateDefinition\x12\'.surefoot.v1.DeprecateDefinitionRequest\x1a(.surefoot.v1.DeprecateDefinitionResponse\x12G\n\x08StartRun\x12\x1c.surefoot.v1.StartRunRequest\x1a\x1d.surefoot.v1.StartRunResponse\x12\x41\n\x06GetRun\x12\x1a.surefoot.v1.GetRunRequest\x1a\x1b.surefoot.v1.GetRunResponse\x12G\n\x08ListRuns\x12\x1c.surefoot.v1.ListRunsRequest\x1a\x1d.surefoot.v1.ListRunsResponse\x12V\n\rGetRunHistory\x12!.surefoot.v1.GetRunHistoryRequest\x1a\".surefoot.v1.GetRunHistoryResponse\x12J\n\tCancelRun\x12\x1d.surefoot.v1.CancelRunRequest\x1a\x1e.surefoot.v1.CancelRunResponse\x12V\n\rListApprovals\x12!.surefoot.v1.ListApprovalsRequest\x1a\".surefoot.v1.ListApprovalsResponse\x12P\n\x0bGetApproval\x12\x1f.surefoot.v1.GetApprovalRequest\x1a .surefoot.v1.GetApprovalResponse\x12Y\n\x0e\x44\x65\x63ideApproval\x12\".surefoot.v1.DecideApprovalRequest\x1a#.surefoot.v1.DecideApprovalResponse\x12J\n\tSendEvent\x12\x1d.surefoot.v1.SendEventRequest\x1a\x1e.surefoot.v1.SendEventResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surefoot.v1.workflow_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEFINITIONINFO']._serialized_start=159
-  _globals['_DEFINITIONINFO']._serialized_end=309
-  _globals['_REGISTERDEFINITIONREQUEST']._serialized_start=311
-  _globals['_REGISTERDEFINITIONREQUEST']._serialized_end=410
-  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_start=412
-  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_end=500
-  _globals['_GETDEFINITIONREQUEST']._serialized_start=502
-  _globals['_GETDEFINITIONREQUEST']._serialized_end=574
-  _globals['_GETDEFINITIONRESPONSE']._serialized_start=576
-  _globals['_GETDEFINITIONRESPONSE']._serialized_end=695
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=697
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=754
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=756
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=831
-  _globals['_STARTRUNREQUEST']._serialized_start=834
-  _globals['_STARTRUNREQUEST']._serialized_end=976
-  _globals['_STARTRUNRESPONSE']._serialized_start=978
-  _globals['_STARTRUNRESPONSE']._serialized_end=1055
-  _globals['_GETRUNREQUEST']._serialized_start=1057
-  _globals['_GETRUNREQUEST']._serialized_end=1107
-  _globals['_GETRUNRESPONSE']._serialized_start=1109
-  _globals['_GETRUNRESPONSE']._serialized_end=1156
-  _globals['_LISTRUNSREQUEST']._serialized_start=1159
-  _globals['_LISTRUNSREQUEST']._serialized_end=1325
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1327
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1402
-  _globals['_GETRUNHISTORYREQUEST']._serialized_start=1404
-  _globals['_GETRUNHISTORYREQUEST']._serialized_end=1495
-  _globals['_GETRUNHISTORYRESPONSE']._serialized_start=1497
-  _globals['_GETRUNHISTORYRESPONSE']._serialized_end=1563
-  _globals['_CANCELRUNREQUEST']._serialized_start=1565
-  _globals['_CANCELRUNREQUEST']._serialized_end=1654
-  _globals['_CANCELRUNRESPONSE']._serialized_start=1656
-  _globals['_CANCELRUNRESPONSE']._serialized_end=1706
-  _globals['_WORKFLOWSERVICE']._serialized_start=1709
-  _globals['_WORKFLOWSERVICE']._serialized_end=2725
+  _globals['_DEFINITIONINFO']._serialized_start=192
+  _globals['_DEFINITIONINFO']._serialized_end=495
+  _globals['_REGISTERDEFINITIONREQUEST']._serialized_start=497
+  _globals['_REGISTERDEFINITIONREQUEST']._serialized_end=596
+  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_start=598
+  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_end=686
+  _globals['_GETDEFINITIONREQUEST']._serialized_start=688
+  _globals['_GETDEFINITIONREQUEST']._serialized_end=760
+  _globals['_GETDEFINITIONRESPONSE']._serialized_start=762
+  _globals['_GETDEFINITIONRESPONSE']._serialized_end=881
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=883
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=940
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=942
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=1017
+  _globals['_DEPRECATEDEFINITIONREQUEST']._serialized_start=1019
+  _globals['_DEPRECATEDEFINITIONREQUEST']._serialized_end=1132
+  _globals['_DEPRECATEDEFINITIONRESPONSE']._serialized_start=1134
+  _globals['_DEPRECATEDEFINITIONRESPONSE']._serialized_end=1223
+  _globals['_STARTRUNREQUEST']._serialized_start=1226
+  _globals['_STARTRUNREQUEST']._serialized_end=1368
+  _globals['_STARTRUNRESPONSE']._serialized_start=1370
+  _globals['_STARTRUNRESPONSE']._serialized_end=1447
+  _globals['_GETRUNREQUEST']._serialized_start=1449
+  _globals['_GETRUNREQUEST']._serialized_end=1499
+  _globals['_GETRUNRESPONSE']._serialized_start=1501
+  _globals['_GETRUNRESPONSE']._serialized_end=1548
+  _globals['_LISTRUNSREQUEST']._serialized_start=1551
+  _globals['_LISTRUNSREQUEST']._serialized_end=1717
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1719
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1794
+  _globals['_GETRUNHISTORYREQUEST']._serialized_start=1796
+  _globals['_GETRUNHISTORYREQUEST']._serialized_end=1887
+  _globals['_GETRUNHISTORYRESPONSE']._serialized_start=1889
+  _globals['_GETRUNHISTORYRESPONSE']._serialized_end=1955
+  _globals['_CANCELRUNREQUEST']._serialized_start=1957
+  _globals['_CANCELRUNREQUEST']._serialized_end=2046
+  _globals['_CANCELRUNRESPONSE']._serialized_start=2048
+  _globals['_CANCELRUNRESPONSE']._serialized_end=2098
+  _globals['_WORKFLOWSERVICE']._serialized_start=2101
+  _globals['_WORKFLOWSERVICE']._serialized_end=3223
 # @@protoc_insertion_point(module_scope)

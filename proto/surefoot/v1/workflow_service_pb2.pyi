@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from surefoot.v1 import common_pb2 as _common_pb2
 from surefoot.v1 import definition_pb2 as _definition_pb2
@@ -32,6 +33,10 @@ class DefinitionInfo(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     DEPRECATED_FIELD_NUMBER: _builtins.int
     RUNS_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    DEPRECATED_BY_FIELD_NUMBER: _builtins.int
+    DEPRECATED_AT_FIELD_NUMBER: _builtins.int
+    DEPRECATION_REASON_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     name: _builtins.str
     version: _builtins.str
@@ -41,6 +46,13 @@ class DefinitionInfo(_message.Message):
     """Registration order within the name, from 1; "latest" is the highest."""
     deprecated: _builtins.bool
     runs_in_flight: _builtins.int
+    deprecated_by: _builtins.str
+    """Who deprecated the version, when and why (empty while it is active)."""
+    deprecation_reason: _builtins.str
+    @_builtins.property
+    def registered_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def deprecated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -51,10 +63,14 @@ class DefinitionInfo(_message.Message):
         sequence: _builtins.int = ...,
         deprecated: _builtins.bool = ...,
         runs_in_flight: _builtins.int = ...,
+        registered_at: _timestamp_pb2.Timestamp | None = ...,
+        deprecated_by: _builtins.str = ...,
+        deprecated_at: _timestamp_pb2.Timestamp | None = ...,
+        deprecation_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deprecated_at", b"deprecated_at", "registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_hash", b"content_hash", "deprecated", b"deprecated", "name", b"name", "namespace", b"namespace", "runs_in_flight", b"runs_in_flight", "sequence", b"sequence", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_hash", b"content_hash", "deprecated", b"deprecated", "deprecated_at", b"deprecated_at", "deprecated_by", b"deprecated_by", "deprecation_reason", b"deprecation_reason", "name", b"name", "namespace", b"namespace", "registered_at", b"registered_at", "runs_in_flight", b"runs_in_flight", "sequence", b"sequence", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,6 +215,63 @@ class ListDefinitionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDefinitionsResponse: _TypeAlias = ListDefinitionsResponse  # noqa: Y015
+
+@_typing.final
+class DeprecateDefinitionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REINSTATE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    name: _builtins.str
+    version: _builtins.str
+    """A version label; "latest" is refused, an operator names what they retire."""
+    reason: _builtins.str
+    reinstate: _builtins.bool
+    """Reinstate a deprecated version instead."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        reinstate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "reason", b"reason", "reinstate", b"reinstate", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeprecateDefinitionRequest: _TypeAlias = DeprecateDefinitionRequest  # noqa: Y015
+
+@_typing.final
+class DeprecateDefinitionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFO_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """False when the version already was in the requested state (a no-op)."""
+    @_builtins.property
+    def info(self) -> Global___DefinitionInfo: ...
+    def __init__(
+        self,
+        *,
+        info: Global___DefinitionInfo | None = ...,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "info", b"info"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeprecateDefinitionResponse: _TypeAlias = DeprecateDefinitionResponse  # noqa: Y015
 
 @_typing.final
 class StartRunRequest(_message.Message):

@@ -51,6 +51,11 @@ class WorkflowServiceStub:
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDefinitionsRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDefinitionsResponse.FromString,
                 _registered_method=True)
+        self.DeprecateDefinition = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/DeprecateDefinition',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.DeprecateDefinitionRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.DeprecateDefinitionResponse.FromString,
+                _registered_method=True)
         self.StartRun = channel.unary_unary(
                 '/surefoot.v1.WorkflowService/StartRun',
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.StartRunRequest.SerializeToString,
@@ -116,6 +121,13 @@ class WorkflowServiceServicer:
 
     def ListDefinitions(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeprecateDefinition(self, request, context):
+        """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -191,6 +203,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.ListDefinitions,
                     request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDefinitionsRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDefinitionsResponse.SerializeToString,
+            ),
+            'DeprecateDefinition': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeprecateDefinition,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.DeprecateDefinitionRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.DeprecateDefinitionResponse.SerializeToString,
             ),
             'StartRun': grpc.unary_unary_rpc_method_handler(
                     servicer.StartRun,
@@ -320,6 +337,33 @@ class WorkflowService:
             '/surefoot.v1.WorkflowService/ListDefinitions',
             surefoot_dot_v1_dot_workflow__service__pb2.ListDefinitionsRequest.SerializeToString,
             surefoot_dot_v1_dot_workflow__service__pb2.ListDefinitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeprecateDefinition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/DeprecateDefinition',
+            surefoot_dot_v1_dot_workflow__service__pb2.DeprecateDefinitionRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.DeprecateDefinitionResponse.FromString,
             options,
             channel_credentials,
             insecure,

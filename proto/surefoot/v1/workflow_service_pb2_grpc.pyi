@@ -37,6 +37,8 @@ class WorkflowServiceStub:
     RegisterDefinition: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RegisterDefinitionRequest, _workflow_service_pb2.RegisterDefinitionResponse]
     GetDefinition: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetDefinitionRequest, _workflow_service_pb2.GetDefinitionResponse]
     ListDefinitions: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDefinitionsRequest, _workflow_service_pb2.ListDefinitionsResponse]
+    DeprecateDefinition: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.DeprecateDefinitionRequest, _workflow_service_pb2.DeprecateDefinitionResponse]
+    """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it."""
     StartRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.StartRunRequest, _workflow_service_pb2.StartRunResponse]
     GetRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]
     ListRuns: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]
@@ -55,6 +57,8 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     RegisterDefinition: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RegisterDefinitionRequest, _workflow_service_pb2.RegisterDefinitionResponse]  # type: ignore[assignment]
     GetDefinition: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetDefinitionRequest, _workflow_service_pb2.GetDefinitionResponse]  # type: ignore[assignment]
     ListDefinitions: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDefinitionsRequest, _workflow_service_pb2.ListDefinitionsResponse]  # type: ignore[assignment]
+    DeprecateDefinition: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.DeprecateDefinitionRequest, _workflow_service_pb2.DeprecateDefinitionResponse]  # type: ignore[assignment]
+    """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it."""
     StartRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.StartRunRequest, _workflow_service_pb2.StartRunResponse]  # type: ignore[assignment]
     GetRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]  # type: ignore[assignment]
     ListRuns: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]  # type: ignore[assignment]
@@ -88,6 +92,14 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.ListDefinitionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.ListDefinitionsResponse, _abc.Awaitable[_workflow_service_pb2.ListDefinitionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeprecateDefinition(
+        self,
+        request: _workflow_service_pb2.DeprecateDefinitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.DeprecateDefinitionResponse, _abc.Awaitable[_workflow_service_pb2.DeprecateDefinitionResponse]]:
+        """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it."""
 
     @_abc_1.abstractmethod
     def StartRun(
