@@ -68,7 +68,9 @@ def register(
         )
     ).scalar()
     sequence = (last or 0) + 1
-    registered_at = time.time()
+    created_at = to_datetime(time.time())
+    # Through the column's precision (microseconds), so the row matches what a read returns.
+    registered_at = to_epoch(created_at)
     values = {
         "namespace": namespace,
         "name": definition.name,
@@ -77,7 +79,7 @@ def register(
         "content_hash": digest,
         "body": body,
         "deprecated": False,
-        "created_at": to_datetime(registered_at),
+        "created_at": created_at,
     }
     inserted = connection.execute(definitions.insert().values(**values)).inserted_primary_key
     assert inserted is not None
