@@ -1,4 +1,4 @@
-"""`surefoot definitions ...`: register, list and show workflow definitions."""
+"""`surefoot definitions ...`: register, list, show, compare and deprecate definitions."""
 
 from __future__ import annotations
 
@@ -51,10 +51,49 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_arguments(show)
     show.set_defaults(func=show_definition)
 
+    diff = commands.add_parser(
+        "diff",
+        help="show what changed between two versions",
+        description=(
+            "Compare two definitions node by node: nodes added, removed, and each changed "
+            "field with its old and new value. B may be a bare version of A's workflow."
+        ),
+    )
+    diff.add_argument("before", metavar="NAME@A", help="the older definition")
+    diff.add_argument("after", metavar="NAME@B|B", help="the newer definition")
+    diff.add_argument(
+        "--unified", action="store_true", help="a unified diff of the YAML forms instead"
+    )
+    add_client_arguments(diff)
+    diff.set_defaults(func=diff_definitions)
 
-def split_ref(ref: str) -> tuple[str, str]:
+    deprecate = commands.add_parser(
+        "deprecate",
+        help="stop new runs on a version; its runs in flight finish on it",
+        description=(
+            "Deprecate NAME@VERSION: StartRun on it is refused and `latest` moves to the "
+            "newest active version. Runs already on it finish on it; the output says how "
+            "many are still in flight."
+        ),
+    )
+    deprecate.add_argument("ref", metavar="NAME@VERSION", help="the version to deprecate")
+    deprecate.add_argument("--reason", default="", help="why, kept with the version")
+    add_client_arguments(deprecate)
+    deprecate.set_defaults(func=lambda args: change_deprecation(args, reinstate=False))
+
+    reinstate = commands.add_parser(
+        "reinstate", help="allow new runs on a deprecated version again"
+    )
+    reinstate.add_argument("ref", metavar="NAME@VERSION", help="the version to reinstate")
+    add_client_arguments(reinstate)
+    reinstate.set_defaults(func=lambda args: change_deprecation(args, reinstate=True))
+
+
+def split_ref(ref: str, need_version: bool = False) -> tuple[str, str]:
     """`orders@3` -> ("orders", "3"); `orders` -> ("orders", "") which means the latest."""
     name, _, version = ref.partition("@")
+    if need_version and (not name or not version):
+        raise usage_error(f"expected NAME@VERSION, got {ref!r}")
     if not name:
         raise usage_error(f"expected NAME[@VERSION], got {ref!r}")
     return name, version
@@ -105,19 +144,76 @@ def list_definitions(args: argparse.Namespace) -> int:
         print(f"no definitions in namespace {args.namespace}")
         return 0
     output.print_table(
-        ["name", "version", "seq", "hash", "deprecated", "in flight"],
+        ["name", "version", "seq", "hash", "status", "in flight"],
         [
             (
                 d.name,
                 d.version,
                 d.sequence,
                 output.short_hash(d.content_hash),
-                d.deprecated,
+                f"deprecated by {d.deprecated_by or '?'}" if d.deprecated else "active",
                 d.runs_in_flight,
             )
             for d in response.definitions
         ],
     )
+    return 0
+
+
+def change_deprecation(args: argparse.Namespace, reinstate: bool) -> int:
+    name, version = split_ref(args.ref, need_version=True)
+    request = ws.DeprecateDefinitionRequest(
+        namespace=args.namespace,
+        name=name,
+        version=version,
+        reason=getattr(args, "reason", ""),
+        reinstate=reinstate,
+    )
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.DeprecateDefinition, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    info = response.info
+    ref = f"{info.name}@{info.version}"
+    runs = "run" if info.runs_in_flight == 1 else "runs"
+    if reinstate:
+        print(f"reinstated {ref}" if response.changed else f"{ref} was not deprecated")
+    elif response.changed:
+        print(f"deprecated {ref}: {info.runs_in_flight} {runs} in flight finish on it")
+    else:
+        print(f"{ref} was already deprecated: {info.runs_in_flight} {runs} in flight")
+    return 0
+
+
+def diff_definitions(args: argparse.Namespace) -> int:
+    from surefoot_worker.authoring import definition_to_dict
+
+    from controlplane.cli import definition_diff
+
+    before_name, before_version = split_ref(args.before, need_version=True)
+    if "@" in args.after:
+        after_name, after_version = split_ref(args.after, need_version=True)
+    else:
+        after_name, after_version = before_name, args.after
+    with ControlPlaneClient.from_args(args) as client:
+        fetched = [
+            client.call(
+                client.workflows.GetDefinition,
+                ws.GetDefinitionRequest(namespace=args.namespace, name=name, version=version),
+            )
+            for name, version in ((before_name, before_version), (after_name, after_version))
+        ]
+    before, after = (definition_to_dict(f.definition) for f in fetched)
+    refs = [f"{f.info.name}@{f.info.version}" for f in fetched]
+    if args.json:
+        found = definition_diff.diff_definitions(before, after)
+        output.print_json({"before": refs[0], "after": refs[1]} | found.as_dict())
+    elif args.unified:
+        print(definition_diff.unified(before, after, refs[0], refs[1]), end="")
+    else:
+        found = definition_diff.diff_definitions(before, after)
+        print(definition_diff.describe(found, refs[0], refs[1], after), end="")
     return 0
 
 
