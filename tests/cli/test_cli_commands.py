@@ -59,8 +59,8 @@ def test_definitions_list_is_a_table(control_plane, capsys: Capture) -> None:
     code, out, _ = run(address, capsys, "definitions", "list", "--name", "orders")
     assert code == 0
     assert out.splitlines() == [
-        "NAME    VERSION  SEQ  HASH                 DEPRECATED  IN FLIGHT",
-        "orders  1        1    sha256:abababababab  no          3",
+        "NAME    VERSION  SEQ  HASH                 STATUS  IN FLIGHT",
+        "orders  1        1    sha256:abababababab  active  3",
     ]
 
 
