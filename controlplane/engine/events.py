@@ -130,6 +130,9 @@ class TimerCommand:
 @dataclass(frozen=True)
 class OpenApproval:
     node_id: str
+    # The approval's id: the step's idempotency key, so each entry into the node (a loop
+    # back after a rejection) is an approval of its own.
+    approval_id: str
     title: str
     approvers: tuple[str, ...]
     shown: dict[str, Any]
@@ -139,6 +142,7 @@ class OpenApproval:
 @dataclass(frozen=True)
 class CloseApproval:
     node_id: str
+    approval_id: str
     # APPROVED, REJECTED or WITHDRAWN
     status: str
     decided_by: str
@@ -150,6 +154,7 @@ class CloseApproval:
 @dataclass(frozen=True)
 class EscalateApproval:
     node_id: str
+    approval_id: str
     escalate_to: tuple[str, ...]
 
 

@@ -84,9 +84,11 @@ def enter(flow: Flow, node_id: str) -> None:
 
 def _new_step(flow: Flow, node_id: str, kind: str, status: str, **fields: Any) -> s.StepState:
     previous = flow.run.steps.get(node_id)
-    # Entering a node again (a fallback loop) continues its attempt numbers so that task ids
-    # stay unique.
+    # Entering a node again (a loop) continues its attempt numbers, so that a late result of
+    # the previous entry is recognised as stale, and takes a new idempotency key: it is a new
+    # operation (the next page, the next reminder), which a downstream dedupe must not swallow.
     attempt = previous.attempt + 1 if previous else 1
+    entry = previous.entry + 1 if previous else 1
     values: dict[str, Any] = {
         "step_type": "",
         "step_version": "",
@@ -98,9 +100,10 @@ def _new_step(flow: Flow, node_id: str, kind: str, status: str, **fields: Any) -
         node_id=node_id,
         status=status,
         attempt=attempt,
-        idempotency_key=s.idempotency_key_for(flow.run.id, node_id),
+        idempotency_key=s.idempotency_key_for(flow.run.id, node_id, entry),
         scheduled_at=flow.time,
         kind=kind,
+        entry=entry,
         **values,
     )
     flow.run.steps[node_id] = step
@@ -199,7 +202,9 @@ def _enter_approval(flow: Flow, spec: ApprovalSpec) -> None:
         deadline=deadline,
     )
     flow.transition.open_approvals.append(
-        OpenApproval(spec.node_id, spec.title, spec.approvers, shown, deadline)
+        OpenApproval(
+            spec.node_id, step.idempotency_key, spec.title, spec.approvers, shown, deadline
+        )
     )
     if deadline is not None:
         flow.transition.timers.append(TimerCommand(spec.node_id, "approval_deadline", deadline))

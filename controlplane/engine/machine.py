@@ -303,6 +303,7 @@ def _decided(flow: f.Flow, event: ApprovalDecided) -> None:
     flow.transition.close_approvals.append(
         CloseApproval(
             event.node_id,
+            step.idempotency_key,
             decision.upper(),
             event.principal,
             event.time,
@@ -351,7 +352,9 @@ def _timer(flow: f.Flow, event: TimerFired) -> None:
                 action="escalated",
                 escalate_to=list(spec.escalate_to),
             )
-            flow.transition.escalations.append(EscalateApproval(event.node_id, spec.escalate_to))
+            flow.transition.escalations.append(
+                EscalateApproval(event.node_id, step.idempotency_key, spec.escalate_to)
+            )
             return
         flow.run.steps[event.node_id] = step
         _decided(

@@ -30,7 +30,7 @@ def cancel_open(flow: Flow) -> None:
             flow.transition.cancel.append(step.task_id)
         elif step.kind == "approval":
             flow.transition.close_approvals.append(
-                CloseApproval(node_id, "WITHDRAWN", "", flow.time)
+                CloseApproval(node_id, step.idempotency_key, "WITHDRAWN", "", flow.time)
             )
             flow.transition.cancel_timers.append((node_id, "approval_deadline"))
         elif step.kind == "sleep":

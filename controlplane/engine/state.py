@@ -53,6 +53,9 @@ class StepState:
     kind: str = "task"
     # Kind-specific facts: an approval's request, a timer's due time, a join's open branches.
     data: dict[str, Any] = field(default_factory=dict)
+    # How many times the run has entered this node (a loop back through a switch or a
+    # fallback enters it again): each entry is a new operation with its own idempotency key.
+    entry: int = 1
 
     @property
     def task_id(self) -> str:
@@ -115,9 +118,16 @@ def compensation_key(node_id: str) -> str:
     return f"{node_id}.compensation"
 
 
-def idempotency_key_for(run_id: str, node_id: str) -> str:
-    """Stable across attempts, lease expiries and restarts; unique per step of a run."""
-    return f"{run_id}:{node_id}"
+def idempotency_key_for(run_id: str, node_id: str, entry: int = 1) -> str:
+    """Stable across attempts, lease expiries and restarts; unique per step of a run and per
+    entry into the node ("<run>:<node>", then "<run>:<node>#2" when a loop comes back).
+
+    Parallel branches are distinct nodes, so they have distinct keys by construction."""
+    return f"{run_id}:{node_id}" if entry == 1 else f"{run_id}:{node_id}{ENTRY_MARK}{entry}"
+
+
+# Cannot occur in a node id (NODE_ID_PATTERN), so "<node>#<entry>" parses back unambiguously.
+ENTRY_MARK = "#"
 
 
 def task_id_for(idempotency_key: str, attempt: int) -> str:
@@ -129,4 +139,4 @@ def parse_task_id(task_id: str) -> tuple[str, str, int] | None:
     parts = task_id.split(":")
     if len(parts) != 3 or not parts[2].isdigit():
         return None
-    return parts[0], parts[1], int(parts[2])
+    return parts[0], parts[1].partition(ENTRY_MARK)[0], int(parts[2])

@@ -21,10 +21,6 @@ TimerKey = tuple[str, str, str]
 WaitKey = tuple[str, str]
 
 
-def approval_id(run_id: str, node_id: str) -> str:
-    return f"{run_id}:{node_id}"
-
-
 @dataclass
 class WaitWrites:
     timer_inserts: dict[TimerKey, dict[str, Any]] = field(default_factory=dict)
@@ -55,8 +51,8 @@ class WaitWrites:
             if self.earliest_timer is None or timer.due_at < self.earliest_timer:
                 self.earliest_timer = timer.due_at
         for opened in transition.open_approvals:
-            self.approval_inserts[approval_id(run_id, opened.node_id)] = {
-                "id": approval_id(run_id, opened.node_id),
+            self.approval_inserts[opened.approval_id] = {
+                "id": opened.approval_id,
                 "namespace": state.namespace,
                 "run_id": run_id,
                 "node_id": opened.node_id,
@@ -75,13 +71,13 @@ class WaitWrites:
                 "escalated_to": "[]",
             }
         for escalation in transition.escalations:
-            target = approval_id(run_id, escalation.node_id)
+            target = escalation.approval_id
             row = self.approval_inserts.get(target) or self.approval_updates.setdefault(target, {})
             row["escalated_to"] = dump_json(list(escalation.escalate_to))
             approvers = list(state.steps[escalation.node_id].data.get("approvers", []))
             row["approvers"] = dump_json(approvers)
         for closed in transition.close_approvals:
-            target = approval_id(run_id, closed.node_id)
+            target = closed.approval_id
             values = {
                 "status": closed.status,
                 "decided_by": closed.decided_by or None,

@@ -310,9 +310,9 @@ def test_on_failure_next_routes_a_dead_letter_to_the_fallback_node() -> None:
     assert "ship" not in driven.run.steps
 
 
-def test_a_fallback_loop_continues_the_attempt_numbers_so_task_ids_stay_unique() -> None:
+def test_a_loop_back_is_a_new_operation_with_its_own_key_and_continued_attempts() -> None:
     proto = workflow(
-        task_node("charge", next="ship"),
+        task_node("charge", next="ship", retry=retry_policy(max_attempts=3)),
         task_node("ship", on_failure_next="charge", retry=retry_policy(max_attempts=1)),
     )
     driven = start(proto, ORDER)
@@ -320,10 +320,20 @@ def test_a_fallback_loop_continues_the_attempt_numbers_so_task_ids_stay_unique()
 
     transition = driven.send(failed("ship", 1, error("NoCarrier"), T0 + 2))
 
+    # Entry 2 of charge: a new key (a downstream dedupe must not return entry 1's result),
+    # attempt numbers continue so that entry 1's late result cannot be mistaken for it.
     [task] = transition.schedule
-    assert (task.task_id, task.attempt) == ("run-1:charge:2", 2)
-    assert task.idempotency_key == "run-1:charge"
+    assert (task.task_id, task.attempt) == ("run-1:charge#2:2", 2)
+    assert task.idempotency_key == "run-1:charge#2"
+    assert s.parse_task_id(task.task_id) == ("run-1", "charge", 2)
     assert driven.run.steps["charge"].status == s.SCHEDULED
+    stale = driven.send(completed("charge", 1, {"charge_id": "late"}, T0 + 3))
+    assert event_types(stale) == ["RESULT_IGNORED"]
+
+    # A retry within the entry keeps the entry's key.
+    retry = driven.send(failed("charge", 2, error("Timeout"), T0 + 4))
+    [again] = retry.schedule
+    assert (again.task_id, again.idempotency_key) == ("run-1:charge#2:3", "run-1:charge#2")
 
 
 # -- lost attempts ------------------------------------------------------------------------------
