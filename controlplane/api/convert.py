@@ -97,7 +97,10 @@ def run_detail(view: RunView) -> run_pb2.Run:
                 ),
             )
         elif task is not None and task.status == "ready" and status in s.OPEN_STEP:
-            waiting.append(f"step {node_id!r}: a worker that implements {step.step_type!r}")
+            wanted = (
+                f"{step.step_type}@{step.step_version}" if step.step_version else step.step_type
+            )
+            waiting.append(f"step {node_id!r}: a worker that implements {wanted}")
         run.steps.append(
             run_pb2.Step(
                 node_id=node_id,
