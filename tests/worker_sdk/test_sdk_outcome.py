@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from surefoot_worker import NonRetryableError
+from surefoot_worker import NonRetryableError, RetryLaterError
 from surefoot_worker._outcome import MAX_DETAILS_BYTES, completed, failed, traceback_text
 
 
@@ -56,6 +56,17 @@ def test_non_retryable_error_without_type_uses_its_class_name() -> None:
     message = failed("t1", 1, _raise(NonRetryableError("no")))
     assert message.fail.error_type == "NonRetryableError"
     assert not message.fail.retryable
+
+
+def test_retry_later_is_retryable_and_carries_the_wait() -> None:
+    message = failed("t1", 2, _raise(RetryLaterError("rate limited", retry_after=12.5)))
+    assert (message.fail.error_type, message.fail.message) == ("RetryLater", "rate limited")
+    assert message.fail.retryable
+    assert message.fail.retry_after_seconds == 12.5
+
+
+def test_other_failures_ask_for_no_wait() -> None:
+    assert failed("t1", 1, _raise(ValueError("x"))).fail.retry_after_seconds == 0
 
 
 def test_traceback_is_truncated_to_8kb_keeping_the_error_line() -> None:
