@@ -231,6 +231,9 @@ def show_definition(args: argparse.Namespace) -> int:
     # A comment, so that the output stays a file `definitions apply` accepts.
     digest = info.content_hash.removeprefix("sha256:")
     print(f"# {info.name}@{info.version}  sha256:{digest}  sequence {info.sequence}")
+    if info.deprecated:
+        why = f": {info.deprecation_reason}" if info.deprecation_reason else ""
+        print(f"# deprecated by {info.deprecated_by or '?'}{why}")
     body = definition_to_dict(response.definition)
     print(yaml.safe_dump(body, sort_keys=False, allow_unicode=True), end="")
     return 0

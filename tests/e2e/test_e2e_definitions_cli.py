@@ -95,6 +95,9 @@ def test_deprecate_refuses_new_runs_and_reinstate_allows_them(
     code, out, _ = run(control_plane, capsys, "definitions", "deprecate", "orders@1")
     assert out == "orders@1 was already deprecated: 1 run in flight\n"
 
+    code, out, _ = run(control_plane, capsys, "definitions", "show", "orders@1")
+    assert out.splitlines()[1].startswith("# deprecated by ")
+    assert out.splitlines()[1].endswith(": fraud rule")
     code, out, _ = run(control_plane, capsys, "definitions", "list")
     [header, v1, v2] = out.splitlines()
     assert "STATUS" in header and "deprecated by " in v1 and v1.rstrip().endswith("1")
