@@ -116,26 +116,24 @@ def test_deprecate_refuses_new_runs_and_reinstate_allows_them(
     assert code == 0
 
 
-@pytest.mark.parametrize(
-    ("args", "code", "message"),
-    [
-        (("deprecate", "orders"), 2, "expected NAME@VERSION"),
-        (("deprecate", "orders@9"), 1, "NOT_FOUND"),
-        (("diff", "orders", "orders@1"), 2, "expected NAME@VERSION"),
-        (("diff", "orders@1", "orders@9"), 1, "NOT_FOUND"),
-    ],
-)
-def test_bad_references_are_one_line_errors(
-    control_plane: ControlPlane,
-    capsys: Capture,
-    tmp_path: Path,
-    args: tuple[str, ...],
-    code: int,
-    message: str,
+BAD_REFERENCES = [
+    (("deprecate", "orders"), 2, "expected NAME@VERSION"),
+    (("deprecate", "orders@9"), 1, "NOT_FOUND"),
+    (("reinstate", "orders@"), 2, "expected NAME@VERSION"),
+    (("diff", "orders", "orders@1"), 2, "expected NAME@VERSION"),
+    (("diff", "orders@1", "orders@9"), 1, "NOT_FOUND"),
+]
+
+
+def test_bad_references_are_one_line_errors_and_change_nothing(
+    control_plane: ControlPlane, capsys: Capture, tmp_path: Path
 ) -> None:
     register_two_versions(control_plane, capsys, tmp_path)
 
-    got, out, err = run(control_plane, capsys, "definitions", *args)
+    for args, code, message in BAD_REFERENCES:
+        got, out, err = run(control_plane, capsys, "definitions", *args)
+        assert (got, out) == (code, ""), args
+        assert message in err and len(err.splitlines()) == 1, (args, err)
 
-    assert (got, out) == (code, "")
-    assert message in err and len(err.splitlines()) == 1
+    _, out, _ = run(control_plane, capsys, "definitions", "list", "--json")
+    assert [d.get("deprecated", False) for d in json.loads(out)["definitions"]] == [False, False]
