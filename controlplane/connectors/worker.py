@@ -1,0 +1,74 @@
+"""The built-in connector worker: ``surefoot connectors worker``.
+
+It is an ordinary SDK worker whose steps are the connectors; the only things it adds are
+the secrets (resolved here, never sent to the control plane) and the outcome records in the
+Surefoot database.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+from surefoot_worker import run_worker
+
+from controlplane.connectors.dedupe import OutcomeStore
+from controlplane.connectors.redaction import redact_logs
+from controlplane.connectors.secrets import Secrets
+from controlplane.connectors.steps import ConnectorRuntime, connector_steps
+
+# `run_worker` loads steps by module name; the connector steps are built at run time (they
+# hold this worker's secrets and outcome store), so they are published as a module of their
+# own under a name no user module can have.
+STEPS_MODULE = "_surefoot_connector_steps"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def run_connector_worker(
+    address: str,
+    *,
+    namespace: str,
+    secrets: Secrets,
+    outcomes: OutcomeStore,
+    concurrency: int | None = None,
+) -> int:
+    """Run a worker for every connector until SIGTERM or SIGINT (the first one drains).
+
+    Args:
+        address: The control plane's gRPC address.
+        namespace: The namespace whose connector tasks it takes.
+        secrets: What ``${secret:NAME}`` references resolve to.
+        outcomes: The outcome records; closed when the worker stops.
+        concurrency: Tasks run at once; the SDK's default when None.
+
+    Returns:
+        The exit code of :func:`surefoot_worker.run_worker`.
+    """
+    runtime = ConnectorRuntime(secrets=secrets, outcomes=outcomes)
+    configure_logging(runtime)
+    module = types.ModuleType(STEPS_MODULE, "The connector steps of this worker process.")
+    for definition in connector_steps(runtime):
+        setattr(module, definition.name.replace(".", "_"), definition)
+    sys.modules[STEPS_MODULE] = module
+    try:
+        if concurrency:
+            return run_worker(STEPS_MODULE, address, namespace=namespace, concurrency=concurrency)
+        # Left out otherwise, so that the SDK's default applies.
+        return run_worker(STEPS_MODULE, address, namespace=namespace)
+    finally:
+        del sys.modules[STEPS_MODULE]
+        outcomes.close()
+
+
+def configure_logging(runtime: ConnectorRuntime, level: int = logging.INFO) -> None:
+    """Log to stderr as ``surefoot worker`` does, with every secret value redacted.
+
+    Set up before the SDK would, so that its own default is not used; the redaction wraps
+    whatever handlers the root logger has.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format=LOG_FORMAT)
+    # httpx logs every request line at INFO: the URL is useful, the noise at scale is not.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    redact_logs(runtime.redactor)
