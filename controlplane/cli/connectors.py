@@ -1,0 +1,154 @@
+"""`surefoot connectors ...`: list the built-in connectors, run the worker that executes them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from controlplane.cli import output
+from controlplane.cli.client import add_address_arguments
+from controlplane.cli.errors import CliError, usage_error
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser(
+        "connectors",
+        help="the built-in connectors: list them, run their worker",
+        description="Connectors are step types Surefoot implements (surefoot.http, "
+        "surefoot.postgres, surefoot.smtp, surefoot.webhook), run by `connectors worker`.",
+    )
+    group.set_defaults(func=lambda args: output.print_group_help(group))
+    commands = group.add_subparsers(title="commands", metavar="COMMAND")
+
+    list_ = commands.add_parser(
+        "list",
+        help="the connectors and their input fields",
+        description="Each connector's step type, version, idempotency and summary, then "
+        "its input fields. Needs no server.",
+    )
+    list_.add_argument(
+        "--json",
+        action="store_true",
+        help="print the registry as one JSON document, with the full input JSON Schemas",
+    )
+    list_.set_defaults(func=list_connectors)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the worker that executes connector steps",
+        description="Connect to the control plane and run every connector. Secrets named "
+        "in inputs as ${secret:NAME} are read here, from SUREFOOT_SECRET_<NAME> or "
+        "--secrets-file; outcomes of calls that must not repeat are recorded in the "
+        "Surefoot database (--database-url).",
+    )
+    add_address_arguments(worker)
+    worker.add_argument(
+        "--database-url",
+        default=os.environ.get("SUREFOOT_DATABASE_URL"),
+        metavar="URL",
+        help="the Surefoot database, where call outcomes are recorded (env SUREFOOT_DATABASE_URL)",
+    )
+    worker.add_argument(
+        "--secrets-file",
+        default=os.environ.get("SUREFOOT_SECRETS_FILE") or None,
+        metavar="FILE",
+        help='YAML mapping secret names to values, `api_token: "..."`; '
+        "SUREFOOT_SECRET_<NAME> variables win over it (env SUREFOOT_SECRETS_FILE)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="connector calls run at once (default: the SDK's)",
+    )
+    worker.set_defaults(func=run_connector_worker)
+
+
+def list_connectors(args: argparse.Namespace) -> int:
+    from controlplane.connectors import all_connectors
+
+    connectors = all_connectors()
+    if args.json:
+        output.print_json({"connectors": [c.to_json() for c in connectors]})
+        return 0
+    output.print_table(
+        ["name", "version", "idempotency", "summary"],
+        [(c.name, c.version, c.idempotency, c.summary) for c in connectors],
+    )
+    for connector in connectors:
+        print()
+        print(f"{connector.name}@{connector.version} input:")
+        schema = connector.input_schema
+        required = set(schema.get("required", ()))
+        rows = [
+            (name, field_type(field), "yes" if name in required else "no", _described(field))
+            for name, field in schema.get("properties", {}).items()
+        ]
+        for line in output.table(["field", "type", "required", "description"], rows):
+            print(f"  {line}")
+    return 0
+
+
+def field_type(schema: Mapping[str, Any]) -> str:
+    """A field's JSON Schema type in a few characters: `string`, `array of string`, `GET|POST`."""
+    if "enum" in schema:
+        return "|".join(str(value) for value in schema["enum"])
+    kind = schema.get("type")
+    if kind is None:
+        return "any"
+    if isinstance(kind, list):
+        return "|".join(kind)
+    items = schema.get("items")
+    if kind == "array" and isinstance(items, Mapping) and "type" in items:
+        return f"array of {field_type(items)}"
+    values = schema.get("additionalProperties")
+    if kind == "object" and isinstance(values, Mapping) and "type" in values:
+        return f"object of {field_type(values)}"
+    return str(kind)
+
+
+def _described(field: Mapping[str, Any]) -> str:
+    description = str(field.get("description", ""))
+    if "default" in field:
+        description += f" (default {json.dumps(field['default'])})"
+    return description
+
+
+def run_connector_worker(args: argparse.Namespace) -> int:
+    if not args.database_url:
+        raise usage_error(
+            "--database-url is required (or set SUREFOOT_DATABASE_URL): the worker records "
+            "the outcomes of calls that must not repeat in the Surefoot database"
+        )
+    from controlplane.connectors.dedupe import OutcomeStore, OutcomeStoreUnavailable
+    from controlplane.connectors.secrets import Secrets, SecretsFileError
+    from controlplane.connectors.worker import run_connector_worker as run
+
+    try:
+        secrets = Secrets.load(file=args.secrets_file)
+    except SecretsFileError as exc:
+        raise usage_error(str(exc)) from None
+    try:
+        outcomes = OutcomeStore.open(args.database_url)
+    except OutcomeStoreUnavailable as exc:
+        raise CliError(str(exc)) from None
+    return run(
+        args.address,
+        namespace=args.namespace,
+        secrets=secrets,
+        outcomes=outcomes,
+        concurrency=args.concurrency,
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
