@@ -2,11 +2,13 @@
 
 A control plane on a SQLite file, the example workflows registered (`onboarding`, the saga
 with a manager approval; `trial`, with an event wait, a switch, a parallel and a sleep; and
-`orders`), and a worker for their steps running in the same event
-loop. Nothing here is special-cased in the server: the worker and the registration talk to it
-over gRPC like any other client, so what works here works against a real deployment. The one
-dev-only setting is who the caller is: without a bearer token it is the OS user, so that
-`surefoot approvals approve` works from the terminal.
+`orders`), and one worker running in the same event loop for their steps and for the
+built-in connectors (`surefoot.http` and the others; secrets from `SUREFOOT_SECRET_<NAME>`,
+call outcomes recorded in the same SQLite file). Nothing here is special-cased in the
+server: the worker and the registration talk to it over gRPC like any other client, so what
+works here works against a real deployment. The one dev-only setting is who the caller is:
+without a bearer token it is the OS user, so that `surefoot approvals approve` works from
+the terminal.
 """
 
 from __future__ import annotations
@@ -67,11 +69,19 @@ def _fail(message: str) -> int:
 async def _serve(database: Path, listen: str) -> int:
     from surefoot_worker import Worker, load_steps
 
+    from controlplane.connectors import ConnectorRuntime, connector_steps
+    from controlplane.connectors.dedupe import OutcomeStore, OutcomeStoreUnavailable
+    from controlplane.connectors.redaction import redact_logs
+    from controlplane.connectors.secrets import Secrets
     from controlplane.server import ControlPlane, PortInUse, ServerConfig
 
     user = _os_user()
+    database_url = f"sqlite+pysqlite:///{database}"
+    # The connectors run in this process, so its log lines must not show their secrets.
+    secrets = Secrets.load()
+    redact_logs(secrets.redactor())
     control_plane = ControlPlane(
-        ServerConfig(database_url=f"sqlite+pysqlite:///{database}", listen=listen, local_user=user)
+        ServerConfig(database_url=database_url, listen=listen, local_user=user)
     )
     try:
         port = await control_plane.start()
@@ -84,13 +94,18 @@ async def _serve(database: Path, listen: str) -> int:
         loop.add_signal_handler(signum, stop.set)
     worker: Worker | None = None
     worker_task: asyncio.Task[Any] | None = None
+    outcomes: OutcomeStore | None = None
     try:
         registered = await _register_examples(address)
         # Both modules export the shared charge-card step: keep each step once.
         steps = {s.key: s for module in EXAMPLE_STEPS_MODULES for s in load_steps(module)}
+        # Opened once the server has migrated the file, which creates the outcome table.
+        outcomes = OutcomeStore.open(database_url)
+        connectors = connector_steps(ConnectorRuntime(secrets, outcomes))
+        steps.update((s.key, s) for s in connectors)
         worker = Worker(address, list(steps.values()), drain_timeout=WORKER_GRACE_SECONDS)
         worker_task = asyncio.create_task(worker.run(), name="surefoot-dev-worker")
-        _print_banner(address, database, registered, user)
+        _print_banner(address, database, registered, user, [s.name for s in connectors])
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({stopping, worker_task}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -104,12 +119,16 @@ async def _serve(database: Path, listen: str) -> int:
         exit_code = _fail(
             f"cannot register the example workflow: {exc.code().name}: {exc.details()}"
         )
+    except OutcomeStoreUnavailable as exc:
+        exit_code = _fail(str(exc))
     finally:
         # A second Ctrl-C during shutdown interrupts it instead of being swallowed.
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         if worker is not None and worker_task is not None:
             await _stop_worker(worker, worker_task)
+        if outcomes is not None:
+            outcomes.close()
         await control_plane.stop(grace=SERVER_GRACE_SECONDS)
     print(f"surefoot dev stopped; its runs are kept in {database}")
     return exit_code
@@ -145,14 +164,17 @@ async def _stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
         await task  # its error, if any, was reported already
 
 
-def _print_banner(address: str, database: Path, registered: list[str], user: str) -> None:
+def _print_banner(
+    address: str, database: Path, registered: list[str], user: str, connectors: list[str]
+) -> None:
     onboarding = '{"customer": "ACME Corp", "email": "ops@acme.test", "plan": "team", "amount": 49'
     lines = [
         f"Surefoot dev control plane listening on {address}",
-        f"  database:  {database}",
-        f"  workflows: {', '.join(registered) or 'none'}",
-        f"  worker:    example steps from {', '.join(EXAMPLE_STEPS_MODULES)}, in this process",
-        f"  caller:    {user} (requests without a bearer token act as the OS user)",
+        f"  database:   {database}",
+        f"  workflows:  {', '.join(registered) or 'none'}",
+        f"  worker:     example steps from {', '.join(EXAMPLE_STEPS_MODULES)}, in this process",
+        f"  connectors: {', '.join(connectors)} (secrets: SUREFOOT_SECRET_<NAME>)",
+        f"  caller:     {user} (requests without a bearer token act as the OS user)",
         "",
         "Try, in another terminal:",
     ]
