@@ -160,7 +160,11 @@ class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceSer
         except ops.Conflict as exc:
             await abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except ops.InvalidInput as exc:
-            await invalid_field(context, "input", str(exc))
+            violations = [
+                ("input" + ("" if where == "/" else where.replace("/", ".")), message)
+                for where, message in exc.problems
+            ]
+            await invalid_argument(context, str(exc), violations)
         return ws.StartRunResponse(
             run_id=started.run_id,
             created=started.created,

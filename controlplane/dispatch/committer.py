@@ -374,10 +374,14 @@ class Committer:
                 f"({why}): its runs in flight finish on it, new runs take another version"
             )
         definition = self._definitions.get(row.id, batch.connection)
-        problem = definition.input_problem(op.input)
-        if problem is not None:
+        problems = definition.input_problems(op.input)
+        if problems:
+            where, first = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ops.InvalidInput(
-                f"input does not match the input schema of {row.name}@{row.version}: {problem}"
+                f"input does not match the input schema of {row.name}@{row.version}: "
+                f"{first}" + (f" (at {where})" if where != "/" else "") + more,
+                problems,
             )
         state, transition = machine.start_run(
             run_id=str(uuid.uuid4()),

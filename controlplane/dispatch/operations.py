@@ -62,6 +62,11 @@ class PermissionDenied(Exception):
 class InvalidInput(Exception):
     """The run input does not match the workflow's declared JSON Schema."""
 
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        # (JSON pointer into the input, what is wrong there), every one of them.
+        self.problems = problems
+
 
 @dataclass
 class CancelRun(Operation):

@@ -138,15 +138,21 @@ class CompiledDefinition:
     # A jsonschema validator for the run input, when the workflow declares a schema.
     input_validator: Any = None
 
-    def input_problem(self, value: Any) -> str | None:
-        """Why `value` is not a valid run input (the schema's first error), or None."""
+    def input_problems(self, value: Any) -> list[tuple[str, str]]:
+        """Every way `value` is not a valid run input, as (JSON pointer, message), the most
+        relevant first; empty when it is valid. All at once: fixing one error to learn of the
+        next is a slow way to build a payload."""
         if self.input_validator is None:
-            return None
-        error = jsonschema.exceptions.best_match(self.input_validator.iter_errors(value))
-        if error is None:
-            return None
-        where = "/".join(str(part) for part in error.absolute_path)
-        return f"{error.message}" + (f" (at /{where})" if where else "")
+            return []
+        errors = sorted(
+            self.input_validator.iter_errors(value),
+            key=jsonschema.exceptions.relevance,
+            reverse=True,
+        )
+        return [
+            ("/" + "/".join(str(part) for part in error.absolute_path), error.message)
+            for error in errors
+        ]
 
     def task(self, node_id: str) -> TaskSpec:
         spec = self.nodes[node_id]

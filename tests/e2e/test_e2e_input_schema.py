@@ -45,6 +45,25 @@ def test_run_input_is_checked_against_the_declared_schema(
         assert "input schema" in refused.value.details()
     assert list_runs(stub) == []
 
+    # Every problem at once, each with where it is in the input.
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.StartRun(
+            ws.StartRunRequest(
+                workflow_name="typed", input=json_payload({"trail": 7, "amount": -1})
+            ),
+            timeout=30,
+        )
+    status = rpc_status.from_call(refused.value)
+    assert status is not None
+    [detail] = status.details
+    bad_request = error_details_pb2.BadRequest()
+    detail.Unpack(bad_request)
+    fields = sorted((v.field, v.description) for v in bad_request.field_violations)
+    assert [f for f, _ in fields] == ["input.amount", "input.trail"]
+    assert "minimum" in fields[0][1] and "array" in fields[1][1]
+    assert "(and 1 more)" in (refused.value.details() or "")
+    assert list_runs(stub) == []
+
     good = stub.StartRun(
         ws.StartRunRequest(workflow_name="typed", input=json_payload({"trail": [], "amount": 5})),
         timeout=30,
