@@ -1,0 +1,136 @@
+"""`surefoot.postgres` against the test PostgreSQL server: one transaction per step, rows as
+JSON, errors classified, and a retried statement that is not run twice."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import socket
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from connector_calls import StepsFor, run_step
+from support.databases import fresh_postgres_database, require_postgres
+from surefoot_worker import NonRetryableError, RetryLaterError
+
+from controlplane.connectors.postgres import json_safe
+
+pytestmark = pytest.mark.postgres
+
+DB_PASSWORD = "db-pass-8c1e"
+
+
+@pytest.fixture
+def target_dsn() -> Iterator[str]:
+    """A fresh database with a `signups` table, as a DSN whose password is a secret
+    reference (the server trusts local connections, so any password will do)."""
+    require_postgres()
+    with fresh_postgres_database() as url:
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain, autocommit=True) as connection:
+            connection.execute(
+                "CREATE TABLE signups (id serial PRIMARY KEY, email text UNIQUE NOT NULL, "
+                "plan text, amount numeric(10, 2), created_on date DEFAULT '2026-11-25')"
+            )
+        yield plain.replace("postgres@", "postgres:${secret:db_password}@")
+
+
+def _steps(steps_with: StepsFor) -> StepsFor:
+    return steps_with({"DB_PASSWORD": DB_PASSWORD})
+
+
+def _count(dsn: str) -> int:
+    with psycopg.connect(dsn.replace("${secret:db_password}", DB_PASSWORD)) as connection:
+        row = connection.execute("SELECT count(*) FROM signups").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_an_insert_returns_its_rows_as_json_and_runs_once(
+    target_dsn: str, steps_with: StepsFor
+) -> None:
+    postgres = _steps(steps_with)["surefoot.postgres"]
+    statement = {
+        "dsn": target_dsn,
+        "sql": "INSERT INTO signups (email, plan, amount) VALUES (%(email)s, %(plan)s, "
+        "%(amount)s) RETURNING id, email, amount, created_on",
+        "params": {"email": "ops@acme.test", "plan": "team", "amount": "49.90"},
+    }
+    first = run_step(postgres, statement, key="run-1:record", attempt=1)
+    assert first == {
+        "rows": [
+            {"id": 1, "email": "ops@acme.test", "amount": "49.90", "created_on": "2026-11-25"}
+        ],
+        "rowcount": 1,
+        "truncated": False,
+    }
+    # The retry of the same step (its worker died before reporting) inserts nothing more.
+    assert run_step(postgres, statement, key="run-1:record", attempt=2) == first
+    assert _count(target_dsn) == 1
+
+
+def test_a_select_with_positional_params_and_a_row_limit(
+    target_dsn: str, steps_with: StepsFor
+) -> None:
+    postgres = _steps(steps_with)["surefoot.postgres"]
+    insert = "INSERT INTO signups (email) SELECT 'u' || g || '@x.test' FROM generate_series(1, 5) g"
+    assert run_step(postgres, {"dsn": target_dsn, "sql": insert})["rowcount"] == 5
+    output = run_step(
+        postgres,
+        {
+            "dsn": target_dsn,
+            "sql": "SELECT email FROM signups WHERE id > %s ORDER BY id",
+            "params": [1],
+            "max_rows": 2,
+        },
+    )
+    assert output["rows"] == [{"email": "u2@x.test"}, {"email": "u3@x.test"}]
+    assert output["truncated"] is True
+
+
+def test_bad_sql_and_violated_constraints_fail_without_retry_and_roll_back(
+    target_dsn: str, steps_with: StepsFor
+) -> None:
+    postgres = _steps(steps_with)["surefoot.postgres"]
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(postgres, {"dsn": target_dsn, "sql": "SELEKT 1"})
+    assert raised.value.type == "PostgresSyntaxError"
+    assert "SQLSTATE 42601" in raised.value.message
+
+    duplicate = {
+        "dsn": target_dsn,
+        "sql": "INSERT INTO signups (email) VALUES (%(e)s), (%(e)s)",
+        "params": {"e": "twice@x.test"},
+    }
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(postgres, duplicate, key="run-2:record", attempt=1)
+    assert raised.value.type == "PostgresUniqueViolation"
+    assert _count(target_dsn) == 0
+    # A definite failure leaves no record: once fixed, the same step runs.
+    fixed = {**duplicate, "sql": "INSERT INTO signups (email) VALUES (%(e)s)"}
+    assert run_step(postgres, fixed, key="run-2:record", attempt=2)["rowcount"] == 1
+
+
+def test_an_unreachable_server_is_retried_and_the_password_never_shows(
+    steps_with: StepsFor,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dsn = f"postgresql://app:${{secret:db_password}}@127.0.0.1:{port}/app"
+    with pytest.raises(RetryLaterError) as raised:
+        run_step(_steps(steps_with)["surefoot.postgres"], {"dsn": dsn, "sql": "SELECT 1"})
+    assert raised.value.type == "PostgresOperationalError"
+    assert DB_PASSWORD not in raised.value.message
+
+
+def test_values_become_json() -> None:
+    assert json_safe(decimal.Decimal("0.10")) == "0.10"
+    assert json_safe(datetime.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05"
+    assert json_safe(datetime.timedelta(minutes=2)) == 120.0
+    assert json_safe(float("nan")) == "nan"
+    assert json_safe(b"\x01\xff") == "01ff"
+    assert json_safe(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert json_safe({"a": [decimal.Decimal(1)]}) == {"a": ["1"]}
