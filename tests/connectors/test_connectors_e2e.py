@@ -41,8 +41,8 @@ from controlplane.connectors.dedupe import COMPLETED, STARTED, OutcomeStore
 ON_POSTGRES = pytest.mark.parametrize(
     "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
-# Timestamps at the fake server and the retry's timer come from different clocks of one
-# machine; a few milliseconds cover the rounding of the stored due time.
+# The retry is due 2 s after the failure was recorded, itself after the first request
+# arrived; a few milliseconds allow for the rounding of the times the control plane stores.
 CLOCK_TOLERANCE = 0.005
 
 
