@@ -77,7 +77,8 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="a local control plane on SQLite with the example workflows and worker",
         description="Run a control plane on a SQLite file, register the example workflows "
         "(`onboarding`, a saga with a manager approval; `trial`, with an event wait, a "
-        "switch, a parallel and a sleep; `orders`) and run their worker in-process. "
+        "switch, a parallel and a sleep; `orders`) and run their worker in-process, with "
+        "the built-in connectors (`surefoot connectors list`). "
         "Callers without a token act as the OS user, who may decide approvals. "
         "Restarting on the same data directory resumes the runs that were in flight.",
     )

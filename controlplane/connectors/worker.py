@@ -8,8 +8,6 @@ Surefoot database.
 from __future__ import annotations
 
 import logging
-import sys
-import types
 
 from surefoot_worker import run_worker
 
@@ -18,10 +16,6 @@ from controlplane.connectors.redaction import redact_logs
 from controlplane.connectors.secrets import Secrets
 from controlplane.connectors.steps import ConnectorRuntime, connector_steps
 
-# `run_worker` loads steps by module name; the connector steps are built at run time (they
-# hold this worker's secrets and outcome store), so they are published as a module of their
-# own under a name no user module can have.
-STEPS_MODULE = "_surefoot_connector_steps"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -47,17 +41,14 @@ def run_connector_worker(
     """
     runtime = ConnectorRuntime(secrets=secrets, outcomes=outcomes)
     configure_logging(runtime)
-    module = types.ModuleType(STEPS_MODULE, "The connector steps of this worker process.")
-    for definition in connector_steps(runtime):
-        setattr(module, definition.name.replace(".", "_"), definition)
-    sys.modules[STEPS_MODULE] = module
+    # Built at run time: the steps hold this worker's secrets and outcome store.
+    steps = connector_steps(runtime)
     try:
         if concurrency:
-            return run_worker(STEPS_MODULE, address, namespace=namespace, concurrency=concurrency)
+            return run_worker(steps, address, namespace=namespace, concurrency=concurrency)
         # Left out otherwise, so that the SDK's default applies.
-        return run_worker(STEPS_MODULE, address, namespace=namespace)
+        return run_worker(steps, address, namespace=namespace)
     finally:
-        del sys.modules[STEPS_MODULE]
         outcomes.close()
 
 

@@ -32,6 +32,9 @@ COMMANDS = [
     ["events"],
     ["events", "send"],
     ["server"],
+    ["connectors"],
+    ["connectors", "list"],
+    ["connectors", "worker"],
     ["db"],
     ["db", "upgrade"],
     ["worker"],
@@ -62,7 +65,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["runs"], ["definitions"], ["db"], ["approvals"], ["events"]]
+    "command", [[], ["runs"], ["definitions"], ["db"], ["approvals"], ["events"], ["connectors"]]
 )
 def test_a_group_without_a_command_prints_its_help_and_exits_2(
     command: list[str], capsys: pytest.CaptureFixture[str]

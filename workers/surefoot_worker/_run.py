@@ -8,28 +8,31 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 
 from ._errors import StepDeclarationError, WorkerRejected
 from ._loader import load_steps
+from ._step import StepDefinition
 from ._worker import Worker
 
 
 def run_worker(
-    module: str,
+    module: str | Sequence[StepDefinition],
     address: str,
     *,
     namespace: str = "default",
     concurrency: int = 100,
     worker_id: str | None = None,
 ) -> int:
-    """Load a module's steps and run a worker for them until SIGTERM or SIGINT.
+    """Run a worker for a module's steps (or the given ones) until SIGTERM or SIGINT.
 
     The first signal drains gracefully; a second one stops at once. Once the control plane
     first welcomes the worker, one line ``worker <id> connected to <address>: steps a@1, b@1``
     is printed to stdout.
 
     Args:
-        module: A dotted module name or a ``.py`` path; the current directory is importable.
+        module: A dotted module name or a ``.py`` path, the current directory importable;
+            or the step definitions themselves (steps built at run time).
         address: The control plane's gRPC address, ``host:port``.
         namespace: The namespace whose tasks the worker takes.
         concurrency: How many tasks run at once.
@@ -51,16 +54,16 @@ def run_worker(
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        steps = load_steps(module)
+        steps = load_steps(module) if isinstance(module, str) else list(module)
         worker = Worker(
             address, steps, namespace=namespace, concurrency=concurrency, worker_id=worker_id
         )
     except (ImportError, ValueError, StepDeclarationError, SyntaxError) as exc:
-        _error(f"cannot load steps from {module!r}: {exc}")
+        _error(f"cannot load steps from {_label(module)}: {exc}")
         return 1
     except Exception as exc:
         # A bug in the user's module at import time: one line, but with where it happened.
-        _error(f"cannot load steps from {module!r}: {type(exc).__name__}: {exc}{_where(exc)}")
+        _error(f"cannot load steps from {_label(module)}: {type(exc).__name__}: {exc}{_where(exc)}")
         return 1
     try:
         return asyncio.run(_serve(worker))
@@ -115,6 +118,10 @@ async def _announce(worker: Worker) -> None:
     await worker.wait_until_connected()
     steps = ", ".join(f"{d.name}@{d.version}" for d in worker.steps)
     print(f"worker {worker.worker_id} connected to {worker.address}: steps {steps}", flush=True)
+
+
+def _label(module: str | Sequence[StepDefinition]) -> str:
+    return repr(module) if isinstance(module, str) else "the given steps"
 
 
 def _where(exc: BaseException) -> str:
