@@ -90,9 +90,17 @@ class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceSer
         namespace = await namespace_of(context, request.namespace)
         if not request.name:
             await invalid_field(context, "name", "is required")
-        row = await self._read(lambda c: defs.find(c, namespace, request.name, request.version))
+
+        def query(c: Connection) -> tuple[defs.DefinitionRow | None, bool]:
+            row = defs.find(c, namespace, request.name, request.version)
+            return row, row is None and defs.any_version(c, namespace, request.name)
+
+        row, all_deprecated = await self._read(query)
         if row is None:
-            await abort(context, grpc.StatusCode.NOT_FOUND, _no_definition(request, namespace))
+            message = _no_definition(request, namespace)
+            if all_deprecated and request.version in ("", "latest"):
+                message = f"every version of {request.name} is deprecated: name one to read it"
+            await abort(context, grpc.StatusCode.NOT_FOUND, message)
         return ws.GetDefinitionResponse(info=_info(row, 0), definition=row.message())
 
     async def ListDefinitions(

@@ -94,6 +94,12 @@ def test_a_deprecated_version_refuses_new_runs_and_latest_moves_past_it(grpc_stu
         )
     assert none_left.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "every version of retiring is deprecated" in (none_left.value.details() or "")
+    with pytest.raises(grpc.RpcError) as unreadable:
+        grpc_stub.GetDefinition(ws.GetDefinitionRequest(name="retiring"))
+    assert unreadable.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "every version of retiring is deprecated" in (unreadable.value.details() or "")
+    named = grpc_stub.GetDefinition(ws.GetDefinitionRequest(name="retiring", version="1"))
+    assert named.info.deprecated
 
     reinstated = grpc_stub.DeprecateDefinition(
         ws.DeprecateDefinitionRequest(name="retiring", version="2", reinstate=True)
