@@ -15,6 +15,7 @@ from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.api import convert
 from controlplane.api.approvals import ApprovalRpcs
+from controlplane.api.dead_letters import DeadLetterRpcs
 from controlplane.api.errors import abort, invalid_argument, invalid_field
 from controlplane.api.namespaces import namespace_of
 from controlplane.api.principal import Authenticator, principal_of
@@ -33,7 +34,9 @@ MAX_REQUEST_ID = 200
 MAX_REASON = 2000
 
 
-class WorkflowService(ApprovalRpcs, workflow_service_pb2_grpc.WorkflowServiceServicer):
+class WorkflowService(
+    ApprovalRpcs, DeadLetterRpcs, workflow_service_pb2_grpc.WorkflowServiceServicer
+):
     def __init__(
         self,
         engine: Engine,

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -36,8 +36,10 @@ from controlplane.engine.events import (
     AttemptFailed,
     AttemptLost,
     CancelRequested,
+    RunEvent,
 )
 from controlplane.engine.state import parse_task_id
+from controlplane.engine.triage import NotDeadLettered
 from controlplane.store import definitions as defs
 from controlplane.store.codec import to_datetime, to_epoch
 from controlplane.store.definitions import DefinitionCache
@@ -213,7 +215,9 @@ class Committer:
                 parsed = parse_task_id(op.task_id)
                 if parsed:
                     run_ids.add(parsed[0])
-            run_ids.update(op.run_id for op in batch if isinstance(op, ops.CancelRun))
+            run_ids.update(
+                op.run_id for op in batch if isinstance(op, (ops.CancelRun, ops.TriageStep))
+            )
             run_ids.update(
                 waiting.approval_run(op.approval_id)
                 for op in batch
@@ -327,8 +331,8 @@ class Committer:
             elif isinstance(operation, ops.RecordResult):
                 self._record_result(operation, batch, rows)
                 out.acks[operation.session_id].append(operation.task_id)
-            elif isinstance(operation, ops.CancelRun):
-                out.results.append((operation, self._cancel(operation, batch)))
+            elif isinstance(operation, (ops.CancelRun, ops.TriageStep)):
+                out.results.append((operation, self._operator_action(operation, batch)))
             elif isinstance(operation, ops.DecideApproval):
                 out.results.append((operation, waiting.decide(batch, operation, self._transition)))
             elif isinstance(operation, ops.ExtendLeases):
@@ -428,18 +432,21 @@ class Committer:
             event = AttemptLost(node_id, attempt, reason, batch.now, worker_id, started)
         self._transition(batch, loaded.state.id, event)
 
-    def _cancel(self, op: ops.CancelRun, batch: RunBatch) -> Any:
+    def _operator_action(self, op: ops.CancelRun | ops.TriageStep, batch: RunBatch) -> Any:
         loaded = batch.runs.get(op.run_id)
         if loaded is None or loaded.state.namespace != op.namespace:
             raise ops.NotFound(f"run {op.run_id} not found in namespace {op.namespace!r}")
-        event: CancelRequested | AbandonRequested = (
-            AbandonRequested(op.reason, op.principal, batch.now)
-            if op.compensate
-            else CancelRequested(op.reason, op.principal, batch.now)
-        )
+        event: RunEvent
+        if isinstance(op, ops.TriageStep):
+            # The operator's clock is the commit's, like every other event of the batch.
+            event = replace(op.event, time=batch.now)
+        elif op.compensate:
+            event = AbandonRequested(op.reason, op.principal, batch.now)
+        else:
+            event = CancelRequested(op.reason, op.principal, batch.now)
         try:
             self._transition(batch, op.run_id, event)
-        except machine.RunClosed as exc:
+        except (machine.RunClosed, NotDeadLettered) as exc:
             raise ops.Conflict(str(exc)) from exc
         return batch.runs[op.run_id].state
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.dispatch.sessions import WorkerSession
+from controlplane.engine.events import StepRetryRequested, StepSkipRequested
 
 
 class NotFound(Exception):
@@ -76,6 +77,15 @@ class CancelRun(Operation):
     principal: str
     # Abandon: compensate what completed instead of just stopping.
     compensate: bool = False
+
+
+@dataclass
+class TriageStep(Operation):
+    """An operator's retry or skip of a run's dead letter."""
+
+    namespace: str
+    run_id: str
+    event: StepRetryRequested | StepSkipRequested
 
 
 @dataclass

@@ -83,6 +83,29 @@ class EventReceived:
     time: float
 
 
+@dataclass(frozen=True)
+class StepRetryRequested:
+    """An operator retries a dead-lettered step; `input` replaces its input unless None."""
+
+    node_id: str
+    principal: str
+    comment: str
+    time: float
+    input: Any = None
+    edit_input: bool = False
+
+
+@dataclass(frozen=True)
+class StepSkipRequested:
+    """An operator completes a dead-lettered step with `output` instead of running it."""
+
+    node_id: str
+    principal: str
+    comment: str
+    time: float
+    output: Any = None
+
+
 RunEvent = (
     AttemptCompleted
     | AttemptFailed
@@ -92,6 +115,8 @@ RunEvent = (
     | ApprovalDecided
     | TimerFired
     | EventReceived
+    | StepRetryRequested
+    | StepSkipRequested
 )
 
 

@@ -348,6 +348,7 @@ def dead_letter(flow: Flow, step: s.StepState, error: dict[str, Any], reason: st
 def _needs_attention(flow: Flow, step: s.StepState, error: dict[str, Any], reason: str) -> None:
     run = flow.run
     run.status = s.NEEDS_ATTENTION
+    run.attention = step.node_id
     run.last_error = error
     what = "compensation" if step.kind == "compensation" else "step"
     run.waiting_for = f"an operator: {what} {step.node_id!r} is dead-lettered ({reason})"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controlplane.engine import flow as f
-from controlplane.engine import saga
+from controlplane.engine import saga, triage
 from controlplane.engine import state as s
 from controlplane.engine.definition import (
     ApprovalSpec,
@@ -31,6 +31,8 @@ from controlplane.engine.events import (
     EventReceived,
     NewHistoryEvent,
     RunEvent,
+    StepRetryRequested,
+    StepSkipRequested,
     TimerFired,
     Transition,
 )
@@ -109,6 +111,10 @@ def apply(
         _timer(flow, event)
     elif isinstance(event, EventReceived):
         _event(flow, event)
+    elif isinstance(event, StepRetryRequested):
+        triage.retry(flow, event)
+    elif isinstance(event, StepSkipRequested):
+        triage.skip(flow, event)
     else:
         step = _current_step(flow, event)
         if step is not None:
@@ -119,6 +125,8 @@ def apply(
             else:
                 _lost(flow, step, event)
     f.settle(flow)
+    if run.status != s.NEEDS_ATTENTION:
+        run.attention = None
     run.updated_at = max(run.updated_at, event.time)
     return run, flow.transition
 
@@ -211,10 +219,10 @@ def _failed(flow: f.Flow, step: s.StepState, event: AttemptFailed) -> None:
     error_type = str(event.error.get("type", ""))
     if not event.error.get("retryable", True) or error_type in policy.non_retryable_error_types:
         f.dead_letter(flow, step, event.error, "non-retryable error")
-    elif policy.gives_up_after(step.attempt):
+    elif policy.gives_up_after(step.attempt - step.retry_base):
         f.dead_letter(flow, step, event.error, f"gave up after {step.attempt} attempts")
     else:
-        delay = policy.delay_for(step.attempt, flow.uniform)
+        delay = policy.delay_for(step.attempt - step.retry_base, flow.uniform)
         # The step may know better than the policy (an HTTP Retry-After): never sooner.
         asked = float(event.error.get("retry_after", 0.0) or 0.0)
         if asked > delay:
@@ -239,7 +247,7 @@ def _lost(flow: f.Flow, step: s.StepState, event: AttemptLost) -> None:
         # It may have happened: only a human can tell whether running it again is safe.
         error["retryable"] = False
         f.dead_letter(flow, step, error, "idempotency none: not retried automatically")
-    elif policy.gives_up_after(step.attempt):
+    elif policy.gives_up_after(step.attempt - step.retry_base):
         f.dead_letter(flow, step, error, f"gave up after {step.attempt} attempts")
     else:
         # The worker, not the step, failed: hand it to another worker at once.

@@ -56,6 +56,8 @@ class StepState:
     # How many times the run has entered this node (a loop back through a switch or a
     # fallback enters it again): each entry is a new operation with its own idempotency key.
     entry: int = 1
+    # Attempts before an operator's retry: the policy's budget starts again after it.
+    retry_base: int = 0
 
     @property
     def task_id(self) -> str:
@@ -82,6 +84,8 @@ class RunState:
     completions: int = 0
     # Nodes whose compensation is still to run, next first (saga).
     compensation: list[str] = field(default_factory=list)
+    # The dead-lettered step an operator must decide on while the run is NEEDS_ATTENTION.
+    attention: str | None = None
 
     def context(self) -> dict[str, Any]:
         """What expressions read: the run input and every completed step's output."""
@@ -98,6 +102,7 @@ class RunState:
         return {
             "completions": self.completions,
             "compensation": self.compensation,
+            "attention": self.attention,
             # vars() rather than asdict(): the fields are plain JSON values, and asdict's
             # deep copy is the most expensive part of saving a run.
             "steps": {node: vars(step) for node, step in self.steps.items()},
@@ -111,6 +116,11 @@ class RunState:
     @staticmethod
     def compensation_from_json(data: dict[str, Any]) -> list[str]:
         return list(data.get("compensation", []))
+
+    @staticmethod
+    def attention_from_json(data: dict[str, Any]) -> str | None:
+        found = data.get("attention")
+        return str(found) if found else None
 
 
 def compensation_key(node_id: str) -> str:

@@ -18,13 +18,15 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 
 from controlplane.engine.events import Transition
-from controlplane.engine.state import COMPENSATING, RUNNING, RunState
+from controlplane.engine.state import COMPENSATING, NEEDS_ATTENTION, RUNNING, RunState
 from controlplane.store.bulk import delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
-from controlplane.store.schema import history, runs, tasks
+from controlplane.store.schema import dead_letters, history, runs, tasks
 from controlplane.store.wait_writes import WaitWrites
 
 CHUNK = 500
+# Enough to recognise an error; the whole message stays in the run's history.
+MAX_ERROR_MESSAGE = 1000
 
 
 @dataclass
@@ -94,6 +96,8 @@ class RunBatch:
         self.cancelled_tasks: list[str] = []
         self._history_rows: list[dict[str, Any]] = []
         self._removed: set[str] = set()
+        # Whether each run changed in this batch had a dead_letters row when it was loaded.
+        self._dead_before: dict[str, bool] = {}
         self.waits = WaitWrites()
 
     # -- reading -------------------------------------------------------------------------
@@ -158,6 +162,12 @@ class RunBatch:
     def record(self, state: RunState, transition: Transition) -> None:
         """Queue the writes of one state change of a run loaded in this batch."""
         loaded = self.runs[state.id]
+        if state.id not in self._dead_before:
+            self._dead_before[state.id] = (
+                not loaded.new
+                and loaded.state.status == NEEDS_ATTENTION
+                and loaded.state.attention is not None
+            )
         loaded.state = state
         loaded.dirty = True
         for event in transition.events:
@@ -223,6 +233,20 @@ class RunBatch:
         insert_rows(c, history, self._history_rows)
         insert_rows(c, tasks, list(self.new_tasks.values()))
         self.waits.flush(c)
+        # Rewritten whole when a run was and still is waiting on an operator: its dead letter
+        # may be another step now (a retried step that gave up again, a compensation).
+        delete_rows(
+            c, dead_letters, "run_id", sorted(r for r, was in self._dead_before.items() if was)
+        )
+        insert_rows(
+            c,
+            dead_letters,
+            [
+                row
+                for run_id in sorted(self._dead_before)
+                if (row := _dead_letter_row(self.runs[run_id].state)) is not None
+            ],
+        )
 
 
 def _loaded(row: Row[Any]) -> LoadedRun:
@@ -247,8 +271,30 @@ def _loaded(row: Row[Any]) -> LoadedRun:
         steps=steps,
         completions=completions,
         compensation=RunState.compensation_from_json(saved),
+        attention=RunState.attention_from_json(saved),
     )
     return LoadedRun(state, row.definition_id, row.last_seq, row.trace_id, row.request_id)
+
+
+def _dead_letter_row(state: RunState) -> dict[str, Any] | None:
+    if state.status != NEEDS_ATTENTION or state.attention not in state.steps:
+        return None
+    step = state.steps[state.attention]
+    error = step.last_error or {}
+    return {
+        "run_id": state.id,
+        "namespace": state.namespace,
+        "node_id": step.node_id,
+        "workflow_name": state.workflow_name,
+        "workflow_version": state.workflow_version,
+        "step_type": step.step_type,
+        "error_type": str(error.get("type", "") or "Error")[:200],
+        "error_message": str(error.get("message", ""))[:MAX_ERROR_MESSAGE],
+        "attempts": step.attempt,
+        "compensation": step.kind == "compensation",
+        # The moment the run began waiting on an operator, so a rewrite keeps it.
+        "dead_lettered_at": to_datetime(state.waiting_since or state.updated_at),
+    }
 
 
 def _run_values(loaded: LoadedRun) -> dict[str, Any]:

@@ -230,3 +230,32 @@ connector_outcomes = Table(
     Column("started_at", UtcDateTime(), nullable=False),
     Column("completed_at", UtcDateTime(), nullable=True),
 )
+
+
+# The projection operators triage from: one row per run that is NEEDS_ATTENTION, for the
+# dead-lettered step it waits on. Written in the run's transaction (law 1); grouped by
+# workflow, step type and error type so that an incident is one row with a count.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("namespace", String(200), nullable=False),
+    Column("node_id", String(200), nullable=False),
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=False),
+    Column("step_type", String(200), nullable=False),
+    Column("error_type", String(200), nullable=False),
+    Column("error_message", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("compensation", Boolean, nullable=False),
+    Column("dead_lettered_at", UtcDateTime(), nullable=False),
+    Index(
+        "ix_dead_letters_group",
+        "namespace",
+        "workflow_name",
+        "step_type",
+        "error_type",
+        "dead_lettered_at",
+    ),
+    Index("ix_dead_letters_namespace_time", "namespace", "dead_lettered_at", "run_id"),
+)

@@ -147,6 +147,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_COMPENSATION_STARTED: _EventType.ValueType  # 24
     EVENT_TYPE_RUN_COMPENSATED: _EventType.ValueType  # 25
     EVENT_TYPE_STEP_CANCELLED: _EventType.ValueType  # 26
+    EVENT_TYPE_STEP_RETRIED: _EventType.ValueType  # 27
+    """An operator retried a dead-lettered step, as it was or with edited input."""
+    EVENT_TYPE_STEP_SKIPPED: _EventType.ValueType  # 28
+    """An operator completed a dead-lettered step with a given output instead of running it."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper): ...
 
@@ -177,6 +181,10 @@ EVENT_TYPE_PARALLEL_JOINED: EventType.ValueType  # 23
 EVENT_TYPE_COMPENSATION_STARTED: EventType.ValueType  # 24
 EVENT_TYPE_RUN_COMPENSATED: EventType.ValueType  # 25
 EVENT_TYPE_STEP_CANCELLED: EventType.ValueType  # 26
+EVENT_TYPE_STEP_RETRIED: EventType.ValueType  # 27
+"""An operator retried a dead-lettered step, as it was or with edited input."""
+EVENT_TYPE_STEP_SKIPPED: EventType.ValueType  # 28
+"""An operator completed a dead-lettered step with a given output instead of running it."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

@@ -101,6 +101,26 @@ class WorkflowServiceStub:
                 request_serializer=surefoot_dot_v1_dot_approval__pb2.SendEventRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_approval__pb2.SendEventResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/ListDeadLetters',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RetryStep = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/RetryStep',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.RetryStepRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.RetryStepResponse.FromString,
+                _registered_method=True)
+        self.SkipStep = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/SkipStep',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.SkipStepRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.SkipStepResponse.FromString,
+                _registered_method=True)
+        self.RedriveDeadLetters = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/RedriveDeadLetters',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.RedriveDeadLettersRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.RedriveDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -186,6 +206,32 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryStep(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SkipStep(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedriveDeadLetters(self, request, context):
+        """Retry every dead letter matching a filter: an incident's thousands of identical failures.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +299,26 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.SendEvent,
                     request_deserializer=surefoot_dot_v1_dot_approval__pb2.SendEventRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_approval__pb2.SendEventResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RetryStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryStep,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.RetryStepRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.RetryStepResponse.SerializeToString,
+            ),
+            'SkipStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.SkipStep,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.SkipStepRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.SkipStepResponse.SerializeToString,
+            ),
+            'RedriveDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedriveDeadLetters,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.RedriveDeadLettersRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.RedriveDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -607,6 +673,114 @@ class WorkflowService:
             '/surefoot.v1.WorkflowService/SendEvent',
             surefoot_dot_v1_dot_approval__pb2.SendEventRequest.SerializeToString,
             surefoot_dot_v1_dot_approval__pb2.SendEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/ListDeadLetters',
+            surefoot_dot_v1_dot_workflow__service__pb2.ListDeadLettersRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/RetryStep',
+            surefoot_dot_v1_dot_workflow__service__pb2.RetryStepRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.RetryStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SkipStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/SkipStep',
+            surefoot_dot_v1_dot_workflow__service__pb2.SkipStepRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.SkipStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedriveDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/RedriveDeadLetters',
+            surefoot_dot_v1_dot_workflow__service__pb2.RedriveDeadLettersRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.RedriveDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

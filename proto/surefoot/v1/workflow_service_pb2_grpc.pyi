@@ -48,6 +48,12 @@ class WorkflowServiceStub:
     GetApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]
     DecideApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]
     SendEvent: _grpc.UnaryUnaryMultiCallable[_approval_pb2.SendEventRequest, _approval_pb2.SendEventResponse]
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDeadLettersRequest, _workflow_service_pb2.ListDeadLettersResponse]
+    """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION)."""
+    RetryStep: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryStepRequest, _workflow_service_pb2.RetryStepResponse]
+    SkipStep: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.SkipStepRequest, _workflow_service_pb2.SkipStepResponse]
+    RedriveDeadLetters: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RedriveDeadLettersRequest, _workflow_service_pb2.RedriveDeadLettersResponse]
+    """Retry every dead letter matching a filter: an incident's thousands of identical failures."""
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -68,6 +74,12 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     GetApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]  # type: ignore[assignment]
     DecideApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]  # type: ignore[assignment]
     SendEvent: _aio.UnaryUnaryMultiCallable[_approval_pb2.SendEventRequest, _approval_pb2.SendEventResponse]  # type: ignore[assignment]
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDeadLettersRequest, _workflow_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION)."""
+    RetryStep: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryStepRequest, _workflow_service_pb2.RetryStepResponse]  # type: ignore[assignment]
+    SkipStep: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.SkipStepRequest, _workflow_service_pb2.SkipStepResponse]  # type: ignore[assignment]
+    RedriveDeadLetters: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RedriveDeadLettersRequest, _workflow_service_pb2.RedriveDeadLettersResponse]  # type: ignore[assignment]
+    """Retry every dead letter matching a filter: an incident's thousands of identical failures."""
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     """Definitions and runs. Every request names a namespace; empty means "default"."""
@@ -163,5 +175,35 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _approval_pb2.SendEventRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_approval_pb2.SendEventResponse, _abc.Awaitable[_approval_pb2.SendEventResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _workflow_service_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.ListDeadLettersResponse, _abc.Awaitable[_workflow_service_pb2.ListDeadLettersResponse]]:
+        """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION)."""
+
+    @_abc_1.abstractmethod
+    def RetryStep(
+        self,
+        request: _workflow_service_pb2.RetryStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.RetryStepResponse, _abc.Awaitable[_workflow_service_pb2.RetryStepResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SkipStep(
+        self,
+        request: _workflow_service_pb2.SkipStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.SkipStepResponse, _abc.Awaitable[_workflow_service_pb2.SkipStepResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RedriveDeadLetters(
+        self,
+        request: _workflow_service_pb2.RedriveDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.RedriveDeadLettersResponse, _abc.Awaitable[_workflow_service_pb2.RedriveDeadLettersResponse]]:
+        """Retry every dead letter matching a filter: an incident's thousands of identical failures."""
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

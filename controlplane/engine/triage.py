@@ -1,0 +1,91 @@
+"""An operator's decisions on a dead-lettered step: retry it (as it was or with edited
+input) or skip it with a given output. Abandoning the run is `saga`'s.
+
+Both are human actions, so both are history (law 7): who, when, what they saw (the error
+the step gave up with) and what they decided.
+"""
+
+from __future__ import annotations
+
+from controlplane.engine import flow as f
+from controlplane.engine import saga
+from controlplane.engine import state as s
+from controlplane.engine.events import StepRetryRequested, StepSkipRequested
+
+
+class NotDeadLettered(Exception):
+    """The step is not the dead letter the run waits on an operator for."""
+
+
+def retry(flow: f.Flow, event: StepRetryRequested) -> None:
+    """Run the step again: a new attempt with the same idempotency key (it is the same
+    operation), and a fresh retry budget so one more transient failure does not dead-letter
+    it again at once."""
+    step = _dead_letter(flow, event.node_id)
+    if event.edit_input:
+        step.input = event.input
+    flow.record(
+        "STEP_RETRIED",
+        step.node_id,
+        step.attempt + 1,
+        principal=event.principal,
+        comment=event.comment,
+        error=step.last_error,
+        input=step.input,
+        input_edited=event.edit_input,
+    )
+    step.retry_base = step.attempt
+    step.attempt += 1
+    step.status = s.SCHEDULED
+    step.next_attempt_at = None
+    step.scheduled_at = flow.time
+    _resume(flow, step)
+    flow.transition.schedule.append(f.task_for(step, flow.time))
+
+
+def skip(flow: f.Flow, event: StepSkipRequested) -> None:
+    """Take the step as completed with `event.output` and go on from it."""
+    step = _dead_letter(flow, event.node_id)
+    flow.record(
+        "STEP_SKIPPED",
+        step.node_id,
+        step.attempt,
+        principal=event.principal,
+        comment=event.comment,
+        error=step.last_error,
+        output=event.output,
+    )
+    run = flow.run
+    run.completions += 1
+    step.status = s.STEP_COMPLETED
+    step.output = event.output
+    step.completed_at = flow.time
+    step.completion_index = run.completions
+    _resume(flow, step)
+    if step.kind == "compensation":
+        saga.compensation_completed(flow, step)
+        return
+    f.advance(flow, step.node_id, flow.definition.nodes[step.node_id].next, event.output)
+
+
+def _dead_letter(flow: f.Flow, node_id: str) -> s.StepState:
+    run = flow.run
+    if run.status != s.NEEDS_ATTENTION or run.attention is None:
+        raise NotDeadLettered(
+            f"run {run.id} is {run.status}: only a run that needs attention has a dead letter "
+            "to retry or skip"
+        )
+    if node_id != run.attention:
+        raise NotDeadLettered(
+            f"step {node_id!r} of run {run.id} is not its dead letter (that is {run.attention!r})"
+        )
+    return flow.step(node_id)
+
+
+def _resume(flow: f.Flow, step: s.StepState) -> None:
+    run = flow.run
+    run.status = s.COMPENSATING if step.kind == "compensation" else s.RUNNING
+    run.attention = None
+    run.waiting_for = None
+    run.waiting_since = None
+    run.last_error = None
