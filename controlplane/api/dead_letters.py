@@ -71,7 +71,13 @@ class DeadLetterRpcs:
         value = await _json(context, "input", request.input) if edit else None
         principal = await self._principal(context)
         event = StepRetryRequested(
-            request.node_id, principal, request.comment, _NOW, input=value, edit_input=edit
+            request.node_id,
+            principal,
+            request.comment,
+            _NOW,
+            input=value,
+            edit_input=edit,
+            forget_outcome=request.forget_connector_outcome,
         )
         await self._triage(context, namespace, request.run_id, event)
         return ws.RetryStepResponse(run=await self._run(namespace, request.run_id))

@@ -93,6 +93,9 @@ class StepRetryRequested:
     time: float
     input: Any = None
     edit_input: bool = False
+    # The operator checked the service: a connector's record of a call that may have
+    # happened is wrong, so drop it and let the retry call again.
+    forget_outcome: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,3 +213,5 @@ class Transition:
     escalations: list[EscalateApproval] = field(default_factory=list)
     open_waits: list[OpenEventWait] = field(default_factory=list)
     close_waits: list[str] = field(default_factory=list)
+    # Idempotency keys whose connector outcome records are to be deleted.
+    forget_outcomes: list[str] = field(default_factory=list)

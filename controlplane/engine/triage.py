@@ -33,7 +33,10 @@ def retry(flow: f.Flow, event: StepRetryRequested) -> None:
         error=step.last_error,
         input=step.input,
         input_edited=event.edit_input,
+        forget_connector_outcome=event.forget_outcome,
     )
+    if event.forget_outcome:
+        flow.transition.forget_outcomes.append(step.idempotency_key)
     step.retry_base = step.attempt
     step.attempt += 1
     step.status = s.SCHEDULED

@@ -21,7 +21,7 @@ from controlplane.engine.events import Transition
 from controlplane.engine.state import COMPENSATING, NEEDS_ATTENTION, RUNNING, RunState
 from controlplane.store.bulk import delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
-from controlplane.store.schema import dead_letters, history, runs, tasks
+from controlplane.store.schema import connector_outcomes, dead_letters, history, runs, tasks
 from controlplane.store.wait_writes import WaitWrites
 
 CHUNK = 500
@@ -98,6 +98,7 @@ class RunBatch:
         self._removed: set[str] = set()
         # Whether each run changed in this batch had a dead_letters row when it was loaded.
         self._dead_before: dict[str, bool] = {}
+        self._forget_outcomes: list[str] = []
         self.waits = WaitWrites()
 
     # -- reading -------------------------------------------------------------------------
@@ -210,6 +211,7 @@ class RunBatch:
                 "traceparent": traceparent_for(loaded.trace_id, spec.task_id),
             }
         self.cancelled_tasks.extend(transition.cancel)
+        self._forget_outcomes.extend(transition.forget_outcomes)
         self.waits.record(state, transition, self.now)
 
     # -- writing -------------------------------------------------------------------------
@@ -233,6 +235,7 @@ class RunBatch:
         insert_rows(c, history, self._history_rows)
         insert_rows(c, tasks, list(self.new_tasks.values()))
         self.waits.flush(c)
+        delete_rows(c, connector_outcomes, "idempotency_key", self._forget_outcomes)
         # Rewritten whole when a run was and still is waiting on an operator: its dead letter
         # may be another step now (a retried step that gave up again, a compensation).
         delete_rows(

@@ -52,7 +52,9 @@ def test_a_retry_runs_the_step_again_with_the_same_key_and_a_fresh_budget() -> N
         "error": DECLINED,
         "input": {"amount": 42},
         "input_edited": False,
+        "forget_connector_outcome": False,
     }
+    assert transition.forget_outcomes == []
     [task] = transition.schedule
     assert (task.task_id, task.idempotency_key) == ("run-1:charge:2", "run-1:charge")
     assert task.available_at == T0 + 60
@@ -119,3 +121,14 @@ def test_a_run_that_does_not_need_attention_has_nothing_to_retry() -> None:
 
     with pytest.raises(NotDeadLettered, match="RUNNING"):
         driven.send(StepRetryRequested("charge", "alice", "", T0 + 6))
+
+
+def test_a_retry_may_forget_a_connector_outcome_record() -> None:
+    driven = dead_charge()
+
+    transition = driven.send(
+        StepRetryRequested("charge", "alice", "checked: never sent", T0 + 5, forget_outcome=True)
+    )
+
+    assert transition.forget_outcomes == ["run-1:charge"]
+    assert transition.events[0].data["forget_connector_outcome"] is True

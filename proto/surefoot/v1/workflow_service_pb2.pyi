@@ -724,10 +724,15 @@ class RetryStepRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
+    FORGET_CONNECTOR_OUTCOME_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     run_id: _builtins.str
     node_id: _builtins.str
     comment: _builtins.str
+    forget_connector_outcome: _builtins.bool
+    """For a connector step dead-lettered as OutcomeUnknown: the operator checked the service and
+    the call did not happen, so forget the connector's record and let the retry call again.
+    """
     @_builtins.property
     def input(self) -> _common_pb2.Payload:
         """Replaces the step's input when set (a fixed typo, a corrected amount)."""
@@ -740,10 +745,11 @@ class RetryStepRequest(_message.Message):
         node_id: _builtins.str = ...,
         input: _common_pb2.Payload | None = ...,
         comment: _builtins.str = ...,
+        forget_connector_outcome: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "input", b"input", "namespace", b"namespace", "node_id", b"node_id", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "forget_connector_outcome", b"forget_connector_outcome", "input", b"input", "namespace", b"namespace", "node_id", b"node_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
