@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import json
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ DEFAULT_MAX_RESPONSE_BYTES = 1_048_576
 
 # Raised before a single byte went out: the service cannot have acted.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# RFC 9110 delay-seconds: ASCII digits only (str.isdigit() takes '²', which float() refuses).
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -209,11 +212,12 @@ def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -
     if not value:
         return 0.0
     value = value.strip()
-    if value.isdigit():
+    if _DELAY_SECONDS.fullmatch(value):
         return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # OverflowError: a date whose numbers do not fit a C integer ('99999999999999999999').
         return 0.0
     if when.tzinfo is None:  # RFC 9110 dates are GMT
         when = when.replace(tzinfo=datetime.UTC)

@@ -12,6 +12,7 @@ from connector_calls import API_TOKEN, StepsFor, run_step
 from connector_servers import FakeApi, Reply
 from surefoot_worker import NonRetryableError, RetryLaterError
 
+from controlplane.connectors.dedupe import OutcomeStore
 from controlplane.connectors.http_exchange import parse_retry_after
 
 
@@ -205,3 +206,31 @@ def test_with_dedupe_a_definite_error_lets_the_retry_call_again(
         run_step(http, request, key="run-8:flaky", attempt=1)
     assert run_step(http, request, key="run-8:flaky", attempt=2)["body"] == {"done": True}
     assert len(fake_api.received("/flaky")) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "²",  # str.isdigit() says yes, float() says no
+        "-5",
+        "1.5",
+        "Wed, 21 Oct 99999999999999999999 07:28:00 GMT",  # numbers beyond a C long
+        "Wed, 21 Oct 2026 07:28:00 +99999999999999999999",
+    ],
+)
+def test_an_unreadable_retry_after_is_no_delay(value: str) -> None:
+    assert parse_retry_after(value) == 0.0
+
+
+@pytest.mark.parametrize("value", ["²", "Wed, 21 Oct 99999999999999999999 07:28:00 GMT"])
+def test_an_unreadable_retry_after_still_retries_and_clears_the_record(
+    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeStore, value: str
+) -> None:
+    """Under dedupe an error inside the call is taken for a call that may have happened:
+    a header the parser chokes on must not turn a definite 429 into OutcomeUnknown."""
+    fake_api.script("/slow", Reply(429, "slow down", headers={"Retry-After": value}))
+    request = {"method": "POST", "url": fake_api.url("/slow"), "dedupe": True}
+    with pytest.raises(RetryLaterError) as raised:
+        run_step(steps_with()["surefoot.http"], request, key="run-10:slow")
+    assert raised.value.type == "HttpStatus429" and raised.value.retry_after == 0.0
+    assert sqlite_outcomes.read("run-10:slow") is None
