@@ -95,12 +95,12 @@ def send(request: Request) -> Response:
         ConnectorFailure: If no response came back: retryable, and ``may_have_acted`` unless
             the request certainly never left (connection refused, connect timeout).
     """
-    options: dict[str, Any] = {}
-    if request.json_body is not None:
-        options["json"] = request.json_body
-    elif request.text_body is not None:
-        options["content"] = request.text_body.encode("utf-8")
     try:
+        options: dict[str, Any] = {}
+        if request.json_body is not None:
+            options["json"] = request.json_body
+        elif request.text_body is not None:
+            options["content"] = request.text_body.encode("utf-8")
         with (
             httpx.Client(
                 timeout=request.timeout,
@@ -131,8 +131,14 @@ def send(request: Request) -> Response:
             retryable=True,
             may_have_acted=False,
         ) from None
-    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-        # The request could not be built (a bad URL or header): no retry can fix it.
+    except (
+        httpx.UnsupportedProtocol,
+        httpx.LocalProtocolError,
+        httpx.InvalidURL,
+        UnicodeError,
+    ) as exc:
+        # The request could not be built (a bad URL or header, a header value that is not
+        # ASCII, a host name IDNA refuses): no retry can fix it, and nothing was sent.
         raise ConnectorFailure(
             f"{request.method} {_shown_url(request.url)}: cannot send this request: {_reason(exc)}",
             type="ConnectorInputInvalid",

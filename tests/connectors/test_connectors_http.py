@@ -234,3 +234,22 @@ def test_an_unreadable_retry_after_still_retries_and_clears_the_record(
         run_step(steps_with()["surefoot.http"], request, key="run-10:slow")
     assert raised.value.type == "HttpStatus429" and raised.value.retry_after == 0.0
     assert sqlite_outcomes.read("run-10:slow") is None
+
+
+def test_a_header_that_cannot_be_sent_is_bad_input_and_leaves_no_record(
+    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeStore
+) -> None:
+    http = steps_with()["surefoot.http"]
+    for number, request in enumerate(
+        [
+            {"url": fake_api.url("/x"), "headers": {"X-Name": "Zoë"}},  # not ASCII
+            {"url": "http://xn--ls8h.example/"},  # a host name IDNA refuses
+        ]
+    ):
+        key = f"run-11:{number}"
+        with pytest.raises(NonRetryableError) as raised:
+            run_step(http, {**request, "method": "POST", "dedupe": True}, key=key)
+        assert raised.value.type == "ConnectorInputInvalid", raised.value.message
+        assert "cannot send this request" in raised.value.message
+        assert sqlite_outcomes.read(key) is None
+    assert fake_api.received() == []
