@@ -31,6 +31,9 @@ DEFAULT_MAX_RESPONSE_BYTES = 1_048_576
 
 # Raised before a single byte went out: the service cannot have acted.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# A gateway that answers these gave up on the service behind it, which may have acted on
+# the request all the same: unlike other error answers, they say nothing about the effect.
+_GATEWAY_GAVE_UP = frozenset({502, 504})
 # RFC 9110 delay-seconds: ASCII digits only (str.isdigit() takes '²', which float() refuses).
 _DELAY_SECONDS = re.compile(r"[0-9]+")
 
@@ -177,8 +180,9 @@ def raise_for_status(request: Request, response: Response) -> None:
     """Map a non-2xx status to a failure; return for 2xx.
 
     429 and 5xx are retryable and honour ``Retry-After``; any other status (3xx not
-    followed, 4xx) is not retryable. Every such answer is definite: the service said what
-    it did, so ``may_have_acted`` is False and a deduplicated call may be made again.
+    followed, 4xx) is not retryable. Such an answer is definite: the service said what it
+    did, so ``may_have_acted`` is False and a deduplicated call may be made again; except
+    502 and 504, a gateway's word that the service behind it did not answer in time.
 
     Raises:
         ConnectorFailure: Of type ``HttpStatus<code>``.
@@ -200,7 +204,7 @@ def raise_for_status(request: Request, response: Response) -> None:
         message,
         type=f"HttpStatus{status}",
         retryable=retryable,
-        may_have_acted=False,
+        may_have_acted=status in _GATEWAY_GAVE_UP,
         retry_after=retry_after,
     )
 

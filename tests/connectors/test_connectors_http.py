@@ -12,7 +12,7 @@ from connector_calls import API_TOKEN, StepsFor, run_step
 from connector_servers import FakeApi, Reply
 from surefoot_worker import NonRetryableError, RetryLaterError
 
-from controlplane.connectors.dedupe import OutcomeStore
+from controlplane.connectors.dedupe import STARTED, OutcomeStore
 from controlplane.connectors.http_exchange import parse_retry_after
 
 
@@ -253,3 +253,25 @@ def test_a_header_that_cannot_be_sent_is_bad_input_and_leaves_no_record(
         assert "cannot send this request" in raised.value.message
         assert sqlite_outcomes.read(key) is None
     assert fake_api.received() == []
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_that_gave_up_leaves_the_outcome_unknown(
+    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeStore, status: int
+) -> None:
+    """The service behind the gateway may have acted: without dedupe the retry goes out
+    with the same Idempotency-Key; with dedupe nothing says it is safe to call again."""
+    fake_api.script("/pay", Reply(status, "upstream timed out"))
+    http = steps_with()["surefoot.http"]
+    request = {"method": "POST", "url": fake_api.url("/pay")}
+
+    with pytest.raises(RetryLaterError) as retried:
+        run_step(http, request)
+    assert retried.value.type == f"HttpStatus{status}"
+
+    with pytest.raises(NonRetryableError) as unknown:
+        run_step(http, {**request, "dedupe": True}, key="run-12:pay")
+    assert unknown.value.type == "OutcomeUnknown"
+    assert f"answered {status}" in unknown.value.message
+    recorded = sqlite_outcomes.read("run-12:pay")
+    assert recorded is not None and recorded.state == STARTED
