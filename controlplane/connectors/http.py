@@ -104,6 +104,7 @@ def call_http(call: ConnectorCall) -> dict[str, Any]:
         max_response_bytes=int(
             given.get("max_response_bytes", http_exchange.DEFAULT_MAX_RESPONSE_BYTES)
         ),
+        redactor=call.redactor,
     )
 
     def send() -> dict[str, Any]:

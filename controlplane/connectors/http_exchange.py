@@ -12,12 +12,14 @@ import email.utils
 import json
 import re
 import ssl
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from controlplane.connectors.call import ConnectorFailure
+from controlplane.connectors.redaction import Redactor
 
 # Built once: loading the CA bundle for every request would cost more than the request.
 _TLS = ssl.create_default_context()
@@ -34,6 +36,8 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 # A gateway that answers these gave up on the service behind it, which may have acted on
 # the request all the same: unlike other error answers, they say nothing about the effect.
 _GATEWAY_GAVE_UP = frozenset({502, 504})
+# Request headers that are credentials even when no secret reference is in them.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 # RFC 9110 delay-seconds: ASCII digits only (str.isdigit() takes '²', which float() refuses).
 _DELAY_SECONDS = re.compile(r"[0-9]+")
 
@@ -51,6 +55,8 @@ class Request:
     timeout: float = 30.0
     follow_redirects: bool = False
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    # The worker's secrets: kept off redirects to other hosts, and out of cut text.
+    redactor: Redactor = field(default_factory=lambda: Redactor(()))
 
 
 @dataclass(frozen=True)
@@ -94,11 +100,17 @@ class Response:
 def send(request: Request) -> Response:
     """Send `request` and read the response (at most ``max_response_bytes`` of its body).
 
+    A redirect to another origin is followed without the headers that carry a secret or a
+    credential, and not at all if the body it would resend carries a secret.
+
     Raises:
         ConnectorFailure: If no response came back: retryable, and ``may_have_acted`` unless
             the request certainly never left (connection refused, connect timeout).
     """
     try:
+        hooks: dict[str, list[Callable[[httpx.Request], None]]] = {}
+        if request.follow_redirects:
+            hooks["request"] = [_redirect_guard(request)]
         options: dict[str, Any] = {}
         if request.json_body is not None:
             options["json"] = request.json_body
@@ -110,6 +122,7 @@ def send(request: Request) -> Response:
                 verify=_TLS,
                 follow_redirects=request.follow_redirects,
                 trust_env=False,
+                event_hooks=hooks,
             ) as client,
             client.stream(
                 request.method,
@@ -119,7 +132,7 @@ def send(request: Request) -> Response:
                 **options,
             ) as answer,
         ):
-            content, truncated = _read_limited(answer, request.max_response_bytes)
+            content, truncated = _read_limited(answer, request.max_response_bytes, request.redactor)
             return Response(
                 status=answer.status_code,
                 reason=answer.reason_phrase,
@@ -165,15 +178,66 @@ def send(request: Request) -> Response:
         ) from None
 
 
-def _read_limited(answer: httpx.Response, limit: int) -> tuple[bytes, bool]:
+def _redirect_guard(request: Request) -> Callable[[httpx.Request], None]:
+    """An httpx request hook that keeps secrets from following a redirect to another origin.
+
+    httpx itself drops only ``Authorization`` (and cookies); a secret may be in any header
+    (``X-Api-Key``), and a 307 or 308 resends the body as it is.
+    """
+    origin = httpx.URL(request.url)
+
+    def guard(hop: httpx.Request) -> None:
+        if _same_origin(origin, hop.url):
+            return
+        for name in list(hop.headers):
+            if name.lower() in _CREDENTIAL_HEADERS or request.redactor.finds(hop.headers[name]):
+                del hop.headers[name]
+        body = hop.read()
+        if body and request.redactor.finds(body.decode("utf-8", errors="replace")):
+            raise ConnectorFailure(
+                f"{request.method} {_shown_url(request.url)} was redirected to another origin, "
+                f"{hop.url.scheme}://{hop.url.netloc.decode('ascii')}, and the request body it "
+                "would resend holds a secret: not followed",
+                type="HttpRedirectRefused",
+                retryable=False,
+                # The service answered with a redirect; the body did not leave.
+                may_have_acted=False,
+            )
+
+    return guard
+
+
+def _same_origin(origin: httpx.URL, url: httpx.URL) -> bool:
+    if (url.scheme, url.host, url.port) == (origin.scheme, origin.host, origin.port):
+        return True
+    # http:// to https:// on the same host and default ports, as httpx allows for
+    # Authorization: the credential goes to the same service, better protected.
+    return (
+        origin.scheme == "http"
+        and url.scheme == "https"
+        and url.host == origin.host
+        and origin.port in (None, 80)
+        and url.port in (None, 443)
+    )
+
+
+def _read_limited(answer: httpx.Response, limit: int, redactor: Redactor) -> tuple[bytes, bool]:
+    # Read past the limit by the longest secret form, and redact before cutting: a secret
+    # that straddles the cut would otherwise stay as a prefix the later redaction misses.
+    wanted = limit + redactor.longest_bytes
     chunks: list[bytes] = []
     size = 0
     for chunk in answer.iter_bytes():
         chunks.append(chunk)
         size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:limit], True
-    return b"".join(chunks), False
+        if size > wanted:
+            break
+    content = b"".join(chunks)
+    if size <= limit:
+        return content, False
+    if redactor:
+        content = redactor.text(content.decode("utf-8", errors="replace")).encode("utf-8")
+    return content[:limit], True
 
 
 def raise_for_status(request: Request, response: Response) -> None:
@@ -197,7 +261,9 @@ def raise_for_status(request: Request, response: Response) -> None:
         message += f" (retry after {retry_after:g} s)"
     if 300 <= status < 400 and response.headers.get("location"):
         message += f" to {response.headers['location']}"
-    snippet = " ".join(response.text().split())[:_ERROR_BODY_CHARS]
+    # Redacted before it is put on one line and cut, either of which would leave a secret
+    # in a form the step wrapper's redaction no longer recognises.
+    snippet = " ".join(request.redactor.text(response.text()).split())[:_ERROR_BODY_CHARS]
     if snippet:
         message += f": {snippet}"
     raise ConnectorFailure(

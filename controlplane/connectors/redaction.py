@@ -17,7 +17,9 @@ class Redactor:
     Every secret the worker knows is hidden, not only those the current input refers to:
     a service may echo a credential it received some other way, and a log line cannot say
     which task it belongs to. Besides the raw value, the forms a value takes once it is put
-    in a URL or a JSON string are hidden too, since that is how it comes back in an error.
+    in a URL, a JSON string or a Python repr are hidden too, since that is how it comes back
+    in an error, and so is its form with runs of whitespace made one space, since error
+    messages are put on one line that way.
 
     Args:
         values: The secret values; empty ones are ignored (they would match everywhere).
@@ -31,11 +33,27 @@ class Redactor:
             forms.update({value, quote(value, safe=""), quote_plus(value)})
             forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
             forms.add(json.dumps(value)[1:-1])
+            # How the value shows in an exception message: an HTTP library quotes a bad
+            # header as bytes (b'...'), a schema validator quotes a value with repr().
+            forms.add(repr(value)[1:-1])
+            forms.add(repr(value.encode("utf-8"))[2:-1])
+            forms.add(" ".join(value.split()))
+        forms.discard("")
         # Longest first, so that a secret containing another is hidden whole.
         self._forms = sorted(forms, key=len, reverse=True)
+        self._longest_bytes = max((len(form.encode("utf-8")) for form in forms), default=0)
 
     def __bool__(self) -> bool:
         return bool(self._forms)
+
+    @property
+    def longest_bytes(self) -> int:
+        """The UTF-8 length of the longest form hidden: how far past a cut a secret may run."""
+        return self._longest_bytes
+
+    def finds(self, text: str) -> bool:
+        """Whether `text` holds a secret value, in any of the forms hidden."""
+        return any(form in text for form in self._forms)
 
     def text(self, text: str) -> str:
         """`text` with every secret value replaced by ``***``."""

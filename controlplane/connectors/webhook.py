@@ -65,6 +65,7 @@ def post_notification(call: ConnectorCall) -> dict[str, Any]:
         headers={"Content-Type": "application/json"},
         json_body=message,
         timeout=call.timeout(float(given.get("timeout_seconds", 30))),
+        redactor=call.redactor,
     )
 
     def send() -> dict[str, Any]:

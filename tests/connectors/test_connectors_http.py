@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime
 import email.utils
 import socket
+from collections.abc import Iterator
 
 import pytest
 from connector_calls import API_TOKEN, StepsFor, run_step
 from connector_servers import FakeApi, Reply
-from surefoot_worker import NonRetryableError, RetryLaterError
+from surefoot_worker import NonRetryableError, RetryLaterError, _outcome
 
+from controlplane.connectors import http_exchange
 from controlplane.connectors.dedupe import STARTED, OutcomeStore
 from controlplane.connectors.http_exchange import parse_retry_after
 
@@ -275,3 +277,115 @@ def test_a_gateway_that_gave_up_leaves_the_outcome_unknown(
     assert f"answered {status}" in unknown.value.message
     recorded = sqlite_outcomes.read("run-12:pay")
     assert recorded is not None and recorded.state == STARTED
+
+
+@pytest.fixture
+def other_api() -> Iterator[FakeApi]:
+    """A second HTTP server: another port is another origin, as another host would be."""
+    api = FakeApi().start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+def test_a_redirect_to_another_origin_drops_the_headers_that_carry_secrets(
+    fake_api: FakeApi, other_api: FakeApi, steps_with: StepsFor
+) -> None:
+    fake_api.script("/moved", Reply(302, "", headers={"Location": other_api.url("/elsewhere")}))
+    fake_api.script("/here", Reply(302, "", headers={"Location": "/there"}))
+    headers = {
+        "X-Api-Key": "${secret:api_token}",
+        "Authorization": "Basic not-a-secret-reference",
+        "X-Team": "ops",
+    }
+    http = steps_with()["surefoot.http"]
+    request = {"headers": headers, "follow_redirects": True}
+
+    assert run_step(http, {**request, "url": fake_api.url("/moved")})["status"] == 200
+    (first,) = fake_api.received("/moved")
+    assert first.headers["x-api-key"] == API_TOKEN
+    (elsewhere,) = other_api.received("/elsewhere")
+    assert "x-api-key" not in elsewhere.headers
+    assert "authorization" not in elsewhere.headers
+    assert elsewhere.headers["x-team"] == "ops"
+
+    # The same origin is the same service: it keeps its credentials.
+    assert run_step(http, {**request, "url": fake_api.url("/here")})["status"] == 200
+    (there,) = fake_api.received("/there")
+    assert there.headers["x-api-key"] == API_TOKEN
+
+
+def test_a_redirect_to_another_origin_that_would_resend_a_secret_body_is_refused(
+    fake_api: FakeApi, other_api: FakeApi, steps_with: StepsFor
+) -> None:
+    fake_api.script("/login", Reply(307, "", headers={"Location": other_api.url("/steal")}))
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(
+            steps_with()["surefoot.http"],
+            {
+                "method": "POST",
+                "url": fake_api.url("/login"),
+                "json": {"password": "${secret:api_token}"},
+                "follow_redirects": True,
+            },
+        )
+    assert raised.value.type == "HttpRedirectRefused"
+    assert other_api.received() == []
+    assert API_TOKEN not in raised.value.message
+
+
+def test_a_secret_cut_by_a_size_limit_is_hidden_whole(
+    fake_api: FakeApi, steps_with: StepsFor
+) -> None:
+    """The cut falls inside the echoed secret: its first characters must not survive."""
+    fake_api.script("/echo", Reply(200, "x" * 95 + API_TOKEN + "y" * 100))
+    fake_api.script("/refuse", Reply(400, "e" * 290 + "\n\n" + API_TOKEN + " " + "z" * 300))
+    http = steps_with()["surefoot.http"]
+
+    output = run_step(http, {"url": fake_api.url("/echo"), "max_response_bytes": 100})
+    assert output["body"] == "x" * 95 + "***yy" and output["truncated"] is True
+
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(http, {"url": fake_api.url("/refuse")})
+    assert "e" * 290 + " *** z" in raised.value.message
+    assert API_TOKEN[:6] not in raised.value.message
+
+
+def test_a_secret_spread_over_lines_is_hidden_in_a_one_line_error(
+    fake_api: FakeApi, steps_with: StepsFor
+) -> None:
+    key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----"
+    fake_api.script("/refuse", Reply(400, f"bad key: {key}"))
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(
+            steps_with({"PEM": key})["surefoot.http"],
+            {"url": fake_api.url("/refuse"), "headers": {"X-Key-Id": "k1"}},
+        )
+    assert raised.value.message.endswith("bad key: ***")
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in raised.value.message
+
+
+def test_a_failures_traceback_holds_no_secret(
+    fake_api: FakeApi, steps_with: StepsFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the SDK sends as the attempt's details is the formatted traceback: neither the
+    exception it shows nor any chained one may quote a secret."""
+    fake_api.script("/refuse", Reply(403, echo_header="Authorization"))
+    http = steps_with()["surefoot.http"]
+    headers = {"Authorization": "Bearer ${secret:api_token}"}
+    with pytest.raises(NonRetryableError) as refused:
+        run_step(http, {"url": fake_api.url("/refuse"), "headers": headers})
+
+    def broken_send(request: http_exchange.Request) -> http_exchange.Response:
+        raise RuntimeError(f"a connector bug quoting {request.url} {request.headers}")
+
+    monkeypatch.setattr(http_exchange, "send", broken_send)
+    with pytest.raises(RetryLaterError) as unexpected:
+        run_step(http, {"url": fake_api.url("/x?k=${secret:api_token}"), "headers": headers})
+
+    for raised in (refused.value, unexpected.value):
+        fail = _outcome.failed("task-1", 1, raised).fail
+        assert "***" in fail.message
+        assert API_TOKEN not in fail.message and API_TOKEN not in fail.details
+        assert "Traceback" in fail.details

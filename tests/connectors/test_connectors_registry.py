@@ -116,6 +116,22 @@ def test_redaction_hides_every_form_a_value_comes_back_in() -> None:
     assert Redactor([]).value({"a": "b"}) == {"a": "b"}
 
 
+def test_redaction_hides_the_forms_exception_messages_quote() -> None:
+    """Error messages are put on one line, and libraries quote values with repr()."""
+    pem = "-----BEGIN KEY-----\nMIIEvQ\n-----END KEY-----"
+    redactor = Redactor([pem, "pässwörd'\x01"])
+    assert redactor.text("bad key: -----BEGIN KEY----- MIIEvQ -----END KEY----- (400)") == (
+        "bad key: *** (400)"
+    )
+    header = "Bearer pässwörd'\x01"  # a quote in it: repr() quotes it with "
+    assert redactor.text(f"Illegal header value {header.encode()!r}") == (
+        'Illegal header value b"Bearer ***"'
+    )
+    assert redactor.text(f"{header!r} is not valid") == '"Bearer ***" is not valid'
+    assert redactor.finds(f"x{pem}y") and not redactor.finds("MIIEvQ")
+    assert redactor.longest_bytes >= len(pem.encode())  # its URL-quoted form is longer
+
+
 def test_log_lines_and_tracebacks_are_redacted() -> None:
     logger = logging.getLogger("surefoot.test.redaction")
     logger.propagate = False
