@@ -95,17 +95,31 @@ def _execute(dsn: str, given: dict[str, Any], timeout: float, max_rows: int) -> 
         ) from None
     try:
         try:
-            # Local to this transaction, so a pooled server connection is left as found.
-            connection.execute(
-                "SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout * 1000)}",)
-            )
-            cursor = connection.execute(given["sql"], given.get("params"))
+            # Pipeline mode sends the statement with the extended protocol, which takes one
+            # statement only. Without it, a statement without parameters goes as a simple
+            # query, where `...; COMMIT; ...` would commit part of the step before a later
+            # failure that is then reported, and deduplicated, as rolled back.
+            with connection.pipeline():
+                # Local to this transaction, so a pooled server connection is left as found.
+                connection.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout * 1000)}",)
+                )
+                cursor = connection.execute(given["sql"], given.get("params"))
             columns = [column.name for column in cursor.description or ()]
             fetched = cursor.fetchmany(max_rows + 1) if columns else []
             rowcount = cursor.rowcount
         except psycopg.Error as exc:
             # Not committed: the server rolls the transaction back, whatever broke.
             raise _failure("the statement failed", exc, may_have_acted=False) from None
+        except TypeError as exc:
+            # psycopg's word for `params` of the wrong shape (a list for %(name)s, an
+            # object for %s): an input to fix, found before anything ran.
+            raise ConnectorFailure(
+                f"surefoot.postgres input is invalid: params: {exc}",
+                type="ConnectorInputInvalid",
+                retryable=False,
+                may_have_acted=False,
+            ) from None
         try:
             connection.commit()
         except psycopg.Error as exc:

@@ -134,3 +134,44 @@ def test_values_become_json() -> None:
     assert json_safe(b"\x01\xff") == "01ff"
     assert json_safe(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
     assert json_safe({"a": [decimal.Decimal(1)]}) == {"a": ["1"]}
+
+
+def test_params_of_the_wrong_shape_are_bad_input_and_the_fixed_step_runs(
+    target_dsn: str, steps_with: StepsFor
+) -> None:
+    """psycopg says so with a TypeError, raised before anything ran: it must not read as a
+    call that may have happened, which would keep the step from ever running."""
+    postgres = _steps(steps_with)["surefoot.postgres"]
+    named = "INSERT INTO signups (email) VALUES (%(email)s)"
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(postgres, {"dsn": target_dsn, "sql": named, "params": ["a@x.test"]}, "run-3:r")
+    assert raised.value.type == "ConnectorInputInvalid"
+    assert "params" in raised.value.message and "mapping" in raised.value.message
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(
+            postgres,
+            {"dsn": target_dsn, "sql": "SELECT %s", "params": {"a": 1}},
+            key="run-3:other",
+        )
+    assert raised.value.type == "ConnectorInputInvalid"
+
+    fixed = {"dsn": target_dsn, "sql": named, "params": {"email": "a@x.test"}}
+    assert run_step(postgres, fixed, key="run-3:r", attempt=2)["rowcount"] == 1
+    assert _count(target_dsn) == 1
+
+
+def test_only_one_statement_runs_so_the_step_stays_one_transaction(
+    target_dsn: str, steps_with: StepsFor
+) -> None:
+    """Several statements would commit on a COMMIT among them, then fail on the next one,
+    and the failure would be taken for a rolled-back step that may run again."""
+    postgres = _steps(steps_with)["surefoot.postgres"]
+    stacked = "INSERT INTO signups (email) VALUES ('a@x.test'); COMMIT; SELECT 1 / 0"
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(postgres, {"dsn": target_dsn, "sql": stacked}, key="run-4:r")
+    assert raised.value.type == "PostgresSyntaxError"
+    assert "multiple commands" in raised.value.message
+    assert _count(target_dsn) == 0
+    # A literal % needs no escaping when there are no params, as before.
+    output = run_step(postgres, {"dsn": target_dsn, "sql": "SELECT '50%' AS share"})
+    assert output["rows"] == [{"share": "50%"}]
