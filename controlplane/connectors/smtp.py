@@ -70,12 +70,17 @@ def send_email(call: ConnectorCall) -> dict[str, Any]:
             when the connection broke while the message was being handed over.
     """
     given = call.input
+    recipients = _recipients(given["to"])
     message = _message(given, call.idempotency_key)
     timeout = call.timeout(float(given.get("timeout_seconds", 30)))
 
     def send() -> dict[str, Any]:
-        refused = _deliver(given, message, timeout)
-        accepted = [a for a in given["to"] if email.utils.parseaddr(a)[1] not in refused]
+        refused = _deliver(given, message, recipients, timeout)
+        accepted = [
+            entry
+            for entry, address in zip(given["to"], recipients, strict=True)
+            if address not in refused
+        ]
         return {
             "message_id": message["Message-ID"],
             "accepted": accepted,
@@ -90,6 +95,31 @@ def message_id(idempotency_key: str, sender: str) -> str:
     domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "surefoot.invalid"
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
     return f"<surefoot.{digest}@{domain}>"
+
+
+def _recipients(entries: list[str]) -> list[str]:
+    """The address of each `to` entry, which must name exactly one.
+
+    The envelope is built from these, one per entry: an entry such as
+    ``"ops@acme.test, list@elsewhere.test"`` (from a form field, say) is refused rather
+    than sent to both.
+
+    Raises:
+        ConnectorFailure: ``ConnectorInputInvalid``, naming the entry.
+    """
+    addresses: list[str] = []
+    for index, entry in enumerate(entries):
+        found = email.utils.getaddresses([entry])
+        if len(found) != 1 or "@" not in found[0][1]:
+            raise ConnectorFailure(
+                f"surefoot.smtp input is invalid: input.to[{index}]: {entry!r} is not one "
+                "email address",
+                type="ConnectorInputInvalid",
+                retryable=False,
+                may_have_acted=False,
+            )
+        addresses.append(found[0][1])
+    return addresses
 
 
 def _message(given: dict[str, Any], idempotency_key: str) -> EmailMessage:
@@ -112,7 +142,7 @@ def _message(given: dict[str, Any], idempotency_key: str) -> EmailMessage:
 
 
 def _deliver(
-    given: dict[str, Any], message: EmailMessage, timeout: float
+    given: dict[str, Any], message: EmailMessage, recipients: list[str], timeout: float
 ) -> dict[str, tuple[int, str]]:
     """Hand the message to the server; returns the recipients it refused (others took it)."""
     server = f"{given['host']}:{given.get('port', 25)}"
@@ -136,7 +166,7 @@ def _deliver(
         if given.get("username") or given.get("password"):
             smtp.login(given.get("username", ""), given.get("password", ""))
         handing_over = True
-        refused: dict[str, tuple[int, bytes]] = smtp.send_message(message)
+        refused: dict[str, tuple[int, bytes]] = smtp.send_message(message, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         raise ConnectorFailure(
@@ -165,6 +195,18 @@ def _deliver(
         raise ConnectorFailure(
             f"the SMTP server {server} does not support what the input asks: {_reason(exc)}",
             type="SmtpNotSupported",
+            retryable=False,
+            may_have_acted=False,
+        ) from None
+    except UnicodeError as exc:
+        # smtplib encodes the login as ASCII, and the message and the commands before the
+        # message data is sent (as ASCII unless the server speaks SMTPUTF8): nothing went
+        # out. The message names the encoding, not the character: it may be a password's.
+        encoding = getattr(exc, "encoding", None) or "its encoding"
+        raise ConnectorFailure(
+            f"the SMTP server {server} cannot be sent this input: part of it (the login, an "
+            f"address, the text) does not encode as {encoding}",
+            type="ConnectorInputInvalid",
             retryable=False,
             may_have_acted=False,
         ) from None

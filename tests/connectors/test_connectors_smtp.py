@@ -11,6 +11,7 @@ from connector_calls import StepsFor, run_step
 from connector_servers import SmtpSink
 from surefoot_worker import NonRetryableError, RetryLaterError
 
+from controlplane.connectors.dedupe import OutcomeStore
 from controlplane.connectors.smtp import message_id
 
 SMTP_PASSWORD = "pw-correct-horse-battery"
@@ -114,3 +115,34 @@ def test_a_header_injection_is_refused(smtp_sink: SmtpSink, steps_with: StepsFor
         run_step(steps_with()["surefoot.smtp"], _mail(smtp_sink, subject="hi\nBcc: x@evil.test"))
     assert raised.value.type == "ConnectorInputInvalid"
     assert smtp_sink.messages == []
+
+
+def test_a_to_entry_naming_several_addresses_is_refused(
+    smtp_sink: SmtpSink, steps_with: StepsFor
+) -> None:
+    """One entry is one recipient: a field holding `a@x, b@y` must not widen the envelope."""
+    smtp = steps_with()["surefoot.smtp"]
+    for entry in ("ops@acme.test, list@elsewhere.test", "ops@acme.test list@elsewhere.test"):
+        with pytest.raises(NonRetryableError) as raised:
+            run_step(smtp, _mail(smtp_sink, to=["cto@acme.test", entry]))
+        assert raised.value.type == "ConnectorInputInvalid"
+        assert "input.to[1]" in raised.value.message
+    assert smtp_sink.messages == []
+    # A display name may hold a comma when it is quoted.
+    output = run_step(smtp, _mail(smtp_sink, to=['"Doe, Jane" <jane@acme.test>']))
+    assert output["accepted"] == ['"Doe, Jane" <jane@acme.test>']
+    (mail,) = smtp_sink.messages
+    assert mail.recipients == ["jane@acme.test"]
+
+
+def test_a_password_smtplib_cannot_encode_is_bad_input_and_leaves_no_record(
+    smtp_with_login: SmtpSink, steps_with: StepsFor, sqlite_outcomes: OutcomeStore
+) -> None:
+    smtp = steps_with({"SMTP_PASSWORD": "pässwörd-9"})["surefoot.smtp"]
+    login = {"username": "robot", "password": "${secret:smtp_password}"}
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(smtp, _mail(smtp_with_login, **login), key="run-3:mail")
+    assert raised.value.type == "ConnectorInputInvalid"
+    assert "ä" not in raised.value.message and "\\xe4" not in raised.value.message
+    assert sqlite_outcomes.read("run-3:mail") is None
+    assert smtp_with_login.messages == []
