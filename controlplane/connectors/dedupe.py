@@ -190,7 +190,9 @@ class OutcomeStore:
                 f"attempt {recorded.attempt} of this step started calling the service at "
                 f"{started} and did not record how it ended; the call may have happened, so "
                 f"it is not made again automatically (idempotency key {key}): check the "
-                "service, then skip the step with its result or clear the record",
+                "service, then skip the step with its result, or, if the call did not "
+                "happen, retry it with forget_connector_outcome (`surefoot deadletters "
+                "retry --forget-connector-outcome`)",
                 type="OutcomeUnknown",
                 retryable=False,
                 may_have_acted=True,

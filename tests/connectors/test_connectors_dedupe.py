@@ -78,6 +78,8 @@ def test_a_started_record_means_outcome_unknown(outcomes: OutcomeStore) -> None:
         )
     assert raised.value.type == "OutcomeUnknown" and not raised.value.retryable
     assert "attempt 1 of this step started calling" in raised.value.message
+    # The way out it names is one an operator has: a retry that forgets the record.
+    assert "forget_connector_outcome" in raised.value.message
     assert calls == []
 
 
