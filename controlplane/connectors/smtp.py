@@ -50,6 +50,11 @@ INPUT_SCHEMA: dict[str, Any] = {
             "default": False,
             "description": "upgrade the connection with STARTTLS before logging in",
         },
+        "allow_plaintext_login": {
+            "type": "boolean",
+            "default": False,
+            "description": "log in without starttls (a password in clear: local test servers only)",
+        },
         "timeout_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -70,6 +75,7 @@ def send_email(call: ConnectorCall) -> dict[str, Any]:
             when the connection broke while the message was being handed over.
     """
     given = call.input
+    _check_login(given)
     recipients = _recipients(given["to"])
     message = _message(given, call.idempotency_key)
     timeout = call.timeout(float(given.get("timeout_seconds", 30)))
@@ -95,6 +101,24 @@ def message_id(idempotency_key: str, sender: str) -> str:
     domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "surefoot.invalid"
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
     return f"<surefoot.{digest}@{domain}>"
+
+
+def _check_login(given: dict[str, Any]) -> None:
+    """Refuse to send a password over an unencrypted connection unless asked to.
+
+    Raises:
+        ConnectorFailure: ``ConnectorInputInvalid``.
+    """
+    logs_in = bool(given.get("username") or given.get("password"))
+    if logs_in and not given.get("starttls") and not given.get("allow_plaintext_login"):
+        raise ConnectorFailure(
+            "surefoot.smtp input is invalid: a login needs starttls: true (the password "
+            "would cross the network in clear); allow_plaintext_login: true is for local "
+            "test servers",
+            type="ConnectorInputInvalid",
+            retryable=False,
+            may_have_acted=False,
+        )
 
 
 def _recipients(entries: list[str]) -> list[str]:

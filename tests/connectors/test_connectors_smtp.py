@@ -61,7 +61,11 @@ def test_the_password_is_a_secret_resolved_in_the_worker(
     smtp_with_login: SmtpSink, steps_with: StepsFor
 ) -> None:
     smtp = steps_with({"SMTP_PASSWORD": SMTP_PASSWORD})["surefoot.smtp"]
-    login = {"username": "robot", "password": "${secret:smtp_password}"}
+    login = {
+        "username": "robot",
+        "password": "${secret:smtp_password}",
+        "allow_plaintext_login": True,
+    }
     output = run_step(smtp, _mail(smtp_with_login, to=["ops@acme.test", "gone@acme.test"], **login))
     assert smtp_with_login.logins == [("robot", SMTP_PASSWORD)]
     (mail,) = smtp_with_login.messages
@@ -81,7 +85,11 @@ def test_refused_recipients_dead_letter_and_the_step_may_be_sent_after_a_fix(
     smtp_with_login: SmtpSink, steps_with: StepsFor
 ) -> None:
     smtp = steps_with({"SMTP_PASSWORD": SMTP_PASSWORD})["surefoot.smtp"]
-    login = {"username": "robot", "password": "${secret:smtp_password}"}
+    login = {
+        "username": "robot",
+        "password": "${secret:smtp_password}",
+        "allow_plaintext_login": True,
+    }
     refused = _mail(smtp_with_login, to=["gone@acme.test"], **login)
     with pytest.raises(NonRetryableError) as raised:
         run_step(smtp, refused, key="run-2:mail", attempt=1)
@@ -139,10 +147,28 @@ def test_a_password_smtplib_cannot_encode_is_bad_input_and_leaves_no_record(
     smtp_with_login: SmtpSink, steps_with: StepsFor, sqlite_outcomes: OutcomeStore
 ) -> None:
     smtp = steps_with({"SMTP_PASSWORD": "pässwörd-9"})["surefoot.smtp"]
-    login = {"username": "robot", "password": "${secret:smtp_password}"}
+    login = {
+        "username": "robot",
+        "password": "${secret:smtp_password}",
+        "allow_plaintext_login": True,
+    }
     with pytest.raises(NonRetryableError) as raised:
         run_step(smtp, _mail(smtp_with_login, **login), key="run-3:mail")
     assert raised.value.type == "ConnectorInputInvalid"
     assert "ä" not in raised.value.message and "\\xe4" not in raised.value.message
     assert sqlite_outcomes.read("run-3:mail") is None
     assert smtp_with_login.messages == []
+
+
+def test_a_login_without_tls_is_refused_unless_allowed(
+    smtp_with_login: SmtpSink, steps_with: StepsFor
+) -> None:
+    smtp = steps_with({"SMTP_PASSWORD": SMTP_PASSWORD})["surefoot.smtp"]
+    login = {"username": "robot", "password": "${secret:smtp_password}"}
+
+    with pytest.raises(NonRetryableError) as raised:
+        run_step(smtp, _mail(smtp_with_login, **login))
+
+    assert raised.value.type == "ConnectorInputInvalid"
+    assert "starttls" in raised.value.message
+    assert smtp_with_login.logins == [] and smtp_with_login.messages == []
