@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from controlplane.cli import approvals, connectors, definitions, events, runs, servers
+from controlplane.cli import approvals, connectors, deadletters, definitions, events, runs, servers
 from controlplane.cli.errors import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, CliError
 
 EPILOG = """\
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     definitions.register_commands(subparsers)
     runs.register_commands(subparsers)
     approvals.register_commands(subparsers)
+    deadletters.register_commands(subparsers)
     events.register_commands(subparsers)
     servers.register_commands(subparsers)
     connectors.register_commands(subparsers)

@@ -29,6 +29,12 @@ COMMANDS = [
     ["approvals", "show"],
     ["approvals", "approve"],
     ["approvals", "reject"],
+    ["deadletters"],
+    ["deadletters", "list"],
+    ["deadletters", "groups"],
+    ["deadletters", "retry"],
+    ["deadletters", "skip"],
+    ["deadletters", "redrive"],
     ["events"],
     ["events", "send"],
     ["server"],
@@ -65,7 +71,17 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["runs"], ["definitions"], ["db"], ["approvals"], ["events"], ["connectors"]]
+    "command",
+    [
+        [],
+        ["runs"],
+        ["definitions"],
+        ["db"],
+        ["approvals"],
+        ["deadletters"],
+        ["events"],
+        ["connectors"],
+    ],
 )
 def test_a_group_without_a_command_prints_its_help_and_exits_2(
     command: list[str], capsys: pytest.CaptureFixture[str]
