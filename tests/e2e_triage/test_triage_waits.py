@@ -1,0 +1,106 @@
+"""An event wait whose timeout has no `timeout_next` is dead-lettered as Timeout. Skipping it
+with the payload that never came moves the run on; retrying it must wait for the event
+again, not hand a worker a task that no step type implements.
+
+The engine's rules, the same on both stores: PostgreSQL only, to keep the folder quick.
+"""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from support.processes import ControlPlane
+from support.runs import (
+    events_of,
+    get_run,
+    history,
+    json_payload,
+    payload_value,
+    register,
+    start_run,
+    status_name,
+    wait_for_status,
+)
+from support.waits import send_event
+from surefoot.v1 import definition_pb2, run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+from surefoot_worker.authoring import definition_from_dict
+from triage_support import POSTGRES_ONLY, dead_letters
+
+EVENT = "payment-received"
+
+
+def impatient_wait(name: str) -> definition_pb2.WorkflowDefinition:
+    """One wait for EVENT keyed by input.order that gives up after a second."""
+    return definition_from_dict(
+        {
+            "name": name,
+            "version": "1",
+            "nodes": [
+                {
+                    "id": "payment",
+                    "wait_event": {
+                        "event_name": EVENT,
+                        "correlation_key": "input.order",
+                        "timeout_seconds": 1,
+                    },
+                }
+            ],
+        }
+    )
+
+
+@POSTGRES_ONLY
+def test_a_timed_out_wait_is_a_dead_letter_that_skip_moves_on(control_plane: ControlPlane) -> None:
+    stub = control_plane.stub
+    register(stub, impatient_wait("impatient"))
+    run_id = start_run(stub, "impatient", {"order": "A-1"})
+    wait_for_status(stub, run_id, "NEEDS_ATTENTION")
+    [dead] = dead_letters(stub)
+    assert (dead.run_id, dead.node_id, dead.step_type, dead.error_type) == (
+        run_id,
+        "payment",
+        "",
+        "Timeout",
+    )
+
+    paid = {"order": "A-1", "amount": 10, "by": "bank transfer"}
+    stub.SkipStep(
+        ws.SkipStepRequest(run_id=run_id, node_id="payment", output=json_payload(paid)),
+        timeout=30,
+    )
+    run = wait_for_status(stub, run_id, "COMPLETED")
+    assert payload_value(run.output) == paid
+    assert dead_letters(stub) == []
+
+
+@POSTGRES_ONLY
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: triage.retry schedules a worker task for any dead-lettered step, so "
+    "a timed-out wait_event becomes a task of step type '' that no worker takes; the run is "
+    "stuck RUNNING and the event is no longer delivered to it",
+)
+def test_retrying_a_timed_out_wait_waits_for_the_event_again(control_plane: ControlPlane) -> None:
+    stub = control_plane.stub
+    register(stub, impatient_wait("impatient-retry"))
+    run_id = start_run(stub, "impatient-retry", {"order": "B-1"})
+    wait_for_status(stub, run_id, "NEEDS_ATTENTION")
+    before = len(history(stub, run_id))
+
+    try:
+        stub.RetryStep(ws.RetryStepRequest(run_id=run_id, node_id="payment"), timeout=30)
+    except grpc.RpcError as refused:
+        # Refusing is an answer too (only a skip makes sense for a wait), if nothing changed.
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert status_name(get_run(stub, run_id).status) == "NEEDS_ATTENTION"
+        assert len(history(stub, run_id)) == before
+        return
+
+    # Retried: the run waits for the event again, and the event completes it.
+    run = get_run(stub, run_id)
+    [step] = run.steps
+    assert (status_name(run.status), step.status) == ("WAITING", run_pb2.STEP_STATUS_WAITING), run
+    assert send_event(stub, EVENT, "B-1", {"order": "B-1"}).delivered_to == [run_id]
+    assert payload_value(wait_for_status(stub, run_id, "COMPLETED").output) == {"order": "B-1"}
+    assert events_of(history(stub, run_id), "STEP_RETRIED", "payment")
