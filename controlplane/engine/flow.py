@@ -160,6 +160,12 @@ def schedule_step(
     flow.transition.schedule.append(task_for(step, flow.time, timeout))
 
 
+def timeout_of(flow: Flow, step: s.StepState) -> float:
+    """The per-attempt timeout of a step's task node (compensations have none)."""
+    spec = flow.definition.nodes.get(step.node_id)
+    return spec.timeout_seconds if isinstance(spec, TaskSpec) else 0.0
+
+
 def task_for(step: s.StepState, available_at: float, timeout: float = 0.0) -> ScheduleTask:
     return ScheduleTask(
         task_id=step.task_id,

@@ -267,7 +267,7 @@ def _retry(flow: f.Flow, step: s.StepState, delay: float, reason: str) -> None:
         due_at=due,
         reason=reason,
     )
-    flow.transition.schedule.append(f.task_for(step, due))
+    flow.transition.schedule.append(f.task_for(step, due, f.timeout_of(flow, step)))
 
 
 # -- waits -----------------------------------------------------------------------------------

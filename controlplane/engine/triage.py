@@ -20,8 +20,11 @@ class NotDeadLettered(Exception):
 def retry(flow: f.Flow, event: StepRetryRequested) -> None:
     """Run the step again: a new attempt with the same idempotency key (it is the same
     operation), and a fresh retry budget so one more transient failure does not dead-letter
-    it again at once."""
+    it again at once. A wait that timed out waits again, with its timeout from now."""
     step = _dead_letter(flow, event.node_id)
+    if step.kind not in ("task", "compensation"):
+        _wait_again(flow, step, event)
+        return
     if event.edit_input:
         step.input = event.input
     flow.record(
@@ -43,7 +46,28 @@ def retry(flow: f.Flow, event: StepRetryRequested) -> None:
     step.next_attempt_at = None
     step.scheduled_at = flow.time
     _resume(flow, step)
-    flow.transition.schedule.append(f.task_for(step, flow.time))
+    flow.transition.schedule.append(f.task_for(step, flow.time, f.timeout_of(flow, step)))
+
+
+def _wait_again(flow: f.Flow, step: s.StepState, event: StepRetryRequested) -> None:
+    if event.edit_input or event.forget_outcome:
+        raise NotDeadLettered(
+            f"step {step.node_id!r} is a {step.kind}: it has no input to edit and no "
+            "connector outcome; retry it without them"
+        )
+    flow.record(
+        "STEP_RETRIED",
+        step.node_id,
+        step.attempt + 1,
+        principal=event.principal,
+        comment=event.comment,
+        error=step.last_error,
+        input_edited=False,
+        forget_connector_outcome=False,
+    )
+    _resume(flow, step)
+    # Entered anew: a new wait (and approval) with its own key, its timeout counted from now.
+    f.enter(flow, step.node_id)
 
 
 def skip(flow: f.Flow, event: StepSkipRequested) -> None:

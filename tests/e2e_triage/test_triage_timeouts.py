@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from support.processes import ControlPlane, StartWorker
 from support.runs import json_payload, payload_value, register, start_run, wait_for_status
 from surefoot.v1 import workflow_service_pb2 as ws
@@ -19,12 +18,6 @@ DEADLINE_STEPS = Path(__file__).with_name("deadline_steps.py")
 
 
 @POSTGRES_ONLY
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: triage.retry queues the new attempt with f.task_for(step, flow.time), "
-    "whose timeout defaults to 0, so the node's timeout_seconds is lost and the retried "
-    "attempt has no deadline",
-)
 def test_an_operator_retry_keeps_the_nodes_timeout(
     control_plane: ControlPlane, worker: StartWorker
 ) -> None:

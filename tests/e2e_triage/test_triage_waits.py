@@ -8,7 +8,6 @@ The engine's rules, the same on both stores: PostgreSQL only, to keep the folder
 from __future__ import annotations
 
 import grpc
-import pytest
 from support.processes import ControlPlane
 from support.runs import (
     events_of,
@@ -22,7 +21,7 @@ from support.runs import (
     wait_for_status,
 )
 from support.waits import send_event
-from surefoot.v1 import definition_pb2, run_pb2
+from surefoot.v1 import definition_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
 from triage_support import POSTGRES_ONLY, dead_letters
@@ -43,6 +42,8 @@ def impatient_wait(name: str) -> definition_pb2.WorkflowDefinition:
                         "event_name": EVENT,
                         "correlation_key": "input.order",
                         "timeout_seconds": 1,
+                        # Events that arrive while no wait is open are kept this long.
+                        "retention_seconds": 3600,
                     },
                 }
             ],
@@ -75,32 +76,45 @@ def test_a_timed_out_wait_is_a_dead_letter_that_skip_moves_on(control_plane: Con
 
 
 @POSTGRES_ONLY
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: triage.retry schedules a worker task for any dead-lettered step, so "
-    "a timed-out wait_event becomes a task of step type '' that no worker takes; the run is "
-    "stuck RUNNING and the event is no longer delivered to it",
-)
 def test_retrying_a_timed_out_wait_waits_for_the_event_again(control_plane: ControlPlane) -> None:
     stub = control_plane.stub
     register(stub, impatient_wait("impatient-retry"))
     run_id = start_run(stub, "impatient-retry", {"order": "B-1"})
     wait_for_status(stub, run_id, "NEEDS_ATTENTION")
+    # The payment arrives late, while nobody waits: it is kept, not delivered.
+    late = send_event(stub, EVENT, "B-1", {"order": "B-1"})
+    assert (list(late.delivered_to), late.stored) == ([], True)
+
+    stub.RetryStep(ws.RetryStepRequest(run_id=run_id, node_id="payment"), timeout=30)
+
+    # Retried, the node waits again (a new wait, its own key) and takes the kept event; with
+    # no event it would time out again after its second. A timing-free check either way.
+    run = wait_for_status(stub, run_id, "COMPLETED")
+    assert payload_value(run.output) == {"order": "B-1"}
+    events = history(stub, run_id)
+    [retried] = events_of(events, "STEP_RETRIED", "payment")
+    assert retried.data["error"]["type"] == "Timeout"
+    assert len(events_of(events, "EVENT_WAIT_STARTED", "payment")) == 2
+    assert dead_letters(stub) == []
+
+
+@POSTGRES_ONLY
+def test_a_wait_has_no_input_to_edit(control_plane: ControlPlane) -> None:
+    stub = control_plane.stub
+    register(stub, impatient_wait("impatient-edit"))
+    run_id = start_run(stub, "impatient-edit", {"order": "C-1"})
+    wait_for_status(stub, run_id, "NEEDS_ATTENTION")
     before = len(history(stub, run_id))
 
     try:
-        stub.RetryStep(ws.RetryStepRequest(run_id=run_id, node_id="payment"), timeout=30)
+        stub.RetryStep(
+            ws.RetryStepRequest(run_id=run_id, node_id="payment", input=json_payload({})),
+            timeout=30,
+        )
     except grpc.RpcError as refused:
-        # Refusing is an answer too (only a skip makes sense for a wait), if nothing changed.
         assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert status_name(get_run(stub, run_id).status) == "NEEDS_ATTENTION"
-        assert len(history(stub, run_id)) == before
-        return
-
-    # Retried: the run waits for the event again, and the event completes it.
-    run = get_run(stub, run_id)
-    [step] = run.steps
-    assert (status_name(run.status), step.status) == ("WAITING", run_pb2.STEP_STATUS_WAITING), run
-    assert send_event(stub, EVENT, "B-1", {"order": "B-1"}).delivered_to == [run_id]
-    assert payload_value(wait_for_status(stub, run_id, "COMPLETED").output) == {"order": "B-1"}
-    assert events_of(history(stub, run_id), "STEP_RETRIED", "payment")
+        assert "no input to edit" in (refused.details() or "")
+    else:
+        raise AssertionError("editing the input of a wait was accepted")
+    assert status_name(get_run(stub, run_id).status) == "NEEDS_ATTENTION"
+    assert len(history(stub, run_id)) == before

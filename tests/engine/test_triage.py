@@ -132,3 +132,17 @@ def test_a_retry_may_forget_a_connector_outcome_record() -> None:
 
     assert transition.forget_outcomes == ["run-1:charge"]
     assert transition.events[0].data["forget_connector_outcome"] is True
+
+
+def test_retries_keep_the_nodes_timeout() -> None:
+    driven = start(
+        workflow(task_node("charge", timeout_seconds=30, retry=retry_policy(max_attempts=2)))
+    )
+    assert driven.started.schedule[0].timeout_seconds == 30
+
+    automatic = driven.send(failed("charge", 1, error("Timeout"), T0 + 1))
+    driven.send(failed("charge", 2, DECLINED, T0 + 5))
+    by_operator = driven.send(StepRetryRequested("charge", "alice", "", T0 + 9))
+
+    assert automatic.schedule[0].timeout_seconds == 30
+    assert by_operator.schedule[0].timeout_seconds == 30
