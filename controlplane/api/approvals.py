@@ -112,6 +112,8 @@ class ApprovalRpcs:
         self, request: apb.SendEventRequest, context: grpc.aio.ServicerContext
     ) -> apb.SendEventResponse:
         namespace = await namespace_of(context, request.namespace)
+        # An event moves runs on: on a server with an auth file, only a known caller sends one.
+        await self._auth.caller(context)
         if not NAME_PATTERN.match(request.event_name):
             await invalid_field(context, "event_name", "must be 1-200 letters, digits, . _ -")
         if not request.correlation_key or len(request.correlation_key) > MAX_KEY:

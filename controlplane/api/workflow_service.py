@@ -69,6 +69,8 @@ class WorkflowService(
         self, request: ws.RegisterDefinitionRequest, context: grpc.aio.ServicerContext
     ) -> ws.RegisterDefinitionResponse:
         namespace = await namespace_of(context, request.namespace)
+        # Who may change what runs: on a server with an auth file, only a known caller.
+        await self._auth.caller(context)
         if not request.HasField("definition"):
             await invalid_field(context, "definition", "is required")
         definition = request.definition

@@ -48,7 +48,7 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SUREFOOT_TOKEN", ""),
         metavar="TOKEN",
         help="bearer token that says who you are, sent as `authorization: Bearer TOKEN` "
-        "(env SUREFOOT_TOKEN; needed to decide approvals on a server with --auth-file)",
+        "(env SUREFOOT_TOKEN; needed for every change on a server with --auth-file)",
     )
     parser.add_argument(
         "--json",
