@@ -20,13 +20,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from surefoot.v1 import worker_service_pb2 as wpb
 
 from controlplane.dispatch import claims, waiting
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.sessions import SessionRegistry
+from controlplane.dispatch.starts import BatchStarts
 from controlplane.dispatch.tasks import task_message
 from controlplane.dispatch.wakeups import notify_tasks_ready
 from controlplane.engine import machine
@@ -40,11 +41,9 @@ from controlplane.engine.events import (
 )
 from controlplane.engine.state import parse_task_id
 from controlplane.engine.triage import NotDeadLettered
-from controlplane.store import definitions as defs
 from controlplane.store.codec import to_datetime, to_epoch
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.run_batch import RunBatch, RunCache
-from controlplane.store.schema import runs
 from controlplane.store.step_types import StepCatalogCache
 
 log = logging.getLogger("surefoot.committer")
@@ -98,8 +97,7 @@ class Committer:
         self._rotation = 0
         # Names this process in NOTIFY payloads, so that it does not wake itself.
         self.origin = uuid.uuid4().hex
-        self._start_definitions: dict[tuple[str, str, str], defs.DefinitionRow | None] = {}
-        self._known_requests: dict[tuple[str, str], ops.StartedRun] = {}
+        self._starts: BatchStarts | None = None
 
     # -- the event loop side -------------------------------------------------------------
 
@@ -233,8 +231,9 @@ class Committer:
             run_batch.lock_runs(run_ids)
             rows = run_batch.task_rows([op.task_id for op in results if not self._knows_lease(op)])
             starts = [op for op in batch if isinstance(op, ops.StartRun)]
-            if starts:
-                self._prepare_starts(starts, run_batch)
+            self._starts = (
+                BatchStarts(run_batch, starts, self._definitions, self._catalog) if starts else None
+            )
             for operation in batch:
                 if isinstance(operation, ops.SendEvent):
                     self._send(operation, run_batch, found[id(operation)], deliveries)
@@ -327,7 +326,8 @@ class Committer:
     ) -> None:
         try:
             if isinstance(operation, ops.StartRun):
-                out.results.append((operation, self._start(operation, batch)))
+                assert self._starts is not None
+                out.results.append((operation, self._starts.start(operation)))
             elif isinstance(operation, ops.RecordResult):
                 self._record_result(operation, batch, rows)
                 out.acks[operation.session_id].append(operation.task_id)
@@ -339,70 +339,6 @@ class Committer:
                 out.results.append((operation, None))
         except (ops.NotFound, ops.Conflict, ops.PermissionDenied, ops.InvalidInput) as exc:
             out.results.append((operation, exc))
-
-    def _prepare_starts(self, starts: list[ops.StartRun], batch: RunBatch) -> None:
-        """Resolve the batch's definitions and request ids with one query each, not one per
-        run: under load most of a batch is starts of the same few workflows."""
-        keys = {(op.namespace, op.workflow_name, op.workflow_version) for op in starts}
-        self._start_definitions = {key: defs.find(batch.connection, *key) for key in keys}
-        request_ids = sorted({op.request_id for op in starts if op.request_id})
-        self._known_requests = {}
-        for start in range(0, len(request_ids), 500):
-            query = select(
-                runs.c.id, runs.c.namespace, runs.c.request_id, runs.c.workflow_version
-            ).where(runs.c.request_id.in_(request_ids[start : start + 500]))
-            for row in batch.connection.execute(query):
-                self._known_requests[(row.namespace, row.request_id)] = ops.StartedRun(
-                    row.id, False, row.workflow_version
-                )
-
-    def _start(self, op: ops.StartRun, batch: RunBatch) -> ops.StartedRun:
-        if op.request_id:
-            known = self._known_requests.get((op.namespace, op.request_id))
-            if known is not None:
-                return known
-        row = self._start_definitions.get((op.namespace, op.workflow_name, op.workflow_version))
-        if row is None:
-            if op.workflow_version in ("", "latest") and defs.any_version(
-                batch.connection, op.namespace, op.workflow_name
-            ):
-                raise ops.Conflict(
-                    f"every version of {op.workflow_name} is deprecated: register a new one "
-                    "or reinstate one to start runs"
-                )
-            raise ops.NotFound(f"workflow {op.workflow_name} is not registered")
-        if row.deprecated:
-            why = row.deprecation_reason or "no reason given"
-            raise ops.Conflict(
-                f"{row.name}@{row.version} is deprecated by {row.deprecated_by or 'unknown'} "
-                f"({why}): its runs in flight finish on it, new runs take another version"
-            )
-        definition = self._definitions.get(row.id, batch.connection)
-        problems = definition.input_problems(op.input)
-        if problems:
-            where, first = problems[0]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise ops.InvalidInput(
-                f"input does not match the input schema of {row.name}@{row.version}: "
-                f"{first}" + (f" (at {where})" if where != "/" else "") + more,
-                problems,
-            )
-        state, transition = machine.start_run(
-            run_id=str(uuid.uuid4()),
-            namespace=op.namespace,
-            definition=definition,
-            input=op.input,
-            time=batch.now,
-            catalog=self._catalog.catalog_for(op.namespace, batch.connection),
-            request_id=op.request_id,
-            principal=op.principal,
-        )
-        trace_id = uuid.uuid4().hex
-        batch.add_run(state, row.id, trace_id, op.request_id or None, transition)
-        started = ops.StartedRun(state.id, True, state.workflow_version)
-        if op.request_id:
-            self._known_requests[(op.namespace, op.request_id)] = started
-        return started
 
     def _knows_lease(self, op: ops.RecordResult) -> bool:
         session = self.sessions.by_id.get(op.session_id)

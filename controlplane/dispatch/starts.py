@@ -1,0 +1,107 @@
+"""Starting runs inside a committer batch: the definition, the request id, the input schema.
+
+A batch's starts are resolved together (one query for their definitions, one for their
+request ids), not one per run: under load most of a batch is starts of the same few
+workflows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from controlplane.dispatch import operations as ops
+from controlplane.engine import machine
+from controlplane.store import definitions as defs
+from controlplane.store.definitions import DefinitionCache
+from controlplane.store.run_batch import RunBatch
+from controlplane.store.schema import runs
+from controlplane.store.step_types import StepCatalogCache
+
+CHUNK = 500
+
+
+class BatchStarts:
+    """The starts of one batch; made by `prepare`, used by `start` for each operation."""
+
+    def __init__(
+        self,
+        batch: RunBatch,
+        starts: list[ops.StartRun],
+        definitions: DefinitionCache,
+        catalog: StepCatalogCache,
+    ) -> None:
+        self._batch = batch
+        self._definitions = definitions
+        self._catalog = catalog
+        keys = {(op.namespace, op.workflow_name, op.workflow_version) for op in starts}
+        self._rows = {key: defs.find(batch.connection, *key) for key in keys}
+        self._known: dict[tuple[str, str], ops.StartedRun] = {}
+        request_ids = sorted({op.request_id for op in starts if op.request_id})
+        for first in range(0, len(request_ids), CHUNK):
+            query = select(
+                runs.c.id, runs.c.namespace, runs.c.request_id, runs.c.workflow_version
+            ).where(runs.c.request_id.in_(request_ids[first : first + CHUNK]))
+            for row in batch.connection.execute(query):
+                self._known[(row.namespace, row.request_id)] = ops.StartedRun(
+                    row.id, False, row.workflow_version
+                )
+
+    def start(self, op: ops.StartRun) -> ops.StartedRun:
+        """The run `op` asks for: a new one, or the one its request id started before.
+
+        Raises:
+            ops.NotFound, ops.Conflict (deprecated), ops.InvalidInput (schema).
+        """
+        batch = self._batch
+        if op.request_id:
+            known = self._known.get((op.namespace, op.request_id))
+            if known is not None:
+                return known
+        row = self._definition_row(op)
+        definition = self._definitions.get(row.id, batch.connection)
+        problems = definition.input_problems(op.input)
+        if problems:
+            where, first = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ops.InvalidInput(
+                f"input does not match the input schema of {row.name}@{row.version}: "
+                f"{first}" + (f" (at {where})" if where != "/" else "") + more,
+                problems,
+            )
+        state, transition = machine.start_run(
+            run_id=str(uuid.uuid4()),
+            namespace=op.namespace,
+            definition=definition,
+            input=op.input,
+            time=batch.now,
+            catalog=self._catalog.catalog_for(op.namespace, batch.connection),
+            request_id=op.request_id,
+            principal=op.principal,
+        )
+        trace_id = uuid.uuid4().hex
+        batch.add_run(state, row.id, trace_id, op.request_id or None, transition)
+        started = ops.StartedRun(state.id, True, state.workflow_version)
+        if op.request_id:
+            self._known[(op.namespace, op.request_id)] = started
+        return started
+
+    def _definition_row(self, op: ops.StartRun) -> defs.DefinitionRow:
+        row = self._rows.get((op.namespace, op.workflow_name, op.workflow_version))
+        if row is None:
+            if op.workflow_version in ("", "latest") and defs.any_version(
+                self._batch.connection, op.namespace, op.workflow_name
+            ):
+                raise ops.Conflict(
+                    f"every version of {op.workflow_name} is deprecated: register a new one "
+                    "or reinstate one to start runs"
+                )
+            raise ops.NotFound(f"workflow {op.workflow_name} is not registered")
+        if row.deprecated:
+            why = row.deprecation_reason or "no reason given"
+            raise ops.Conflict(
+                f"{row.name}@{row.version} is deprecated by {row.deprecated_by or 'unknown'} "
+                f"({why}): its runs in flight finish on it, new runs take another version"
+            )
+        return row
