@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, text, update
@@ -67,6 +67,26 @@ def expired_leases(connection: Connection, now: datetime, limit: int) -> list[tu
         .limit(limit)
     )
     return [(row.id, row.run_id) for row in connection.execute(query)]
+
+
+def timed_out_leases(connection: Connection, now: datetime) -> list[tuple[str, str]]:
+    """(task id, run id) of leased tasks past their node's timeout, heartbeats or not: a
+    handler that hangs while its worker heartbeats must not hold the step for ever.
+
+    Only tasks with a timeout are read, a handful of rows bounded by the workers' concurrency.
+    """
+    query = select(tasks.c.id, tasks.c.run_id, tasks.c.leased_at, tasks.c.timeout_seconds).where(
+        LEASED, tasks.c.timeout_seconds > 0
+    )
+    return [
+        (row.id, row.run_id)
+        for row in connection.execute(query)
+        if row.leased_at is not None and timed_out(row.leased_at, row.timeout_seconds, now)
+    ]
+
+
+def timed_out(leased_at: datetime, timeout_seconds: int, now: datetime) -> bool:
+    return bool(timeout_seconds) and leased_at + timedelta(seconds=timeout_seconds) <= now
 
 
 def session_leases(connection: Connection, session_ids: list[str]) -> list[tuple[str, str]]:

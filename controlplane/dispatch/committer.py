@@ -205,7 +205,10 @@ class Committer:
             run_batch = RunBatch(connection, now, lock_rows=self._lock_rows, cache=self._runs)
             lost = claims.session_leases(connection, closing) if closing else []
             expired = (
-                claims.expired_leases(connection, to_datetime(now), REAP_LIMIT) if reap else []
+                claims.expired_leases(connection, to_datetime(now), REAP_LIMIT)
+                + claims.timed_out_leases(connection, to_datetime(now))
+                if reap
+                else []
             )
             results = [op for op in batch if isinstance(op, ops.RecordResult)]
             run_ids = {run_id for _, run_id in lost + expired}
@@ -249,7 +252,7 @@ class Committer:
                     session_ids=closing,
                 )
             if expired:
-                self._release(run_batch, [t for t, _ in expired], "the lease expired")
+                self._release(run_batch, sorted({t for t, _ in expired}), "the lease expired")
             heartbeats = [
                 t for op in batch if isinstance(op, ops.ExtendLeases) for t in op.task_ids
             ]
@@ -399,7 +402,10 @@ class Committer:
         for task_id, row in rows.items():
             if session_ids is not None and row.session_id not in session_ids:
                 continue
-            if session_ids is None and row.lease_expires_at >= now:
+            why = reason
+            if session_ids is None and claims.timed_out(row.leased_at, row.timeout_seconds, now):
+                why = f"timed out: no result within {row.timeout_seconds} s"
+            elif session_ids is None and row.lease_expires_at >= now:
                 continue  # a heartbeat got there first
             if row.session_id in self.sessions.by_id:
                 # A live worker whose lease ran out is told to stop. Its window slot stays
@@ -407,7 +413,7 @@ class Committer:
                 batch.cancelled_tasks.append(task_id)
             started = to_epoch(row.leased_at) if row.leased_at else None
             event = AttemptLost(
-                row.node_id, row.attempt, reason, batch.now, row.worker_id or "", started
+                row.node_id, row.attempt, why, batch.now, row.worker_id or "", started
             )
             if row.run_id in batch.runs:
                 self._transition(batch, row.run_id, event)
