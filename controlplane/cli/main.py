@@ -11,7 +11,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from controlplane.cli import approvals, connectors, deadletters, definitions, events, runs, servers
+from controlplane.cli import (
+    approvals,
+    connectors,
+    console,
+    deadletters,
+    definitions,
+    events,
+    runs,
+    servers,
+)
 from controlplane.cli.errors import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, CliError
 
 EPILOG = """\
@@ -48,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.register_commands(subparsers)
     servers.register_commands(subparsers)
     connectors.register_commands(subparsers)
+    console.register_commands(subparsers)
     return parser
 
 

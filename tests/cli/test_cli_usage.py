@@ -46,6 +46,7 @@ COMMANDS = [
     ["worker"],
     ["dev"],
     ["bench"],
+    ["console"],
 ]
 
 

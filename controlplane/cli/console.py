@@ -1,0 +1,31 @@
+"""`surefoot console`: the terminal console, with the options of every client command."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from controlplane.cli.client import add_client_arguments
+from controlplane.cli.errors import usage_error
+
+
+def register_commands(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "console",
+        help="open the terminal console: runs, history, dead letters, approvals",
+        description="Open the terminal console: runs and their history, dead letters to "
+        "retry, edit, skip or abandon, approvals to decide. Changes are made as --token.",
+    )
+    add_client_arguments(parser)
+    parser.set_defaults(func=_console)
+
+
+def _console(args: argparse.Namespace) -> int:
+    # Textual is imported only when the console opens: the other commands start faster.
+    from console.app import run_console
+
+    token = (args.token or "").strip()
+    # gRPC refuses other characters in metadata, and only at the first call: say it now.
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise usage_error("--token must be printable ASCII without spaces")
+    return run_console(args.address, args.namespace, token)
