@@ -1,0 +1,85 @@
+"""The runs screen and a run's screen against a real control plane and worker: runs started
+through the API show up and change status live; a run opens on its steps and history."""
+
+from __future__ import annotations
+
+import asyncio
+
+from console_support import SIZE, console, text_of, until
+from support.processes import ControlPlane, StartWorker
+from support.runs import register, start_run, wait_for_status
+from support.workflows import three_steps
+from textual.widgets import Log
+
+from console.live_table import LiveTable
+from console.screens.run import RunScreen
+from console.screens.runs import RunsScreen
+
+
+def test_runs_show_up_change_status_live_and_open_on_their_history(
+    control_plane: ControlPlane, worker: StartWorker
+) -> None:
+    stub = control_plane.stub
+    register(stub, three_steps("shown"))
+    # No worker yet: the run cannot finish before the console has seen it unfinished.
+    run_id = start_run(stub, "shown", {"trail": []})
+    other_id = start_run(stub, "shown", {"trail": []})
+
+    async def scenario() -> None:
+        app = console(control_plane.address)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(LiveTable)
+            await until(pilot, lambda: {run_id, other_id} <= set(table.keys), "runs listed")
+            assert table.cells(run_id)[1] == "shown@1"
+            assert table.cells(run_id)[2] != "COMPLETED", table.cells(run_id)
+            assert "connected" in text_of(app, "#connection")
+            # Newest first: the cursor starts on the other run; keep it on ours.
+            table.move_cursor(row=table.keys.index(run_id))
+
+            worker()
+            await asyncio.to_thread(wait_for_status, stub, run_id, "COMPLETED")
+            await until(pilot, lambda: table.cells(run_id)[2] == "COMPLETED", "status updated")
+            assert table.selected_key == run_id, "the refresh moved the cursor"
+
+            await pilot.press("n")  # needs attention only: none
+            await until(pilot, lambda: table.keys == [], "filtered to needs attention")
+            await pilot.press("a")
+            await until(pilot, lambda: run_id in table.keys, "all runs again")
+            table.move_cursor(row=table.keys.index(run_id))
+
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "run screen open")
+            log = app.screen.query_one(Log)
+            await until(pilot, lambda: any("RUN_COMPLETED" in line for line in log.lines), "tail")
+            lines = list(log.lines)
+            assert lines[0].split()[:3][0::2] == ["1", "RUN_STARTED"], lines[0]
+            assert [line.split()[0] for line in lines] == [str(n) for n in range(1, len(lines) + 1)]
+            assert any("STEP_SCHEDULED" in line and " b " in line for line in lines), lines
+            assert "COMPLETED" in text_of(app, "#run-header")
+            steps = app.screen.query_one(LiveTable)
+            await until(pilot, lambda: steps.keys == ["a", "b", "c"], "steps shown")
+            assert steps.cells("b")[2] == "COMPLETED"
+
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back to the runs")
+
+    asyncio.run(scenario())
+
+
+def test_a_console_with_no_control_plane_says_unreachable_and_keeps_going(
+    unused_address: str,
+) -> None:
+    async def scenario() -> None:
+        app = console(unused_address)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "unreachable" in text_of(app, "#connection"), "status")
+            assert unused_address in text_of(app, "#connection")
+            await pilot.press("d")
+            await until(pilot, lambda: "unreachable" in text_of(app, "#connection"), "on d")
+            await pilot.press("p")
+            await until(pilot, lambda: "unreachable" in text_of(app, "#connection"), "on p")
+            assert app.is_running
+            await pilot.press("q")
+        assert app.return_code in (0, None)
+
+    asyncio.run(scenario())
