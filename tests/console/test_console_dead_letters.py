@@ -1,0 +1,111 @@
+"""Triage from the dead-letters screen against a real control plane and worker: a declined
+step is retried with edited input or skipped with an output and its run completes; bad JSON
+in the dialog sends nothing; a refusal is one notification."""
+
+from __future__ import annotations
+
+import asyncio
+
+from console_support import SIZE, console, notifications, until
+from support.processes import ControlPlane, StartWorker
+from support.runs import (
+    events_of,
+    get_run,
+    history,
+    payload_value,
+    register,
+    start_run,
+    status_name,
+    wait_for_status,
+)
+from support.workflows import three_steps
+from surefoot.v1 import workflow_service_pb2 as ws
+from textual.widgets import Static, TextArea
+
+from console.live_table import LiveTable
+from console.modals import JsonModal
+from console.screens.dead_letters import DeadLettersScreen
+
+DECLINE_B = {"trail": [], "b": {"non_retryable": True}}
+
+
+def test_retry_with_edited_input_and_skip_from_the_console_complete_the_runs(
+    control_plane: ControlPlane, worker: StartWorker
+) -> None:
+    stub = control_plane.stub
+    register(stub, three_steps("triaged"))
+    worker()
+    to_retry = start_run(stub, "triaged", DECLINE_B)
+    to_skip = start_run(stub, "triaged", DECLINE_B)
+    for run_id in (to_retry, to_skip):
+        wait_for_status(stub, run_id, "NEEDS_ATTENTION")
+    events_before = len(history(stub, to_retry))
+
+    async def scenario() -> None:
+        app = console(control_plane.address)
+        shown = notifications(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("d")
+            await until(pilot, lambda: isinstance(app.screen, DeadLettersScreen), "screen")
+            screen = app.screen
+            table = screen.query_one("#dead-letters", LiveTable)
+            keys = {f"{to_retry}:b", f"{to_skip}:b"}
+            await until(pilot, lambda: keys <= set(table.keys), "dead letters listed")
+            groups = screen.query_one("#groups", LiveTable)
+            await until(pilot, lambda: groups.keys, "groups listed")
+            group = ("2", "triaged", "e2e-work-sync", "CardDeclined")
+            assert groups.cells(groups.keys[0])[:4] == group
+
+            # e: a dialog prefilled with the step's current input.
+            table.move_cursor(row=table.keys.index(f"{to_retry}:b"))
+            await pilot.press("e")
+            await until(pilot, lambda: isinstance(app.screen, JsonModal), "edit dialog open")
+            editor = app.screen.query_one(TextArea)
+            assert '"non_retryable": true' in editor.text, editor.text
+
+            # Bad JSON is refused in the dialog, which stays open; nothing is sent.
+            editor.text = '{"trail": ["a"'
+            await pilot.press("ctrl+s")
+            error = app.screen.query_one("#json-error", Static)
+            await until(pilot, lambda: "not JSON" in str(error.content), "inline error")
+            assert isinstance(app.screen, JsonModal)
+            assert len(history(stub, to_retry)) == events_before
+            assert status_name(get_run(stub, to_retry).status) == "NEEDS_ATTENTION"
+
+            editor.text = '{"trail": ["a"]}'
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: app.screen is screen, "dialog closed")
+            await asyncio.to_thread(wait_for_status, stub, to_retry, "COMPLETED")
+
+            # s: the output the skipped step is taken to have returned.
+            await until(pilot, lambda: f"{to_retry}:b" not in table.keys, "retried one gone")
+            table.move_cursor(row=table.keys.index(f"{to_skip}:b"))
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, JsonModal), "skip dialog open")
+            app.screen.query_one(TextArea).text = '{"trail": ["a", "b-by-hand"]}'
+            await pilot.press("ctrl+s")
+            await asyncio.to_thread(wait_for_status, stub, to_skip, "COMPLETED")
+            await until(pilot, lambda: table.keys == [], "no dead letter left")
+
+            shown.clear()
+            await pilot.press("r")
+            assert shown == ["no dead letter selected"], shown
+            # A second operator's stale view: the server refuses, the console says so in one
+            # line (the message of FAILED_PRECONDITION), and goes on.
+            stale = ws.DeadLetter(run_id=to_retry, node_id="b")
+            await screen._retry(stale, None)
+            assert len(shown) == 2 and shown[1].startswith("FAILED_PRECONDITION: "), shown
+            assert "\n" not in shown[1]
+            assert app.is_running
+
+        assert app.return_code in (0, None)
+
+    asyncio.run(scenario())
+
+    done = get_run(stub, to_retry)
+    assert payload_value(done.output)["trail"] == ["a", "b", "c"]
+    [retried] = events_of(history(stub, to_retry), "STEP_RETRIED")
+    assert retried.data["input_edited"] is True, retried.data
+    done = get_run(stub, to_skip)
+    assert payload_value(done.output)["trail"] == ["a", "b-by-hand", "c"]
+    assert len(events_of(history(stub, to_skip), "STEP_SKIPPED")) == 1
