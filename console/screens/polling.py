@@ -1,8 +1,8 @@
 """What every console screen shares: the connection line and a refresh every second.
 
-A screen refreshes only while it is the one shown, so a modal on top of it (an operator
-editing JSON) is never disturbed, and one refresh at a time, so a slow or dead server does
-not pile calls up. A failed call is shown, never raised: the console outlives the server.
+A screen refreshes only while it is on top, so nothing moves under a modal where an operator
+edits JSON or confirms, and one refresh at a time, so a slow or dead server does not pile
+calls up. A failed call is shown, never raised: the console outlives the server.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ class PollingScreen(Screen[None]):
         self.refresh_now()
 
     def _tick(self) -> None:
-        if self.is_current:
+        # `is_current` stays true under a modal (it is drawn behind it); only the top screen
+        # refreshes, so the rows do not move while an operator decides about one of them.
+        if self.app.screen is self:
             self.refresh_now()
 
     def refresh_now(self) -> None:

@@ -17,6 +17,11 @@ def register_commands(subparsers: Any) -> None:
         "retry, edit, skip or abandon, approvals to decide. Changes are made as --token.",
     )
     add_client_arguments(parser)
+    # --json comes with the client options but means nothing to an interactive app: accepted,
+    # not advertised.
+    for action in parser._actions:
+        if action.dest == "json":
+            action.help = argparse.SUPPRESS
     parser.set_defaults(func=_console)
 
 
