@@ -63,6 +63,8 @@ class ControlPlane:
             response = rpc(request, timeout=CALL_TIMEOUT_SECONDS, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self._translate(exc) from exc
+        except ValueError as exc:  # the channel was closed under a call: the app is quitting
+            raise ConsoleError(str(exc)) from exc
         self.reachable = True
         return response
 
