@@ -7,7 +7,7 @@ import asyncio
 
 from console_support import SIZE, console, text_of, until
 from support.processes import ControlPlane, StartWorker
-from support.runs import register, start_run, wait_for_status
+from support.runs import register, start_run
 from support.workflows import three_steps
 from textual.widgets import Log
 
@@ -33,11 +33,30 @@ def test_runs_show_up_change_status_live_and_open_on_their_history(
             assert table.cells(run_id)[1] == "shown@1"
             assert table.cells(run_id)[2] != "COMPLETED", table.cells(run_id)
             assert "connected" in text_of(app, "#connection")
-            # Newest first: the cursor starts on the other run; keep it on ours.
+            # Newest first: the cursor starts on the other run.
             table.move_cursor(row=table.keys.index(run_id))
 
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "run screen open")
+            log = app.screen.query_one(Log)
+            await until(pilot, lambda: any("STEP_SCHEDULED" in line for line in log.lines), "a")
+            assert "RUN_COMPLETED" not in "\n".join(log.lines)
+
+            # The run goes on while it is shown: its history grows at the end of the tail.
             worker()
-            await asyncio.to_thread(wait_for_status, stub, run_id, "COMPLETED")
+            await until(pilot, lambda: any("RUN_COMPLETED" in line for line in log.lines), "tail")
+            lines = list(log.lines)
+            assert lines[0].split()[0::2][:2] == ["1", "RUN_STARTED"], lines[0]
+            seqs = [line.split()[0] for line in lines]
+            assert seqs == [str(n) for n in range(1, len(lines) + 1)], "gaps or repeats"
+            assert any("STEP_SCHEDULED" in line and " b " in line for line in lines), lines
+            await until(pilot, lambda: "COMPLETED" in text_of(app, "#run-header"), "header")
+            steps = app.screen.query_one(LiveTable)
+            await until(pilot, lambda: steps.keys == ["a", "b", "c"], "steps shown")
+            assert steps.cells("b")[2] == "COMPLETED"
+
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back to the runs")
             await until(pilot, lambda: table.cells(run_id)[2] == "COMPLETED", "status updated")
             assert table.selected_key == run_id, "the refresh moved the cursor"
 
@@ -45,23 +64,6 @@ def test_runs_show_up_change_status_live_and_open_on_their_history(
             await until(pilot, lambda: table.keys == [], "filtered to needs attention")
             await pilot.press("a")
             await until(pilot, lambda: run_id in table.keys, "all runs again")
-            table.move_cursor(row=table.keys.index(run_id))
-
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RunScreen), "run screen open")
-            log = app.screen.query_one(Log)
-            await until(pilot, lambda: any("RUN_COMPLETED" in line for line in log.lines), "tail")
-            lines = list(log.lines)
-            assert lines[0].split()[:3][0::2] == ["1", "RUN_STARTED"], lines[0]
-            assert [line.split()[0] for line in lines] == [str(n) for n in range(1, len(lines) + 1)]
-            assert any("STEP_SCHEDULED" in line and " b " in line for line in lines), lines
-            assert "COMPLETED" in text_of(app, "#run-header")
-            steps = app.screen.query_one(LiveTable)
-            await until(pilot, lambda: steps.keys == ["a", "b", "c"], "steps shown")
-            assert steps.cells("b")[2] == "COMPLETED"
-
-            await pilot.press("escape")
-            await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back to the runs")
 
     asyncio.run(scenario())
 
