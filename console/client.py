@@ -23,6 +23,12 @@ CALL_TIMEOUT_SECONDS = 5.0
 # concluding that nothing is listening (rather than a busy or draining server).
 _CONNECTED_PROBE_SECONDS = 0.5
 JSON_ENCODING = "json/plain"
+# gRPC backs off up to 2 minutes between reconnects to a dead server; an operator watching
+# the console during an outage wants it back within seconds of the control plane.
+_RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 3000),
+]
 
 Response = TypeVar("Response")
 
@@ -48,7 +54,7 @@ class ControlPlane:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
-        self._channel = grpc.insecure_channel(address)
+        self._channel = grpc.insecure_channel(address, options=_RECONNECT_OPTIONS)
         self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
         self.reachable: bool | None = None  # None until the first call comes back
 
