@@ -85,3 +85,27 @@ def test_a_console_with_no_control_plane_says_unreachable_and_keeps_going(
         assert app.return_code in (0, None)
 
     asyncio.run(scenario())
+
+
+def test_the_console_outlives_a_control_plane_crash_and_reconnects(
+    control_plane: ControlPlane,
+) -> None:
+    register(control_plane.stub, three_steps("kept"))
+    run_id = start_run(control_plane.stub, "kept", {"trail": []})
+
+    async def scenario() -> None:
+        app = console(control_plane.address)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(LiveTable)
+            await until(pilot, lambda: run_id in table.keys, "run listed")
+
+            control_plane.kill()
+            await until(pilot, lambda: "unreachable" in text_of(app, "#connection"), "down")
+            assert table.keys == [run_id], "what was shown stays shown"
+
+            await asyncio.to_thread(control_plane.restart)
+            await until(pilot, lambda: "connected" in text_of(app, "#connection"), "back")
+            assert table.keys == [run_id]
+            assert app.is_running
+
+    asyncio.run(scenario())
