@@ -93,5 +93,7 @@ class PollingScreen(Screen[None]):
         else:
             if polling:
                 self._last_poll_error = ""
-        self.query_one(ConnectionLine).show(self.control_plane)
+        # query, not query_one: the operator may have left the screen while the call ran.
+        for line in self.query(ConnectionLine):
+            line.show(self.control_plane)
         return result
