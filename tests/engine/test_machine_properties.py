@@ -3,8 +3,9 @@
 A sequential workflow of 1-5 task nodes, each with its own random retry policy, idempotency
 and failure routing, receives a random sequence of events: results for the current attempt,
 late and duplicate results for attempts that are no longer current, results for steps that
-have completed, results for nodes that never ran, and cancellations. Law 3 and the retry
-contract must hold after every event, whatever the order.
+have completed, results for nodes that never ran, cancellations, and an operator's retry or
+skip of a dead letter (or of a step that is not one). Law 3 and the retry contract must hold
+after every event, whatever the order.
 
 The expectations are computed from the generated plan (what the author declared), not from
 the engine's own state, so that a wrong decision in the engine cannot agree with itself.
@@ -43,10 +44,13 @@ from controlplane.engine.events import (
     AttemptLost,
     CancelRequested,
     RunEvent,
+    StepRetryRequested,
+    StepSkipRequested,
     Transition,
 )
 from controlplane.engine.machine import RunClosed, apply
 from controlplane.engine.retry import RetryPolicy
+from controlplane.engine.triage import NotDeadLettered
 
 # Error types a worker reports; "Fatal" is in some nodes' non_retryable_error_types.
 TRANSIENT = {"type": "Timeout", "message": "upstream timed out", "retryable": True}
@@ -147,7 +151,12 @@ def build(plan: list[NodePlan]) -> tuple[definition_pb2.WorkflowDefinition, Step
 # An action is (what, a selector among the candidates, seconds since the previous event).
 # Time may step back a little: control planes sharing a database do not share a clock.
 KINDS = (
-    ["complete"] * 3 + ["fail"] * 3 + ["lose"] * 2 + ["stale"] * 3 + ["finished"] * 2 + ["cancel"]
+    ["complete"] * 3
+    + ["fail"] * 3
+    + ["lose"] * 2
+    + ["stale"] * 3
+    + ["finished"] * 2
+    + ["cancel", "retry", "skip"]
 )
 actions = st.lists(
     st.tuples(st.sampled_from(KINDS), st.integers(0, 1_000), st.integers(-3, 50)), max_size=40
@@ -166,11 +175,23 @@ def choose_event(
     what: str, selector: int, run: s.RunState, node_ids: list[str], now: float
 ) -> tuple[RunEvent, str]:
     """The event an action stands for, and what the engine must do with it:
-    "accept", "ignore" (RESULT_IGNORED, nothing else) or "refuse" (RunClosed)."""
+    "accept", "ignore" (RESULT_IGNORED, nothing else), "refuse" (RunClosed) or "not dead"
+    (NotDeadLettered: an operator's decision on something that is not the dead letter)."""
     if what == "cancel":
         return CancelRequested("operator", "alice", now), (
             "refuse" if run.status in s.TERMINAL else "accept"
         )
+    if what in ("retry", "skip"):
+        target = run.attention or run.current_node or "ghost"
+        if run.status == s.NEEDS_ATTENTION and selector % 5 == 0:
+            target = node_ids[selector % len(node_ids)]  # sometimes the wrong node
+        event: RunEvent = (
+            StepRetryRequested(target, "bob", "fixed", now)
+            if what == "retry"
+            else StepSkipRequested(target, "bob", "by hand", now, output={"skipped": selector})
+        )
+        dead = run.status == s.NEEDS_ATTENTION and target == run.attention
+        return event, "accept" if dead else "not dead"
     current = run.steps[run.current_node] if run.current_node else None
     open_now = run.status == s.RUNNING
     if what in ("complete", "fail", "lose") and current is not None:
@@ -205,14 +226,18 @@ class History:
     completions: Counter[str] = dataclasses.field(default_factory=Counter)
     step_scheduled: Counter[str] = dataclasses.field(default_factory=Counter)
     run_endings: int = 0
+    # Operator retries per node: each one starts the retry budget again.
+    retried: Counter[str] = dataclasses.field(default_factory=Counter)
     open_tasks: set[str] = dataclasses.field(default_factory=set)
     every_task: set[str] = dataclasses.field(default_factory=set)
     checkpoints: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def add(self, transition: Transition) -> None:
         for event in transition.events:
-            if event.type in ("STEP_SCHEDULED", "RETRY_SCHEDULED"):
+            if event.type in ("STEP_SCHEDULED", "RETRY_SCHEDULED", "STEP_RETRIED"):
                 self.scheduled_attempts[event.node_id].append(event.attempt)
+            if event.type == "STEP_RETRIED":
+                self.retried[event.node_id] += 1
             if event.type == "STEP_SCHEDULED":
                 self.step_scheduled[event.node_id] += 1
             if event.type in ("ATTEMPT_COMPLETED", "ATTEMPT_FAILED", "ATTEMPT_LOST"):
@@ -254,7 +279,7 @@ def check_run(run: s.RunState, history: History, plan: dict[str, NodePlan]) -> N
         assert history.step_scheduled[node] == 1
         assert history.completions[node] <= 1
         failures = len(history.outcomes[node]) - history.completions[node]
-        assert failures <= plan[node].policy.max_attempts
+        assert failures <= plan[node].policy.max_attempts * (1 + history.retried[node])
         assert step.idempotency_key == f"{run.id}:{node}"
     for node, output in history.checkpoints.items():
         # A checkpoint is never lost or changed.
@@ -292,12 +317,14 @@ def check_accepted_result(
         return
     was_lost = isinstance(event, AttemptLost)
     policy = node.policy
+    # Attempts in the current budget: an operator's retry starts a new one.
+    spent = step.attempt - step.retry_base
     if was_lost:
-        dead = node.idempotency == "none" or step.attempt >= policy.max_attempts
+        dead = node.idempotency == "none" or spent >= policy.max_attempts
     else:
         err = event.error  # type: ignore[union-attr]
         non_retryable = not err["retryable"] or err["type"] in policy.non_retryable_error_types
-        dead = non_retryable or step.attempt >= policy.max_attempts
+        dead = non_retryable or spent >= policy.max_attempts
     if not dead:
         assert kinds[1:] == ["RETRY_SCHEDULED"]
         retry = transition.events[-1]
@@ -310,7 +337,7 @@ def check_accepted_result(
             jitter = policy.jitter
             base = min(
                 policy.max_interval,
-                policy.initial_interval * policy.backoff_coefficient ** (step.attempt - 1),
+                policy.initial_interval * policy.backoff_coefficient ** (spent - 1),
             )
             assert base * (1 - jitter) - 1e-6 <= delay <= base * (1 + jitter) + 1e-6
             assert after.steps[node.node_id].status == (s.RETRY_WAIT if delay > 0 else s.SCHEDULED)
@@ -333,6 +360,35 @@ def check_accepted_result(
         assert kinds[2:] == []
         assert after.status == s.NEEDS_ATTENTION
         assert after.last_error is not None
+
+
+def check_operator_decision(
+    before: s.RunState,
+    after: s.RunState,
+    event: StepRetryRequested | StepSkipRequested,
+    transition: Transition,
+    plan: dict[str, NodePlan],
+) -> None:
+    """A retry schedules the next attempt of the same operation; a skip moves on from it."""
+    step = before.steps[event.node_id]
+    kinds = [e.type for e in transition.events]
+    assert after.attention is None
+    if isinstance(event, StepRetryRequested):
+        assert kinds == ["STEP_RETRIED"]
+        [task] = transition.schedule
+        assert task.attempt == step.attempt + 1
+        assert (task.idempotency_key, task.input) == (step.idempotency_key, step.input)
+        assert after.status == s.RUNNING
+        assert after.steps[event.node_id].retry_base == step.attempt
+        return
+    assert kinds[0] == "STEP_SKIPPED"
+    assert after.steps[event.node_id].status == s.STEP_COMPLETED
+    assert after.steps[event.node_id].output == event.output
+    following = plan[event.node_id].next
+    if following:
+        assert kinds[1:] == ["STEP_SCHEDULED"] and after.current_node == following
+    else:
+        assert kinds[1:] == ["RUN_COMPLETED"] and after.status == s.COMPLETED
 
 
 @settings(max_examples=300, deadline=None)
@@ -359,8 +415,8 @@ def test_any_interleaving_of_results_keeps_the_run_consistent(
         before = driven.run
         event, expected = choose_event(what, selector, before, node_ids, now)
         expectations.append(expected)
-        if expected == "refuse":
-            with pytest.raises(RunClosed):
+        if expected in ("refuse", "not dead"):
+            with pytest.raises(RunClosed if expected == "refuse" else NotDeadLettered):
                 apply(before, event, driven.definition, catalog, draws.random)
             continue
         after, transition = apply(before, event, driven.definition, catalog, draws.random)
@@ -378,6 +434,8 @@ def test_any_interleaving_of_results_keeps_the_run_consistent(
                 assert set(kinds[:-1]) <= {"STEP_CANCELLED"}
                 assert after.status == s.CANCELLED
                 assert transition.cancel == transition.remove
+            elif isinstance(event, StepRetryRequested | StepSkipRequested):
+                check_operator_decision(before, after, event, transition, by_node)
             else:
                 check_accepted_result(before, after, event, transition, by_node[event.node_id])
         assert after.updated_at == max(before.updated_at, now)
@@ -387,6 +445,11 @@ def test_any_interleaving_of_results_keeps_the_run_consistent(
         seen.append((after, copy.deepcopy(after)))
 
     note_case(f"status after the random events: {driven.run.status}")
+    decided = sum(
+        expected == "accept" and what in ("retry", "skip")
+        for expected, (what, _, _) in zip(expectations, steps, strict=False)
+    )
+    note_case(f"operator decisions on dead letters: {min(decided, 2)}")
     ignored = sum(expected == "ignore" for expected in expectations)
     note_case(f"results ignored: {'5+' if ignored >= 5 else ignored}")
     for state, snapshot in seen:
