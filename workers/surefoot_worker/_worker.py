@@ -11,7 +11,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +25,7 @@ from ._errors import WorkerRejected
 from ._payload import decode_json
 from ._results import UnackedResults
 from ._step import StepDefinition
+from ._stream import CLOSE_GRACE, MAX_COALESCED, Attempt, AttemptKey, Session, coalesce_results
 
 logger = logging.getLogger("surefoot.worker")
 
@@ -36,8 +36,6 @@ _INITIAL_RECONNECT_DELAY = 0.1
 # After the last result is sent, how long a draining worker waits for its Ack: long enough
 # for one database commit on a busy control plane, short enough not to stall a deploy.
 _ACK_GRACE = 2.0
-# How long a half-closed stream may take to end before the worker cancels it.
-_CLOSE_GRACE = 2.0
 # Used only if the Welcome names neither a heartbeat interval nor a lease.
 _DEFAULT_HEARTBEAT_INTERVAL = 10.0
 # How long a hard stop waits for cancelled handlers to unwind.
@@ -52,64 +50,6 @@ _REJECTION_CODES = frozenset(
         grpc.StatusCode.PERMISSION_DENIED,
     }
 )
-
-_AttemptKey = tuple[str, int]  # (task_id, attempt): the identity of one try of a step
-
-
-@dataclass(eq=False)
-class _Attempt:
-    """A task being run by a handler."""
-
-    definition: StepDefinition
-    context: StepContext
-    handler_task: asyncio.Task[None] | None = None
-    # Set when the worker gave the attempt back: whatever the handler does next is dropped.
-    handed_back: bool = False
-    cancel_reason: str = ""
-
-
-@dataclass(eq=False)
-class _Session:
-    """One Connect stream, from Hello to its end."""
-
-    # The single writer queue: every message for this stream goes through it, in order, to
-    # the request iterator gRPC reads. None ends the iterator, which half-closes the stream.
-    outbox: asyncio.Queue[pb.WorkerMessage | None] = field(default_factory=asyncio.Queue)
-    call: Any = None  # grpc.aio.StreamStreamCall; its stub type is not generic at runtime
-    welcomed: bool = False
-    draining: bool = False  # the control plane sent Drain
-    closing: bool = False
-    call_cancelled: bool = False
-    close_timer: asyncio.TimerHandle | None = None
-    background: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def send(self, message: pb.WorkerMessage) -> None:
-        self.outbox.put_nowait(message)
-
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-
-    def close(self) -> None:
-        """Half-close the stream, and cancel it if the control plane does not end it."""
-        if self.closing:
-            return
-        self.closing = True
-        self.outbox.put_nowait(None)
-        self.close_timer = asyncio.get_running_loop().call_later(_CLOSE_GRACE, self._cancel)
-
-    def _cancel(self) -> None:
-        if self.call is not None and not self.call.done():
-            self.call_cancelled = True
-            self.call.cancel()
-
-    def dispose(self) -> None:
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-        for task in list(self.background):
-            task.cancel()
-        self.outbox.put_nowait(None)
 
 
 class Worker:
@@ -181,11 +121,11 @@ class Worker:
             self._executor = ThreadPoolExecutor(
                 max_workers=concurrency, thread_name_prefix="surefoot-step"
             )
-        self._in_flight: dict[_AttemptKey, _Attempt] = {}
+        self._in_flight: dict[AttemptKey, Attempt] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._results = UnackedResults()
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._accepting = True
         self._closing = False
         self._connected = asyncio.Event()
@@ -288,7 +228,7 @@ class Worker:
     async def _maintain_connection(self, stub: pb_grpc.WorkerServiceAsyncStub) -> None:
         delay = _INITIAL_RECONNECT_DELAY
         while not self._closing:
-            session = _Session()
+            session = Session()
             problem: str | None = None
             try:
                 await self._run_session(stub, session)
@@ -328,10 +268,15 @@ class Worker:
             if not session.welcomed:
                 delay = min(delay * 2, self._max_reconnect_delay)
 
-    async def _run_session(self, stub: pb_grpc.WorkerServiceAsyncStub, session: _Session) -> None:
+    async def _run_session(self, stub: pb_grpc.WorkerServiceAsyncStub, session: Session) -> None:
         session.send(pb.WorkerMessage(hello=self._hello()))
         if self._accepting:
-            session.send(pb.WorkerMessage(credit=pb.Credit(n=self._concurrency)))
+            # Handlers of the previous stream may still be running: granting the full
+            # concurrency again would run more than `concurrency` tasks at once.
+            session.owed = set(self._in_flight)
+            credit = self._concurrency - len(session.owed)
+            if credit > 0:
+                session.send(pb.WorkerMessage(credit=pb.Credit(n=credit)))
         else:
             session.send(pb.WorkerMessage(draining=pb.Draining()))
         # Queued before the session becomes current, with no await in between, so that a
@@ -367,7 +312,7 @@ class Worker:
         )
 
     @staticmethod
-    async def _requests(session: _Session) -> AsyncIterator[pb.WorkerMessage]:
+    async def _requests(session: Session) -> AsyncIterator[pb.WorkerMessage]:
         outbox = session.outbox
         while True:
             message = await outbox.get()
@@ -376,14 +321,14 @@ class Worker:
             # Results queued behind this one go in the same message: under load a gRPC
             # message per result would cost both processes more than the steps themselves.
             pending: list[pb.WorkerMessage | None] = [message]
-            while not outbox.empty() and len(pending) < _MAX_COALESCED:
+            while not outbox.empty() and len(pending) < MAX_COALESCED:
                 pending.append(outbox.get_nowait())
-            for item in _coalesce_results(pending):
+            for item in coalesce_results(pending):
                 if item is None:
                     return
                 yield item
 
-    def _on_message(self, session: _Session, message: pb.ServerMessage) -> None:
+    def _on_message(self, session: Session, message: pb.ServerMessage) -> None:
         kind = message.WhichOneof("message")
         if kind == "tasks":
             for task in message.tasks.tasks:
@@ -399,7 +344,7 @@ class Worker:
         else:
             logger.debug("ignoring a server message of unknown kind %r", kind)
 
-    def _on_welcome(self, session: _Session, welcome: pb.Welcome) -> None:
+    def _on_welcome(self, session: Session, welcome: pb.Welcome) -> None:
         if session.welcomed:
             return
         session.welcomed = True
@@ -421,7 +366,7 @@ class Worker:
             len(self._results),
         )
 
-    def _on_task(self, session: _Session, task: pb.Task) -> None:
+    def _on_task(self, session: Session, task: pb.Task) -> None:
         key = (task.task_id, task.attempt)
         if key in self._in_flight or self._results.contains(*key):
             # Redelivered after a reconnect: the attempt is running here or its result is
@@ -471,7 +416,7 @@ class Worker:
             ),
             traceparent=task.traceparent,
         )
-        attempt = _Attempt(definition=definition, context=context)
+        attempt = Attempt(definition=definition, context=context)
         self._in_flight[key] = attempt
         self._idle.clear()
         payload = task.input if task.HasField("input") else None
@@ -489,7 +434,7 @@ class Worker:
         return definition
 
     async def _execute(
-        self, key: _AttemptKey, attempt: _Attempt, payload: common_pb2.Payload | None
+        self, key: AttemptKey, attempt: Attempt, payload: common_pb2.Payload | None
     ) -> None:
         try:
             result = await self._call_handler(attempt, payload)
@@ -497,11 +442,19 @@ class Worker:
             del self._in_flight[key]
             if not self._in_flight:
                 self._idle.set()
+            self._return_owed_slot(key)
         if not attempt.handed_back:
             self._record(key, result)
 
+    def _return_owed_slot(self, key: AttemptKey) -> None:
+        session = self._session
+        if session is not None and key in session.owed:
+            session.owed.discard(key)
+            if self._accepting and not session.draining:
+                session.send(pb.WorkerMessage(credit=pb.Credit(n=1)))
+
     async def _call_handler(
-        self, attempt: _Attempt, payload: common_pb2.Payload | None
+        self, attempt: Attempt, payload: common_pb2.Payload | None
     ) -> pb.WorkerMessage:
         context = attempt.context
         definition = attempt.definition
@@ -538,7 +491,7 @@ class Worker:
         return _outcome.completed(context.task_id, context.attempt, output)
 
     @staticmethod
-    def _cancelled(attempt: _Attempt) -> pb.WorkerMessage:
+    def _cancelled(attempt: Attempt) -> pb.WorkerMessage:
         return _outcome.failed_with(
             attempt.context.task_id,
             attempt.context.attempt,
@@ -561,7 +514,7 @@ class Worker:
         if not found:
             logger.debug("cancel for task %s, which is not running here", cancel.task_id)
 
-    def _on_drain(self, session: _Session, reason: str) -> None:
+    def _on_drain(self, session: Session, reason: str) -> None:
         if session.draining:
             return
         session.draining = True
@@ -572,7 +525,7 @@ class Worker:
         )
         session.spawn(self._finish_drained_session(session))
 
-    async def _finish_drained_session(self, session: _Session) -> None:
+    async def _finish_drained_session(self, session: Session) -> None:
         # Steps still running after the timeout keep running: their results go out on the
         # next stream, which the control plane accepts while the attempt is current.
         try:
@@ -582,7 +535,7 @@ class Worker:
             pass
         session.close()
 
-    async def _heartbeat_loop(self, session: _Session, interval: float) -> None:
+    async def _heartbeat_loop(self, session: Session, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             attempts = [a for a in self._in_flight.values() if not a.handed_back]
@@ -603,7 +556,7 @@ class Worker:
                         )
                     )
 
-    def _record(self, key: _AttemptKey, message: pb.WorkerMessage) -> None:
+    def _record(self, key: AttemptKey, message: pb.WorkerMessage) -> None:
         """Keep a result until acknowledged, and send it now if a stream is open."""
         self._results.add(key[0], key[1], message)
         if self._session is not None:
@@ -638,7 +591,7 @@ class Worker:
         session = self._session
         if session is not None and not connection.done():
             session.close()
-            await asyncio.wait({connection}, timeout=_CLOSE_GRACE + 0.5)
+            await asyncio.wait({connection}, timeout=CLOSE_GRACE + 0.5)
         connection.cancel()
         await asyncio.gather(connection, return_exceptions=True)
 
@@ -658,44 +611,6 @@ class Worker:
             # Threads cannot be stopped; wait=False lets the process exit path decide.
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
-
-
-_MAX_COALESCED = 256
-
-
-def _coalesce_results(
-    messages: list[pb.WorkerMessage | None],
-) -> list[pb.WorkerMessage | None]:
-    """Merge runs of adjacent Complete/Fail messages into Results, keeping the order."""
-    merged: list[pb.WorkerMessage | None] = []
-    batch: pb.Results | None = None
-    for message in messages:
-        kind = message.WhichOneof("message") if message is not None else None
-        if kind in ("complete", "fail"):
-            assert message is not None
-            if batch is None:
-                batch = pb.Results()
-            if kind == "complete":
-                batch.completes.append(message.complete)
-            else:
-                batch.fails.append(message.fail)
-            continue
-        if batch is not None:
-            merged.append(_results_message(batch))
-            batch = None
-        merged.append(message)
-    if batch is not None:
-        merged.append(_results_message(batch))
-    return merged
-
-
-def _results_message(batch: pb.Results) -> pb.WorkerMessage:
-    if len(batch.completes) + len(batch.fails) == 1:
-        # A lone result keeps its own message kind, which every server version reads.
-        if batch.completes:
-            return pb.WorkerMessage(complete=batch.completes[0])
-        return pb.WorkerMessage(fail=batch.fails[0])
-    return pb.WorkerMessage(results=batch)
 
 
 async def _wait_unless_done(
