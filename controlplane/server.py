@@ -18,6 +18,7 @@ from surefoot.v1 import (
     workflow_service_pb2_grpc,
 )
 
+from controlplane import telemetry
 from controlplane.api.principal import Authenticator
 from controlplane.api.worker_service import WorkerService
 from controlplane.api.workflow_service import WorkflowService
@@ -89,13 +90,15 @@ class ControlPlane:
             lease_seconds=self.config.lease_seconds,
             heartbeat_interval=self.config.heartbeat_interval,
         )
+        telemetry.setup()
         server = grpc.aio.server(
+            interceptors=telemetry.grpc_server_interceptors(),
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_time_ms", 20_000),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ]
+            ],
         )
         workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(
             WorkflowService(self._engine, committer, catalog, self._auth), server
@@ -137,6 +140,7 @@ class ControlPlane:
             await asyncio.to_thread(self._listener.stop)
         if self._committer is not None:
             await asyncio.to_thread(self._committer.stop)
+        await asyncio.to_thread(telemetry.shutdown)
         self._engine.dispose()
 
     async def wait(self) -> None:

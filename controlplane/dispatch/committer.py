@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from surefoot.v1 import worker_service_pb2 as wpb
 
+from controlplane import telemetry
 from controlplane.dispatch import claims, waiting
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.sessions import SessionRegistry
@@ -39,11 +40,11 @@ from controlplane.engine.events import (
     CancelRequested,
     RunEvent,
 )
-from controlplane.engine.state import parse_task_id
+from controlplane.engine.state import OPEN_STEP, parse_task_id
 from controlplane.engine.triage import NotDeadLettered
 from controlplane.store.codec import to_datetime, to_epoch
 from controlplane.store.definitions import DefinitionCache
-from controlplane.store.run_batch import RunBatch, RunCache
+from controlplane.store.run_batch import LoadedRun, RunBatch, RunCache, traceparent_for
 from controlplane.store.step_types import StepCatalogCache
 
 log = logging.getLogger("surefoot.committer")
@@ -62,6 +63,7 @@ class _Deliveries:
     tasks: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     acks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     cancels: list[str] = field(default_factory=list)
+    spans: list[telemetry.AttemptSpan] = field(default_factory=list)
 
 
 class Committer:
@@ -98,6 +100,7 @@ class Committer:
         # Names this process in NOTIFY payloads, so that it does not wake itself.
         self.origin = uuid.uuid4().hex
         self._starts: BatchStarts | None = None
+        self._spans: list[telemetry.AttemptSpan] | None = None
 
     # -- the event loop side -------------------------------------------------------------
 
@@ -195,6 +198,8 @@ class Committer:
     def _transaction(self, batch: list[ops.Operation]) -> _Deliveries:
         now = time.time()
         deliveries = _Deliveries()
+        # Spans of attempts this transaction records: emitted only once it has committed.
+        self._spans = deliveries.spans if telemetry.enabled() else None
         for operation in batch:
             self._apply_session_change(operation, deliveries)
         closing = [
@@ -369,6 +374,8 @@ class Committer:
         else:
             reason = f"handed back: {op.reason}" if op.reason else "handed back by the worker"
             event = AttemptLost(node_id, attempt, reason, batch.now, worker_id, started)
+        if self._spans is not None:
+            self._attempt_span(loaded, event, started)
         self._transition(batch, loaded.state.id, event)
 
     def _operator_action(self, op: ops.CancelRun | ops.TriageStep, batch: RunBatch) -> Any:
@@ -416,7 +423,45 @@ class Committer:
                 row.node_id, row.attempt, why, batch.now, row.worker_id or "", started
             )
             if row.run_id in batch.runs:
+                if self._spans is not None:
+                    self._attempt_span(batch.runs[row.run_id], event, started)
                 self._transition(batch, row.run_id, event)
+
+    def _attempt_span(
+        self,
+        loaded: LoadedRun,
+        event: AttemptCompleted | AttemptFailed | AttemptLost,
+        started: float | None,
+    ) -> None:
+        """Keep the span of an attempt whose outcome this transaction records."""
+        assert self._spans is not None
+        state = loaded.state
+        step = state.steps.get(event.node_id)
+        if step is None or step.attempt != event.attempt or step.status not in OPEN_STEP:
+            return  # a late result for an attempt already recorded: its span exists
+        error_type = error_message = ""
+        if isinstance(event, AttemptFailed):
+            error_type = str(event.error.get("type", "Error"))
+            error_message = str(event.error.get("message", ""))
+        elif isinstance(event, AttemptLost):
+            error_type, error_message = "AttemptLost", event.reason
+        self._spans.append(
+            telemetry.AttemptSpan(
+                traceparent=traceparent_for(loaded.trace_id, step.task_id),
+                run_id=state.id,
+                workflow=f"{state.workflow_name}@{state.workflow_version}",
+                node_id=event.node_id,
+                step_type=step.step_type,
+                attempt=event.attempt,
+                idempotency_key=step.idempotency_key,
+                outcome=_OUTCOMES[type(event)],
+                started=started,
+                ended=event.time,
+                worker_id=event.worker_id,
+                error_type=error_type,
+                error_message=error_message,
+            )
+        )
 
     def _transition(self, batch: RunBatch, run_id: str, event: Any) -> None:
         loaded = batch.runs[run_id]
@@ -501,7 +546,11 @@ class Committer:
             holder = self.sessions.holder_of(task_id)
             if holder is not None:
                 holder.send(wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id)))
+        if out.spans:
+            telemetry.emit_attempts(out.spans)
 
+
+_OUTCOMES = {AttemptCompleted: "completed", AttemptFailed: "failed", AttemptLost: "lost"}
 
 _SESSION_CHANGES = (
     ops.OpenSession,

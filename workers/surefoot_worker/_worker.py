@@ -19,7 +19,7 @@ from surefoot.v1 import common_pb2
 from surefoot.v1 import worker_service_pb2 as pb
 from surefoot.v1 import worker_service_pb2_grpc as pb_grpc
 
-from . import _outcome
+from . import _outcome, _tracing
 from ._context import StepContext
 from ._errors import WorkerRejected
 from ._payload import decode_json
@@ -131,6 +131,8 @@ class Worker:
         self._connected = asyncio.Event()
         self._shutdown_requested = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
+        # None unless the application traces with OpenTelemetry (or OTEL_* asks for export).
+        self._tracer: Any = _tracing.tracer()
 
     @property
     def worker_id(self) -> str:
@@ -437,7 +439,12 @@ class Worker:
         self, key: AttemptKey, attempt: Attempt, payload: common_pb2.Payload | None
     ) -> None:
         try:
-            result = await self._call_handler(attempt, payload)
+            if self._tracer is None:
+                result = await self._call_handler(attempt, payload)
+            else:
+                with _tracing.attempt_span(self._tracer, attempt.context) as span:
+                    result = await self._call_handler(attempt, payload)
+                    _tracing.record_outcome(span, result)
         finally:
             del self._in_flight[key]
             if not self._in_flight:
@@ -472,8 +479,11 @@ class Worker:
             if definition.is_async:
                 output = await definition.handler(context, value)
             else:
+                handler = definition.handler
+                if self._tracer is not None:
+                    handler = _tracing.in_current_context(handler)
                 output = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, definition.handler, context, value
+                    self._executor, handler, context, value
                 )
         except asyncio.CancelledError:
             if attempt.handed_back or not context.is_cancelled:

@@ -1,0 +1,128 @@
+"""OpenTelemetry spans around step handlers, when the application uses OpenTelemetry.
+
+The SDK works without OpenTelemetry: every import here is guarded, and `tracer()` returns None
+when `opentelemetry` is not installed, or no tracer provider is configured and the standard
+`OTEL_EXPORTER_OTLP_*ENDPOINT` variables do not ask for export. With a tracer, each handler runs
+inside a span whose parent is the attempt's span (the task's W3C `traceparent`), so the spans
+the handler's own code creates (HTTP clients, database drivers) nest under the attempt in the
+run's trace.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from surefoot.v1 import worker_service_pb2 as pb
+
+from ._context import StepContext
+
+logger = logging.getLogger("surefoot.worker")
+
+SERVICE_NAME = "surefoot-worker"
+_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_own_provider: Any = None
+
+
+def export_configured() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return any(os.environ.get(name, "").strip() for name in _ENDPOINT_VARIABLES)
+
+
+def tracer() -> Any:
+    """The tracer for handler spans, or None when tracing is off."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    provider: Any = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider):
+        # The application configured no provider: set one up only if asked to export.
+        provider = _setup_provider() if export_configured() else None
+        if provider is None:
+            return None
+    return provider.get_tracer("surefoot.worker")
+
+
+def _setup_provider() -> Any:
+    global _own_provider
+    if _own_provider is not None:
+        return _own_provider
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        logger.warning(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-sdk and "
+            "opentelemetry-exporter-otlp-proto-http are not installed: no spans are exported"
+        )
+        return None
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _own_provider = trace.get_tracer_provider()
+    return _own_provider
+
+
+@contextmanager
+def attempt_span(tracer: Any, context: StepContext) -> Iterator[Any]:
+    """The handler's span, current for the code the handler runs."""
+    from opentelemetry.context import Context
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = (
+        TraceContextTextMapPropagator().extract({"traceparent": context.traceparent})
+        if context.traceparent
+        else Context()
+    )
+    attributes = {
+        "surefoot.run_id": context.run_id,
+        "surefoot.workflow": context.workflow_name,
+        "surefoot.node_id": context.node_id,
+        "surefoot.step_type": context.step_type,
+        "surefoot.step_version": context.step_version,
+        "surefoot.attempt": context.attempt,
+        "surefoot.idempotency_key": context.idempotency_key,
+        "surefoot.task_id": context.task_id,
+    }
+    with tracer.start_as_current_span(
+        f"surefoot.step {context.step_type}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def record_outcome(span: Any, result: pb.WorkerMessage) -> None:
+    """Mark the span with how the handler ended (a Fail is an error)."""
+    from opentelemetry.trace import Status, StatusCode
+
+    if result.HasField("fail"):
+        fail = result.fail
+        span.set_attribute("surefoot.outcome", "failed")
+        span.set_attribute("error.type", fail.error_type)
+        span.set_status(Status(StatusCode.ERROR, f"{fail.error_type}: {fail.message}"))
+    elif result.HasField("complete"):
+        span.set_attribute("surefoot.outcome", "completed")
+    elif result.HasField("hand_back"):
+        span.set_attribute("surefoot.outcome", "handed_back")
+
+
+def in_current_context(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` run in a copy of the caller's context: a thread pool does not carry it, and
+    the handler's spans need the attempt's span as their parent."""
+    return functools.partial(contextvars.copy_context().run, handler)
