@@ -12,9 +12,11 @@ when the attempt was leased.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,9 @@ log = logging.getLogger("surefoot.telemetry")
 
 SERVICE_NAME = "surefoot-control-plane"
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+# How long a stopping process waits for its last spans to reach the collector.
+SHUTDOWN_SECONDS = 3.0
 
 _tracer: Any = None
 _provider: Any = None
@@ -59,9 +64,12 @@ def setup(service_name: str = SERVICE_NAME) -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
-    provider = TracerProvider(resource=Resource.create(attributes), id_generator=_id_generator())
+    provider = TracerProvider(
+        resource=Resource.create(attributes), id_generator=_id_generator(), shutdown_on_exit=False
+    )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    atexit.register(shutdown)
     _provider = provider
     _tracer = provider.get_tracer("surefoot.controlplane")
     log.info("tracing: exporting spans over OTLP/HTTP")
@@ -69,14 +77,26 @@ def setup(service_name: str = SERVICE_NAME) -> bool:
 
 
 def shutdown() -> None:
-    """Flush what is buffered (a stopping control plane must not lose its last spans)."""
+    """Flush what is buffered, for at most SHUTDOWN_SECONDS: a stopping control plane should
+    not lose its last spans, nor wait on a collector that does not answer."""
     global _tracer, _provider
-    if _provider is not None:
+    provider, _tracer, _provider = _provider, None, None
+    if provider is not None:
+        bounded_shutdown(provider, SHUTDOWN_SECONDS)
+
+
+def bounded_shutdown(provider: Any, seconds: float) -> None:
+    def stop() -> None:
         try:
-            _provider.shutdown()
-        except Exception:  # pragma: no cover - an exporter failing to flush
+            provider.shutdown()
+        except Exception:  # an exporter failing to flush
             log.warning("tracing: flushing spans failed", exc_info=True)
-    _tracer = _provider = None
+
+    flusher = threading.Thread(target=stop, name="surefoot-trace-flush", daemon=True)
+    flusher.start()
+    flusher.join(seconds)
+    if flusher.is_alive():
+        log.warning("tracing: spans not flushed within %.0f s; dropping them", seconds)
 
 
 def grpc_server_interceptors() -> list[Any]:

@@ -10,10 +10,12 @@ run's trace.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +28,8 @@ logger = logging.getLogger("surefoot.worker")
 
 SERVICE_NAME = "surefoot-worker"
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+# How long an exiting worker waits for its last spans to reach the collector.
+SHUTDOWN_SECONDS = 3.0
 _own_provider: Any = None
 
 
@@ -67,11 +71,26 @@ def _setup_provider() -> Any:
         )
         return None
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    atexit.register(_flush_at_exit, provider)
     _own_provider = trace.get_tracer_provider()
     return _own_provider
+
+
+def _flush_at_exit(provider: Any) -> None:
+    """Flush the last spans, but do not hold the exit up on a collector that does not answer."""
+
+    def stop() -> None:
+        try:
+            provider.shutdown()
+        except Exception:
+            logger.warning("tracing: flushing spans failed", exc_info=True)
+
+    flusher = threading.Thread(target=stop, name="surefoot-trace-flush", daemon=True)
+    flusher.start()
+    flusher.join(SHUTDOWN_SECONDS)
 
 
 @contextmanager
