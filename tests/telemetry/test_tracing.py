@@ -36,6 +36,8 @@ def _three_traced_steps() -> Any:
 
 
 def _seen_by_worker(path: Path, run_id: str) -> dict[tuple[str, int], dict[str, Any]]:
+    if not path.exists():
+        return {}
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     return {(e["node_id"], e["attempt"]): e for e in lines if e["run_id"] == run_id}
 
@@ -151,3 +153,45 @@ def test_a_run_is_one_trace_of_attempt_spans_with_the_workers_spans_nested(
 
     assert_eventually(grpc_spans, message="gRPC server spans")
     assert run.status  # the run itself is unaffected by tracing
+
+
+def test_a_lost_attempt_is_an_error_span_with_the_span_id_its_worker_was_given(
+    control_plane: ControlPlane,
+    worker: StartWorker,
+    collector: Collector,
+    traced_steps_log: Path,
+) -> None:
+    stub = control_plane.stub
+    register(stub, _three_traced_steps())
+    doomed = worker(module=TRACED_STEPS)
+    run_id = start_run(
+        stub, "traced", {"a": {"sleep_seconds": 60, "sleep_attempts": 1}, "b": {}, "c": {}}
+    )
+    assert_eventually(
+        lambda: ("a", 1) in _seen_by_worker(traced_steps_log, run_id),
+        message="the first attempt of a started",
+    )
+    doomed.kill()  # SIGKILL mid-attempt: the control plane sees the stream close
+    worker(module=TRACED_STEPS)
+    wait_for_status(stub, run_id, "COMPLETED")
+    trace_id = get_run(stub, run_id).trace_id
+    seen = _seen_by_worker(traced_steps_log, run_id)
+
+    def lost_span() -> CollectedSpan:
+        spans = [
+            s
+            for s in collector.spans()
+            if s.service == CONTROL_PLANE
+            and s.attributes.get("surefoot.run_id") == run_id
+            and s.attributes.get("surefoot.node_id") == "a"
+            and s.attributes.get("surefoot.attempt") == 1
+        ]
+        assert len(spans) == 1
+        return spans[0]
+
+    span = assert_eventually(lost_span, message="the lost attempt's span")
+    assert span.trace_id == trace_id
+    assert span.span_id == _span_id(seen[("a", 1)]["traceparent"])
+    assert span.is_error
+    assert span.attributes["surefoot.outcome"] == "lost"
+    assert span.attributes["error.type"] == "AttemptLost"

@@ -2,11 +2,13 @@
 
 Each handler opens a span of its own, as an application instrumenting its HTTP or database
 client would, and appends the task's traceparent to the file named by TRACED_STEPS_LOG.
-A step fails while its attempt number is at most the input's ``fail_times``.
+A step fails while its attempt number is at most the input's ``fail_times``, and the async
+step first sleeps ``sleep_seconds`` on attempts up to ``sleep_attempts``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -22,7 +24,7 @@ class DependencyDown(Exception):
     """A transient failure: the default policy retries it."""
 
 
-def _run(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
+def _log(ctx: StepContext, phase: str) -> None:
     line = json.dumps(
         {
             "task_id": ctx.task_id,
@@ -30,10 +32,15 @@ def _run(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
             "attempt": ctx.attempt,
             "run_id": ctx.run_id,
             "traceparent": ctx.traceparent,
+            "phase": phase,
         }
     )
     with open(os.environ[LOG_ENV], "a") as log:
         log.write(line + "\n")
+
+
+def _run(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
+    _log(ctx, "running")
     with tracer.start_as_current_span(f"user work {ctx.node_id}"):
         if ctx.attempt <= int(input.get("fail_times") or 0):
             raise DependencyDown(f"{ctx.node_id} attempt {ctx.attempt}: the dependency is down")
@@ -42,6 +49,9 @@ def _run(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
 
 @step("traced-async", idempotency="key")
 async def traced_async(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
+    if ctx.attempt <= int(input.get("sleep_attempts") or 0):
+        _log(ctx, "sleeping")
+        await asyncio.sleep(float(input.get("sleep_seconds") or 0))
     return _run(ctx, input)
 
 
