@@ -17,11 +17,10 @@ import grpc
 from surefoot.v1 import approval_pb2, common_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
+from controlplane.cli.client import channel_connected
+
 # Short enough that a screen refreshing every second notices a dead server quickly.
 CALL_TIMEOUT_SECONDS = 5.0
-# After UNAVAILABLE or DEADLINE_EXCEEDED, how long to wait for the channel to connect before
-# concluding that nothing is listening (rather than a busy or draining server).
-_CONNECTED_PROBE_SECONDS = 0.5
 JSON_ENCODING = "json/plain"
 # gRPC backs off up to 2 minutes between reconnects to a dead server; an operator watching
 # the console during an outage wants it back within seconds of the control plane.
@@ -88,11 +87,7 @@ class ControlPlane:
         return ConsoleError(f"{code.name}: {details}" if details else code.name)
 
     def _connected(self) -> bool:
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=_CONNECTED_PROBE_SECONDS)
-        except grpc.FutureTimeoutError:
-            return False
-        return True
+        return channel_connected(self._channel)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,6 +12,7 @@ from surefoot.v1 import approval_pb2 as apb
 from controlplane.api import convert
 from controlplane.api.errors import abort, invalid_field
 from controlplane.api.namespaces import namespace_of
+from controlplane.api.payloads import json_value
 from controlplane.api.principal import Authenticator
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
@@ -120,12 +120,7 @@ class ApprovalRpcs:
             await invalid_field(context, "correlation_key", f"must be 1-{MAX_KEY} characters")
         if len(request.event_id) > 200:
             await invalid_field(context, "event_id", "is longer than 200")
-        payload: Any = None
-        if request.payload.data:
-            try:
-                payload = json.loads(request.payload.data)
-            except ValueError as exc:
-                await invalid_field(context, "payload.data", f"is not valid JSON: {exc}")
+        payload = await json_value(context, "payload", request.payload)
         sent: ops.SentEvent = await self._committer.submit(
             ops.SendEvent(
                 namespace,

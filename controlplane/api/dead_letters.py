@@ -7,18 +7,17 @@ server knows tokens, and they are history with the principal (law 7).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from sqlalchemy import Connection
-from surefoot.v1 import common_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.api import convert
 from controlplane.api.errors import abort, invalid_field
 from controlplane.api.namespaces import namespace_of
+from controlplane.api.payloads import json_value
 from controlplane.api.principal import Authenticator, principal_of
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
@@ -68,7 +67,7 @@ class DeadLetterRpcs:
     ) -> ws.RetryStepResponse:
         namespace = await _checked(context, request)
         edit = request.HasField("input")
-        value = await _json(context, "input", request.input) if edit else None
+        value = await json_value(context, "input", request.input) if edit else None
         principal = await self._principal(context)
         event = StepRetryRequested(
             request.node_id,
@@ -88,7 +87,7 @@ class DeadLetterRpcs:
         namespace = await _checked(context, request)
         if not request.HasField("output"):
             await invalid_field(context, "output", "is required: the nodes after the step read it")
-        value = await _json(context, "output", request.output)
+        value = await json_value(context, "output", request.output)
         principal = await self._principal(context)
         event = StepSkipRequested(request.node_id, principal, request.comment, _NOW, value)
         await self._triage(context, namespace, request.run_id, event)
@@ -171,15 +170,6 @@ async def _checked(
     if len(request.comment) > MAX_COMMENT:
         await invalid_field(context, "comment", f"is longer than {MAX_COMMENT} characters")
     return namespace
-
-
-async def _json(context: grpc.aio.ServicerContext, name: str, value: common_pb2.Payload) -> Any:
-    if value.encoding not in ("", "json/plain"):
-        await invalid_field(context, f"{name}.encoding", "must be json/plain")
-    try:
-        return json.loads(value.data.decode("utf-8")) if value.data else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        await invalid_field(context, f"{name}.data", f"is not valid JSON: {exc}")
 
 
 def _filter(message: ws.DeadLetterFilter) -> dlq.DeadLetterFilter:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
 from sqlalchemy import Connection, Engine
-from surefoot.v1 import common_pb2, run_pb2, workflow_service_pb2_grpc
+from surefoot.v1 import run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.api import convert
@@ -18,6 +17,7 @@ from controlplane.api.approvals import ApprovalRpcs
 from controlplane.api.dead_letters import DeadLetterRpcs
 from controlplane.api.errors import abort, invalid_argument, invalid_field
 from controlplane.api.namespaces import namespace_of
+from controlplane.api.payloads import json_value
 from controlplane.api.principal import Authenticator, principal_of
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
@@ -156,7 +156,7 @@ class WorkflowService(
             await invalid_field(context, "workflow_name", "is required")
         if len(request.request_id) > MAX_REQUEST_ID:
             await invalid_field(context, "request_id", f"is longer than {MAX_REQUEST_ID}")
-        value = await _decode_input(context, request.input)
+        value = await json_value(context, "input", request.input, empty={})
         caller = await self._auth.caller(context)
         operation = ops.StartRun(
             namespace,
@@ -261,17 +261,6 @@ class WorkflowService(
         view = await self._read(lambda c: run_queries.get_run(c, namespace, request.run_id))
         assert view is not None
         return ws.CancelRunResponse(run=convert.run_detail(view))
-
-
-async def _decode_input(context: grpc.aio.ServicerContext, value: common_pb2.Payload) -> Any:
-    if value.encoding not in ("", "json/plain"):
-        await invalid_field(context, "input.encoding", f"unsupported encoding {value.encoding!r}")
-    if not value.data:
-        return {}
-    try:
-        return json.loads(value.data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        await invalid_field(context, "input.data", f"is not valid JSON: {exc}")
 
 
 def _info(row: defs.DefinitionRow, in_flight: int) -> ws.DefinitionInfo:

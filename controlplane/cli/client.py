@@ -68,9 +68,7 @@ class ControlPlaneClient:
     def __init__(self, address: str, namespace: str, token: str = "") -> None:
         self.address = address
         self.namespace = namespace
-        token = token.strip()
-        if token and not _is_header_value(token):
-            raise usage_error("--token must be printable ASCII without spaces")
+        token = bearer_token(token)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._channel = grpc.insecure_channel(address)
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
@@ -113,16 +111,29 @@ class ControlPlaneClient:
         return CliError(message, EXIT_REFUSED, field_violations(call))
 
     def _connected(self) -> bool:
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=_CONNECTED_PROBE_SECONDS)
-        except grpc.FutureTimeoutError:
-            return False
-        return True
+        return channel_connected(self._channel)
 
 
-def _is_header_value(token: str) -> bool:
-    # gRPC refuses other characters in metadata with an error that names no option.
-    return all(33 <= ord(ch) <= 126 for ch in token)
+def bearer_token(token: str) -> str:
+    """`token` without surrounding blanks, refused (exit 2) unless it can travel as metadata.
+
+    gRPC refuses other characters in metadata, at the first call and with an error that names
+    no option: say it before anything is sent.
+    """
+    token = token.strip()
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise usage_error("--token must be printable ASCII without spaces")
+    return token
+
+
+def channel_connected(channel: grpc.Channel) -> bool:
+    """Whether `channel` connects within a moment: an UNAVAILABLE from a server that answers
+    (draining, database down) is a refusal, from no server at all it is unreachable."""
+    try:
+        grpc.channel_ready_future(channel).result(timeout=_CONNECTED_PROBE_SECONDS)
+    except grpc.FutureTimeoutError:
+        return False
+    return True
 
 
 def field_violations(call: Any) -> list[str]:

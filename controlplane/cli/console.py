@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from controlplane.cli.client import add_client_arguments
-from controlplane.cli.errors import usage_error
+from controlplane.cli.client import add_client_arguments, bearer_token
 
 
 def register_commands(subparsers: Any) -> None:
@@ -29,8 +28,4 @@ def _console(args: argparse.Namespace) -> int:
     # Textual is imported only when the console opens: the other commands start faster.
     from console.app import run_console
 
-    token = (args.token or "").strip()
-    # gRPC refuses other characters in metadata, and only at the first call: say it now.
-    if not all(33 <= ord(ch) <= 126 for ch in token):
-        raise usage_error("--token must be printable ASCII without spaces")
-    return run_console(args.address, args.namespace, token)
+    return run_console(args.address, args.namespace, bearer_token(args.token or ""))

@@ -9,15 +9,15 @@ under `surefoot dev`), and every decision is recorded in the run's history.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from surefoot.v1 import common_pb2, run_pb2
+from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.errors import usage_error
+from controlplane.cli.payloads import json_payload
 from controlplane.cli.runs import page_size
 
 # Wide enough for the usual "card 4242 declined", short enough to keep a row on one line.
@@ -153,33 +153,6 @@ def _filter(args: argparse.Namespace) -> ws.DeadLetterFilter:
     )
 
 
-def read_json_payload(text: str | None, path: str | None, option: str) -> common_pb2.Payload | None:
-    """`--OPTION JSON` or `--OPTION-file PATH` as a payload, None when neither is given.
-
-    Checked locally, so that bad JSON or an unreadable file exits 2 without calling the server.
-    """
-    if path is not None:
-        name = f"--{option}-file {path}"
-        try:
-            if path == "-":
-                text = sys.stdin.read()
-            else:
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise usage_error(f"cannot read {name}: {exc}") from exc
-    elif text is not None:
-        name = f"--{option}"
-    else:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise usage_error(f"{name} is not valid JSON: {exc}") from exc
-    data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    return common_pb2.Payload(encoding=output.JSON_ENCODING, data=data)
-
-
 def _error_text(error_type: str, message: str) -> str:
     # Messages may hold newlines (a traceback's last lines): one row stays one line.
     text = f"{error_type}: {message}" if message else error_type
@@ -255,7 +228,7 @@ def _sample_message(message: str) -> str:
 
 
 def retry_step(args: argparse.Namespace) -> int:
-    new_input = read_json_payload(args.input, args.input_file, "input")
+    new_input = json_payload(args.input, args.input_file, "input")
     request = ws.RetryStepRequest(
         namespace=args.namespace,
         run_id=args.run_id,
@@ -287,7 +260,7 @@ def _step_now(run: run_pb2.Run, node_id: str) -> str:
 
 
 def skip_step(args: argparse.Namespace) -> int:
-    given = read_json_payload(args.output, args.output_file, "output")
+    given = json_payload(args.output, args.output_file, "output")
     assert given is not None  # argparse requires one of --output and --output-file
     request = ws.SkipStepRequest(
         namespace=args.namespace,

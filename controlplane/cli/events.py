@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from surefoot.v1 import approval_pb2 as apb
 from surefoot.v1 import common_pb2
 
 from controlplane.cli import output
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
-from controlplane.cli.errors import usage_error
+from controlplane.cli.payloads import json_payload
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -42,24 +41,12 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     send.set_defaults(func=send_event)
 
 
-def _payload(text: str | None) -> common_pb2.Payload:
-    """The payload, checked locally so that bad JSON exits 2 without calling the server."""
-    if text is None:
-        return common_pb2.Payload()
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise usage_error(f"--payload is not valid JSON: {exc}") from exc
-    data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    return common_pb2.Payload(encoding=output.JSON_ENCODING, data=data)
-
-
 def send_event(args: argparse.Namespace) -> int:
     request = apb.SendEventRequest(
         namespace=args.namespace,
         event_name=args.name,
         correlation_key=args.key,
-        payload=_payload(args.payload),
+        payload=json_payload(args.payload, None, "payload") or common_pb2.Payload(),
         event_id=args.event_id,
     )
     with ControlPlaneClient.from_args(args) as client:

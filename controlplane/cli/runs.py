@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import uuid
 from typing import Any
 
-from surefoot.v1 import common_pb2, run_pb2
+from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
-from controlplane.cli.errors import usage_error
+from controlplane.cli.payloads import json_payload
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -115,35 +114,15 @@ def page_size(text: str) -> int:
     return value
 
 
-def read_input(args: argparse.Namespace) -> bytes:
-    """The run input, checked locally so that bad JSON exits 2 without calling the server."""
-    if args.input_file is not None:
-        name = f"--input-file {args.input_file}"
-        try:
-            if args.input_file == "-":
-                text = sys.stdin.read()
-            else:
-                with open(args.input_file, encoding="utf-8") as f:
-                    text = f.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise usage_error(f"cannot read {name}: {exc}") from exc
-    else:
-        name, text = "--input", args.input if args.input is not None else "{}"
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise usage_error(f"{name} is not valid JSON: {exc}") from exc
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def start_run(args: argparse.Namespace) -> int:
     name, version = split_ref(args.ref)
-    data = read_input(args)
+    # No input at all is the empty object.
+    given = json_payload(args.input, args.input_file, "input")
     request = ws.StartRunRequest(
         namespace=args.namespace,
         workflow_name=name,
         workflow_version=version,
-        input=common_pb2.Payload(encoding=output.JSON_ENCODING, data=data),
+        input=given or json_payload("{}", None, "input"),
         # Always sent, so that the start is idempotent even when the user gives none.
         request_id=args.request_id or str(uuid.uuid4()),
     )
