@@ -13,8 +13,8 @@ import sys
 from surefoot.v1 import approval_pb2 as apb
 
 from controlplane.cli import output
+from controlplane.cli.arguments import page_size
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
-from controlplane.cli.runs import page_size
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controlplane.cli import output
+from controlplane.cli.arguments import whole_number
 from controlplane.cli.client import add_address_arguments
 from controlplane.cli.errors import CliError, usage_error
 
@@ -60,7 +61,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     worker.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=whole_number(),
         metavar="N",
         help="connector calls run at once (default: the SDK's)",
     )
@@ -142,13 +143,3 @@ def run_connector_worker(args: argparse.Namespace) -> int:
         outcomes=outcomes,
         concurrency=args.concurrency,
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value

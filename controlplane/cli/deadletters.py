@@ -15,10 +15,10 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
+from controlplane.cli.arguments import page_size, whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.errors import usage_error
 from controlplane.cli.payloads import json_payload
-from controlplane.cli.runs import page_size
 
 # Wide enough for the usual "card 4242 declined", short enough to keep a row on one line.
 MESSAGE_WIDTH = 60
@@ -112,7 +112,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_filters(redrive)
     redrive.add_argument(
         "--limit",
-        type=_redrive_limit,
+        type=whole_number(1, MAX_REDRIVE),
         default=0,
         metavar="N",
         help=f"at most N (1-{MAX_REDRIVE}; default 1000)",
@@ -135,16 +135,6 @@ def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "node_id", metavar="NODE_ID", help="its dead-lettered step (<node>.compensation for one)"
     )
-
-
-def _redrive_limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1 <= value <= MAX_REDRIVE:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_REDRIVE}")
-    return value
 
 
 def _filter(args: argparse.Namespace) -> ws.DeadLetterFilter:

@@ -11,6 +11,7 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
+from controlplane.cli.arguments import page_size
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
 from controlplane.cli.payloads import json_payload
@@ -102,16 +103,6 @@ def _run_status(text: str) -> int:
         return output.enum_value(run_pb2.RunStatus, text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def page_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError("must be between 1 and 1000")
-    return value
 
 
 def start_run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import os
 import re
 
 from controlplane.cli import output
+from controlplane.cli.arguments import whole_number
 from controlplane.cli.client import add_address_arguments
 from controlplane.cli.errors import usage_error
 
@@ -66,7 +67,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_address_arguments(worker)
     worker.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=whole_number(),
         metavar="N",
         help="tasks run at once (default: the SDK's)",
     )
@@ -99,10 +100,13 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser("bench", help="measure throughput against a database")
     _add_database_url(bench)
     bench.add_argument(
-        "--runs", type=_positive_int, metavar="N", help="runs to start (default: the bench's)"
+        "--runs", type=whole_number(), metavar="N", help="runs to start (default: the bench's)"
     )
     bench.add_argument(
-        "--workers", type=_positive_int, metavar="K", help="worker processes (default: the bench's)"
+        "--workers",
+        type=whole_number(),
+        metavar="K",
+        help="worker processes (default: the bench's)",
     )
     bench.set_defaults(func=run_bench)
 
@@ -133,16 +137,6 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value
