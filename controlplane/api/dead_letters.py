@@ -110,7 +110,7 @@ class DeadLetterRpcs:
             await invalid_field(context, "comment", f"is longer than {MAX_COMMENT} characters")
         principal = await self._principal(context)
         limit = request.limit or DEFAULT_REDRIVE
-        found, _ = await self._read(lambda c: dlq.matching(c, namespace, where, limit))
+        found = await self._read(lambda c: dlq.matching(c, namespace, where, limit))
         # One operation per run, group-committed together; a run someone else decided on
         # meanwhile answers FAILED_PRECONDITION and is simply not counted.
         outcomes = await asyncio.gather(
@@ -132,7 +132,7 @@ class DeadLetterRpcs:
             ):
                 raise outcome
         retried = sum(1 for o in outcomes if not isinstance(o, BaseException))
-        _, remaining = await self._read(lambda c: dlq.matching(c, namespace, where, 0))
+        remaining = await self._read(lambda c: dlq.count_matching(c, namespace, where))
         return ws.RedriveDeadLettersResponse(retried=retried, remaining=remaining)
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> str:

@@ -77,54 +77,61 @@ def group_dead_letters(
     """(workflow, step type, error type) with counts, largest first: 4,000 runs failing the
     same way are one line."""
     keys = (dead_letters.c.workflow_name, dead_letters.c.step_type, dead_letters.c.error_type)
-    query = _filtered(
+    # One pass: window functions give each row its group's figures and rank it within the
+    # group, newest first; the first row of each group is its sample.
+    ranked = _filtered(
         select(
             *keys,
-            func.count().label("n"),
-            func.min(dead_letters.c.dead_lettered_at).label("oldest"),
-            func.max(dead_letters.c.dead_lettered_at).label("newest"),
+            dead_letters.c.error_message,
+            dead_letters.c.run_id,
+            func.count().over(partition_by=keys).label("n"),
+            func.min(dead_letters.c.dead_lettered_at).over(partition_by=keys).label("oldest"),
+            func.max(dead_letters.c.dead_lettered_at).over(partition_by=keys).label("newest"),
+            func.row_number()
+            .over(
+                partition_by=keys,
+                order_by=(dead_letters.c.dead_lettered_at.desc(), dead_letters.c.run_id.desc()),
+            )
+            .label("rank"),
         ),
         namespace,
         where,
-    ).group_by(*keys)
-    query = query.order_by(func.count().desc(), *keys).limit(limit)
-    groups = []
-    for row in connection.execute(query):
-        sample = connection.execute(
-            _filtered(
-                select(dead_letters.c.error_message, dead_letters.c.run_id),
-                namespace,
-                DeadLetterFilter(row.workflow_name, row.step_type, row.error_type),
-            )
-            .order_by(dead_letters.c.dead_lettered_at.desc())
-            .limit(1)
-        ).one()
-        groups.append(
-            Group(
-                row.workflow_name,
-                row.step_type,
-                row.error_type,
-                int(row.n),
-                row.oldest,
-                row.newest,
-                sample.error_message,
-                sample.run_id,
-            )
+    ).subquery()
+    query = (
+        select(ranked)
+        .where(ranked.c.rank == 1)
+        .order_by(
+            ranked.c.n.desc(), ranked.c.workflow_name, ranked.c.step_type, ranked.c.error_type
         )
-    return groups
+        .limit(limit)
+    )
+    return [
+        Group(
+            row.workflow_name,
+            row.step_type,
+            row.error_type,
+            int(row.n),
+            row.oldest,
+            row.newest,
+            row.error_message,
+            row.run_id,
+        )
+        for row in connection.execute(query)
+    ]
 
 
 def matching(
     connection: Connection, namespace: str, where: DeadLetterFilter, limit: int
-) -> tuple[list[tuple[str, str]], int]:
-    """(run id, node id) of up to `limit` dead letters, oldest first, and how many match."""
+) -> list[tuple[str, str]]:
+    """(run id, node id) of up to `limit` dead letters, oldest first."""
     rows = connection.execute(
         _filtered(select(dead_letters.c.run_id, dead_letters.c.node_id), namespace, where)
         .order_by(dead_letters.c.dead_lettered_at, dead_letters.c.run_id)
         .limit(limit)
     )
-    found = [(row.run_id, row.node_id) for row in rows]
-    total = connection.execute(
-        _filtered(select(func.count()), namespace, where).select_from(dead_letters)
-    ).scalar_one()
-    return found, int(total)
+    return [(row.run_id, row.node_id) for row in rows]
+
+
+def count_matching(connection: Connection, namespace: str, where: DeadLetterFilter) -> int:
+    query = _filtered(select(func.count()), namespace, where).select_from(dead_letters)
+    return int(connection.execute(query).scalar_one())
