@@ -176,11 +176,11 @@ def change_deprecation(args: argparse.Namespace, reinstate: bool) -> int:
         return 0
     info = response.info
     ref = f"{info.name}@{info.version}"
-    runs = "run" if info.runs_in_flight == 1 else "runs"
+    runs, finish = ("run", "finishes") if info.runs_in_flight == 1 else ("runs", "finish")
     if reinstate:
         print(f"reinstated {ref}" if response.changed else f"{ref} was not deprecated")
     elif response.changed:
-        print(f"deprecated {ref}: {info.runs_in_flight} {runs} in flight finish on it")
+        print(f"deprecated {ref}: {info.runs_in_flight} {runs} in flight {finish} on it")
     else:
         print(f"{ref} was already deprecated: {info.runs_in_flight} {runs} in flight")
     return 0

@@ -432,12 +432,6 @@ def _abandon(flow: f.Flow, event: AbandonRequested) -> None:
     run = flow.run
     if run.status in s.TERMINAL or run.status == s.COMPENSATING:
         raise RunClosed(f"run {run.id} is already {run.status}")
-    run.last_error = {
-        "type": "Abandoned",
-        "message": f"abandoned by {event.principal}: {event.reason}",
-        "retryable": False,
-        "details": "",
-    }
-    saga.start_compensation(
-        flow, f"abandoned by {event.principal}: {event.reason}", principal=event.principal
-    )
+    why = f"abandoned by {event.principal}" + (f": {event.reason}" if event.reason else "")
+    run.last_error = {"type": "Abandoned", "message": why, "retryable": False, "details": ""}
+    saga.start_compensation(flow, why, principal=event.principal)

@@ -91,7 +91,7 @@ def test_deprecate_refuses_new_runs_and_reinstate_allows_them(
         control_plane, capsys, "definitions", "deprecate", "orders@1", "--reason", "fraud rule"
     )
     assert (code, err) == (0, "")
-    assert out == "deprecated orders@1: 1 run in flight finish on it\n"
+    assert out == "deprecated orders@1: 1 run in flight finishes on it\n"
     code, out, _ = run(control_plane, capsys, "definitions", "deprecate", "orders@1")
     assert out == "orders@1 was already deprecated: 1 run in flight\n"
 

@@ -17,7 +17,7 @@ from workflow_builders import (
 )
 
 from controlplane.engine import state as s
-from controlplane.engine.events import StepRetryRequested, StepSkipRequested
+from controlplane.engine.events import AbandonRequested, StepRetryRequested, StepSkipRequested
 from controlplane.engine.triage import NotDeadLettered
 
 DECLINED = error("CardDeclined", retryable=False)
@@ -146,3 +146,12 @@ def test_retries_keep_the_nodes_timeout() -> None:
 
     assert automatic.schedule[0].timeout_seconds == 30
     assert by_operator.schedule[0].timeout_seconds == 30
+
+
+def test_an_abandonment_without_a_reason_says_who_and_nothing_more() -> None:
+    driven = dead_charge()
+
+    driven.send(AbandonRequested("", "carol", T0 + 9))
+
+    assert driven.run.last_error is not None
+    assert driven.run.last_error["message"] == "abandoned by carol"
