@@ -22,9 +22,12 @@ def retry(flow: f.Flow, event: StepRetryRequested) -> None:
     operation), and a fresh retry budget so one more transient failure does not dead-letter
     it again at once. A wait that timed out waits again, with its timeout from now."""
     step = _dead_letter(flow, event.node_id)
-    if step.kind not in ("task", "compensation"):
-        _wait_again(flow, step, event)
-        return
+    runs_on_a_worker = step.kind in ("task", "compensation")
+    if not runs_on_a_worker and (event.edit_input or event.forget_outcome):
+        raise NotDeadLettered(
+            f"step {step.node_id!r} is a {step.kind}: it has no input to edit and no "
+            "connector outcome; retry it without them"
+        )
     if event.edit_input:
         step.input = event.input
     flow.record(
@@ -34,10 +37,15 @@ def retry(flow: f.Flow, event: StepRetryRequested) -> None:
         principal=event.principal,
         comment=event.comment,
         error=step.last_error,
-        input=step.input,
+        **({"input": step.input} if runs_on_a_worker else {}),
         input_edited=event.edit_input,
         forget_connector_outcome=event.forget_outcome,
     )
+    _resume(flow, step)
+    if not runs_on_a_worker:
+        # Entered anew: a new wait (and approval) with its own key, its timeout from now.
+        f.enter(flow, step.node_id)
+        return
     if event.forget_outcome:
         flow.transition.forget_outcomes.append(step.idempotency_key)
     step.retry_base = step.attempt
@@ -45,29 +53,7 @@ def retry(flow: f.Flow, event: StepRetryRequested) -> None:
     step.status = s.SCHEDULED
     step.next_attempt_at = None
     step.scheduled_at = flow.time
-    _resume(flow, step)
     flow.transition.schedule.append(f.task_for(step, flow.time, f.timeout_of(flow, step)))
-
-
-def _wait_again(flow: f.Flow, step: s.StepState, event: StepRetryRequested) -> None:
-    if event.edit_input or event.forget_outcome:
-        raise NotDeadLettered(
-            f"step {step.node_id!r} is a {step.kind}: it has no input to edit and no "
-            "connector outcome; retry it without them"
-        )
-    flow.record(
-        "STEP_RETRIED",
-        step.node_id,
-        step.attempt + 1,
-        principal=event.principal,
-        comment=event.comment,
-        error=step.last_error,
-        input_edited=False,
-        forget_connector_outcome=False,
-    )
-    _resume(flow, step)
-    # Entered anew: a new wait (and approval) with its own key, its timeout counted from now.
-    f.enter(flow, step.node_id)
 
 
 def skip(flow: f.Flow, event: StepSkipRequested) -> None:
