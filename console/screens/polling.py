@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Static
@@ -65,6 +66,11 @@ class PollingScreen(Screen[None]):
     async def _poll_once(self) -> None:
         try:
             await self.poll()
+        except NoMatches:
+            # The screen was closed, or the app is exiting, while a call was in flight: its
+            # widgets are gone and there is nothing left to show the answer on.
+            if self.is_attached:
+                raise
         finally:
             self._polling = False
 
