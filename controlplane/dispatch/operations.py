@@ -6,16 +6,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane import errors
 from controlplane.dispatch.sessions import WorkerSession
 from controlplane.engine.events import StepRetryRequested, StepSkipRequested
 
-
-class NotFound(Exception):
-    pass
-
-
-class Conflict(Exception):
-    """The request is valid but the state does not allow it (FAILED_PRECONDITION)."""
+# The refusals an operation may raise; `Conflict` is the dispatcher's older name.
+NotFound = errors.NotFound
+Conflict = errors.FailedPrecondition
+PermissionDenied = errors.PermissionDenied
 
 
 @dataclass
@@ -56,17 +54,19 @@ class RecordResult(Operation):
     reason: str = ""
 
 
-class PermissionDenied(Exception):
-    pass
-
-
-class InvalidInput(Exception):
+class InvalidInput(errors.InvalidArgument):
     """The run input does not match the workflow's declared JSON Schema."""
 
     def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
-        super().__init__(message)
         # (JSON pointer into the input, what is wrong there), every one of them.
         self.problems = problems
+        super().__init__(
+            message,
+            [
+                ("input" + ("" if where == "/" else where.replace("/", ".")), text)
+                for where, text in problems
+            ],
+        )
 
 
 @dataclass

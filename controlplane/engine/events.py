@@ -81,6 +81,8 @@ class EventReceived:
     payload: Any
     event_id: str
     time: float
+    # Who sent it: the authenticated caller of SendEvent (law 7).
+    principal: str = "system"
 
 
 @dataclass(frozen=True)
