@@ -12,12 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.eventually import assert_eventually
 from surefoot.v1 import common_pb2
 from surefoot_worker import NonRetryableError, StepContext, load_steps
 from surefoot_worker.authoring import definition_from_dict, definition_to_dict, load_definitions
@@ -156,19 +156,6 @@ def dev_address(tmp_path: Path, unused_address: str) -> Iterator[str]:
             process.wait()
 
 
-def _eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        else:
-            return result
-        time.sleep(0.2)
-
-
 def test_the_tour_runs_against_surefoot_dev(surefoot, dev_address: str) -> None:
     def cli(*args: str) -> str:
         result = surefoot(*args, SUREFOOT_ADDRESS=dev_address)
@@ -191,19 +178,19 @@ def test_the_tour_runs_against_surefoot_dev(surefoot, dev_address: str) -> None:
     failing = cli(
         "runs", "start", "onboarding", "--input", customer + ', "fail_provisioning": true}'
     ).strip()
-    _eventually(status_is(happy, "WAITING"))
-    _eventually(status_is(failing, "WAITING"))
+    assert_eventually(status_is(happy, "WAITING"))
+    assert_eventually(status_is(failing, "WAITING"))
     assert f"{happy}:approve" in cli("approvals", "list")
 
     # Dev mode: no token, and the decision is recorded as the OS user's.
     approved = cli("approvals", "approve", f"{happy}:approve", "--comment", "looks good")
     assert approved.startswith(f"approved {happy}:approve as ")
-    _eventually(status_is(happy, "COMPLETED"))
+    assert_eventually(status_is(happy, "COMPLETED"))
     shown = cli("approvals", "show", f"{happy}:approve")
     assert '"customer": "ACME Corp"' in shown and "comment:   looks good" in shown
 
     cli("approvals", "approve", f"{failing}:approve")
-    doc = _eventually(status_is(failing, "COMPENSATED"))
+    doc = assert_eventually(status_is(failing, "COMPENSATED"))
     compensations = [s["step_type"] for s in doc["steps"] if s.get("kind") == "compensation"]
     assert compensations == ["refund-card", "mark-customer-cancelled"]
     history = cli("runs", "history", failing)
@@ -211,12 +198,12 @@ def test_the_tour_runs_against_surefoot_dev(surefoot, dev_address: str) -> None:
 
     trial_input = '{"customer": "Initech", "email": "it@initech.test", "plan": "team"}'
     trial = cli("runs", "start", "trial", "--input", trial_input).strip()
-    _eventually(status_is(trial, "WAITING"))
+    assert_eventually(status_is(trial, "WAITING"))
     sent = cli("events", "send", "card-added", "--key", "it@initech.test", "--payload", "{}")
     assert sent == f"{trial}\n"
-    doc = _eventually(lambda: _sleeping(run_doc(trial)))
+    doc = assert_eventually(lambda: _sleeping(run_doc(trial)))
     cli("runs", "cancel", trial, "--compensate")
-    doc = _eventually(status_is(trial, "COMPENSATED"))
+    doc = assert_eventually(status_is(trial, "COMPENSATED"))
     undone = {s["step_type"] for s in doc["steps"] if s.get("kind") == "compensation"}
     assert undone == {"send-snag-email", "deprovision-infrastructure", "mark-customer-cancelled"}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
+from support.eventually import assert_eventually_async
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -30,14 +30,7 @@ async def until(
     The app's own refreshes (every second) are what the test waits for, so the loop yields
     to them instead of sleeping a guessed time.
     """
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() >= deadline:
-            raise AssertionError(f"{message}: not true after {timeout:.0f} s")
-        await pilot.pause(0.05)
+    return await assert_eventually_async(condition, timeout, message=message, pause=pilot.pause)
 
 
 def notifications(app: SurefootConsole) -> list[str]:

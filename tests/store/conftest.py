@@ -9,62 +9,15 @@ half would hide a dialect bug.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
+from support.databases import fresh_database
 
 from controlplane.store.database import open_engine
 from controlplane.store.migrate import upgrade_engine
-
-# The machines run PostgreSQL at 127.0.0.1:5432 with trust auth; the same variable as the
-# end-to-end tests points the tests at another server.
-POSTGRES_SERVER = os.environ.get(
-    "SUREFOOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-_unreachable: list[str] = []
-
-
-def _server() -> psycopg.Connection:
-    """An autocommit connection to the server (CREATE/DROP DATABASE refuse transactions)."""
-    if _unreachable:
-        _skip_or_fail(_unreachable[0])
-    try:
-        return psycopg.connect(POSTGRES_SERVER, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        # Remembered so that every other test does not wait for the same timeout.
-        _unreachable.append(str(exc).strip())
-        _skip_or_fail(_unreachable[0])
-
-
-def _skip_or_fail(reason: str) -> NoReturn:
-    message = f"PostgreSQL at {make_url(POSTGRES_SERVER)!r} is unreachable: {reason}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _postgres_database() -> Iterator[str]:
-    name = f"surefoot_test_{uuid.uuid4().hex[:16]}"
-    with _server() as server:
-        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = make_url(POSTGRES_SERVER).set(drivername="postgresql+psycopg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with _server() as server:
-            # FORCE: a test that failed half-way may have left a connection open.
-            server.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(
@@ -73,18 +26,27 @@ def _postgres_database() -> Iterator[str]:
         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
     ]
 )
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a database with no tables at all, of each supported kind."""
-    if request.param == "sqlite":
-        yield f"sqlite+pysqlite:///{tmp_path / 'surefoot.db'}"
-    else:
-        yield from _postgres_database()
+def database_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def engine(empty_database_url: str) -> Iterator[Engine]:
-    """An Engine on a database migrated to the newest revision, as the server opens it."""
-    engine = open_engine(empty_database_url, pool_size=2)
+def empty_database_url(database_kind: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with no tables at all, of each supported kind."""
+    with fresh_database(database_kind, tmp_path, migrated=False) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(database_kind: str, tmp_path: Path) -> Iterator[Engine]:
+    """An Engine on a database migrated to the newest revision, as the server opens it (the
+    copy of the session's migrated template: opening it finds nothing left to migrate)."""
+    with fresh_database(database_kind, tmp_path) as url:
+        yield from _opened(url)
+
+
+def _opened(url: str) -> Iterator[Engine]:
+    engine = open_engine(url, pool_size=2)
     try:
         upgrade_engine(engine)
         yield engine

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,29 +58,99 @@ def _sqlalchemy_url(database: str) -> str:
     return f"postgresql+psycopg://{user}{password}@{host}:{port}/{database}"
 
 
+def _admin() -> psycopg.Connection:
+    """An autocommit connection to the server (CREATE/DROP DATABASE refuse transactions)."""
+    return psycopg.connect(ADMIN_URL, connect_timeout=5, autocommit=True)
+
+
+def _drop(name: str) -> None:
+    with _admin() as connection:
+        # FORCE: a test that failed half-way may have left a connection open.
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+class _Templates:
+    """One migrated database of each kind per test session, copied for every test.
+
+    Copying a migrated database costs a file copy (PostgreSQL's CREATE DATABASE ... TEMPLATE,
+    or shutil.copy of an SQLite file); running the migrations costs half a second per
+    PostgreSQL database, and a control plane started on a copy finds nothing to migrate.
+    The names are unique per session so that two test sessions on one server never share
+    (or drop) each other's template.
+    """
+
+    def __init__(self) -> None:
+        self._postgres: str | None = None
+        self._sqlite: Path | None = None
+        self._directory: Path | None = None
+
+    def postgres(self) -> str:
+        if self._postgres is None:
+            name = f"sf_template_{uuid.uuid4().hex}"
+            with _admin() as connection:
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            atexit.register(_drop, name)
+            _migrate(_sqlalchemy_url(name))
+            self._postgres = name
+        return self._postgres
+
+    def sqlite(self) -> Path:
+        if self._sqlite is None:
+            self._directory = Path(tempfile.mkdtemp(prefix="sf_template_"))
+            atexit.register(shutil.rmtree, self._directory, True)
+            path = self._directory / "surefoot.db"
+            _migrate(f"sqlite+pysqlite:///{path}")
+            self._sqlite = path
+        return self._sqlite
+
+
+def _migrate(url: str) -> None:
+    # Imported here: the helpers of tests that never need a migrated database stay light.
+    from controlplane.store.migrate import upgrade_database
+
+    upgrade_database(url)
+
+
+_TEMPLATES = _Templates()
+
+
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """Creates `sf_test_<hex>`, yields its SQLAlchemy URL, then drops it, connections and all."""
+def fresh_postgres_database(*, migrated: bool = True) -> Iterator[str]:
+    """Creates `sf_test_<hex>`, yields its SQLAlchemy URL, then drops it, connections and all.
+
+    Args:
+        migrated: copy the session's migrated template (the default), or start with no
+            tables at all (for tests of the migrations themselves, or of a foreign database).
+    """
     name = f"sf_test_{uuid.uuid4().hex}"
-    with psycopg.connect(ADMIN_URL, connect_timeout=5, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if migrated:
+        template = _TEMPLATES.postgres()
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    with _admin() as connection:
+        connection.execute(create)
     try:
         yield _sqlalchemy_url(name)
     finally:
-        with psycopg.connect(ADMIN_URL, connect_timeout=5, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        _drop(name)
 
 
 @contextmanager
-def fresh_database(kind: str, directory: Path) -> Iterator[str]:
-    """The URL of a new, empty database of `kind` ("sqlite" files live in `directory`)."""
+def fresh_database(kind: str, directory: Path, *, migrated: bool = True) -> Iterator[str]:
+    """The URL of a new database of `kind` ("sqlite" files live in `directory`), migrated to
+    the newest schema unless `migrated` is False."""
     if kind == "sqlite":
-        yield f"sqlite+pysqlite:///{directory / 'surefoot.db'}"
-    elif kind == "postgres":
+        path = directory / "surefoot.db"
+        if migrated:
+            shutil.copyfile(_TEMPLATES.sqlite(), path)
+        yield f"sqlite+pysqlite:///{path}"
+    elif kind in ("postgres", "postgresql"):
         require_postgres()
-        with fresh_postgres_database() as url:
+        with fresh_postgres_database(migrated=migrated) as url:
             yield url
     else:
         raise ValueError(f"unknown database kind {kind!r}")

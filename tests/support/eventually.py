@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -51,3 +52,29 @@ def assert_eventually(
             what = message or getattr(fn, "__name__", "condition")
             raise EventuallyTimeout(f"{what}: not true after {timeout:.0f} s ({last})")
         time.sleep(interval)
+
+
+async def assert_eventually_async(
+    fn: Callable[[], T],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "",
+    pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> T:
+    """`assert_eventually` for a test running on an event loop: `pause` lets the loop run
+    between two checks (a Textual pilot's `pause`, so the app refreshes while it waits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last: object
+        try:
+            value = fn()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if value:
+                return value
+            last = f"last value: {value!r}"
+        if time.monotonic() >= deadline:
+            what = message or getattr(fn, "__name__", "condition")
+            raise EventuallyTimeout(f"{what}: not true after {timeout:.0f} s ({last})")
+        await pause(interval)
