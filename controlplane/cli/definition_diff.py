@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from surefoot.v1 import definition_pb2
 
 # A field that is absent on one side shows as this.
 ABSENT = "(absent)"
@@ -133,8 +134,14 @@ def _changes(before: Any, after: Any, path: str = "") -> list[FieldChange]:
     return [FieldChange(path, before, after)]
 
 
+# Read from the proto: a new node kind needs no change here.
+NODE_KINDS = tuple(
+    field.name for field in definition_pb2.Node.DESCRIPTOR.oneofs_by_name["kind"].fields
+)
+
+
 def _kind(node: dict[str, Any]) -> str:
-    for kind in ("task", "approval", "sleep", "wait_event", "switch", "parallel"):
+    for kind in NODE_KINDS:
         if kind in node:
             if kind == "task":
                 task = node["task"]
