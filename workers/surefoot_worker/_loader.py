@@ -1,4 +1,8 @@
-"""Finding the steps a user's module declares."""
+"""Importing a user's module (dotted name or ``.py`` file) and finding the steps it declares.
+
+The one way the SDK imports user code: ``surefoot worker`` (steps) and ``surefoot definitions
+apply`` (definitions) load a module the same way, so a file that declares both is imported once.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ def load_steps(module_name_or_path: str) -> list[StepDefinition]:
         ValueError: If the module declares no steps, or two different steps with the same
             name and version.
     """
-    module = _import(module_name_or_path)
+    module = import_user_module(module_name_or_path)
     found: dict[tuple[str, str], StepDefinition] = {}
     for value in list(vars(module).values()):
         definition = StepDefinition.of(value)
@@ -49,7 +53,16 @@ def load_steps(module_name_or_path: str) -> list[StepDefinition]:
     return list(found.values())
 
 
-def _import(module_name_or_path: str) -> ModuleType:
+def import_user_module(module_name_or_path: str) -> ModuleType:
+    """Import a dotted module name, or a ``.py`` file as the module named after its stem.
+
+    A file's folder goes on ``sys.path`` so that modules beside it import each other by plain
+    name, as when it runs as a script; importing the same file again returns the same module.
+
+    Raises:
+        ModuleNotFoundError: If the module (or the file) does not exist.
+        Exception: Whatever the module raises while it is executed.
+    """
     if not module_name_or_path.endswith(".py"):
         return importlib.import_module(module_name_or_path)
     path = Path(module_name_or_path).resolve()

@@ -1,4 +1,4 @@
-"""What the worker keeps per stream and per running attempt, and how results share messages."""
+"""What the worker keeps per stream, and how results share its messages."""
 
 from __future__ import annotations
 
@@ -9,25 +9,10 @@ from typing import Any
 
 from surefoot.v1 import worker_service_pb2 as pb
 
-from ._context import StepContext
-from ._step import StepDefinition
+from ._execution import AttemptKey
 
 # How long a half-closed stream may take to end before the worker cancels it.
 CLOSE_GRACE = 2.0
-
-AttemptKey = tuple[str, int]  # (task_id, attempt): the identity of one try of a step
-
-
-@dataclass(eq=False)
-class Attempt:
-    """A task being run by a handler."""
-
-    definition: StepDefinition
-    context: StepContext
-    handler_task: asyncio.Task[None] | None = None
-    # Set when the worker gave the attempt back: whatever the handler does next is dropped.
-    handed_back: bool = False
-    cancel_reason: str = ""
 
 
 @dataclass(eq=False)

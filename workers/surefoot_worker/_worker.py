@@ -1,31 +1,31 @@
-"""The worker: one stream to the control plane, tasks in, results out."""
+"""The worker: one stream to the control plane, tasks in, results out.
+
+This module holds the stream side: the Hello, reconnects, credits, heartbeats, drains and
+results kept until acknowledged. Running the handlers themselves is ``_execution.py``'s.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import os
 import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
 import grpc
-from surefoot.v1 import common_pb2
 from surefoot.v1 import worker_service_pb2 as pb
 from surefoot.v1 import worker_service_pb2_grpc as pb_grpc
 
-from . import _outcome, _tracing
-from ._context import StepContext
+from . import _outcome
 from ._errors import WorkerRejected
-from ._payload import decode_json
+from ._execution import AttemptKey, StepRunner
 from ._results import UnackedResults
 from ._step import StepDefinition
-from ._stream import CLOSE_GRACE, MAX_COALESCED, Attempt, AttemptKey, Session, coalesce_results
+from ._stream import CLOSE_GRACE, MAX_COALESCED, Session, coalesce_results
 
 logger = logging.getLogger("surefoot.worker")
 
@@ -38,8 +38,6 @@ _INITIAL_RECONNECT_DELAY = 0.1
 _ACK_GRACE = 2.0
 # Used only if the Welcome names neither a heartbeat interval nor a lease.
 _DEFAULT_HEARTBEAT_INTERVAL = 10.0
-# How long a hard stop waits for cancelled handlers to unwind.
-_CANCEL_GRACE = 1.0
 # Codes with which the control plane refuses the Hello itself; reconnecting would be refused
 # the same way, so the worker stops and says why.
 _REJECTION_CODES = frozenset(
@@ -115,15 +113,14 @@ class Worker:
         self._max_reconnect_delay = max_reconnect_delay
         self._drain_timeout = drain_timeout
 
-        self._executor: ThreadPoolExecutor | None = None
-        if any(not d.is_async for d in self._definitions.values()):
-            # Sized to the concurrency so that every credited task can run at once.
-            self._executor = ThreadPoolExecutor(
-                max_workers=concurrency, thread_name_prefix="surefoot-step"
-            )
-        self._in_flight: dict[AttemptKey, Attempt] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._runner = StepRunner(
+            self._definitions,
+            concurrency=concurrency,
+            namespace=namespace,
+            worker_id=self._worker_id,
+            on_slot_freed=self._return_owed_slot,
+            on_result=self._record,
+        )
         self._results = UnackedResults()
         self._session: Session | None = None
         self._accepting = True
@@ -131,8 +128,6 @@ class Worker:
         self._connected = asyncio.Event()
         self._shutdown_requested = asyncio.Event()
         self._run_task: asyncio.Task[None] | None = None
-        # None unless the application traces with OpenTelemetry (or OTEL_* asks for export).
-        self._tracer: Any = _tracing.tracer()
 
     @property
     def worker_id(self) -> str:
@@ -148,6 +143,11 @@ class Worker:
     def steps(self) -> tuple[StepDefinition, ...]:
         """The step types this worker declares, in the order given."""
         return tuple(self._definitions.values())
+
+    @property
+    def _tracer(self) -> Any:
+        """The handlers' tracer, None when tracing is off."""
+        return self._runner.tracer
 
     async def __aenter__(self) -> Worker:
         self._start()
@@ -186,7 +186,7 @@ class Worker:
         """
         self._shutdown_requested.set()
         if self._run_task is None:
-            self._release_executor()
+            self._runner.release()
             return
         await asyncio.wait({self._run_task})
 
@@ -201,7 +201,7 @@ class Worker:
 
     async def _run(self) -> None:
         if self._shutdown_requested.is_set():
-            self._release_executor()
+            self._runner.release()
             return
         channel = grpc.aio.insecure_channel(self._address)
         stub: pb_grpc.WorkerServiceAsyncStub = pb_grpc.WorkerServiceStub(channel)
@@ -217,8 +217,8 @@ class Worker:
             stop.cancel()
             self._closing = True
             await self._stop_connection(connection)
-            await self._abandon_in_flight()
-            self._release_executor()
+            await self._runner.abandon()
+            self._runner.release()
             await channel.close(grace=None)
             if len(self._results):
                 logger.warning(
@@ -275,7 +275,7 @@ class Worker:
         if self._accepting:
             # Handlers of the previous stream may still be running: granting the full
             # concurrency again would run more than `concurrency` tasks at once.
-            session.owed = set(self._in_flight)
+            session.owed = set(self._runner.in_flight)
             credit = self._concurrency - len(session.owed)
             if credit > 0:
                 session.send(pb.WorkerMessage(credit=pb.Credit(n=credit)))
@@ -370,7 +370,7 @@ class Worker:
 
     def _on_task(self, session: Session, task: pb.Task) -> None:
         key = (task.task_id, task.attempt)
-        if key in self._in_flight or self._results.contains(*key):
+        if key in self._runner.in_flight or self._results.contains(*key):
             # Redelivered after a reconnect: the attempt is running here or its result is
             # on its way, so running it again would only duplicate its effects.
             logger.debug("ignoring duplicate task %s attempt %d", task.task_id, task.attempt)
@@ -379,79 +379,9 @@ class Worker:
             reason = SHUTDOWN_REASON if not self._accepting else "worker draining"
             self._record(key, _outcome.handed_back(task.task_id, task.attempt, reason))
             return
-        definition = self._definition_for(task)
-        if definition is None:
-            declared = ", ".join(f"{n}@{v}" for n, v in self._definitions)
-            logger.error(
-                "received task %s for step %s@%s, which this worker does not declare (%s)",
-                task.task_id,
-                task.step_type,
-                task.step_version,
-                declared,
-            )
-            self._record(
-                key,
-                _outcome.failed_with(
-                    task.task_id,
-                    task.attempt,
-                    error_type="UnknownStepType",
-                    message=(
-                        f"worker {self._worker_id} does not implement step "
-                        f"{task.step_type}@{task.step_version} (it declares {declared})"
-                    ),
-                    retryable=False,
-                ),
-            )
-            return
-        context = StepContext(
-            task_id=task.task_id,
-            run_id=task.run_id,
-            node_id=task.node_id,
-            step_type=task.step_type,
-            step_version=task.step_version or definition.version,
-            attempt=task.attempt,
-            idempotency_key=task.idempotency_key,
-            workflow_name=task.workflow_name,
-            namespace=task.namespace or self._namespace,
-            deadline=(
-                task.deadline.ToDatetime(tzinfo=datetime.UTC) if task.HasField("deadline") else None
-            ),
-            traceparent=task.traceparent,
-        )
-        attempt = Attempt(definition=definition, context=context)
-        self._in_flight[key] = attempt
-        self._idle.clear()
-        payload = task.input if task.HasField("input") else None
-        attempt.handler_task = asyncio.get_running_loop().create_task(
-            self._execute(key, attempt, payload)
-        )
-
-    def _definition_for(self, task: pb.Task) -> StepDefinition | None:
-        definition = self._definitions.get((task.step_type, task.step_version))
-        if definition is None and not task.step_version:
-            # A task without a version can only mean the one version this worker declares.
-            matches = [d for (name, _), d in self._definitions.items() if name == task.step_type]
-            if len(matches) == 1:
-                definition = matches[0]
-        return definition
-
-    async def _execute(
-        self, key: AttemptKey, attempt: Attempt, payload: common_pb2.Payload | None
-    ) -> None:
-        try:
-            if self._tracer is None:
-                result = await self._call_handler(attempt, payload)
-            else:
-                with _tracing.attempt_span(self._tracer, attempt.context) as span:
-                    result = await self._call_handler(attempt, payload)
-                    _tracing.record_outcome(span, result)
-        finally:
-            del self._in_flight[key]
-            if not self._in_flight:
-                self._idle.set()
-            self._return_owed_slot(key)
-        if not attempt.handed_back:
-            self._record(key, result)
+        refusal = self._runner.start(task)
+        if refusal is not None:
+            self._record(key, refusal)
 
     def _return_owed_slot(self, key: AttemptKey) -> None:
         session = self._session
@@ -460,68 +390,8 @@ class Worker:
             if self._accepting and not session.draining:
                 session.send(pb.WorkerMessage(credit=pb.Credit(n=1)))
 
-    async def _call_handler(
-        self, attempt: Attempt, payload: common_pb2.Payload | None
-    ) -> pb.WorkerMessage:
-        context = attempt.context
-        definition = attempt.definition
-        try:
-            value = decode_json(payload)
-        except ValueError as exc:
-            return _outcome.failed_with(
-                context.task_id,
-                context.attempt,
-                error_type="InputNotDecodable",
-                message=str(exc),
-                retryable=False,
-            )
-        try:
-            if definition.is_async:
-                output = await definition.handler(context, value)
-            else:
-                handler = definition.handler
-                if self._tracer is not None:
-                    handler = _tracing.in_current_context(handler)
-                output = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, handler, context, value
-                )
-        except asyncio.CancelledError:
-            if attempt.handed_back or not context.is_cancelled:
-                raise  # the worker itself is stopping: nothing to report
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()  # the cancellation was ours to deliver, and is handled
-            return self._cancelled(attempt)
-        except Exception as exc:
-            if context.is_cancelled:
-                return self._cancelled(attempt)
-            return _outcome.failed(context.task_id, context.attempt, exc)
-        # A handler that finished despite a Cancel reports its output: its effects happened,
-        # and the control plane records the result as ignored if it no longer wants it.
-        return _outcome.completed(context.task_id, context.attempt, output)
-
-    @staticmethod
-    def _cancelled(attempt: Attempt) -> pb.WorkerMessage:
-        return _outcome.failed_with(
-            attempt.context.task_id,
-            attempt.context.attempt,
-            error_type="Cancelled",
-            message=attempt.cancel_reason or "cancelled by the control plane",
-            retryable=False,
-        )
-
     def _on_cancel(self, cancel: pb.Cancel) -> None:
-        found = False
-        for (task_id, _), attempt in self._in_flight.items():
-            if task_id != cancel.task_id or attempt.handed_back:
-                continue
-            found = True
-            attempt.cancel_reason = cancel.reason
-            attempt.context.cancelled.set()
-            # A thread cannot be interrupted; a plain handler sees ctx.cancelled instead.
-            if attempt.definition.is_async and attempt.handler_task is not None:
-                attempt.handler_task.cancel()
-        if not found:
+        if not self._runner.cancel(cancel.task_id, cancel.reason):
             logger.debug("cancel for task %s, which is not running here", cancel.task_id)
 
     def _on_drain(self, session: Session, reason: str) -> None:
@@ -531,7 +401,7 @@ class Worker:
         logger.info(
             "control plane asked to drain (%s); finishing %d step(s), then reconnecting",
             reason or "no reason given",
-            len(self._in_flight),
+            len(self._runner.in_flight),
         )
         session.spawn(self._finish_drained_session(session))
 
@@ -539,7 +409,7 @@ class Worker:
         # Steps still running after the timeout keep running: their results go out on the
         # next stream, which the control plane accepts while the attempt is current.
         try:
-            await asyncio.wait_for(self._idle.wait(), self._drain_timeout)
+            await asyncio.wait_for(self._runner.idle.wait(), self._drain_timeout)
             await asyncio.wait_for(self._results.wait_empty(), _ACK_GRACE)
         except TimeoutError:
             pass
@@ -548,7 +418,7 @@ class Worker:
     async def _heartbeat_loop(self, session: Session, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            attempts = [a for a in self._in_flight.values() if not a.handed_back]
+            attempts = self._runner.running()
             if not attempts:
                 continue
             # One message for all leases: a worker with 100 steps in flight sends one
@@ -577,17 +447,13 @@ class Worker:
         logger.info(
             "draining: waiting up to %gs for %d step(s) in flight",
             self._drain_timeout,
-            len(self._in_flight),
+            len(self._runner.in_flight),
         )
         if self._session is not None:
             self._session.send(pb.WorkerMessage(draining=pb.Draining()))
-        await _wait_unless_done(self._idle.wait(), connection, self._drain_timeout)
-        still_running = list(self._in_flight.items())
-        for key, attempt in still_running:
-            attempt.handed_back = True
-            attempt.context.cancelled.set()
-            if attempt.handler_task is not None:
-                attempt.handler_task.cancel()
+        await _wait_unless_done(self._runner.idle.wait(), connection, self._drain_timeout)
+        still_running = self._runner.hand_back_all()
+        for key in still_running:
             self._record(key, _outcome.handed_back(key[0], key[1], SHUTDOWN_REASON))
         if still_running:
             logger.warning(
@@ -604,23 +470,6 @@ class Worker:
             await asyncio.wait({connection}, timeout=CLOSE_GRACE + 0.5)
         connection.cancel()
         await asyncio.gather(connection, return_exceptions=True)
-
-    async def _abandon_in_flight(self) -> None:
-        tasks = []
-        for attempt in self._in_flight.values():
-            attempt.handed_back = True
-            attempt.context.cancelled.set()
-            if attempt.handler_task is not None:
-                attempt.handler_task.cancel()
-                tasks.append(attempt.handler_task)
-        if tasks:
-            await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
-
-    def _release_executor(self) -> None:
-        if self._executor is not None:
-            # Threads cannot be stopped; wait=False lets the process exit path decide.
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
 
 
 async def _wait_unless_done(
