@@ -1,34 +1,77 @@
-"""The state of a run as the engine sees it, and its JSON form in the `runs.state` column."""
+"""The state of a run as the engine sees it, and its JSON form in the `runs.state` column.
+
+Each change of a step's status is one method of `StepState`, so that what a status implies
+(a due time cleared, a completion time set) is decided in one place.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-# Run statuses (names of surefoot.v1.RunStatus without the prefix).
-RUNNING = "RUNNING"
-WAITING = "WAITING"
-NEEDS_ATTENTION = "NEEDS_ATTENTION"
-COMPENSATING = "COMPENSATING"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-COMPENSATED = "COMPENSATED"
-CANCELLED = "CANCELLED"
+from controlplane.engine.kinds import NodeKind, RunStatus, StepStatus
+
+# The old module-level names, kept for the code that reads them.
+RUNNING = RunStatus.RUNNING
+WAITING = RunStatus.WAITING
+NEEDS_ATTENTION = RunStatus.NEEDS_ATTENTION
+COMPENSATING = RunStatus.COMPENSATING
+COMPLETED = RunStatus.COMPLETED
+FAILED = RunStatus.FAILED
+COMPENSATED = RunStatus.COMPENSATED
+CANCELLED = RunStatus.CANCELLED
 TERMINAL = frozenset({COMPLETED, FAILED, COMPENSATED, CANCELLED})
 
-# Step statuses (surefoot.v1.StepStatus without the prefix).
-SCHEDULED = "SCHEDULED"
-STEP_RUNNING = "RUNNING"
-RETRY_WAIT = "RETRY_WAIT"
-STEP_COMPLETED = "COMPLETED"
-DEAD_LETTERED = "DEAD_LETTERED"
-STEP_CANCELLED = "CANCELLED"
-STEP_WAITING = "WAITING"
-COMPENSATED_STEP = "COMPENSATED"
+SCHEDULED = StepStatus.SCHEDULED
+STEP_RUNNING = StepStatus.RUNNING
+RETRY_WAIT = StepStatus.RETRY_WAIT
+STEP_COMPLETED = StepStatus.COMPLETED
+DEAD_LETTERED = StepStatus.DEAD_LETTERED
+STEP_CANCELLED = StepStatus.CANCELLED
+STEP_WAITING = StepStatus.WAITING
+COMPENSATED_STEP = StepStatus.COMPENSATED
 # A task node whose attempt is scheduled, running or waiting out a retry delay.
 OPEN_STEP = frozenset({SCHEDULED, STEP_RUNNING, RETRY_WAIT})
 # Any node the run is still at: open tasks, waits, a parallel node before its join.
 ACTIVE = OPEN_STEP | {STEP_WAITING}
+# Kinds whose steps are attempts a worker runs.
+WORKER_KINDS = frozenset({NodeKind.TASK, NodeKind.COMPENSATION})
+
+
+@dataclass(frozen=True)
+class StepError:
+    """Why a step failed, as kept in `last_error` and history (its JSON form is the contract)."""
+
+    type: str
+    message: str
+    retryable: bool = False
+    details: str = ""
+    # Seconds the step asked to wait before the next attempt (an HTTP Retry-After).
+    retry_after: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "type": self.type,
+            "message": self.message,
+            "retryable": self.retryable,
+            "details": self.details,
+        }
+        if self.retry_after is not None:
+            found["retry_after"] = self.retry_after
+        return found
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepError:
+        """Read a stored or reported error; what a worker left out takes the worker defaults
+        (an error is retryable unless it says otherwise)."""
+        retry_after = data.get("retry_after")
+        return cls(
+            type=str(data.get("type", "")),
+            message=str(data.get("message", "")),
+            retryable=bool(data.get("retryable", True)),
+            details=str(data.get("details", "")),
+            retry_after=float(retry_after) if retry_after else None,
+        )
 
 
 @dataclass
@@ -49,8 +92,7 @@ class StepState:
     completed_at: float | None = None
     # Order in which steps completed, for reverse-order compensation.
     completion_index: int | None = None
-    # task, approval, sleep, wait_event, switch, parallel or compensation.
-    kind: str = "task"
+    kind: str = NodeKind.TASK
     # Kind-specific facts: an approval's request, a timer's due time, a join's open branches.
     data: dict[str, Any] = field(default_factory=dict)
     # How many times the run has entered this node (a loop back through a switch or a
@@ -62,6 +104,42 @@ class StepState:
     @property
     def task_id(self) -> str:
         return task_id_for(self.idempotency_key, self.attempt)
+
+    def schedule(self, time: float) -> None:
+        """The next attempt, to be handed out now (an operator's retry)."""
+        self.attempt += 1
+        self.status = StepStatus.SCHEDULED
+        self.next_attempt_at = None
+        self.scheduled_at = time
+
+    def retry_later(self, due: float, delay: float) -> None:
+        """The next attempt, handed out at `due` (at once when there is no delay)."""
+        self.attempt += 1
+        self.status = StepStatus.RETRY_WAIT if delay > 0 else StepStatus.SCHEDULED
+        self.next_attempt_at = due if delay > 0 else None
+
+    def fail(self, error: dict[str, Any]) -> None:
+        """An attempt failed or was lost; whether it is retried is decided next."""
+        self.last_error = error
+
+    def complete(self, time: float, output: Any = None, index: int | None = None) -> None:
+        self.status = StepStatus.COMPLETED
+        self.output = output
+        self.completed_at = time
+        self.completion_index = index
+        self.next_attempt_at = None
+
+    def dead_letter(self, error: dict[str, Any]) -> None:
+        self.status = StepStatus.DEAD_LETTERED
+        self.last_error = error
+        self.next_attempt_at = None
+
+    def cancel(self) -> None:
+        self.status = StepStatus.CANCELLED
+        self.next_attempt_at = None
+
+    def compensated(self) -> None:
+        self.status = StepStatus.COMPENSATED
 
 
 @dataclass

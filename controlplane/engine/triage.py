@@ -7,22 +7,22 @@ the step gave up with) and what they decided.
 
 from __future__ import annotations
 
-from controlplane.engine import flow as f
-from controlplane.engine import saga
 from controlplane.engine import state as s
 from controlplane.engine.events import StepRetryRequested, StepSkipRequested
+from controlplane.engine.flow import Flow
+from controlplane.engine.kinds import NodeKind
 
 
 class NotDeadLettered(Exception):
     """The step is not the dead letter the run waits on an operator for."""
 
 
-def retry(flow: f.Flow, event: StepRetryRequested) -> None:
+def retry(flow: Flow, event: StepRetryRequested) -> None:
     """Run the step again: a new attempt with the same idempotency key (it is the same
     operation), and a fresh retry budget so one more transient failure does not dead-letter
     it again at once. A wait that timed out waits again, with its timeout from now."""
     step = _dead_letter(flow, event.node_id)
-    runs_on_a_worker = step.kind in ("task", "compensation")
+    runs_on_a_worker = step.kind in s.WORKER_KINDS
     if not runs_on_a_worker and (event.edit_input or event.forget_outcome):
         raise NotDeadLettered(
             f"step {step.node_id!r} is a {step.kind}: it has no input to edit and no "
@@ -44,19 +44,16 @@ def retry(flow: f.Flow, event: StepRetryRequested) -> None:
     _resume(flow, step)
     if not runs_on_a_worker:
         # Entered anew: a new wait (and approval) with its own key, its timeout from now.
-        f.enter(flow, step.node_id)
+        flow.enter(step.node_id)
         return
     if event.forget_outcome:
         flow.transition.forget_outcomes.append(step.idempotency_key)
     step.retry_base = step.attempt
-    step.attempt += 1
-    step.status = s.SCHEDULED
-    step.next_attempt_at = None
-    step.scheduled_at = flow.time
-    flow.transition.schedule.append(f.task_for(step, flow.time, f.timeout_of(flow, step)))
+    step.schedule(flow.time)
+    flow.queue(step, flow.time)
 
 
-def skip(flow: f.Flow, event: StepSkipRequested) -> None:
+def skip(flow: Flow, event: StepSkipRequested) -> None:
     """Take the step as completed with `event.output` and go on from it."""
     step = _dead_letter(flow, event.node_id)
     flow.record(
@@ -68,20 +65,13 @@ def skip(flow: f.Flow, event: StepSkipRequested) -> None:
         error=step.last_error,
         output=event.output,
     )
-    run = flow.run
-    run.completions += 1
-    step.status = s.STEP_COMPLETED
-    step.output = event.output
-    step.completed_at = flow.time
-    step.completion_index = run.completions
+    flow.run.completions += 1
+    step.complete(flow.time, event.output, flow.run.completions)
     _resume(flow, step)
-    if step.kind == "compensation":
-        saga.compensation_completed(flow, step)
-        return
-    f.advance(flow, step.node_id, flow.definition.nodes[step.node_id].next, event.output)
+    flow.completed(step)
 
 
-def _dead_letter(flow: f.Flow, node_id: str) -> s.StepState:
+def _dead_letter(flow: Flow, node_id: str) -> s.StepState:
     run = flow.run
     if run.status != s.NEEDS_ATTENTION or run.attention is None:
         raise NotDeadLettered(
@@ -95,9 +85,9 @@ def _dead_letter(flow: f.Flow, node_id: str) -> s.StepState:
     return flow.step(node_id)
 
 
-def _resume(flow: f.Flow, step: s.StepState) -> None:
+def _resume(flow: Flow, step: s.StepState) -> None:
     run = flow.run
-    run.status = s.COMPENSATING if step.kind == "compensation" else s.RUNNING
+    run.status = s.COMPENSATING if step.kind == NodeKind.COMPENSATION else s.RUNNING
     run.attention = None
     run.waiting_for = None
     run.waiting_since = None

@@ -1,39 +1,55 @@
-"""Step type declarations that workers register in their Hello, and a cache the engine reads."""
+"""Step type declarations that workers register in their Hello, and the cache that hands the
+engine an immutable snapshot of them per namespace.
+
+The engine does no I/O (law 4): `catalog_for` reads the database here, before a transition,
+and gives out a `StepTypes` the engine only looks things up in. Another control plane may
+register step types too, so a namespace's snapshot is read again once it is older than
+`REFRESH_SECONDS`: one small query per namespace per interval, never one per step.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Row, select
 from surefoot.v1 import common_pb2
 
-from controlplane.engine.definition import (
+from controlplane.engine.step_types import (
     IDEMPOTENCY_NAMES,
-    StepCatalog,
     StepDeclaration,
+    StepTypes,
+    declaration_from_proto,
     retry_from_proto,
 )
 from controlplane.store.codec import dump_json, load_json, to_datetime
 from controlplane.store.database import reader
 from controlplane.store.schema import step_types
 
-# A miss is looked up again at most this often, so an undeclared step costs no query storm.
-MISS_TTL_SECONDS = 2.0
+# How stale a namespace's snapshot may get before it is read again; what this control plane
+# registers itself is seen at once.
+REFRESH_SECONDS = 1.0
+# Declarations of one Hello get times this far apart, so that the last one declared is the
+# newest on every path, even on a clock that repeats itself.
+_DECLARATION_STEP_SECONDS = 1e-6
+# Reads of a namespace racing this control plane's own registrations before giving up.
+_READS = 3
 
 
 def upsert_step_types(
     connection: Connection, namespace: str, declarations: Iterable[common_pb2.StepTypeDeclaration]
 ) -> None:
-    now = to_datetime(time.time())
-    for declaration in declarations:
+    now = time.time()
+    for index, declaration in enumerate(declarations):
         values = {
             "idempotency": IDEMPOTENCY_NAMES[declaration.idempotency],
             "retry": dump_json(json_format.MessageToDict(declaration.retry)),
             "description": declaration.description,
-            "updated_at": now,
+            "updated_at": to_datetime(now + index * _DECLARATION_STEP_SECONDS),
         }
         key = {"namespace": namespace, "name": declaration.name, "version": declaration.version}
         updated = connection.execute(
@@ -49,74 +65,86 @@ def upsert_step_types(
             connection.execute(step_types.insert().values(**key, **values))
 
 
-class StepCatalogCache:
-    """Declarations by (namespace, step type, version), read through to the database."""
+def load_step_types(connection: Connection, namespace: str) -> StepTypes:
+    """Every declaration of a namespace; the most recently registered version of a name is
+    its newest (ties, which one Hello cannot make, go to the greater version)."""
+    rows = connection.execute(
+        select(
+            step_types.c.name, step_types.c.version, step_types.c.idempotency, step_types.c.retry
+        )
+        .where(step_types.c.namespace == namespace)
+        .order_by(step_types.c.updated_at, step_types.c.version)
+    )
+    return StepTypes.of((row.name, row.version, _declaration(row)) for row in rows)
 
-    def __init__(self, engine: Engine) -> None:
+
+def _declaration(row: Row[Any, Any, Any, Any]) -> StepDeclaration:
+    retry = json_format.ParseDict(load_json(row.retry), common_pb2.RetryPolicy())
+    return StepDeclaration(row.idempotency, retry_from_proto(retry))
+
+
+class StepCatalogCache:
+    """A snapshot of each namespace's step types, read again when it gets stale."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        refresh_seconds: float = REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
-        self._known: dict[tuple[str, str, str], StepDeclaration] = {}
-        self._misses: dict[tuple[str, str, str], float] = {}
+        self._refresh = refresh_seconds
+        self._clock = clock
+        # namespace -> (snapshot, when it was read from the database)
+        self._snapshots: dict[str, tuple[StepTypes, float]] = {}
+        # Bumped by each `remember`, so that a read that began before it cannot hide it.
+        self._generation = 0
         self._lock = threading.Lock()
 
     def remember(
         self, namespace: str, declarations: Iterable[common_pb2.StepTypeDeclaration]
     ) -> None:
+        """Declarations this control plane has just stored: usable at once, as the newest."""
+        declared = [(d.name, d.version, declaration_from_proto(d)) for d in declarations]
         with self._lock:
-            for d in declarations:
-                declared = StepDeclaration(
-                    IDEMPOTENCY_NAMES[d.idempotency], retry_from_proto(d.retry)
-                )
-                self._known[(namespace, d.name, d.version)] = declared
-                self._misses.pop((namespace, d.name, d.version), None)
-                self._misses.pop((namespace, d.name, ""), None)
+            self._generation += 1
+            found = self._snapshots.get(namespace)
+            if found is None:
+                return  # read in full on first use
+            snapshot, read_at = found
+            self._snapshots[namespace] = (snapshot.with_newer(declared), read_at)
 
-    def catalog_for(self, namespace: str, connection: Connection | None = None) -> StepCatalog:
-        """A StepCatalog (name, version) -> declaration for one namespace; misses are read
-        on `connection` when given (the committer's transaction), else on a new one."""
+    def catalog_for(self, namespace: str, connection: Connection | None = None) -> StepTypes:
+        """The step types of `namespace` for a transition or a validation. A stale or missing
+        snapshot is read on `connection` when given (the committer's transaction), else on a
+        connection of its own."""
+        snapshot = StepTypes()
+        for _ in range(_READS):
+            now = self._clock()
+            with self._lock:
+                found = self._snapshots.get(namespace)
+                if found is not None and now - found[1] < self._refresh:
+                    return found[0]
+                generation = self._generation
+            snapshot = self._read(namespace, connection)
+            with self._lock:
+                if self._generation == generation:
+                    self._snapshots[namespace] = (snapshot, now)
+                    return snapshot
+            # A registration landed while reading, and the read may predate it: read again.
+        with self._lock:
+            # Still racing registrations: use this read, and read again on the next call.
+            self._snapshots[namespace] = (snapshot, -math.inf)
+        return snapshot
 
-        def lookup(name: str, version: str) -> StepDeclaration | None:
-            return self.lookup(namespace, name, version, connection)
-
-        return lookup
+    def _read(self, namespace: str, connection: Connection | None) -> StepTypes:
+        if connection is not None:
+            return load_step_types(connection, namespace)
+        with reader(self._engine).connect() as own:
+            return load_step_types(own, namespace)
 
     def lookup(
         self, namespace: str, name: str, version: str, connection: Connection | None = None
     ) -> StepDeclaration | None:
-        key = (namespace, name, version)
-        with self._lock:
-            found = self._known.get(key)
-            if found is not None:
-                return found
-            if not version:
-                for (ns, n, _v), declared in self._known.items():
-                    if ns == namespace and n == name:
-                        return declared
-            missed_at = self._misses.get(key)
-            if missed_at is not None and time.monotonic() - missed_at < MISS_TTL_SECONDS:
-                return None
-        found = self._load(namespace, name, version, connection)
-        with self._lock:
-            if found is None:
-                self._misses[key] = time.monotonic()
-            else:
-                self._known[key] = found
-        return found
-
-    def _load(
-        self, namespace: str, name: str, version: str, connection: Connection | None
-    ) -> StepDeclaration | None:
-        query = select(step_types.c.idempotency, step_types.c.retry).where(
-            step_types.c.namespace == namespace, step_types.c.name == name
-        )
-        if version:
-            query = query.where(step_types.c.version == version)
-        query = query.order_by(step_types.c.updated_at.desc()).limit(1)
-        if connection is not None:
-            row = connection.execute(query).first()
-        else:
-            with reader(self._engine).connect() as own:
-                row = own.execute(query).first()
-        if row is None:
-            return None
-        retry = json_format.ParseDict(load_json(row.retry), common_pb2.RetryPolicy())
-        return StepDeclaration(row.idempotency, retry_from_proto(retry))
+        return self.catalog_for(namespace, connection)(name, version)

@@ -13,12 +13,7 @@ from typing import Any
 from surefoot.v1 import common_pb2, definition_pb2
 
 from controlplane.engine import machine
-from controlplane.engine.definition import (
-    CompiledDefinition,
-    StepCatalog,
-    StepDeclaration,
-    compile_definition,
-)
+from controlplane.engine.definition import CompiledDefinition, compile_definition
 from controlplane.engine.events import (
     AttemptCompleted,
     AttemptFailed,
@@ -28,6 +23,7 @@ from controlplane.engine.events import (
     Transition,
 )
 from controlplane.engine.state import RunState
+from controlplane.engine.step_types import StepCatalog, StepDeclaration, StepTypes
 
 IDEMPOTENCY = {
     "key": common_pb2.IDEMPOTENCY_KEY,
@@ -99,16 +95,13 @@ def retry_policy(
     )
 
 
-def catalog_of(declarations: Mapping[str, StepDeclaration]) -> StepCatalog:
-    """A step catalog that knows the given step types (any version)."""
-
-    def look_up(name: str, _version: str) -> StepDeclaration | None:
-        return declarations.get(name)
-
-    return look_up
+def catalog_of(declarations: Mapping[str, StepDeclaration]) -> StepTypes:
+    """The snapshot of step types the store would hand the engine: each given step type
+    registered as version "1" (so a node without a pinned version finds it)."""
+    return StepTypes.of((name, "1", declared) for name, declared in declarations.items())
 
 
-NO_STEP_TYPES: StepCatalog = catalog_of({})
+NO_STEP_TYPES: StepTypes = catalog_of({})
 
 
 def error(type: str = "Timeout", *, retryable: bool = True, message: str = "") -> dict[str, Any]:
@@ -165,6 +158,7 @@ def start(
         input=input,
         time=time,
         catalog=catalog,
+        uniform=uniform,
         request_id="req-1",
         principal="alice",
     )

@@ -80,6 +80,7 @@ def save_new_run(
         input=input,
         time=time,
         catalog=no_step_types,
+        uniform=lambda: 0.5,
         request_id=request_id or "",
     )
     with engine.begin() as connection:
