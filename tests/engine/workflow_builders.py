@@ -69,6 +69,92 @@ def task_node(
     return definition_pb2.Node(id=node_id, next=next, task=task)
 
 
+def approval_node(
+    node_id: str,
+    *,
+    next: str = "",
+    approvers: tuple[str, ...] = ("bob",),
+    timeout_seconds: float = 0.0,
+    on_timeout: str = "",
+    escalate_to: tuple[str, ...] = (),
+    approved_next: str = "",
+    rejected_next: str = "",
+    show: dict[str, str] | None = None,
+) -> definition_pb2.Node:
+    return definition_pb2.Node(
+        id=node_id,
+        next=next,
+        approval=definition_pb2.ApprovalNode(
+            title=f"approve {node_id}",
+            approvers=list(approvers),
+            show=show or {},
+            timeout_seconds=timeout_seconds,
+            on_timeout=on_timeout,
+            escalate_to=list(escalate_to),
+            approved_next=approved_next,
+            rejected_next=rejected_next,
+        ),
+    )
+
+
+def sleep_node(
+    node_id: str, *, next: str = "", seconds: float = 0.0, until: str = ""
+) -> definition_pb2.Node:
+    return definition_pb2.Node(
+        id=node_id, next=next, sleep=definition_pb2.SleepNode(seconds=seconds, until=until)
+    )
+
+
+def wait_node(
+    node_id: str,
+    *,
+    next: str = "",
+    event_name: str = "paid",
+    correlation_key: str = "input.order",
+    timeout_seconds: float = 0.0,
+    timeout_next: str = "",
+) -> definition_pb2.Node:
+    return definition_pb2.Node(
+        id=node_id,
+        next=next,
+        wait_event=definition_pb2.WaitEventNode(
+            event_name=event_name,
+            correlation_key=correlation_key,
+            timeout_seconds=timeout_seconds,
+            timeout_next=timeout_next,
+        ),
+    )
+
+
+def switch_node(
+    node_id: str, cases: list[tuple[str, str]], *, default_next: str = "", next: str = ""
+) -> definition_pb2.Node:
+    return definition_pb2.Node(
+        id=node_id,
+        next=next,
+        switch=definition_pb2.SwitchNode(
+            cases=[definition_pb2.SwitchNode.Case(condition=c, next=n) for c, n in cases],
+            default_next=default_next,
+        ),
+    )
+
+
+def parallel_node(node_id: str, branches: list[str], *, next: str = "") -> definition_pb2.Node:
+    return definition_pb2.Node(
+        id=node_id, next=next, parallel=definition_pb2.ParallelNode(branches=branches)
+    )
+
+
+def compensated(
+    node: definition_pb2.Node, step: str = "undo", input: str = ""
+) -> definition_pb2.Node:
+    """The task node with a compensating step (idempotency key)."""
+    node.task.compensate_step = step
+    node.task.compensate_input = input
+    node.task.compensate_idempotency = common_pb2.IDEMPOTENCY_KEY
+    return node
+
+
 def workflow(
     *nodes: definition_pb2.Node, name: str = "orders", version: str = "1", start: str = ""
 ) -> definition_pb2.WorkflowDefinition:
