@@ -2,13 +2,13 @@
 
 A control plane on a SQLite file, the example workflows registered (`onboarding`, the saga
 with a manager approval; `trial`, with an event wait, a switch, a parallel and a sleep; and
-`orders`), and one worker running in the same event loop for their steps and for the
-built-in connectors (`surefoot.http` and the others; secrets from `SUREFOOT_SECRET_<NAME>`,
-call outcomes recorded in the same SQLite file). Nothing here is special-cased in the
-server: the worker and the registration talk to it over gRPC like any other client, so what
-works here works against a real deployment. The one dev-only setting is who the caller is:
-without a bearer token it is the OS user, so that `surefoot approvals approve` works from
-the terminal.
+`orders`), and one worker running in the same event loop for their steps and for the built-
+in connectors (`surefoot.http` and the others; secrets from `SUREFOOT_SECRET_<NAME>`, call
+outcomes recorded through the control plane in the same SQLite file). Nothing here is
+special-cased in the server: the worker and the registration talk to it over gRPC like any
+other client, so what works here works against a real deployment. The one dev-only setting
+is who the caller is: without a bearer token it is the OS user, so that `surefoot approvals
+approve` works from the terminal.
 """
 
 from __future__ import annotations
@@ -67,12 +67,11 @@ def _fail(message: str) -> int:
 
 
 async def _serve(database: Path, listen: str) -> int:
+    from surefoot_connectors import ConnectorRuntime, OutcomeRecords, connector_steps
+    from surefoot_connectors.redaction import redact_logs
+    from surefoot_connectors.secrets import Secrets
     from surefoot_worker import Worker, load_steps
 
-    from controlplane.connectors import ConnectorRuntime, connector_steps
-    from controlplane.connectors.dedupe import OutcomeStore, OutcomeStoreUnavailable
-    from controlplane.connectors.redaction import redact_logs
-    from controlplane.connectors.secrets import Secrets
     from controlplane.server import ControlPlane, PortInUse, ServerConfig
 
     user = _os_user()
@@ -94,13 +93,13 @@ async def _serve(database: Path, listen: str) -> int:
         loop.add_signal_handler(signum, stop.set)
     worker: Worker | None = None
     worker_task: asyncio.Task[Any] | None = None
-    outcomes: OutcomeStore | None = None
+    outcomes: OutcomeRecords | None = None
     try:
         registered = await _register_examples(address)
         # Both modules export the shared charge-card step: keep each step once.
         steps = {s.key: s for module in EXAMPLE_STEPS_MODULES for s in load_steps(module)}
-        # Opened once the server has migrated the file, which creates the outcome table.
-        outcomes = OutcomeStore.open(database_url)
+        # Like any connector worker, over gRPC: only the control plane opens the database.
+        outcomes = OutcomeRecords(address)
         connectors = connector_steps(ConnectorRuntime(secrets, outcomes))
         steps.update((s.key, s) for s in connectors)
         worker = Worker(address, list(steps.values()), drain_timeout=WORKER_GRACE_SECONDS)
@@ -119,8 +118,6 @@ async def _serve(database: Path, listen: str) -> int:
         exit_code = _fail(
             f"cannot register the example workflow: {exc.code().name}: {exc.details()}"
         )
-    except OutcomeStoreUnavailable as exc:
-        exit_code = _fail(str(exc))
     finally:
         # A second Ctrl-C during shutdown interrupts it instead of being swallowed.
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,8 +10,8 @@ from typing import Any
 
 from controlplane.cli import output
 from controlplane.cli.arguments import whole_number
-from controlplane.cli.client import add_address_arguments
-from controlplane.cli.errors import CliError, usage_error
+from controlplane.cli.client import add_address_arguments, bearer_token
+from controlplane.cli.errors import usage_error
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -42,15 +42,19 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="run the worker that executes connector steps",
         description="Connect to the control plane and run every connector. Secrets named "
         "in inputs as ${secret:NAME} are read here, from SUREFOOT_SECRET_<NAME> or "
-        "--secrets-file; outcomes of calls that must not repeat are recorded in the "
-        "Surefoot database (--database-url).",
+        "--secrets-file; outcomes of calls that must not repeat are recorded by the "
+        "control plane, so the worker needs its address (and --token on a server with "
+        "--auth-file), never the database.",
     )
     add_address_arguments(worker)
     worker.add_argument(
-        "--database-url",
-        default=os.environ.get("SUREFOOT_DATABASE_URL"),
-        metavar="URL",
-        help="the Surefoot database, where call outcomes are recorded (env SUREFOOT_DATABASE_URL)",
+        "--token",
+        # Never shown by --help: the default comes from the environment and is a secret.
+        default=os.environ.get("SUREFOOT_TOKEN", ""),
+        metavar="TOKEN",
+        help="bearer token the worker records call outcomes with, sent as "
+        "`authorization: Bearer TOKEN` (env SUREFOOT_TOKEN; needed on a server with "
+        "--auth-file)",
     )
     worker.add_argument(
         "--secrets-file",
@@ -69,7 +73,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def list_connectors(args: argparse.Namespace) -> int:
-    from controlplane.connectors import all_connectors
+    from surefoot_connectors import all_connectors
 
     connectors = all_connectors()
     if args.json:
@@ -119,27 +123,18 @@ def _described(field: Mapping[str, Any]) -> str:
 
 
 def run_connector_worker(args: argparse.Namespace) -> int:
-    if not args.database_url:
-        raise usage_error(
-            "--database-url is required (or set SUREFOOT_DATABASE_URL): the worker records "
-            "the outcomes of calls that must not repeat in the Surefoot database"
-        )
-    from controlplane.connectors.dedupe import OutcomeStore, OutcomeStoreUnavailable
-    from controlplane.connectors.secrets import Secrets, SecretsFileError
-    from controlplane.connectors.worker import run_connector_worker as run
+    from surefoot_connectors.secrets import Secrets, SecretsFileError
+    from surefoot_connectors.worker import run_connector_worker as run
 
+    token = bearer_token(args.token or "")
     try:
         secrets = Secrets.load(file=args.secrets_file)
     except SecretsFileError as exc:
         raise usage_error(str(exc)) from None
-    try:
-        outcomes = OutcomeStore.open(args.database_url)
-    except OutcomeStoreUnavailable as exc:
-        raise CliError(str(exc)) from None
     return run(
         args.address,
         namespace=args.namespace,
         secrets=secrets,
-        outcomes=outcomes,
+        token=token,
         concurrency=args.concurrency,
     )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from support.processes import run_cli
+from surefoot_connectors import all_connectors
 
 from controlplane.cli.main import main
-from controlplane.connectors import all_connectors
 
 
 def test_list_shows_each_connector_and_its_input_fields() -> None:
@@ -45,20 +45,21 @@ def test_list_json_is_the_registry_with_full_schemas(capsys: pytest.CaptureFixtu
 def test_the_worker_refuses_what_it_cannot_use(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["connectors", "worker"]) == 2
-    assert capsys.readouterr().err.startswith("error: --database-url is required")
-
-    database = f"sqlite+pysqlite:///{tmp_path / 'not-migrated.db'}"
     secrets = tmp_path / "secrets.yaml"
     secrets.write_text("api_token: 12345\n")
-    worker = ["connectors", "worker", "--database-url", database]
+    worker = ["connectors", "worker", "--address", "127.0.0.1:1"]
     assert main([*worker, "--secrets-file", str(secrets)]) == 2
     error = capsys.readouterr().err
     assert "must be a string" in error and "12345" not in error
 
-    assert main(worker) == 1
-    error = capsys.readouterr().err
-    assert "cannot read connector_outcomes" in error and len(error.splitlines()) == 1
+    assert main([*worker, "--token", "two words"]) == 2
+    assert capsys.readouterr().err.startswith("error: --token must be printable ASCII")
+
+    # The database is the control plane's alone: the worker has no option to name one.
+    with pytest.raises(SystemExit) as exit_info:
+        main([*worker, "--database-url", f"sqlite+pysqlite:///{tmp_path / 'x.db'}"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --database-url" in capsys.readouterr().err
 
 
 def test_the_group_alone_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:

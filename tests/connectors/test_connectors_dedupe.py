@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from connector_calls import StepsFor, run_step
 from connector_servers import FakeApi, Reply
+from outcome_plane import OutcomeLedger
+from surefoot_connectors.call import ConnectorFailure
 from surefoot_worker import NonRetryableError
 
-from controlplane.connectors.call import ConnectorFailure
-from controlplane.connectors.dedupe import COMPLETED, STARTED, OutcomeStore
+from controlplane.store.connector_outcomes import COMPLETED, STARTED
 
 
 def _send_counting(calls: list[int], outcome: Any) -> Any:
@@ -28,7 +29,7 @@ def _send_counting(calls: list[int], outcome: Any) -> Any:
     return send
 
 
-def test_a_completed_call_is_replayed_not_repeated(outcomes: OutcomeStore) -> None:
+def test_a_completed_call_is_replayed_not_repeated(outcomes: OutcomeLedger) -> None:
     calls: list[int] = []
     first = outcomes.run_once(
         idempotency_key="run-1:mail",
@@ -48,7 +49,7 @@ def test_a_completed_call_is_replayed_not_repeated(outcomes: OutcomeStore) -> No
     assert recorded is not None and recorded.state == COMPLETED and recorded.attempt == 1
 
 
-def test_a_started_record_means_outcome_unknown(outcomes: OutcomeStore) -> None:
+def test_a_started_record_means_outcome_unknown(outcomes: OutcomeLedger) -> None:
     def dies_mid_call() -> Any:
         raise ConnectorFailure(
             "read timed out", type="HttpReadTimeout", retryable=True, may_have_acted=True
@@ -83,7 +84,7 @@ def test_a_started_record_means_outcome_unknown(outcomes: OutcomeStore) -> None:
     assert calls == []
 
 
-def test_a_definite_failure_clears_the_record_for_the_retry(outcomes: OutcomeStore) -> None:
+def test_a_definite_failure_clears_the_record_for_the_retry(outcomes: OutcomeLedger) -> None:
     def refused() -> Any:
         raise ConnectorFailure(
             "connection refused", type="HttpConnectError", retryable=True, may_have_acted=False
@@ -105,7 +106,7 @@ def test_a_definite_failure_clears_the_record_for_the_retry(outcomes: OutcomeSto
     assert calls == [1]
 
 
-def test_racing_attempts_make_one_call(outcomes: OutcomeStore) -> None:
+def test_racing_attempts_make_one_call(outcomes: OutcomeLedger) -> None:
     """Two attempts of one key at once (a lost lease's attempt still running): the primary
     key lets exactly one of them call; the other does not."""
     inside = threading.Event()
@@ -139,7 +140,7 @@ def test_racing_attempts_make_one_call(outcomes: OutcomeStore) -> None:
     assert calls == [1]
 
 
-def test_an_operator_can_forget_a_record(outcomes: OutcomeStore) -> None:
+def test_an_operator_can_forget_a_record(outcomes: OutcomeLedger) -> None:
     outcomes.run_once(
         idempotency_key="run-5:x", connector="surefoot.smtp", attempt=1, send=lambda: {}
     )
@@ -149,7 +150,7 @@ def test_an_operator_can_forget_a_record(outcomes: OutcomeStore) -> None:
 
 
 def test_the_webhook_posts_once_per_key_and_a_started_record_dead_letters(
-    fake_api: FakeApi, steps_with: StepsFor, outcomes: OutcomeStore
+    fake_api: FakeApi, steps_with: StepsFor, outcomes: OutcomeLedger
 ) -> None:
     """Through the connector step, on each database: a retry of a posted message replays
     the first answer, and a post whose previous attempt may have happened is not made."""

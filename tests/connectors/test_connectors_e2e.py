@@ -11,13 +11,13 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 
 import psycopg
 import pytest
 from connector_calls import API_TOKEN, StartConnectorWorker
 from connector_servers import FakeApi, Reply, SmtpSink
 from connector_workflows import one_call, signup
+from outcome_plane import read_record
 from support.databases import fresh_postgres_database, require_postgres
 from support.eventually import assert_eventually
 from support.processes import ControlPlane, run_cli
@@ -33,7 +33,7 @@ from support.runs import (
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.connectors.dedupe import COMPLETED, STARTED, OutcomeStore
+from controlplane.store.connector_outcomes import COMPLETED, STARTED
 
 # The control plane's database changes nothing in what these tests check, so they run on
 # PostgreSQL only, to keep the suite fast; the crash tests, where the worker writes its
@@ -177,38 +177,34 @@ def test_a_call_whose_outcome_is_unknown_goes_to_a_human(
         ("ATTEMPT_FAILED", 2),
         ("STEP_DEAD_LETTERED", 2),
     ]
-    with closing(OutcomeStore.open(control_plane.database_url)) as outcomes:
-        recorded = outcomes.read(run.steps[0].idempotency_key)
+    recorded = read_record(control_plane.database_url, run.steps[0].idempotency_key)
     assert recorded is not None and recorded.state == STARTED and recorded.attempt == 1
 
 
 def test_a_recorded_call_is_not_made_again_after_a_crash(
     control_plane: ControlPlane, connector_worker: StartConnectorWorker, fake_api: FakeApi
 ) -> None:
-    """The API answered and the worker recorded it, but the result never reached the
-    control plane (it was down, then the worker was killed): the next attempt returns the
-    recorded answer instead of calling an API that ignores Idempotency-Key."""
+    """The API answered and the control plane recorded the answer, but the worker died
+    before it reported the result (then the control plane restarted too): the next attempt
+    returns the recorded answer instead of calling an API that ignores Idempotency-Key."""
     hold = threading.Event()
     fake_api.script("/charges", Reply(201, {"charge": "ch_1"}, hold=hold))
     stub = control_plane.stub
     register(stub, one_call("charge", "surefoot.http"))
-    first_worker = connector_worker()
+    first_worker = connector_worker(crash_once_recorded=True)
     request = {"method": "POST", "url": fake_api.url("/charges"), "dedupe": True}
     run_id = start_run(stub, "charge", request)
 
     (received,) = assert_eventually(lambda: fake_api.received("/charges"))
     key = received.headers["idempotency-key"]
-    control_plane.kill()
-    hold.set()  # the API answers; the worker records it and cannot report it
+    hold.set()  # the API answers; the worker records it and dies before reporting it
 
-    with closing(OutcomeStore.open(control_plane.database_url)) as outcomes:
+    def recorded_completed() -> bool:
+        recorded = read_record(control_plane.database_url, key)
+        return recorded is not None and recorded.state == COMPLETED
 
-        def recorded_completed() -> bool:
-            recorded = outcomes.read(key)
-            return recorded is not None and recorded.state == COMPLETED
-
-        assert_eventually(recorded_completed, message="the worker recorded the answer")
-    first_worker.kill()
+    assert_eventually(recorded_completed, message="the worker recorded the answer")
+    assert_eventually(lambda: not first_worker.running, message="the worker died")
     control_plane.restart()
     second_worker = connector_worker()
 
@@ -219,6 +215,31 @@ def test_a_recorded_call_is_not_made_again_after_a_crash(
     assert [e.attempt for e in events_of(events, "ATTEMPT_LOST")] == [1]
     assert [e.attempt for e in events_of(events, "ATTEMPT_COMPLETED")] == [2]
     assert "replaying the outcome attempt 1 recorded" in second_worker.stderr()
+
+
+def test_a_call_that_ends_while_the_control_plane_is_down_is_recorded_when_it_is_back(
+    control_plane: ControlPlane, connector_worker: StartConnectorWorker, fake_api: FakeApi
+) -> None:
+    """The outcome cannot be recorded while the control plane is down: the worker waits for
+    it rather than leave a STARTED record, so the step completes and the API is called once."""
+    hold = threading.Event()
+    fake_api.script("/charges", Reply(201, {"charge": "ch_1"}, hold=hold))
+    stub = control_plane.stub
+    register(stub, one_call("charge", "surefoot.http"))
+    connector_worker()
+    request = {"method": "POST", "url": fake_api.url("/charges"), "dedupe": True}
+    run_id = start_run(stub, "charge", request)
+
+    assert_eventually(lambda: fake_api.received("/charges"))
+    control_plane.kill()
+    hold.set()
+    control_plane.restart()
+
+    run = wait_for_status(control_plane.stub, run_id, "COMPLETED")
+    assert payload_value(run.output)["body"] == {"charge": "ch_1"}
+    assert len(fake_api.received("/charges")) == 1
+    recorded = read_record(control_plane.database_url, run.steps[0].idempotency_key)
+    assert recorded is not None and recorded.state == COMPLETED
 
 
 @ON_POSTGRES

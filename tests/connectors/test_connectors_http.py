@@ -11,11 +11,12 @@ from collections.abc import Iterator
 import pytest
 from connector_calls import API_TOKEN, StepsFor, run_step
 from connector_servers import FakeApi, Reply
+from outcome_plane import OutcomeLedger
+from surefoot_connectors import http_exchange
+from surefoot_connectors.http_exchange import parse_retry_after
 from surefoot_worker import NonRetryableError, RetryLaterError, _outcome
 
-from controlplane.connectors import http_exchange
-from controlplane.connectors.dedupe import STARTED, OutcomeStore
-from controlplane.connectors.http_exchange import parse_retry_after
+from controlplane.store.connector_outcomes import STARTED
 
 
 def test_a_2xx_answer_is_the_output_and_the_request_carries_the_idempotency_key(
@@ -226,7 +227,7 @@ def test_an_unreadable_retry_after_is_no_delay(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["²", "Wed, 21 Oct 99999999999999999999 07:28:00 GMT"])
 def test_an_unreadable_retry_after_still_retries_and_clears_the_record(
-    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeStore, value: str
+    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeLedger, value: str
 ) -> None:
     """Under dedupe an error inside the call is taken for a call that may have happened:
     a header the parser chokes on must not turn a definite 429 into OutcomeUnknown."""
@@ -239,7 +240,7 @@ def test_an_unreadable_retry_after_still_retries_and_clears_the_record(
 
 
 def test_a_header_that_cannot_be_sent_is_bad_input_and_leaves_no_record(
-    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeStore
+    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeLedger
 ) -> None:
     http = steps_with()["surefoot.http"]
     for number, request in enumerate(
@@ -259,7 +260,7 @@ def test_a_header_that_cannot_be_sent_is_bad_input_and_leaves_no_record(
 
 @pytest.mark.parametrize("status", [502, 504])
 def test_a_gateway_that_gave_up_leaves_the_outcome_unknown(
-    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeStore, status: int
+    fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeLedger, status: int
 ) -> None:
     """The service behind the gateway may have acted: without dedupe the retry goes out
     with the same Idempotency-Key; with dedupe nothing says it is safe to call again."""

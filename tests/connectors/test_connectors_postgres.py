@@ -13,9 +13,8 @@ import psycopg
 import pytest
 from connector_calls import StepsFor, run_step
 from support.databases import fresh_postgres_database, require_postgres
+from surefoot_connectors.postgres import json_safe
 from surefoot_worker import NonRetryableError, RetryLaterError
-
-from controlplane.connectors.postgres import json_safe
 
 pytestmark = pytest.mark.postgres
 

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+from outcome_plane import OutcomeLedger
 from surefoot.v1 import common_pb2
-
-from controlplane.connectors import all_connectors, connector_named, connector_steps
-from controlplane.connectors.dedupe import OutcomeStore
-from controlplane.connectors.redaction import Redactor, redact_logs
-from controlplane.connectors.secrets import (
+from surefoot_connectors import all_connectors, connector_named, connector_steps
+from surefoot_connectors.redaction import Redactor, redact_logs
+from surefoot_connectors.secrets import (
     MalformedReference,
     SecretNotFound,
     Secrets,
     SecretsFileError,
 )
-from controlplane.connectors.steps import ConnectorRuntime
+from surefoot_connectors.steps import ConnectorRuntime
 
 SHIPPED = ["surefoot.http", "surefoot.postgres", "surefoot.smtp", "surefoot.webhook"]
 
@@ -39,8 +38,8 @@ def test_every_connector_module_is_found_with_a_valid_schema() -> None:
         connector_named("surefoot.ftp")
 
 
-def test_the_steps_declare_what_the_registry_says(sqlite_outcomes: OutcomeStore) -> None:
-    steps = connector_steps(ConnectorRuntime(Secrets({}), sqlite_outcomes))
+def test_the_steps_declare_what_the_registry_says(sqlite_outcomes: OutcomeLedger) -> None:
+    steps = connector_steps(ConnectorRuntime(Secrets({}), sqlite_outcomes.client))
     assert [s.key for s in steps] == [(name, "1") for name in SHIPPED]
     for step, connector in zip(steps, all_connectors(), strict=True):
         declaration = step.to_proto()

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 import pytest
 from connector_calls import StepsFor, run_step
 from connector_servers import SmtpSink
+from outcome_plane import OutcomeLedger
+from surefoot_connectors.smtp import message_id
 from surefoot_worker import NonRetryableError, RetryLaterError
-
-from controlplane.connectors.dedupe import OutcomeStore
-from controlplane.connectors.smtp import message_id
 
 SMTP_PASSWORD = "pw-correct-horse-battery"
 
@@ -144,7 +143,7 @@ def test_a_to_entry_naming_several_addresses_is_refused(
 
 
 def test_a_password_smtplib_cannot_encode_is_bad_input_and_leaves_no_record(
-    smtp_with_login: SmtpSink, steps_with: StepsFor, sqlite_outcomes: OutcomeStore
+    smtp_with_login: SmtpSink, steps_with: StepsFor, sqlite_outcomes: OutcomeLedger
 ) -> None:
     smtp = steps_with({"SMTP_PASSWORD": "pässwörd-9"})["surefoot.smtp"]
     login = {

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from surefoot.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,190 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CallRecordState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CallRecordStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallRecordState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALL_RECORD_STATE_UNSPECIFIED: _CallRecordState.ValueType  # 0
+    CALL_RECORD_STATE_CLAIMED: _CallRecordState.ValueType  # 1
+    """No earlier record: this attempt holds the claim and makes the call."""
+    CALL_RECORD_STATE_STARTED: _CallRecordState.ValueType  # 2
+    """An earlier attempt started the call and did not record how it ended."""
+    CALL_RECORD_STATE_COMPLETED: _CallRecordState.ValueType  # 3
+    """An earlier attempt made the call; `outcome` is what it returned."""
+
+class CallRecordState(_CallRecordState, metaclass=_CallRecordStateEnumTypeWrapper): ...
+
+CALL_RECORD_STATE_UNSPECIFIED: CallRecordState.ValueType  # 0
+CALL_RECORD_STATE_CLAIMED: CallRecordState.ValueType  # 1
+"""No earlier record: this attempt holds the claim and makes the call."""
+CALL_RECORD_STATE_STARTED: CallRecordState.ValueType  # 2
+"""An earlier attempt started the call and did not record how it ended."""
+CALL_RECORD_STATE_COMPLETED: CallRecordState.ValueType  # 3
+"""An earlier attempt made the call; `outcome` is what it returned."""
+Global___CallRecordState: _TypeAlias = CallRecordState  # noqa: Y015
+
+@_typing.final
+class BeginCallRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    CONNECTOR_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    idempotency_key: _builtins.str
+    """The task's idempotency key, "<run id>:<node id>..."."""
+    connector: _builtins.str
+    """The connector's step type, kept with the record ("surefoot.smtp")."""
+    attempt: _builtins.int
+    """The attempt that calls; at least 1."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        connector: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "connector", b"connector", "idempotency_key", b"idempotency_key", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginCallRequest: _TypeAlias = BeginCallRequest  # noqa: Y015
+
+@_typing.final
+class BeginCallResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    state: Global___CallRecordState.ValueType
+    attempt: _builtins.int
+    """For STARTED and COMPLETED: the attempt that made the record, and when it started."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def outcome(self) -> _common_pb2.Payload:
+        """For COMPLETED: the recorded outcome."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___CallRecordState.ValueType = ...,
+        attempt: _builtins.int = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        outcome: _common_pb2.Payload | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "outcome", b"outcome", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginCallResponse: _TypeAlias = BeginCallResponse  # noqa: Y015
+
+@_typing.final
+class CompleteCallRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    idempotency_key: _builtins.str
+    attempt: _builtins.int
+    @_builtins.property
+    def outcome(self) -> _common_pb2.Payload:
+        """What the call returned (JSON), replayed to later attempts of the key."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        outcome: _common_pb2.Payload | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "idempotency_key", b"idempotency_key", "namespace", b"namespace", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteCallRequest: _TypeAlias = CompleteCallRequest  # noqa: Y015
+
+@_typing.final
+class CompleteCallResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_FIELD_NUMBER: _builtins.int
+    recorded: _builtins.bool
+    """False when this attempt's STARTED record was no longer there (an operator forgot it)."""
+    def __init__(
+        self,
+        *,
+        recorded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteCallResponse: _TypeAlias = CompleteCallResponse  # noqa: Y015
+
+@_typing.final
+class ClearCallRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    idempotency_key: _builtins.str
+    attempt: _builtins.int
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "idempotency_key", b"idempotency_key", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearCallRequest: _TypeAlias = ClearCallRequest  # noqa: Y015
+
+@_typing.final
+class ClearCallResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLEARED_FIELD_NUMBER: _builtins.int
+    cleared: _builtins.bool
+    def __init__(
+        self,
+        *,
+        cleared: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cleared", b"cleared"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearCallResponse: _TypeAlias = ClearCallResponse  # noqa: Y015
 
 @_typing.final
 class WorkerMessage(_message.Message):

@@ -101,3 +101,182 @@ class WorkerService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ConnectorOutcomeServiceStub:
+    """The outcome records of connector calls that must not be made twice (an SMTP send, a
+    webhook post, a SQL statement): a connector worker claims a step's idempotency key before
+    the call and records what the call returned after it, so that an attempt that follows a
+    crash replays the outcome instead of calling again. The records are the control plane's:
+    a worker needs an address and a token, never the database. A key belongs to a step of a
+    run; a run of another namespace is NOT_FOUND.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.BeginCall = channel.unary_unary(
+                '/surefoot.v1.ConnectorOutcomeService/BeginCall',
+                request_serializer=surefoot_dot_v1_dot_worker__service__pb2.BeginCallRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_worker__service__pb2.BeginCallResponse.FromString,
+                _registered_method=True)
+        self.CompleteCall = channel.unary_unary(
+                '/surefoot.v1.ConnectorOutcomeService/CompleteCall',
+                request_serializer=surefoot_dot_v1_dot_worker__service__pb2.CompleteCallRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_worker__service__pb2.CompleteCallResponse.FromString,
+                _registered_method=True)
+        self.ClearCall = channel.unary_unary(
+                '/surefoot.v1.ConnectorOutcomeService/ClearCall',
+                request_serializer=surefoot_dot_v1_dot_worker__service__pb2.ClearCallRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_worker__service__pb2.ClearCallResponse.FromString,
+                _registered_method=True)
+
+
+class ConnectorOutcomeServiceServicer:
+    """The outcome records of connector calls that must not be made twice (an SMTP send, a
+    webhook post, a SQL statement): a connector worker claims a step's idempotency key before
+    the call and records what the call returned after it, so that an attempt that follows a
+    crash replays the outcome instead of calling again. The records are the control plane's:
+    a worker needs an address and a token, never the database. A key belongs to a step of a
+    run; a run of another namespace is NOT_FOUND.
+    """
+
+    def BeginCall(self, request, context):
+        """Claims the key for this attempt, or answers what an earlier attempt left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteCall(self, request, context):
+        """Records the outcome of the call this attempt claimed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearCall(self, request, context):
+        """Forgets this attempt's claim: its call certainly had no effect, a retry may call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ConnectorOutcomeServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'BeginCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginCall,
+                    request_deserializer=surefoot_dot_v1_dot_worker__service__pb2.BeginCallRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_worker__service__pb2.BeginCallResponse.SerializeToString,
+            ),
+            'CompleteCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteCall,
+                    request_deserializer=surefoot_dot_v1_dot_worker__service__pb2.CompleteCallRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_worker__service__pb2.CompleteCallResponse.SerializeToString,
+            ),
+            'ClearCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearCall,
+                    request_deserializer=surefoot_dot_v1_dot_worker__service__pb2.ClearCallRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_worker__service__pb2.ClearCallResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'surefoot.v1.ConnectorOutcomeService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('surefoot.v1.ConnectorOutcomeService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ConnectorOutcomeService:
+    """The outcome records of connector calls that must not be made twice (an SMTP send, a
+    webhook post, a SQL statement): a connector worker claims a step's idempotency key before
+    the call and records what the call returned after it, so that an attempt that follows a
+    crash replays the outcome instead of calling again. The records are the control plane's:
+    a worker needs an address and a token, never the database. A key belongs to a step of a
+    run; a run of another namespace is NOT_FOUND.
+    """
+
+    @staticmethod
+    def BeginCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.ConnectorOutcomeService/BeginCall',
+            surefoot_dot_v1_dot_worker__service__pb2.BeginCallRequest.SerializeToString,
+            surefoot_dot_v1_dot_worker__service__pb2.BeginCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.ConnectorOutcomeService/CompleteCall',
+            surefoot_dot_v1_dot_worker__service__pb2.CompleteCallRequest.SerializeToString,
+            surefoot_dot_v1_dot_worker__service__pb2.CompleteCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.ConnectorOutcomeService/ClearCall',
+            surefoot_dot_v1_dot_worker__service__pb2.ClearCallRequest.SerializeToString,
+            surefoot_dot_v1_dot_worker__service__pb2.ClearCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

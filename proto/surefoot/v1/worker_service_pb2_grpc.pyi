@@ -59,3 +59,76 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_worker_service_pb2.ServerMessage], _abc.AsyncIterator[_worker_service_pb2.ServerMessage]]: ...
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ConnectorOutcomeServiceStub:
+    """The outcome records of connector calls that must not be made twice (an SMTP send, a
+    webhook post, a SQL statement): a connector worker claims a step's idempotency key before
+    the call and records what the call returned after it, so that an attempt that follows a
+    crash replays the outcome instead of calling again. The records are the control plane's:
+    a worker needs an address and a token, never the database. A key belongs to a step of a
+    run; a run of another namespace is NOT_FOUND.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ConnectorOutcomeServiceAsyncStub: ...
+    BeginCall: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.BeginCallRequest, _worker_service_pb2.BeginCallResponse]
+    """Claims the key for this attempt, or answers what an earlier attempt left."""
+    CompleteCall: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.CompleteCallRequest, _worker_service_pb2.CompleteCallResponse]
+    """Records the outcome of the call this attempt claimed."""
+    ClearCall: _grpc.UnaryUnaryMultiCallable[_worker_service_pb2.ClearCallRequest, _worker_service_pb2.ClearCallResponse]
+    """Forgets this attempt's claim: its call certainly had no effect, a retry may call."""
+
+@_typing.type_check_only
+class ConnectorOutcomeServiceAsyncStub(ConnectorOutcomeServiceStub):
+    """The outcome records of connector calls that must not be made twice (an SMTP send, a
+    webhook post, a SQL statement): a connector worker claims a step's idempotency key before
+    the call and records what the call returned after it, so that an attempt that follows a
+    crash replays the outcome instead of calling again. The records are the control plane's:
+    a worker needs an address and a token, never the database. A key belongs to a step of a
+    run; a run of another namespace is NOT_FOUND.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    BeginCall: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.BeginCallRequest, _worker_service_pb2.BeginCallResponse]  # type: ignore[assignment]
+    """Claims the key for this attempt, or answers what an earlier attempt left."""
+    CompleteCall: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.CompleteCallRequest, _worker_service_pb2.CompleteCallResponse]  # type: ignore[assignment]
+    """Records the outcome of the call this attempt claimed."""
+    ClearCall: _aio.UnaryUnaryMultiCallable[_worker_service_pb2.ClearCallRequest, _worker_service_pb2.ClearCallResponse]  # type: ignore[assignment]
+    """Forgets this attempt's claim: its call certainly had no effect, a retry may call."""
+
+class ConnectorOutcomeServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The outcome records of connector calls that must not be made twice (an SMTP send, a
+    webhook post, a SQL statement): a connector worker claims a step's idempotency key before
+    the call and records what the call returned after it, so that an attempt that follows a
+    crash replays the outcome instead of calling again. The records are the control plane's:
+    a worker needs an address and a token, never the database. A key belongs to a step of a
+    run; a run of another namespace is NOT_FOUND.
+    """
+
+    @_abc_1.abstractmethod
+    def BeginCall(
+        self,
+        request: _worker_service_pb2.BeginCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_service_pb2.BeginCallResponse, _abc.Awaitable[_worker_service_pb2.BeginCallResponse]]:
+        """Claims the key for this attempt, or answers what an earlier attempt left."""
+
+    @_abc_1.abstractmethod
+    def CompleteCall(
+        self,
+        request: _worker_service_pb2.CompleteCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_service_pb2.CompleteCallResponse, _abc.Awaitable[_worker_service_pb2.CompleteCallResponse]]:
+        """Records the outcome of the call this attempt claimed."""
+
+    @_abc_1.abstractmethod
+    def ClearCall(
+        self,
+        request: _worker_service_pb2.ClearCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_service_pb2.ClearCallResponse, _abc.Awaitable[_worker_service_pb2.ClearCallResponse]]:
+        """Forgets this attempt's claim: its call certainly had no effect, a retry may call."""
+
+def add_ConnectorOutcomeServiceServicer_to_server(servicer: ConnectorOutcomeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from controlplane.connectors.call import ConnectorFailure
-from controlplane.connectors.redaction import Redactor
+from surefoot_connectors.call import ConnectorFailure
+from surefoot_connectors.redaction import Redactor
 
 # Built once: loading the CA bundle for every request would cost more than the request.
 _TLS = ssl.create_default_context()

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from surefoot_worker import RetryPolicy
 
-from controlplane.connectors.call import ConnectorCall
+from surefoot_connectors.call import ConnectorCall
 
-PACKAGE = "controlplane.connectors"
+PACKAGE = "surefoot_connectors"
 
 IdempotencyKind = Literal["key", "natural", "none"]
 

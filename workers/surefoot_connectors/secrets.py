@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from controlplane.connectors.redaction import Redactor
+from surefoot_connectors.redaction import Redactor
 
 ENVIRONMENT_PREFIX = "SUREFOOT_SECRET_"
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

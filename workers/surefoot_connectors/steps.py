@@ -11,7 +11,7 @@ Every connector step runs the same way, so that no connector can forget a part o
    it leaves the worker, so it never reaches the history, the console or a log.
 
 The handlers are plain functions: they run in the SDK's thread pool, where the blocking
-clients they use (smtplib, psycopg, the outcome records' SQLAlchemy engine) belong.
+clients they use (smtplib, psycopg, the outcome records' gRPC channel) belong.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 from jsonschema.exceptions import ValidationError, best_match
 from surefoot_worker import NonRetryableError, RetryLaterError, StepContext, StepDefinition
 
-from controlplane.connectors.call import ConnectorCall, ConnectorFailure
-from controlplane.connectors.dedupe import OutcomeStore
-from controlplane.connectors.redaction import Redactor
-from controlplane.connectors.registry import Connector, all_connectors
-from controlplane.connectors.secrets import MalformedReference, SecretNotFound, Secrets
+from surefoot_connectors.call import ConnectorCall, ConnectorFailure
+from surefoot_connectors.dedupe import OutcomeRecords
+from surefoot_connectors.redaction import Redactor
+from surefoot_connectors.registry import Connector, all_connectors
+from surefoot_connectors.secrets import MalformedReference, SecretNotFound, Secrets
 
 log = logging.getLogger("surefoot.connectors")
 
@@ -46,7 +46,7 @@ class ConnectorRuntime:
     """
 
     secrets: Secrets
-    outcomes: OutcomeStore
+    outcomes: OutcomeRecords
 
     @property
     def redactor(self) -> Redactor:

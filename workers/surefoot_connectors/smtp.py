@@ -16,8 +16,8 @@ from typing import Any
 
 from surefoot_worker import RetryPolicy
 
-from controlplane.connectors.call import ConnectorCall, ConnectorFailure
-from controlplane.connectors.registry import Connector
+from surefoot_connectors.call import ConnectorCall, ConnectorFailure
+from surefoot_connectors.registry import Connector
 
 INPUT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from surefoot_worker import RetryPolicy
 
-from controlplane.connectors.call import ConnectorCall, ConnectorFailure
-from controlplane.connectors.registry import Connector
+from surefoot_connectors.call import ConnectorCall, ConnectorFailure
+from surefoot_connectors.registry import Connector
 
 DEFAULT_MAX_ROWS = 1000
 # SQLSTATE classes after which the same statement may succeed: connection trouble (08),

@@ -2,7 +2,7 @@
 
 The task's idempotency key goes out as the ``Idempotency-Key`` header, which APIs such as
 Stripe's use to apply a retried request once. For an API that ignores it, ``dedupe: true``
-records the outcome in Surefoot's database instead (see ``dedupe.py``).
+records the outcome with the control plane instead (see ``dedupe.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 from surefoot_worker import RetryPolicy
 
-from controlplane.connectors import http_exchange
-from controlplane.connectors.call import ConnectorCall, ConnectorFailure
-from controlplane.connectors.registry import Connector
+from surefoot_connectors import http_exchange
+from surefoot_connectors.call import ConnectorCall, ConnectorFailure
+from surefoot_connectors.registry import Connector
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 IDEMPOTENCY_HEADER = "Idempotency-Key"

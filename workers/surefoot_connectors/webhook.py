@@ -11,9 +11,9 @@ from typing import Any
 
 from surefoot_worker import RetryPolicy
 
-from controlplane.connectors import http_exchange
-from controlplane.connectors.call import ConnectorCall
-from controlplane.connectors.registry import Connector
+from surefoot_connectors import http_exchange
+from surefoot_connectors.call import ConnectorCall
+from surefoot_connectors.registry import Connector
 
 INPUT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

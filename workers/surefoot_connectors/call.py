@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from surefoot_worker import StepContext
 
 if TYPE_CHECKING:
-    from controlplane.connectors.dedupe import OutcomeStore
-    from controlplane.connectors.redaction import Redactor
+    from surefoot_connectors.dedupe import OutcomeRecords
+    from surefoot_connectors.redaction import Redactor
 
 
 class ConnectorFailure(Exception):
@@ -63,7 +63,7 @@ class ConnectorCall:
     connector: str
     input: dict[str, Any]
     context: StepContext
-    outcomes: OutcomeStore
+    outcomes: OutcomeRecords
     redactor: Redactor
 
     @property
@@ -84,7 +84,7 @@ class ConnectorCall:
         """Run `send` at most once per idempotency key, replaying its recorded outcome.
 
         For services that do not dedupe themselves (SMTP, Slack webhooks, a SQL statement):
-        see :class:`controlplane.connectors.dedupe.OutcomeStore`.
+        see :class:`surefoot_connectors.dedupe.OutcomeRecords`.
 
         Args:
             send: Makes the call and returns its JSON-safe outcome, or raises
