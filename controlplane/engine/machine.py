@@ -52,7 +52,7 @@ def start_run(
     input: Any,
     time: float,
     catalog: StepCatalog,
-    uniform: Uniform = lambda: 0.5,
+    uniform: Uniform,
     request_id: str = "",
     principal: str = "system",
 ) -> tuple[s.RunState, Transition]:
