@@ -1,4 +1,8 @@
-"""Refusing a request: a precise gRPC status, with field violations for bad arguments."""
+"""Refusing a request: a precise gRPC status, with field violations for bad arguments.
+
+Servicers raise `controlplane.errors.*` and `controlplane.api.failures` turns them into a
+status; the functions here build that status (and stay for code that aborts directly).
+"""
 
 from __future__ import annotations
 

@@ -6,16 +6,21 @@ import re
 
 import grpc
 
-from controlplane.api.errors import invalid_field
+from controlplane import errors
 
 DEFAULT = "default"
 _PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
-async def namespace_of(context: grpc.aio.ServicerContext, requested: str) -> str:
+def checked_namespace(requested: str) -> str:
+    """The namespace a request names; InvalidArgument for a malformed one."""
     namespace = requested or DEFAULT
-    if not _PATTERN.match(namespace):
-        await invalid_field(
-            context, "namespace", "must be 1-63 lowercase letters, digits, '.', '_' or '-'"
+    if not _PATTERN.fullmatch(namespace):
+        raise errors.InvalidArgument.field(
+            "namespace", "must be 1-63 lowercase letters, digits, '.', '_' or '-'"
         )
     return namespace
+
+
+async def namespace_of(context: grpc.aio.ServicerContext, requested: str) -> str:
+    return checked_namespace(requested)

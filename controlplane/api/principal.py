@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import yaml
 
-from controlplane.api.errors import abort
+from controlplane import errors
 
 ANONYMOUS = "anonymous"
 
@@ -70,23 +70,26 @@ class Authenticator:
         return (principal, *sorted(groups))
 
     async def caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        """Who calls; Unauthenticated for an unknown token, or none where one is required."""
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
         header = str(metadata.get("authorization", ""))
         if header.lower().startswith("bearer "):
             found = self._tokens.get(header[7:].strip())
             if found is None:
-                await abort(context, grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
-            assert found is not None
+                raise errors.Unauthenticated("unknown bearer token")
             return found
         if self._local_user:
             return Caller(self._local_user)
         if self._tokens:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "this server requires a bearer token (authorization metadata)",
+            raise errors.Unauthenticated(
+                "this server requires a bearer token (authorization metadata)"
             )
         return Caller(ANONYMOUS)
+
+    async def acting_principal(self, context: grpc.aio.ServicerContext) -> str:
+        """The name history records for the caller: authenticated, or anonymous@peer."""
+        caller = await self.caller(context)
+        return caller.principal if caller.authenticated else principal_of(context)
 
 
 def principal_of(context: grpc.aio.ServicerContext) -> str:

@@ -19,11 +19,12 @@ from sqlalchemy import Engine
 from surefoot.v1 import common_pb2, worker_service_pb2_grpc
 from surefoot.v1 import worker_service_pb2 as wpb
 
-from controlplane.api.errors import invalid_field
-from controlplane.api.namespaces import namespace_of
+from controlplane import errors
+from controlplane.api.namespaces import checked_namespace
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
 from controlplane.dispatch.sessions import WorkerSession
+from controlplane.engine import checks
 from controlplane.engine.definition import NAME_PATTERN, VERSION_PATTERN
 from controlplane.store.codec import load_json
 from controlplane.store.step_types import StepCatalogCache, upsert_step_types
@@ -58,11 +59,12 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> AsyncIterator[wpb.ServerMessage]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("message") != "hello":
-            await invalid_field(context, "hello", "the first message on a stream must be Hello")
-        assert first is not None
+            raise errors.InvalidArgument.field(
+                "hello", "the first message on a stream must be Hello"
+            )
         hello = first.hello
-        namespace = await namespace_of(context, hello.namespace)
-        await self._check_hello(context, hello)
+        namespace = checked_namespace(hello.namespace)
+        _check_hello(hello)
         await asyncio.to_thread(self._register_step_types, namespace, hello)
         session = WorkerSession(
             id=uuid.uuid4().hex,
@@ -90,6 +92,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                 if message is None:
                     break
                 yield message
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                # A message the reader refused (bad input) ends the stream with its status.
+                raise reader.exception()  # type: ignore[misc]
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -99,28 +104,6 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                 ops.CloseSession(session.id, "stream closed", release_leases=not self.stopping)
             )
             log.info("worker %s disconnected (session %s)", hello.worker_id, session.id)
-
-    async def _check_hello(self, context: grpc.aio.ServicerContext, hello: wpb.Hello) -> None:
-        if not hello.worker_id:
-            await invalid_field(context, "hello.worker_id", "is required")
-        for index, declared in enumerate(hello.step_types):
-            where = f"hello.step_types[{index}]"
-            if not NAME_PATTERN.match(declared.name):
-                await invalid_field(context, f"{where}.name", "is not a valid step type name")
-            if not VERSION_PATTERN.match(declared.version):
-                await invalid_field(
-                    context, f"{where}.version", f"step type {declared.name!r} needs a version"
-                )
-            if declared.idempotency == common_pb2.IDEMPOTENCY_UNSPECIFIED or (
-                declared.idempotency not in common_pb2.Idempotency.values()
-            ):
-                await invalid_field(
-                    context,
-                    f"{where}.idempotency",
-                    f"step type {declared.name!r} declares no idempotency (key, natural or "
-                    "none): the engine refuses to run a step that has not declared how it "
-                    "handles retry",
-                )
 
     def _register_step_types(self, namespace: str, hello: wpb.Hello) -> None:
         with self._engine.begin() as connection:
@@ -186,6 +169,35 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         self.stopping = True
         for session in list(self._streams):
             session.send(wpb.ServerMessage(drain=wpb.Drain(reason=reason)))
+
+
+def _check_hello(hello: wpb.Hello) -> None:
+    """Refuses a Hello whose declarations the engine could not rely on, naming the field."""
+    if not hello.worker_id:
+        raise errors.InvalidArgument.field("hello.worker_id", "is required")
+    for index, declared in enumerate(hello.step_types):
+        where = f"hello.step_types[{index}]"
+        if not NAME_PATTERN.fullmatch(declared.name):
+            raise errors.InvalidArgument.field(f"{where}.name", "is not a valid step type name")
+        if not VERSION_PATTERN.fullmatch(declared.version):
+            raise errors.InvalidArgument.field(
+                f"{where}.version", f"step type {declared.name!r} needs a version"
+            )
+        if declared.idempotency == common_pb2.IDEMPOTENCY_UNSPECIFIED or (
+            declared.idempotency not in common_pb2.Idempotency.values()
+        ):
+            raise errors.InvalidArgument.field(
+                f"{where}.idempotency",
+                f"step type {declared.name!r} declares no idempotency (key, natural or "
+                "none): the engine refuses to run a step that has not declared how it "
+                "handles retry",
+            )
+        if declared.HasField("retry"):
+            # Validated as a definition's retry policy is: a worker's declaration is one too.
+            problems = checks.retry_policy_problems(f"{where}.retry", declared.retry)
+            if problems:
+                summary = "; ".join(f"{field}: {text}" for field, text in problems)
+                raise errors.InvalidArgument(f"step type {declared.name!r}: {summary}", problems)
 
 
 def _decode(value: common_pb2.Payload) -> Any:

@@ -8,8 +8,10 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy.exc import IntegrityError
 from surefoot.v1 import definition_pb2
 
+from controlplane import errors
 from controlplane.engine.definition import CompiledDefinition, compile_definition
 from controlplane.engine.state import TERMINAL
 from controlplane.store.codec import to_datetime, to_epoch
@@ -36,7 +38,7 @@ class DefinitionRow:
         return definition_pb2.WorkflowDefinition.FromString(self.body)
 
 
-class VersionConflict(Exception):
+class VersionConflict(errors.AlreadyExists):
     """Different content under a version that is already registered."""
 
 
@@ -44,24 +46,52 @@ def content_hash(definition: definition_pb2.WorkflowDefinition) -> str:
     return hashlib.sha256(definition.SerializeToString(deterministic=True)).hexdigest()
 
 
+# Concurrent registrations of one name each take max(sequence) + 1; the losers of that
+# race try again with the winner's row visible. Far more tries than registrations racing.
+REGISTER_TRIES = 50
+
+
 def register(
     connection: Connection, namespace: str, definition: definition_pb2.WorkflowDefinition
 ) -> tuple[DefinitionRow, bool]:
     """Store `definition`; (row, created). Identical content again is a no-op.
+
+    Safe against concurrent registrations of the same name from other transactions: each
+    insert runs in a savepoint, and a lost race on the version or the sequence looks again.
 
     Raises:
         VersionConflict: the version exists with other content.
     """
     body = definition.SerializeToString(deterministic=True)
     digest = hashlib.sha256(body).hexdigest()
-    existing = find(connection, namespace, definition.name, definition.version)
-    if existing is not None:
-        if existing.content_hash != digest:
-            raise VersionConflict(
-                f"{definition.name}@{definition.version} is already registered with other "
-                f"content (sha256:{existing.content_hash[:12]}); register a new version"
-            )
-        return existing, False
+    for _ in range(REGISTER_TRIES):
+        existing = find(connection, namespace, definition.name, definition.version)
+        if existing is not None:
+            if existing.content_hash != digest:
+                raise VersionConflict(
+                    f"{definition.name}@{definition.version} is already registered with "
+                    f"other content (sha256:{existing.content_hash[:12]}); register a new "
+                    "version"
+                )
+            return existing, False
+        try:
+            with connection.begin_nested():
+                return _insert(connection, namespace, definition, body, digest), True
+        except IntegrityError:
+            # Another transaction committed this version or took the sequence meanwhile.
+            continue
+    raise errors.Unavailable(
+        f"{definition.name}@{definition.version}: too many concurrent registrations; try again"
+    )
+
+
+def _insert(
+    connection: Connection,
+    namespace: str,
+    definition: definition_pb2.WorkflowDefinition,
+    body: bytes,
+    digest: str,
+) -> DefinitionRow:
     last = connection.execute(
         select(func.max(definitions.c.sequence)).where(
             definitions.c.namespace == namespace, definitions.c.name == definition.name
@@ -83,10 +113,9 @@ def register(
     }
     inserted = connection.execute(definitions.insert().values(**values)).inserted_primary_key
     assert inserted is not None
-    new_id = inserted[0]
-    row = DefinitionRow(
+    return DefinitionRow(
         registered_at=registered_at,
-        id=int(new_id),
+        id=int(inserted[0]),
         namespace=namespace,
         name=definition.name,
         version=definition.version,
@@ -95,7 +124,6 @@ def register(
         deprecated=False,
         body=body,
     )
-    return row, True
 
 
 def find(

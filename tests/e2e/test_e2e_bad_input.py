@@ -33,7 +33,8 @@ from support.runs import (
     wait_for_status,
 )
 from support.workflows import three_steps
-from surefoot.v1 import common_pb2, definition_pb2
+from surefoot.v1 import approval_pb2 as apb
+from surefoot.v1 import common_pb2, definition_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
 
@@ -300,3 +301,156 @@ def test_cli_show_of_an_unknown_run_says_so_in_one_line(server: ControlPlane) ->
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and "no-such-run" in lines[0], lines
     assert "not found" in lines[0].lower(), lines
+
+
+Stub = workflow_service_pb2_grpc.WorkflowServiceStub
+
+# (the call, the field its INVALID_ARGUMENT must name) for a NUL byte in a string field.
+NUL_REQUESTS: dict[str, tuple[Callable[[Stub], object], str]] = {
+    "start-run-workflow-name": (
+        lambda stub: stub.StartRun(ws.StartRunRequest(workflow_name="base\x00line"), timeout=30),
+        "workflow_name",
+    ),
+    "start-run-request-id": (
+        lambda stub: stub.StartRun(
+            ws.StartRunRequest(workflow_name="baseline", request_id="id\x00"), timeout=30
+        ),
+        "request_id",
+    ),
+    "get-run-id": (
+        lambda stub: stub.GetRun(ws.GetRunRequest(run_id="run\x00id"), timeout=30),
+        "run_id",
+    ),
+    "cancel-run-reason": (
+        lambda stub: stub.CancelRun(
+            ws.CancelRunRequest(run_id="no-such-run", reason="why\x00"), timeout=30
+        ),
+        "reason",
+    ),
+    "retry-step-node-id": (
+        lambda stub: stub.RetryStep(
+            ws.RetryStepRequest(run_id="no-such-run", node_id="a\x00"), timeout=30
+        ),
+        "node_id",
+    ),
+    "definition-node-id": (
+        lambda stub: stub.RegisterDefinition(
+            ws.RegisterDefinitionRequest(definition=definition("nul-node", node("a\x00"))),
+            timeout=30,
+        ),
+        "definition.nodes[0].id",
+    ),
+    "event-correlation-key": (
+        lambda stub: stub.SendEvent(
+            apb.SendEventRequest(event_name="paid", correlation_key="order\x001"), timeout=30
+        ),
+        "correlation_key",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NUL_REQUESTS)
+def test_a_nul_byte_in_a_string_field_is_refused_naming_it(server: ControlPlane, case: str) -> None:
+    call, field = NUL_REQUESTS[case]
+    before = stored(server)
+
+    error = refusal(lambda: call(server.stub))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    assert field_violations(error) == [(field, "contains a NUL byte")]
+    assert stored(server) == before
+
+
+# JSON the store cannot keep, and the words the refusal uses.
+UNSTORABLE_JSON = {
+    "nested-100000-deep": (b"[" * 100_000 + b"]" * 100_000, "nested more than"),
+    "integer-of-5000-digits": (b'{"amount": ' + b"9" * 5000 + b"}", "is not valid JSON"),
+    "integer-beyond-64-bits": (b'{"amount": 36893488147419103232}', "beyond 64 bits"),
+    "lone-surrogate": (b'{"name": "\\ud800"}', "lone surrogate"),
+}
+
+
+@pytest.mark.parametrize("case", UNSTORABLE_JSON)
+def test_start_run_with_json_the_store_cannot_keep_is_refused(
+    server: ControlPlane, case: str
+) -> None:
+    data, words = UNSTORABLE_JSON[case]
+    before = stored(server)
+    request = ws.StartRunRequest(
+        workflow_name="baseline", input=common_pb2.Payload(encoding="json/plain", data=data)
+    )
+
+    error = refusal(lambda: server.stub.StartRun(request, timeout=30))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    ((field, description),) = field_violations(error)
+    assert field == "input.data" and words in description, description
+    assert stored(server) == before
+
+
+@pytest.mark.parametrize("case", UNSTORABLE_JSON)
+def test_an_event_payload_the_store_cannot_keep_is_refused(server: ControlPlane, case: str) -> None:
+    data, words = UNSTORABLE_JSON[case]
+    event_id = f"unstorable-{uuid.uuid4().hex}"
+    before = stored(server)
+    request = apb.SendEventRequest(
+        event_name="paid",
+        correlation_key=event_id,
+        event_id=event_id,
+        payload=common_pb2.Payload(encoding="json/plain", data=data),
+    )
+
+    error = refusal(lambda: server.stub.SendEvent(request, timeout=30))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    ((field, description),) = field_violations(error)
+    assert field == "payload.data" and words in description, description
+    assert stored(server) == before
+
+
+def test_a_body_that_is_not_the_request_message_is_refused_in_one_log_line(
+    server: ControlPlane,
+) -> None:
+    before = stored(server)
+    assert server.process is not None
+    logged = len(server.process.stderr().splitlines())
+    raw_get_run = server.channel.unary_unary("/surefoot.v1.WorkflowService/GetRun")
+
+    errors = [refusal(lambda: raw_get_run(b"\xff\xff\xff\xff", timeout=30)) for _ in range(3)]
+
+    assert {e.code() for e in errors} == {grpc.StatusCode.INVALID_ARGUMENT}, errors
+    assert field_violations(errors[0])[0][0] == "request"
+    assert stored(server) == before
+    written = server.process.stderr().splitlines()[logged:]
+    assert "Traceback" not in "\n".join(written), written
+    refused = [line for line in written if "not a valid message" in line]
+    assert len(refused) == 3, written
+
+
+BAD_RETRY_POLICIES = {
+    "negative-attempts": (common_pb2.RetryPolicy(max_attempts=-1), ".retry.max_attempts"),
+    "negative-interval": (common_pb2.RetryPolicy(initial_interval_seconds=-1), ".retry"),
+    "nan-interval": (common_pb2.RetryPolicy(max_interval_seconds=float("nan")), ".retry"),
+    "infinite-backoff": (common_pb2.RetryPolicy(backoff_coefficient=float("inf")), ".retry"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RETRY_POLICIES)
+def test_worker_hello_with_a_bad_retry_policy_is_refused(server: ControlPlane, case: str) -> None:
+    policy, suffix = BAD_RETRY_POLICIES[case]
+    step_type = f"bad-retry-{case}"
+    careless = declaration(step_type)
+    careless.retry.CopyFrom(policy)
+    steps = [declaration("good-before-the-bad-one"), careless]
+    stream = RawWorkerStream(server.channel, f"worker-{case}", steps, credit=1)
+
+    error = stream.wait_ended()
+
+    assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+    fields = [f for f, _ in field_violations(error)]
+    assert f"hello.step_types[1]{suffix}" in fields, fields
+    assert not [m for m in stream.received if m.WhichOneof("message") == "welcome"]
+    # The step type was not registered: a definition relying on its declaration is refused.
+    relies = definition(f"relies-on-{step_type}", node("a", **task(step_type, idempotent=False)))
+    refused = refusal(lambda: register(server.stub, relies))
+    assert [f for f, _ in field_violations(refused)] == ["definition.nodes[0].task.idempotency"]

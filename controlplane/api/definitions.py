@@ -1,0 +1,122 @@
+"""Workflow definitions on WorkflowService: register, read, list, deprecate or reinstate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+from sqlalchemy import Connection
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from controlplane import errors
+from controlplane.api import convert
+from controlplane.api.backend import Backend
+from controlplane.api.namespaces import checked_namespace
+from controlplane.engine.definition import validate_definition
+from controlplane.store import definitions as defs
+
+MAX_REASON = 2000
+
+
+async def register(
+    backend: Backend, request: ws.RegisterDefinitionRequest, context: grpc.aio.ServicerContext
+) -> ws.RegisterDefinitionResponse:
+    namespace = checked_namespace(request.namespace)
+    # Who may change what runs: on a server with an auth file, only a known caller.
+    await backend.auth.caller(context)
+    if not request.HasField("definition"):
+        raise errors.InvalidArgument.field("definition", "is required")
+    definition = request.definition
+    catalog = backend.catalog.catalog_for(namespace)
+    problems = await asyncio.to_thread(validate_definition, definition, catalog)
+    if problems:
+        label = f"{definition.name or '?'}@{definition.version or '?'}"
+        summary = "; ".join(description for _, description in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise errors.InvalidArgument(f"definition {label} is invalid: {summary}{more}", problems)
+    row, created = await backend.write(lambda c: defs.register(c, namespace, definition))
+    return ws.RegisterDefinitionResponse(info=info(row, 0), created=created)
+
+
+async def get(
+    backend: Backend, request: ws.GetDefinitionRequest, context: grpc.aio.ServicerContext
+) -> ws.GetDefinitionResponse:
+    namespace = checked_namespace(request.namespace)
+    if not request.name:
+        raise errors.InvalidArgument.field("name", "is required")
+
+    def query(c: Connection) -> tuple[defs.DefinitionRow | None, bool]:
+        row = defs.find(c, namespace, request.name, request.version)
+        return row, row is None and defs.any_version(c, namespace, request.name)
+
+    row, all_deprecated = await backend.read(query)
+    if row is None:
+        message = no_definition(request, namespace)
+        if all_deprecated and request.version in ("", "latest"):
+            message = f"every version of {request.name} is deprecated: name one to read it"
+        raise errors.NotFound(message)
+    return ws.GetDefinitionResponse(info=info(row, 0), definition=row.message())
+
+
+async def list_all(
+    backend: Backend, request: ws.ListDefinitionsRequest, context: grpc.aio.ServicerContext
+) -> ws.ListDefinitionsResponse:
+    namespace = checked_namespace(request.namespace)
+    rows = await backend.read(lambda c: defs.list_with_counts(c, namespace, request.name))
+    return ws.ListDefinitionsResponse(definitions=[info(r, n) for r, n in rows])
+
+
+async def deprecate(
+    backend: Backend, request: ws.DeprecateDefinitionRequest, context: grpc.aio.ServicerContext
+) -> ws.DeprecateDefinitionResponse:
+    namespace = checked_namespace(request.namespace)
+    if not request.name:
+        raise errors.InvalidArgument.field("name", "is required")
+    if not request.version or request.version == "latest":
+        raise errors.InvalidArgument.field(
+            "version", "must name a version (latest moves when one is deprecated)"
+        )
+    if len(request.reason) > MAX_REASON:
+        raise errors.InvalidArgument.field("reason", f"is longer than {MAX_REASON} characters")
+    principal = await backend.auth.acting_principal(context)
+    now = time.time()
+
+    def change(c: Connection) -> tuple[defs.DefinitionRow, bool, int] | None:
+        row = defs.find(c, namespace, request.name, request.version)
+        if row is None:
+            return None
+        changed_row, changed = defs.set_deprecated(
+            c, row, not request.reinstate, principal, request.reason, now
+        )
+        return changed_row, changed, defs.in_flight(c, row.id)
+
+    outcome = await backend.write(change)
+    if outcome is None:
+        raise errors.NotFound(no_definition(request, namespace))
+    row, changed, in_flight = outcome
+    return ws.DeprecateDefinitionResponse(info=info(row, in_flight), changed=changed)
+
+
+def info(row: defs.DefinitionRow, in_flight: int) -> ws.DefinitionInfo:
+    return ws.DefinitionInfo(
+        namespace=row.namespace,
+        name=row.name,
+        version=row.version,
+        content_hash=row.content_hash,
+        sequence=row.sequence,
+        deprecated=row.deprecated,
+        runs_in_flight=in_flight,
+        registered_at=convert.timestamp(row.registered_at),
+        deprecated_by=row.deprecated_by,
+        deprecated_at=convert.timestamp(row.deprecated_at),
+        deprecation_reason=row.deprecation_reason,
+    )
+
+
+def no_definition(request: Any, namespace: str) -> str:
+    name = getattr(request, "workflow_name", "") or getattr(request, "name", "")
+    version = getattr(request, "workflow_version", "") or getattr(request, "version", "")
+    label = f"{name}@{version}" if version and version != "latest" else name
+    return f"workflow {label} is not registered in namespace {namespace!r}"

@@ -1,0 +1,132 @@
+"""Runs on WorkflowService: start, read, list, read history, cancel or abandon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from sqlalchemy import Connection
+from surefoot.v1 import run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from controlplane import errors
+from controlplane.api import convert
+from controlplane.api.backend import Backend
+from controlplane.api.definitions import no_definition
+from controlplane.api.namespaces import checked_namespace
+from controlplane.api.payloads import parse_json
+from controlplane.dispatch import operations as ops
+from controlplane.store import run_queries
+
+MAX_PAGE = 1000
+MAX_REQUEST_ID = 200
+
+
+async def start(
+    backend: Backend, request: ws.StartRunRequest, context: grpc.aio.ServicerContext
+) -> ws.StartRunResponse:
+    namespace = checked_namespace(request.namespace)
+    if not request.workflow_name:
+        raise errors.InvalidArgument.field("workflow_name", "is required")
+    if len(request.request_id) > MAX_REQUEST_ID:
+        raise errors.InvalidArgument.field("request_id", f"is longer than {MAX_REQUEST_ID}")
+    value = parse_json("input", request.input, empty={})
+    operation = ops.StartRun(
+        namespace,
+        request.workflow_name,
+        request.workflow_version,
+        value,
+        request.request_id,
+        await backend.auth.acting_principal(context),
+    )
+    try:
+        started: ops.StartedRun = await backend.committer.submit(operation)
+    except errors.NotFound:
+        # The dispatcher knows the name; the caller also asked for a version and namespace.
+        raise errors.NotFound(no_definition(request, namespace)) from None
+    return ws.StartRunResponse(
+        run_id=started.run_id,
+        created=started.created,
+        workflow_version=started.workflow_version,
+    )
+
+
+async def get(
+    backend: Backend, request: ws.GetRunRequest, context: grpc.aio.ServicerContext
+) -> ws.GetRunResponse:
+    namespace = checked_namespace(request.namespace)
+    return ws.GetRunResponse(run=await run_detail(backend, namespace, request.run_id))
+
+
+async def run_detail(backend: Backend, namespace: str, run_id: str) -> run_pb2.Run:
+    """The run with its steps and attempts as a GetRun shows it; NotFound if there is none."""
+    view = await backend.read(lambda c: run_queries.get_run(c, namespace, run_id))
+    if view is None:
+        raise errors.NotFound(no_run(run_id, namespace))
+    return convert.run_detail(view)
+
+
+async def list_page(
+    backend: Backend, request: ws.ListRunsRequest, context: grpc.aio.ServicerContext
+) -> ws.ListRunsResponse:
+    namespace = checked_namespace(request.namespace)
+    if not 0 <= request.page_size <= MAX_PAGE:
+        raise errors.InvalidArgument.field("page_size", f"must be between 0 and {MAX_PAGE}")
+    statuses = []
+    for index, status in enumerate(request.statuses):
+        if status == run_pb2.RUN_STATUS_UNSPECIFIED or status not in run_pb2.RunStatus.values():
+            raise errors.InvalidArgument.field(f"statuses[{index}]", "is not a run status")
+        statuses.append(run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_"))
+
+    def query(c: Connection) -> tuple[list[Any], str]:
+        return run_queries.list_runs(
+            c,
+            namespace,
+            workflow_name=request.workflow_name,
+            workflow_version=request.workflow_version,
+            statuses=statuses,
+            page_size=request.page_size or 100,
+            page_token=request.page_token,
+        )
+
+    try:
+        rows, token = await backend.read(query)
+    except run_queries.BadPageToken as exc:
+        raise errors.InvalidArgument.field("page_token", str(exc)) from None
+    return ws.ListRunsResponse(runs=[convert.run_summary(r) for r in rows], next_page_token=token)
+
+
+async def history(
+    backend: Backend, request: ws.GetRunHistoryRequest, context: grpc.aio.ServicerContext
+) -> ws.GetRunHistoryResponse:
+    namespace = checked_namespace(request.namespace)
+    if request.after_seq < 0 or request.limit < 0:
+        raise errors.InvalidArgument.field("after_seq", "after_seq and limit must not be negative")
+
+    def query(c: Connection) -> list[Any] | None:
+        if not run_queries.run_exists(c, namespace, request.run_id):
+            return None
+        return run_queries.read_history(c, request.run_id, request.after_seq, request.limit)
+
+    rows = await backend.read(query)
+    if rows is None:
+        raise errors.NotFound(no_run(request.run_id, namespace))
+    return ws.GetRunHistoryResponse(events=[convert.history_event(r) for r in rows])
+
+
+async def cancel(
+    backend: Backend, request: ws.CancelRunRequest, context: grpc.aio.ServicerContext
+) -> ws.CancelRunResponse:
+    namespace = checked_namespace(request.namespace)
+    if not request.run_id:
+        raise errors.InvalidArgument.field("run_id", "is required")
+    principal = await backend.auth.acting_principal(context)
+    operation = ops.CancelRun(
+        namespace, request.run_id, request.reason, principal, compensate=request.compensate
+    )
+    await backend.committer.submit(operation)
+    return ws.CancelRunResponse(run=await run_detail(backend, namespace, request.run_id))
+
+
+def no_run(run_id: str, namespace: str) -> str:
+    return f"run {run_id} not found in namespace {namespace!r}"
