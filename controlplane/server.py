@@ -19,6 +19,7 @@ from surefoot.v1 import (
 )
 
 from controlplane import telemetry
+from controlplane.api.connector_outcomes import ConnectorOutcomeService
 from controlplane.api.failures import ErrorMap
 from controlplane.api.principal import Authenticator
 from controlplane.api.worker_service import WorkerService
@@ -106,10 +107,14 @@ class ControlPlane:
             WorkflowService(self._engine, committer, catalog, self._auth), server
         )
         worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        worker_service_pb2_grpc.add_ConnectorOutcomeServiceServicer_to_server(
+            ConnectorOutcomeService(self._engine, self._auth), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
             workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
             worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+            worker_service_pb2.DESCRIPTOR.services_by_name["ConnectorOutcomeService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
