@@ -225,6 +225,7 @@ class Attempt(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
     number: _builtins.int
     worker_id: _builtins.str
     outcome: Global___AttemptOutcome.ValueType
@@ -234,6 +235,12 @@ class Attempt(_message.Message):
     def ended_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def error(self) -> Global___StepError: ...
+    @_builtins.property
+    def details(self) -> _common_pb2.Payload:
+        """For a running attempt: the latest progress details its worker sent with a heartbeat,
+        as sent (kept until the attempt's outcome is recorded).
+        """
+
     def __init__(
         self,
         *,
@@ -243,10 +250,11 @@ class Attempt(_message.Message):
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         outcome: Global___AttemptOutcome.ValueType = ...,
         error: Global___StepError | None = ...,
+        details: _common_pb2.Payload | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "error", b"error", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "ended_at", b"ended_at", "error", b"error", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "error", b"error", "number", b"number", "outcome", b"outcome", "started_at", b"started_at", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "ended_at", b"ended_at", "error", b"error", "number", b"number", "outcome", b"outcome", "started_at", b"started_at", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
