@@ -117,9 +117,13 @@ def test_a_worker_from_the_sdk_wheel_completes_a_run(
     )
     assert register(stub, definition).created
 
+    # `env -u`: the registry's environment is this process's, whose PYTHONPATH may name the
+    # checkout; the worker must import the installed SDK only.
+    hide = [arg for name in ("PYTHONPATH", "PYTHONHOME") for arg in ("-u", name)]
     worker = processes.start(
         "sdk-worker",
-        [str(sdk_venv / "bin" / "surefoot-worker"), str(steps), "--address", control_plane.address],
+        ["env", *hide, str(sdk_venv / "bin" / "surefoot-worker"), str(steps)]
+        + ["--address", control_plane.address],
     )
     worker.wait_for_stdout(WORKER_CONNECTED)
     run_id = start_run(stub, "sdk-wheel", {"n": 1})
