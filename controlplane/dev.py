@@ -31,7 +31,12 @@ from surefoot.v1 import workflow_service_pb2_grpc
 if TYPE_CHECKING:
     from surefoot_worker import Worker
 
-EXAMPLE_STEPS_MODULES = ("surefoot_worker.examples.onboarding", "surefoot_worker.examples.orders")
+EXAMPLE_STEPS_MODULES = (
+    "surefoot_worker.examples.onboarding",
+    "surefoot_worker.examples.orders",
+    # orders@2's fraud check, so that the README's versions example runs on the dev worker.
+    "surefoot_worker.examples.fraud",
+)
 EXAMPLE_DEFINITION_FILES = ("onboarding.yaml", "trial.yaml", "orders.yaml")
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 SERVER_GRACE_SECONDS = 5.0

@@ -64,10 +64,3 @@ async def ship_order(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
         "tracking_number": f"trk_{ctx.idempotency_key}",
     }
 
-
-@step("fraud-score", idempotency="natural")
-async def fraud_score(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
-    """Score the order for fraud (``orders-v2.yaml``); scoring again gives the same score."""
-    await _shape_attempt(ctx, input)
-    amount = float(input.get("amount") or 0)
-    return {"order_id": input.get("order_id"), "score": 0.9 if amount > 10_000 else 0.1}
