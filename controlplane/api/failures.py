@@ -88,18 +88,18 @@ def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return parse
 
 
-def check_request(request: Any, method: str, where: str = "") -> None:
+def check_request(request: Any, method: str) -> None:
     """Raises InvalidArgument for a body that did not parse or a NUL byte in a string."""
     if isinstance(request, Unparsable):
+        # One line per refused body: a client sending garbage must not flood the log.
         log.warning("%s: request body is not a valid message (%s)", method, request.error)
         raise errors.InvalidArgument.field(
-            where or "request", f"is not a valid request message ({request.error})"
+            "request", f"is not a valid request message ({request.error})"
         )
     if isinstance(request, Message):
         found = nul_field(request)
         if found is not None:
-            path = f"{where}.{found}" if where else found
-            raise errors.InvalidArgument.field(path, "contains a NUL byte")
+            raise errors.InvalidArgument.field(found, "contains a NUL byte")
 
 
 def nul_field(message: Message, prefix: str = "") -> str | None:
@@ -175,11 +175,17 @@ def database_status(exc: sa_exc.SQLAlchemyError) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, (
             f"a value in the request is not accepted by the database: {_first_line(exc)}"
         )
-    lost = isinstance(exc, sa_exc.InterfaceError | sa_exc.TimeoutError | sa_exc.DisconnectionError)
+    lost = isinstance(
+        exc,
+        # OperationalError: the database's own trouble (unreachable, gone, shutting down, out
+        # of resources), never the statement's.
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        | sa_exc.DisconnectionError,
+    )
     if isinstance(exc, sa_exc.DBAPIError):
         lost = lost or exc.connection_invalidated or state.startswith(_UNAVAILABLE_CLASSES)
-        # A refused or dropped connection has no SQLSTATE: the driver never got an answer.
-        lost = lost or (isinstance(exc, sa_exc.OperationalError) and not state)
     if lost:
         return grpc.StatusCode.UNAVAILABLE, "the database is unavailable; try again"
     return grpc.StatusCode.INTERNAL, f"internal database error: {type(exc).__name__}"
