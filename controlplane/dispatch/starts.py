@@ -8,10 +8,13 @@ workflows.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from controlplane.dispatch import operations as ops
+from controlplane import errors
 from controlplane.engine import machine
 from controlplane.store import definitions as defs
 from controlplane.store.definitions import DefinitionCache
@@ -19,7 +22,32 @@ from controlplane.store.run_batch import RunBatch
 from controlplane.store.schema import runs
 from controlplane.store.step_types import StepCatalogCache
 
+if TYPE_CHECKING:
+    from controlplane.dispatch.operations.start_run import StartRun
+
 CHUNK = 500
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    created: bool
+    workflow_version: str
+
+
+class InvalidInput(errors.InvalidArgument):
+    """The run input does not match the workflow's declared JSON Schema."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        # (JSON pointer into the input, what is wrong there), every one of them.
+        self.problems = problems
+        super().__init__(
+            message,
+            [
+                ("input" + ("" if where == "/" else where.replace("/", ".")), text)
+                for where, text in problems
+            ],
+        )
 
 
 class BatchStarts:
@@ -28,31 +56,33 @@ class BatchStarts:
     def __init__(
         self,
         batch: RunBatch,
-        starts: list[ops.StartRun],
+        starts: list[StartRun],
         definitions: DefinitionCache,
         catalog: StepCatalogCache,
+        uniform: Callable[[], float],
     ) -> None:
         self._batch = batch
+        self._uniform = uniform
         self._definitions = definitions
         self._catalog = catalog
         keys = {(op.namespace, op.workflow_name, op.workflow_version) for op in starts}
         self._rows = {key: defs.find(batch.connection, *key) for key in keys}
-        self._known: dict[tuple[str, str], ops.StartedRun] = {}
+        self._known: dict[tuple[str, str], StartedRun] = {}
         request_ids = sorted({op.request_id for op in starts if op.request_id})
         for first in range(0, len(request_ids), CHUNK):
             query = select(
                 runs.c.id, runs.c.namespace, runs.c.request_id, runs.c.workflow_version
             ).where(runs.c.request_id.in_(request_ids[first : first + CHUNK]))
             for row in batch.connection.execute(query):
-                self._known[(row.namespace, row.request_id)] = ops.StartedRun(
+                self._known[(row.namespace, row.request_id)] = StartedRun(
                     row.id, False, row.workflow_version
                 )
 
-    def start(self, op: ops.StartRun) -> ops.StartedRun:
+    def start(self, op: StartRun) -> StartedRun:
         """The run `op` asks for: a new one, or the one its request id started before.
 
         Raises:
-            ops.NotFound, ops.Conflict (deprecated), ops.InvalidInput (schema).
+            errors.NotFound, errors.FailedPrecondition (deprecated), InvalidInput (schema).
         """
         batch = self._batch
         if op.request_id:
@@ -65,7 +95,7 @@ class BatchStarts:
         if problems:
             where, first = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise ops.InvalidInput(
+            raise InvalidInput(
                 f"input does not match the input schema of {row.name}@{row.version}: "
                 f"{first}" + (f" (at {where})" if where != "/" else "") + more,
                 problems,
@@ -79,28 +109,29 @@ class BatchStarts:
             catalog=self._catalog.catalog_for(op.namespace, batch.connection),
             request_id=op.request_id,
             principal=op.principal,
+            uniform=self._uniform,
         )
         trace_id = uuid.uuid4().hex
         batch.add_run(state, row.id, trace_id, op.request_id or None, transition)
-        started = ops.StartedRun(state.id, True, state.workflow_version)
+        started = StartedRun(state.id, True, state.workflow_version)
         if op.request_id:
             self._known[(op.namespace, op.request_id)] = started
         return started
 
-    def _definition_row(self, op: ops.StartRun) -> defs.DefinitionRow:
+    def _definition_row(self, op: StartRun) -> defs.DefinitionRow:
         row = self._rows.get((op.namespace, op.workflow_name, op.workflow_version))
         if row is None:
             if op.workflow_version in ("", "latest") and defs.any_version(
                 self._batch.connection, op.namespace, op.workflow_name
             ):
-                raise ops.Conflict(
+                raise errors.FailedPrecondition(
                     f"every version of {op.workflow_name} is deprecated: register a new one "
                     "or reinstate one to start runs"
                 )
-            raise ops.NotFound(f"workflow {op.workflow_name} is not registered")
+            raise errors.NotFound(f"workflow {op.workflow_name} is not registered")
         if row.deprecated:
             why = row.deprecation_reason or "no reason given"
-            raise ops.Conflict(
+            raise errors.FailedPrecondition(
                 f"{row.name}@{row.version} is deprecated by {row.deprecated_by or 'unknown'} "
                 f"({why}): its runs in flight finish on it, new runs take another version"
             )

@@ -91,6 +91,23 @@ history = Table(
     Column("data", Text, nullable=False),
 )
 
+# One row per finished attempt of a step: what GetRun shows without reading the history
+# (written with the history events it projects, in the run's transaction).
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("node_id", String(200), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("worker_id", String(300), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=True),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    # COMPLETED, FAILED or LOST.
+    Column("outcome", String(16), nullable=False),
+    # The attempt's error as JSON (type, message, retryable, details), if it had one.
+    Column("error", Text, nullable=True),
+)
+
 tasks = Table(
     "tasks",
     metadata,
@@ -114,6 +131,9 @@ tasks = Table(
     Column("leased_at", UtcDateTime(), nullable=True),
     Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("traceparent", String(64), nullable=False, server_default=""),
+    # The latest progress details the worker sent with a heartbeat, as sent.
+    Column("heartbeat_encoding", String(100), nullable=True),
+    Column("heartbeat_details", LargeBinary, nullable=True),
     Index(
         "ix_tasks_ready",
         "namespace",
@@ -207,6 +227,8 @@ events = Table(
     Column("event_name", String(200), nullable=False),
     Column("correlation_key", String(500), nullable=False),
     Column("payload", Text, nullable=False),
+    # The principal that sent it, credited when a wait opened later takes it.
+    Column("sent_by", String(200), nullable=False, server_default="system"),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
     # JSON list of run ids it was delivered to; NULL while it waits for one.
