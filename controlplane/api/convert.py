@@ -17,10 +17,10 @@ from controlplane.store.run_queries import RunView
 
 JSON = "json/plain"
 
-_ATTEMPT_OUTCOMES = {
-    "ATTEMPT_COMPLETED": run_pb2.ATTEMPT_OUTCOME_COMPLETED,
-    "ATTEMPT_FAILED": run_pb2.ATTEMPT_OUTCOME_FAILED,
-    "ATTEMPT_LOST": run_pb2.ATTEMPT_OUTCOME_LOST,
+_OUTCOMES = {
+    "COMPLETED": run_pb2.ATTEMPT_OUTCOME_COMPLETED,
+    "FAILED": run_pb2.ATTEMPT_OUTCOME_FAILED,
+    "LOST": run_pb2.ATTEMPT_OUTCOME_LOST,
 }
 
 
@@ -74,11 +74,11 @@ def run_summary(row: Row[Any]) -> run_pb2.Run:
 
 
 def run_detail(view: RunView) -> run_pb2.Run:
-    """The run with every step and attempt: steps from the state, attempts from history,
-    and what is happening right now from the task rows."""
+    """The run with every step and attempt: steps from the state, finished attempts from
+    their projection, and what is happening right now from the task rows."""
     run = run_summary(view.run)
     _, steps = s.RunState.steps_from_json(load_json(view.run.state))
-    attempts = _attempts_from_history(view.history)
+    attempts = _attempts(view.attempts)
     live = {(t.node_id, t.attempt): t for t in view.tasks}
     waiting: list[str] = []
     for node_id, step in steps.items():
@@ -94,6 +94,7 @@ def run_detail(view: RunView) -> run_pb2.Run:
                     worker_id=task.worker_id or "",
                     started_at=timestamp(task.leased_at),
                     outcome=run_pb2.ATTEMPT_OUTCOME_RUNNING,
+                    details=_heartbeat_details(task),
                 ),
             )
         elif task is not None and task.status == "ready" and status in s.OPEN_STEP:
@@ -123,30 +124,26 @@ def run_detail(view: RunView) -> run_pb2.Run:
     return run
 
 
-def _attempts_from_history(events: list[Row[Any]]) -> dict[str, dict[int, run_pb2.Attempt]]:
+def _attempts(rows: list[Row[Any]]) -> dict[str, dict[int, run_pb2.Attempt]]:
+    """Finished attempts by node id and number, from the attempts projection."""
     attempts: dict[str, dict[int, run_pb2.Attempt]] = {}
-    for event in events:
-        if event.type == "ATTEMPT_STARTED":
-            data = load_json(event.data)
-            attempts.setdefault(event.node_id, {})[event.attempt] = run_pb2.Attempt(
-                number=event.attempt,
-                worker_id=str(data.get("worker_id", "")),
-                started_at=timestamp(event.time),
-                outcome=run_pb2.ATTEMPT_OUTCOME_RUNNING,
-            )
-        elif event.type in _ATTEMPT_OUTCOMES:
-            attempt = attempts.setdefault(event.node_id, {}).setdefault(
-                event.attempt, run_pb2.Attempt(number=event.attempt, worker_id=event.principal)
-            )
-            attempt.outcome = _ATTEMPT_OUTCOMES[event.type]
-            attempt.ended_at.FromDatetime(event.time)
-            error = load_json(event.data).get("error")
-            if event.type == "ATTEMPT_LOST":
-                error = {"type": "AttemptLost", "message": load_json(event.data).get("reason")}
-            converted = step_error(error)
-            if converted is not None:
-                attempt.error.CopyFrom(converted)
+    for row in rows:
+        attempts.setdefault(row.node_id, {})[row.attempt] = run_pb2.Attempt(
+            number=row.attempt,
+            worker_id=row.worker_id,
+            started_at=timestamp(row.started_at),
+            ended_at=timestamp(row.ended_at),
+            outcome=_OUTCOMES.get(row.outcome, run_pb2.ATTEMPT_OUTCOME_RUNNING),
+            error=step_error(load_json(row.error)),
+        )
     return attempts
+
+
+def _heartbeat_details(task: Row[Any]) -> common_pb2.Payload | None:
+    data = task._mapping.get("heartbeat_details")
+    if data is None:
+        return None
+    return common_pb2.Payload(encoding=task.heartbeat_encoding or "", data=bytes(data))
 
 
 def history_event(row: Row[Any]) -> run_pb2.HistoryEvent:

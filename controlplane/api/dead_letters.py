@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import grpc
+from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
@@ -17,7 +18,6 @@ from controlplane.api import convert
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.payloads import parse_json
-from controlplane.api.runs import run_detail
 from controlplane.dispatch import operations as ops
 from controlplane.engine.events import StepRetryRequested, StepSkipRequested
 from controlplane.store import dead_letter_queries as dlq
@@ -69,8 +69,7 @@ async def retry(
         edit_input=edit,
         forget_outcome=request.forget_connector_outcome,
     )
-    await backend.committer.submit(ops.TriageStep(namespace, request.run_id, event))
-    return ws.RetryStepResponse(run=await run_detail(backend, namespace, request.run_id))
+    return ws.RetryStepResponse(run=await _triage(backend, namespace, request.run_id, event))
 
 
 async def skip(
@@ -84,8 +83,7 @@ async def skip(
     value = parse_json("output", request.output)
     principal = await backend.auth.acting_principal(context)
     event = StepSkipRequested(request.node_id, principal, request.comment, _NOW, value)
-    await backend.committer.submit(ops.TriageStep(namespace, request.run_id, event))
-    return ws.SkipStepResponse(run=await run_detail(backend, namespace, request.run_id))
+    return ws.SkipStepResponse(run=await _triage(backend, namespace, request.run_id, event))
 
 
 async def redrive(
@@ -113,6 +111,7 @@ async def redrive(
                     namespace,
                     run_id,
                     StepRetryRequested(node_id, principal, request.comment, _NOW),
+                    read_back=False,
                 )
             )
             for run_id, node_id in found
@@ -127,6 +126,16 @@ async def redrive(
     retried = sum(1 for o in outcomes if not isinstance(o, BaseException))
     remaining = await backend.read(lambda c: dlq.count_matching(c, namespace, where))
     return ws.RedriveDeadLettersResponse(retried=retried, remaining=remaining)
+
+
+async def _triage(
+    backend: Backend, namespace: str, run_id: str, event: StepRetryRequested | StepSkipRequested
+) -> run_pb2.Run:
+    """Apply an operator's retry or skip; the run as that transaction committed it."""
+    committed: ops.CommittedRun = await backend.committer.submit(
+        ops.TriageStep(namespace, run_id, event)
+    )
+    return convert.run_detail(committed.view)
 
 
 def _checked(request: ws.RetryStepRequest | ws.SkipStepRequest) -> str:

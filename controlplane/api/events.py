@@ -20,8 +20,9 @@ async def send(
     backend: Backend, request: apb.SendEventRequest, context: grpc.aio.ServicerContext
 ) -> apb.SendEventResponse:
     namespace = checked_namespace(request.namespace)
-    # An event moves runs on: on a server with an auth file, only a known caller sends one.
-    await backend.auth.caller(context)
+    # An event moves runs on: on a server with an auth file, only a known caller sends one,
+    # and its history names who did (law 7).
+    principal = await backend.auth.acting_principal(context)
     if not NAME_PATTERN.fullmatch(request.event_name):
         raise errors.InvalidArgument.field("event_name", "must be 1-200 letters, digits, . _ -")
     if not request.correlation_key or len(request.correlation_key) > MAX_KEY:
@@ -36,6 +37,7 @@ async def send(
             request.correlation_key,
             payload,
             request.event_id,
+            principal=principal,
         )
     )
     return apb.SendEventResponse(

@@ -124,8 +124,9 @@ async def cancel(
     operation = ops.CancelRun(
         namespace, request.run_id, request.reason, principal, compensate=request.compensate
     )
-    await backend.committer.submit(operation)
-    return ws.CancelRunResponse(run=await run_detail(backend, namespace, request.run_id))
+    committed: ops.CommittedRun = await backend.committer.submit(operation)
+    # The run as the cancelling transaction left it: no second read, no later change mixed in.
+    return ws.CancelRunResponse(run=convert.run_detail(committed.view))
 
 
 def no_run(run_id: str, namespace: str) -> str:

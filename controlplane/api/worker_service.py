@@ -141,8 +141,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                 if 0 < n <= MAX_CREDIT:
                     post(ops.GrantCredit(session.id, n))
             elif kind == "heartbeat":
-                if message.heartbeat.task_ids:
-                    post(ops.ExtendLeases(list(message.heartbeat.task_ids)))
+                beat = message.heartbeat
+                if beat.task_ids:
+                    post(ops.ExtendLeases(list(beat.task_ids), _details(beat)))
             elif kind == "draining":
                 post(ops.StartDraining(session.id))
 
@@ -198,6 +199,14 @@ def _check_hello(hello: wpb.Hello) -> None:
             if problems:
                 summary = "; ".join(f"{field}: {text}" for field, text in problems)
                 raise errors.InvalidArgument(f"step type {declared.name!r}: {summary}", problems)
+
+
+def _details(beat: wpb.Heartbeat) -> dict[str, ops.HeartbeatDetails]:
+    """The progress details of a heartbeat, for each task it names (kept as sent)."""
+    if not beat.HasField("details"):
+        return {}
+    kept = ops.HeartbeatDetails(beat.details.encoding, beat.details.data)
+    return dict.fromkeys(beat.task_ids, kept)
 
 
 def _decode(value: common_pb2.Payload) -> Any:
