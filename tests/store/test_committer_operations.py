@@ -140,9 +140,9 @@ def test_cancel_answers_the_run_as_committed(engine: Engine) -> None:
     assert isinstance(answer, ops.CommittedRun)
     assert answer.state.status == "CANCELLED"
     assert answer.state.status == load_run(engine, run_id).status
-    # Exactly what reading the run after the commit shows: rows, tasks and history.
+    # Exactly what reading the run after the commit shows, whatever `get_run` reads.
     assert answer.view == reread(engine, run_id)
-    assert [e.type for e in answer.view.history][-1] == "RUN_CANCELLED"
+    assert answer.view.run.status == "CANCELLED"
 
 
 def test_cancel_without_read_back_answers_the_state_alone(engine: Engine) -> None:
@@ -181,7 +181,8 @@ def test_skipping_a_dead_letter_answers_the_run_as_committed(engine: Engine) -> 
     register(engine, orders_definition())
 
     async def body(committer: Committer) -> tuple[Any, Any]:
-        session = await connect(committer, ["reserve-step", "charge-step"])
+        # No worker for charge: nothing changes the run after the skip but this test.
+        session = await connect(committer, ["reserve-step"])
         run_id = await start(committer, "orders", {"amount": 5, "note": "n"})
         task = await next_task(session)
         error = {"type": "Declined", "message": "no", "retryable": False}
@@ -189,7 +190,6 @@ def test_skipping_a_dead_letter_answers_the_run_as_committed(engine: Engine) -> 
         await committer.submit(failed)
         skip = StepSkipRequested("reserve", "carol", "done by hand", 0.0, {"reservation": "r"})
         answer = await committer.submit(ops.TriageStep(NAMESPACE, run_id, skip))
-        # Read while the worker holds its lease: closing its stream takes the lease back.
         after = await asyncio.to_thread(reread, engine, run_id)
         await disconnect(committer, session)
         return answer, after
@@ -199,8 +199,8 @@ def test_skipping_a_dead_letter_answers_the_run_as_committed(engine: Engine) -> 
     assert isinstance(answer, ops.CommittedRun)
     assert answer.state.steps["reserve"].output == {"reservation": "r"}
     assert answer.view == after
-    # The skip scheduled charge, leased to the connected worker in the same transaction.
-    assert {(t.node_id, t.status) for t in answer.view.tasks} == {("charge", "leased")}
+    # The skip scheduled charge, written in the same transaction.
+    assert {(t.node_id, t.status) for t in answer.view.tasks} == {("charge", "ready")}
 
 
 def test_heartbeat_details_are_kept_per_open_attempt_until_it_ends(engine: Engine) -> None:
