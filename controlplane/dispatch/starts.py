@@ -106,7 +106,9 @@ class BatchStarts:
             definition=definition,
             input=op.input,
             time=batch.now,
-            catalog=self._catalog.catalog_for(op.namespace, batch.connection),
+            catalog=self._catalog.catalog_for(
+                op.namespace, batch.connection, definition.step_types
+            ),
             request_id=op.request_id,
             principal=op.principal,
             uniform=self._uniform,

@@ -95,7 +95,9 @@ class Transaction:
         loaded = self.batch.runs[run_id]
         resources = self._resources
         definition = resources.definitions.get(loaded.definition_id, self.connection)
-        catalog = resources.catalog.catalog_for(loaded.state.namespace, self.connection)
+        catalog = resources.catalog.catalog_for(
+            loaded.state.namespace, self.connection, definition.step_types
+        )
         state, transition = machine.apply(
             loaded.state, event, definition, catalog, resources.uniform
         )

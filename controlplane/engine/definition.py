@@ -80,6 +80,9 @@ class CompiledDefinition:
     branch_of: dict[str, tuple[str, str]] = field(default_factory=dict)
     # A jsonschema validator for the run input, when the workflow declares a schema.
     input_validator: Any = None
+    # (step type, version) of every task and compensation ("" version: the newest), so the
+    # dispatcher can make sure the engine's snapshot of step types has them.
+    step_types: frozenset[tuple[str, str]] = frozenset()
 
     def input_problems(self, value: Any) -> list[tuple[str, str]]:
         """Every way `value` is not a valid run input, as (JSON pointer, message), the most
@@ -120,7 +123,15 @@ def compile_definition(proto: definition_pb2.WorkflowDefinition) -> CompiledDefi
     if proto.input_schema_json:
         schema = json.loads(proto.input_schema_json)
         validator = jsonschema.validators.validator_for(schema)(schema)
-    return CompiledDefinition(proto.name, proto.version, start, compiled, branch_of, validator)
+    used: set[tuple[str, str]] = set()
+    for spec in compiled.values():
+        if isinstance(spec, TaskSpec):
+            used.add((spec.step_type, spec.step_version))
+            if spec.compensate_step:
+                used.add((spec.compensate_step, ""))
+    return CompiledDefinition(
+        proto.name, proto.version, start, compiled, branch_of, validator, frozenset(used)
+    )
 
 
 def successors(spec: NodeSpec) -> list[str]:

@@ -36,6 +36,9 @@ REFRESH_SECONDS = 1.0
 # Declarations of one Hello get times this far apart, so that the last one declared is the
 # newest on every path, even on a clock that repeats itself.
 _DECLARATION_STEP_SECONDS = 1e-6
+# A snapshot that lacks a step type a transition needs is read again at most this often: a
+# worker may just have declared it to another control plane.
+MISS_RETRY_SECONDS = 0.25
 # Reads of a namespace racing this control plane's own registrations before giving up.
 _READS = 3
 
@@ -115,17 +118,25 @@ class StepCatalogCache:
             snapshot, read_at = found
             self._snapshots[namespace] = (snapshot.with_newer(declared), read_at)
 
-    def catalog_for(self, namespace: str, connection: Connection | None = None) -> StepTypes:
+    def catalog_for(
+        self,
+        namespace: str,
+        connection: Connection | None = None,
+        needs: Iterable[tuple[str, str]] = (),
+    ) -> StepTypes:
         """The step types of `namespace` for a transition or a validation. A stale or missing
         snapshot is read on `connection` when given (the committer's transaction), else on a
-        connection of its own."""
+        connection of its own; so is one that lacks a (name, version) in `needs`, at most
+        every MISS_RETRY_SECONDS."""
         snapshot = StepTypes()
         for _ in range(_READS):
             now = self._clock()
             with self._lock:
                 found = self._snapshots.get(namespace)
                 if found is not None and now - found[1] < self._refresh:
-                    return found[0]
+                    age = now - found[1]
+                    if age < MISS_RETRY_SECONDS or all(found[0](n, v) for n, v in needs):
+                        return found[0]
                 generation = self._generation
             snapshot = self._read(namespace, connection)
             with self._lock:

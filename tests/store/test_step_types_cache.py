@@ -95,6 +95,30 @@ def test_a_registration_on_another_control_plane_is_seen_after_the_refresh_inter
     assert updated is not None and (updated.idempotency, updated.retry.max_attempts) == ("none", 2)
 
 
+def test_a_step_type_a_transition_needs_is_looked_for_at_once_not_after_the_interval(
+    engine: Engine,
+) -> None:
+    """A run started here just after a worker declared its step to another control plane
+    must not dead-letter as undeclared because this one's snapshot is a second old."""
+    clock = Clock()
+    here = StepCatalogCache(engine, refresh_seconds=1.0, clock=clock)
+    there = StepCatalogCache(engine, refresh_seconds=1.0, clock=clock)
+    needs = [("charge", "1")]
+    assert here.catalog_for("default", needs=needs)("charge", "1") is None
+
+    register(engine, there, declared("charge", "1", common_pb2.IDEMPOTENCY_KEY, 5))
+    # A miss is not looked for again at once: an undeclared step costs no query storm.
+    clock.now += 0.1
+    assert here.catalog_for("default", needs=needs)("charge", "1") is None
+    clock.now += 0.2
+    seen = here.catalog_for("default", needs=needs)("charge", "1")
+    assert seen is not None and seen.retry.max_attempts == 5
+    # What is not needed waits for the refresh interval as before.
+    register(engine, there, declared("refund", "1", common_pb2.IDEMPOTENCY_KEY, 3))
+    clock.now += 0.3
+    assert here.catalog_for("default", needs=needs)("refund", "1") is None
+
+
 def test_the_snapshot_reads_nothing_once_built(engine: Engine) -> None:
     cache = StepCatalogCache(engine, refresh_seconds=60.0, clock=Clock())
     register(engine, cache, declared("charge", "1", common_pb2.IDEMPOTENCY_KEY, 5))
