@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.databases import database_params, fresh_database
-from support.executions import ExecutionLog
-from support.processes import (
+
+from tests.support.databases import database_params, fresh_database
+from tests.support.executions import ExecutionLog
+from tests.support.processes import (
     EXECUTION_LOG_ENV,
     PROCESSES,
     STEPS_MODULE,

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.eventually import assert_eventually
 from surefoot.v1 import common_pb2
 from surefoot_worker import NonRetryableError, StepContext, load_steps
 from surefoot_worker.authoring import definition_from_dict, definition_to_dict, load_definitions
@@ -25,6 +24,7 @@ from surefoot_worker.examples import onboarding
 
 from controlplane.dev import EXAMPLE_DEFINITION_FILES, EXAMPLE_STEPS_MODULES
 from controlplane.engine.validation import validate_definition
+from tests.support.eventually import assert_eventually
 
 EXAMPLES = Path(__file__).parents[2] / "workers/surefoot_worker/examples"
 IDEMPOTENCY = {

@@ -12,20 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from connector_calls import API_TOKEN, StartConnectorWorker, StepsFor
-from connector_servers import FakeApi, SmtpSink
-from outcome_plane import InProcessControlPlane, OutcomeLedger, control_plane_on
-from support.databases import fresh_database
-from support.processes import (
+from surefoot_connectors import ConnectorRuntime, connector_steps
+from surefoot_connectors.secrets import Secrets
+from surefoot_worker import StepDefinition
+
+from tests.connectors.connector_calls import API_TOKEN, StartConnectorWorker, StepsFor
+from tests.connectors.connector_servers import FakeApi, SmtpSink
+from tests.connectors.outcome_plane import InProcessControlPlane, OutcomeLedger, control_plane_on
+from tests.support.databases import fresh_database
+from tests.support.processes import (
     WORKER_CONNECTED,
     ControlPlane,
     ManagedProcess,
     ProcessRegistry,
     surefoot_command,
 )
-from surefoot_connectors import ConnectorRuntime, connector_steps
-from surefoot_connectors.secrets import Secrets
-from surefoot_worker import StepDefinition
 
 CRASHING_WORKER = Path(__file__).with_name("crashing_connector_worker.py")
 

@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from support.processes import ManagedProcess
 from surefoot_worker import StepContext, StepDefinition
+
+from tests.support.processes import ManagedProcess
 
 API_TOKEN = "tok-" + uuid.uuid4().hex
 """The value of the secret `api_token` the tests' connector workers hold."""

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from support.processes import run_cli
 from surefoot_connectors import all_connectors
 
 from controlplane.cli.main import main
+from tests.support.processes import run_cli
 
 
 def test_list_shows_each_connector_and_its_input_fields() -> None:

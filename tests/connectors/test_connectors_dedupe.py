@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from connector_calls import StepsFor, run_step
-from connector_servers import FakeApi, Reply
-from outcome_plane import OutcomeLedger
 from surefoot_connectors.call import ConnectorFailure
 from surefoot_worker import NonRetryableError
 
 from controlplane.store.connector_outcomes import COMPLETED, STARTED
+from tests.connectors.connector_calls import StepsFor, run_step
+from tests.connectors.connector_servers import FakeApi, Reply
+from tests.connectors.outcome_plane import OutcomeLedger
 
 
 def _send_counting(calls: list[int], outcome: Any) -> Any:

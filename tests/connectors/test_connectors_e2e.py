@@ -14,14 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from connector_calls import API_TOKEN, StartConnectorWorker
-from connector_servers import FakeApi, Reply, SmtpSink
-from connector_workflows import one_call, signup
-from outcome_plane import read_record
-from support.databases import fresh_postgres_database, require_postgres
-from support.eventually import assert_eventually
-from support.processes import ControlPlane, run_cli
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from controlplane.store.connector_outcomes import COMPLETED, STARTED
+from tests.connectors.connector_calls import API_TOKEN, StartConnectorWorker
+from tests.connectors.connector_servers import FakeApi, Reply, SmtpSink
+from tests.connectors.connector_workflows import one_call, signup
+from tests.connectors.outcome_plane import read_record
+from tests.support.databases import fresh_postgres_database, require_postgres
+from tests.support.eventually import assert_eventually
+from tests.support.processes import ControlPlane, run_cli
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -31,10 +35,6 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from surefoot.v1 import run_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
-
-from controlplane.store.connector_outcomes import COMPLETED, STARTED
 
 # The control plane's database changes nothing in what these tests check, so they run on
 # PostgreSQL only, to keep the suite fast; the crash tests, where the worker writes its

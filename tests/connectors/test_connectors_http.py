@@ -9,14 +9,14 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from connector_calls import API_TOKEN, StepsFor, run_step
-from connector_servers import FakeApi, Reply
-from outcome_plane import OutcomeLedger
 from surefoot_connectors import http_exchange
 from surefoot_connectors.http_exchange import parse_retry_after
 from surefoot_worker import NonRetryableError, RetryLaterError, _outcome
 
 from controlplane.store.connector_outcomes import STARTED
+from tests.connectors.connector_calls import API_TOKEN, StepsFor, run_step
+from tests.connectors.connector_servers import FakeApi, Reply
+from tests.connectors.outcome_plane import OutcomeLedger
 
 
 def test_a_2xx_answer_is_the_output_and_the_request_carries_the_idempotency_key(

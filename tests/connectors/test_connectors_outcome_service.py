@@ -11,10 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from outcome_plane import InProcessControlPlane, control_plane_on, start_holding_run
 from sqlalchemy import func, select
-from support.approval_auth import OPERATOR, bearer, write_auth_file
-from support.databases import fresh_database
 from surefoot.v1 import common_pb2, worker_service_pb2_grpc
 from surefoot.v1 import worker_service_pb2 as wpb
 from surefoot_connectors import OutcomeRecords
@@ -22,6 +19,13 @@ from surefoot_connectors.call import ConnectorFailure
 
 from controlplane.store import connector_outcomes as records
 from controlplane.store.schema import connector_outcomes
+from tests.connectors.outcome_plane import (
+    InProcessControlPlane,
+    control_plane_on,
+    start_holding_run,
+)
+from tests.support.approval_auth import OPERATOR, bearer, write_auth_file
+from tests.support.databases import fresh_database
 
 
 @pytest.fixture(scope="module")

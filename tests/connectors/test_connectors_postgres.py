@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from connector_calls import StepsFor, run_step
-from support.databases import fresh_postgres_database, require_postgres
 from surefoot_connectors.postgres import json_safe
 from surefoot_worker import NonRetryableError, RetryLaterError
+
+from tests.connectors.connector_calls import StepsFor, run_step
+from tests.support.databases import fresh_postgres_database, require_postgres
 
 pytestmark = pytest.mark.postgres
 

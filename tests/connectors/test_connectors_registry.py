@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
-from outcome_plane import OutcomeLedger
 from surefoot.v1 import common_pb2
 from surefoot_connectors import all_connectors, connector_named, connector_steps
 from surefoot_connectors.redaction import Redactor, redact_logs
@@ -19,6 +18,8 @@ from surefoot_connectors.secrets import (
     SecretsFileError,
 )
 from surefoot_connectors.steps import ConnectorRuntime
+
+from tests.connectors.outcome_plane import OutcomeLedger
 
 SHIPPED = ["surefoot.http", "surefoot.postgres", "surefoot.smtp", "surefoot.webhook"]
 

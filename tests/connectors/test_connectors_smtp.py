@@ -7,11 +7,12 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from connector_calls import StepsFor, run_step
-from connector_servers import SmtpSink
-from outcome_plane import OutcomeLedger
 from surefoot_connectors.smtp import message_id
 from surefoot_worker import NonRetryableError, RetryLaterError
+
+from tests.connectors.connector_calls import StepsFor, run_step
+from tests.connectors.connector_servers import SmtpSink
+from tests.connectors.outcome_plane import OutcomeLedger
 
 SMTP_PASSWORD = "pw-correct-horse-battery"
 

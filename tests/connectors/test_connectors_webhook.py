@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from connector_calls import StepsFor, run_step
-from connector_servers import FakeApi, Reply
 from surefoot_worker import NonRetryableError, RetryLaterError
+
+from tests.connectors.connector_calls import StepsFor, run_step
+from tests.connectors.connector_servers import FakeApi, Reply
 
 
 def test_it_posts_slack_json(fake_api: FakeApi, steps_with: StepsFor) -> None:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.databases import fresh_database
+
+from tests.support.databases import fresh_database
 
 
 @pytest.fixture

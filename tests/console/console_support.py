@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from support.eventually import assert_eventually_async
 from textual.pilot import Pilot
 from textual.widgets import Static
 
 from console.app import SurefootConsole
 from console.client import ControlPlane
+from tests.support.eventually import assert_eventually_async
 
 T = TypeVar("T")
 # Generous: a loaded 2-core machine runs a control plane, workers and the app at once.

@@ -9,10 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_support import SIZE, console, notifications, text_of, until
-from support.approval_auth import ALICE, AuthControlPlane, write_auth_file
-from support.processes import ProcessRegistry, StartWorker
-from support.runs import (
+from surefoot_worker.authoring import definition_from_dict
+from textual.widgets import Input
+
+from console.live_table import LiveTable
+from console.modals import CommentModal
+from console.screens.approvals import ApprovalsScreen
+from tests.console.console_support import SIZE, console, notifications, text_of, until
+from tests.support.approval_auth import ALICE, AuthControlPlane, write_auth_file
+from tests.support.processes import ProcessRegistry, StartWorker
+from tests.support.runs import (
     events_of,
     get_run,
     history,
@@ -21,13 +27,7 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.workflows import task_node
-from surefoot_worker.authoring import definition_from_dict
-from textual.widgets import Input
-
-from console.live_table import LiveTable
-from console.modals import CommentModal
-from console.screens.approvals import ApprovalsScreen
+from tests.support.workflows import task_node
 
 TITLE = "Onboard customer"
 

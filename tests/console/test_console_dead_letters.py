@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
-from console_support import SIZE, console, notifications, until
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import workflow_service_pb2 as ws
+from textual.widgets import Static, TextArea
+
+from console.live_table import LiveTable
+from console.modals import JsonModal
+from console.screens.dead_letters import DeadLettersScreen
+from tests.console.console_support import SIZE, console, notifications, until
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     events_of,
     get_run,
     history,
@@ -18,13 +24,7 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.workflows import three_steps
-from surefoot.v1 import workflow_service_pb2 as ws
-from textual.widgets import Static, TextArea
-
-from console.live_table import LiveTable
-from console.modals import JsonModal
-from console.screens.dead_letters import DeadLettersScreen
+from tests.support.workflows import three_steps
 
 DECLINE_B = {"trail": [], "b": {"non_retryable": True}}
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from console_support import SIZE, console, notifications, until
-from support.eventually import assert_eventually
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from console.live_table import LiveTable
+from console.modals import ConfirmModal
+from console.screens.dead_letters import DeadLettersScreen
+from tests.console.console_support import SIZE, console, notifications, until
+from tests.support.eventually import assert_eventually
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     events_of,
     get_run,
     history,
@@ -17,11 +20,7 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.workflows import three_steps
-
-from console.live_table import LiveTable
-from console.modals import ConfirmModal
-from console.screens.dead_letters import DeadLettersScreen
+from tests.support.workflows import three_steps
 
 DECLINE_B = {"trail": [], "b": {"non_retryable": True}}
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-from console_support import SIZE, console, text_of, until
-from support.processes import ControlPlane, StartWorker
-from support.runs import register, start_run
-from support.workflows import three_steps
 from textual.widgets import Log
 
 from console.live_table import LiveTable
 from console.screens.run import RunScreen
 from console.screens.runs import RunsScreen
+from tests.console.console_support import SIZE, console, text_of, until
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import register, start_run
+from tests.support.workflows import three_steps
 
 
 def test_runs_show_up_change_status_live_and_open_on_their_history(

@@ -15,16 +15,20 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from support.databases import database_params, fresh_database
-from support.processes import (
+from surefoot.v1 import approval_pb2 as apb
+from surefoot.v1 import common_pb2, definition_pb2, workflow_service_pb2_grpc
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.databases import database_params, fresh_database
+from tests.support.processes import (
     PROCESSES,
     ControlPlane,
     ProcessRegistry,
     process_environment,
     run_cli,
 )
-from support.raw_worker import RawWorkerStream, declaration
-from support.runs import (
+from tests.support.raw_worker import RawWorkerStream, declaration
+from tests.support.runs import (
     events_of,
     history,
     json_payload,
@@ -32,10 +36,7 @@ from support.runs import (
     register,
     wait_for_status,
 )
-from support.workflows import three_steps
-from surefoot.v1 import approval_pb2 as apb
-from surefoot.v1 import common_pb2, definition_pb2, workflow_service_pb2_grpc
-from surefoot.v1 import workflow_service_pb2 as ws
+from tests.support.workflows import three_steps
 
 
 @pytest.fixture(scope="module", params=database_params())

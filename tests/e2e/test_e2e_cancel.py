@@ -6,10 +6,13 @@ run that has ended, so it is recorded as ignored and the run does not advance.
 
 from __future__ import annotations
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker, run_cli
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker, run_cli
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -17,9 +20,7 @@ from support.runs import (
     register,
     start_run,
 )
-from support.workflows import three_steps
-from surefoot.v1 import run_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
+from tests.support.workflows import three_steps
 
 
 def test_cancel_running_run_ignores_the_in_flight_result(

@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from support.databases import fresh_database
-from support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
-from support.workflows import three_steps
 from surefoot.v1 import definition_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.databases import fresh_database
+from tests.support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
+from tests.support.workflows import three_steps
 
 THREADS = 16
 

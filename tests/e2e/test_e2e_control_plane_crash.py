@@ -7,10 +7,10 @@ and the history recorded before the crash is still there, unchanged and without 
 
 from __future__ import annotations
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     Event,
     assert_history_well_formed,
     events_of,
@@ -20,7 +20,7 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.workflows import three_steps
+from tests.support.workflows import three_steps
 
 RUNS = 20
 NODES = ("a", "b", "c")

@@ -10,12 +10,13 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
-from support.databases import ADMIN_URL, fresh_database
-from support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
-from support.runs import register
-from support.waits import refusal
-from support.workflows import three_steps
 from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.databases import ADMIN_URL, fresh_database
+from tests.support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
+from tests.support.runs import register
+from tests.support.waits import refusal
+from tests.support.workflows import three_steps
 
 
 @pytest.fixture

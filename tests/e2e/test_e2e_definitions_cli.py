@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.processes import ControlPlane
 
 from controlplane.cli.main import main
+from tests.support.processes import ControlPlane
 
 ORDERS_YAML = Path(__file__).parents[2] / "workers/surefoot_worker/examples/orders.yaml"
 Capture = pytest.CaptureFixture[str]

@@ -9,8 +9,10 @@ import signal
 from pathlib import Path
 
 import grpc
-from support.eventually import assert_eventually
-from support.processes import (
+from surefoot.v1 import run_pb2, workflow_service_pb2_grpc
+
+from tests.support.eventually import assert_eventually
+from tests.support.processes import (
     ManagedProcess,
     ProcessRegistry,
     free_port,
@@ -18,8 +20,7 @@ from support.processes import (
     run_cli,
     surefoot_command,
 )
-from support.runs import events_of, get_run, history
-from surefoot.v1 import run_pb2, workflow_service_pb2_grpc
+from tests.support.runs import events_of, get_run, history
 
 BANNER = re.compile(r"Surefoot dev control plane listening on (\S+)")
 

@@ -10,10 +10,11 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from support.processes import ControlPlane, StartWorker
-from support.runs import json_payload, list_runs, register, wait_for_status
-from support.workflows import three_steps
 from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import json_payload, list_runs, register, wait_for_status
+from tests.support.workflows import three_steps
 
 SCHEMA = {
     "type": "object",

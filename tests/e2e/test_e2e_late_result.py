@@ -7,10 +7,13 @@ another; then a result for attempt 1 arrives after all, while attempt 2 is runni
 
 from __future__ import annotations
 
-from support.eventually import assert_eventually
-from support.processes import ControlPlane
-from support.raw_worker import RawWorkerStream, declaration
-from support.runs import (
+from surefoot.v1 import definition_pb2, run_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.eventually import assert_eventually
+from tests.support.processes import ControlPlane
+from tests.support.raw_worker import RawWorkerStream, declaration
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -20,8 +23,6 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from surefoot.v1 import definition_pb2, run_pb2
-from surefoot_worker.authoring import definition_from_dict
 
 STEP_TYPE = "raw-step"
 

@@ -4,17 +4,17 @@ it ends."""
 
 from __future__ import annotations
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import (
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import (
     STEPS_MODULE,
     WORKER_CONNECTED,
     ControlPlane,
     ProcessRegistry,
     surefoot_command,
 )
-from support.runs import register, start_run, wait_for_status
-from support.workflows import QUICK_RETRY, single_step
+from tests.support.runs import register, start_run, wait_for_status
+from tests.support.workflows import QUICK_RETRY, single_step
 
 
 def test_a_reconnected_worker_keeps_to_its_concurrency(

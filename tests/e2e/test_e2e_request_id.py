@@ -6,11 +6,12 @@ generated client and `surefoot runs start --request-id` rely on it.
 
 from __future__ import annotations
 
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker, run_cli
-from support.runs import json_payload, list_runs, register, wait_for_status
-from support.workflows import three_steps
 from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker, run_cli
+from tests.support.runs import json_payload, list_runs, register, wait_for_status
+from tests.support.workflows import three_steps
 
 
 def test_start_run_twice_with_one_request_id_returns_the_same_run(

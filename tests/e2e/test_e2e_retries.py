@@ -8,9 +8,11 @@ letters and the run needs attention, showing the step's last error.
 from __future__ import annotations
 
 import pytest
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker, run_cli
-from support.runs import (
+from surefoot.v1 import run_pb2
+
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker, run_cli
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     history,
@@ -19,8 +21,7 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.workflows import single_step
-from surefoot.v1 import run_pb2
+from tests.support.workflows import single_step
 
 KEEPS_FAILING_POLICY = {
     "max_attempts": 4,

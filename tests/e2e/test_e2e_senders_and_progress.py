@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.approval_auth import ALICE, BOB, AuthControlPlane, bearer, write_auth_file
-from support.eventually import assert_eventually
-from support.processes import ControlPlane, ProcessRegistry, StartWorker
-from support.runs import events_of, get_run, history, register, start_run, wait_for_status
 from surefoot.v1 import approval_pb2 as apb
 from surefoot.v1 import common_pb2, run_pb2
 from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import ALICE, BOB, AuthControlPlane, bearer, write_auth_file
+from tests.support.eventually import assert_eventually
+from tests.support.processes import ControlPlane, ProcessRegistry, StartWorker
+from tests.support.runs import events_of, get_run, history, register, start_run, wait_for_status
 
 EVENT = "parcel-delivered"
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -15,9 +18,7 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.workflows import three_steps
-from surefoot.v1 import run_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
+from tests.support.workflows import three_steps
 
 
 def test_three_steps_complete_through_a_worker_process(

@@ -4,10 +4,18 @@ step runs again (or goes to a person when it is `idempotency: none`)."""
 
 from __future__ import annotations
 
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import events_of, history, payload_value, register, start_run, wait_for_status
 from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
+    events_of,
+    history,
+    payload_value,
+    register,
+    start_run,
+    wait_for_status,
+)
 
 
 def bounded(name: str, idempotency: str) -> object:

@@ -6,10 +6,10 @@ same idempotency key; the steps that had completed (checkpointed) do not run aga
 
 from __future__ import annotations
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     history,
@@ -18,7 +18,7 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.workflows import three_steps
+from tests.support.workflows import three_steps
 
 
 def test_step_of_a_killed_worker_runs_again_on_another_worker(

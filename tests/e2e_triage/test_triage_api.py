@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     events_of,
     history,
     json_payload,
@@ -17,8 +19,7 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.workflows import three_steps
-from surefoot.v1 import workflow_service_pb2 as ws
+from tests.support.workflows import three_steps
 
 DECLINE_B = {"trail": [], "b": {"non_retryable": True}}
 

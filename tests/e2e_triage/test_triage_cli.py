@@ -13,10 +13,9 @@ import json
 import re
 from pathlib import Path
 
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker, free_port
-from support.runs import events_of, history, payload_value, register, start_run, wait_for_status
-from triage_support import (
+from controlplane.cli import output
+from controlplane.cli.main import main
+from tests.e2e_triage.triage_support import (
     CARD_DECLINED_MESSAGE,
     DECLINED,
     FLAKY,
@@ -28,9 +27,16 @@ from triage_support import (
     snapshot,
     wait_all,
 )
-
-from controlplane.cli import output
-from controlplane.cli.main import main
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker, free_port
+from tests.support.runs import (
+    events_of,
+    history,
+    payload_value,
+    register,
+    start_run,
+    wait_for_status,
+)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 LIST_HEADER = ["RUN", "NODE", "WORKFLOW", "STEP TYPE", "ERROR", "ATTEMPTS", "SINCE"]

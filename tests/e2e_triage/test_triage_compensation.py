@@ -4,9 +4,13 @@ remaining compensations run and it ends COMPENSATED."""
 
 from __future__ import annotations
 
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.e2e_triage.triage_support import dead_letters, saga_with_failing_undo, wait_all
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     history,
@@ -16,9 +20,6 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from surefoot.v1 import run_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
-from triage_support import dead_letters, saga_with_failing_undo, wait_all
 
 
 def saga_input(undo_b: dict[str, object]) -> dict[str, object]:

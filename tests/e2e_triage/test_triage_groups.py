@@ -4,11 +4,19 @@ needs attention and is cancelled (or abandoned) is no dead letter any more."""
 from __future__ import annotations
 
 import grpc
-from support.processes import ControlPlane, StartWorker
-from support.runs import events_of, history, register, start_run, status_name
-from support.waits import refusal
 from surefoot.v1 import workflow_service_pb2 as ws
-from triage_support import DECLINED, FLAKY, dead_letters, groups, one_attempt_b, wait_all
+
+from tests.e2e_triage.triage_support import (
+    DECLINED,
+    FLAKY,
+    dead_letters,
+    groups,
+    one_attempt_b,
+    wait_all,
+)
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import events_of, history, register, start_run, status_name
+from tests.support.waits import refusal
 
 
 def test_two_error_types_are_two_groups_and_cancelling_removes_a_dead_letter(

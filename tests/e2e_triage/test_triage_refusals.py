@@ -14,20 +14,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support.approval_auth import ALICE, BOB, CAROL, AuthControlPlane, bearer, write_auth_file
-from support.processes import ProcessRegistry, StartWorker
-from support.runs import (
-    events_of,
-    history,
-    json_payload,
-    register,
-    start_run,
-    wait_for_status,
-)
-from support.waits import field_violations, refusal
 from surefoot.v1 import common_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
-from triage_support import (
+
+from tests.e2e_triage.triage_support import (
     DECLINED,
     POSTGRES_ONLY,
     Capture,
@@ -37,6 +27,17 @@ from triage_support import (
     snapshot,
     wait_all,
 )
+from tests.support.approval_auth import ALICE, BOB, CAROL, AuthControlPlane, bearer, write_auth_file
+from tests.support.processes import ProcessRegistry, StartWorker
+from tests.support.runs import (
+    events_of,
+    history,
+    json_payload,
+    register,
+    start_run,
+    wait_for_status,
+)
+from tests.support.waits import field_violations, refusal
 
 
 @pytest.fixture

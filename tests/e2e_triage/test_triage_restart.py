@@ -7,9 +7,12 @@ About a crash of real processes on the production store, so PostgreSQL only.
 
 from __future__ import annotations
 
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.e2e_triage.triage_support import POSTGRES_ONLY, dead_letters
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     history,
@@ -18,10 +21,8 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.waits import wait_until_a_worker_connected
-from support.workflows import single_step
-from surefoot.v1 import workflow_service_pb2 as ws
-from triage_support import POSTGRES_ONLY, dead_letters
+from tests.support.waits import wait_until_a_worker_connected
+from tests.support.workflows import single_step
 
 # Two attempts per budget; the step fails its first five attempts.
 TWO_ATTEMPTS = {

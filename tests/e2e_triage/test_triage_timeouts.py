@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.processes import ControlPlane, StartWorker
-from support.runs import json_payload, payload_value, register, start_run, wait_for_status
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
-from triage_support import POSTGRES_ONLY, dead_letters
+
+from tests.e2e_triage.triage_support import POSTGRES_ONLY, dead_letters
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import json_payload, payload_value, register, start_run, wait_for_status
 
 DEADLINE_STEPS = Path(__file__).with_name("deadline_steps.py")
 

@@ -8,8 +8,13 @@ The engine's rules, the same on both stores: PostgreSQL only, to keep the folder
 from __future__ import annotations
 
 import grpc
-from support.processes import ControlPlane
-from support.runs import (
+from surefoot.v1 import definition_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.e2e_triage.triage_support import POSTGRES_ONLY, dead_letters
+from tests.support.processes import ControlPlane
+from tests.support.runs import (
     events_of,
     get_run,
     history,
@@ -20,11 +25,7 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.waits import send_event
-from surefoot.v1 import definition_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
-from surefoot_worker.authoring import definition_from_dict
-from triage_support import POSTGRES_ONLY, dead_letters
+from tests.support.waits import send_event
 
 EVENT = "payment-received"
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from support.processes import ControlPlane
-from support.runs import Stub, get_run, history, status_name, wait_for_status
-from support.workflows import QUICK_RETRY, shaped_by, task_node, three_steps
 from surefoot.v1 import definition_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
 
 from controlplane.cli.main import main
+from tests.support.processes import ControlPlane
+from tests.support.runs import Stub, get_run, history, status_name, wait_for_status
+from tests.support.workflows import QUICK_RETRY, shaped_by, task_node, three_steps
 
 CALL_TIMEOUT = 30.0
 # For tests whose subject does not depend on the store (the engine's or the API's rules), or

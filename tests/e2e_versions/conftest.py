@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.approval_auth import AuthControlPlane, write_auth_file
-from support.databases import fresh_database
-from support.payment_api import FakePaymentApi
-from support.processes import ProcessRegistry
+
+from tests.support.approval_auth import AuthControlPlane, write_auth_file
+from tests.support.databases import fresh_database
+from tests.support.payment_api import FakePaymentApi
+from tests.support.processes import ProcessRegistry
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -14,12 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
-from support.approval_auth import AuthControlPlane
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.payment_api import FakePaymentApi
-from support.processes import StartWorker
-from support.runs import (
+from surefoot.v1 import definition_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import AuthControlPlane
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.payment_api import FakePaymentApi
+from tests.support.processes import StartWorker
+from tests.support.runs import (
     Event,
     Stub,
     assert_history_well_formed,
@@ -30,8 +33,6 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from surefoot.v1 import definition_pb2
-from surefoot_worker.authoring import definition_from_dict
 
 PAYMENT_STEPS = Path(__file__).resolve().parents[1] / "support" / "payment_steps.py"
 CUSTOMER = "cus_acme"

@@ -14,13 +14,14 @@ import json
 from typing import Any
 
 import grpc
-from support.approval_auth import AuthControlPlane
-from support.runs import CALL_TIMEOUT, Stub, json_payload, list_runs, register
-from support.waits import field_violations, refusal
-from support.workflows import task_node
 from surefoot.v1 import definition_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import AuthControlPlane
+from tests.support.runs import CALL_TIMEOUT, Stub, json_payload, list_runs, register
+from tests.support.waits import field_violations, refusal
+from tests.support.workflows import task_node
 
 NAME = "invoice"
 SCHEMA = {

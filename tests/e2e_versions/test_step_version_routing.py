@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import definition_pb2, run_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     Stub,
     events_of,
     get_run,
@@ -25,9 +28,7 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.workflows import task_node
-from surefoot.v1 import definition_pb2, run_pb2
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.workflows import task_node
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 ROUTED_V1 = SUPPORT / "routed_steps_v1.py"

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.approval_auth import AuthControlPlane
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import StartWorker
-from support.runs import (
+from surefoot.v1 import definition_pb2, run_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import AuthControlPlane
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -24,9 +27,7 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.workflows import QUICK_RETRY, single_step
-from surefoot.v1 import definition_pb2, run_pb2
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.workflows import QUICK_RETRY, single_step
 
 UNSAFE_STEPS = Path(__file__).resolve().parents[1] / "support" / "unsafe_steps.py"
 

@@ -14,10 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from support.approval_auth import ALICE, AuthControlPlane
-from support.executions import ExecutionLog
-from support.processes import StartWorker
-from support.runs import (
+from surefoot.v1 import definition_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import ALICE, AuthControlPlane
+from tests.support.executions import ExecutionLog
+from tests.support.processes import StartWorker
+from tests.support.runs import (
     CALL_TIMEOUT,
     Stub,
     assert_history_well_formed,
@@ -31,11 +35,8 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.waits import decide, refusal
-from support.workflows import task_node
-from surefoot.v1 import definition_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.waits import decide, refusal
+from tests.support.workflows import task_node
 
 NAME = "pinned"
 # Long enough that a sleep started before the crash is usually still pending after the

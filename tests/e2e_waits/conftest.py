@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.approval_auth import AuthControlPlane, write_auth_file
-from support.processes import ProcessRegistry
+
+from tests.support.approval_auth import AuthControlPlane, write_auth_file
+from tests.support.processes import ProcessRegistry
 
 
 @pytest.fixture

@@ -12,10 +12,13 @@ from functools import partial
 from typing import Any
 
 import grpc
-from support.approval_auth import ALICE, BOB, CAROL, AuthControlPlane
-from support.executions import ExecutionLog
-from support.processes import StartWorker
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import ALICE, BOB, CAROL, AuthControlPlane
+from tests.support.executions import ExecutionLog
+from tests.support.processes import StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -26,7 +29,7 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.waits import (
+from tests.support.waits import (
     approval_status,
     decide,
     get_approval,
@@ -34,9 +37,7 @@ from support.waits import (
     refusal,
     wait_until_a_worker_connected,
 )
-from support.workflows import task_node
-from surefoot.v1 import run_pb2
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.workflows import task_node
 
 TITLE = "Onboard customer"
 # Timestamps go through the database and protobuf; allow for their rounding.

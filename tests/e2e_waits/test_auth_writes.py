@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from support.approval_auth import AuthControlPlane
-from support.runs import json_payload, register
-from support.waits import refusal
-from support.workflows import three_steps
 from surefoot.v1 import approval_pb2 as apb
 from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.approval_auth import AuthControlPlane
+from tests.support.runs import json_payload, register
+from tests.support.waits import refusal
+from tests.support.workflows import three_steps
 
 
 def test_changes_without_a_token_are_unauthenticated_and_write_nothing(

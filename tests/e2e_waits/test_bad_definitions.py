@@ -13,13 +13,14 @@ from typing import Any
 
 import grpc
 import pytest
-from support.databases import database_params, fresh_database
-from support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
-from support.runs import register
-from support.waits import field_violations, refusal
-from support.workflows import task_node
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.databases import database_params, fresh_database
+from tests.support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
+from tests.support.runs import register
+from tests.support.waits import field_violations, refusal
+from tests.support.workflows import task_node
 
 
 @pytest.fixture(scope="module", params=database_params())

@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -25,9 +27,8 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.waits import send_event
-from support.workflows import shaped_by, task_node
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.waits import send_event
+from tests.support.workflows import shaped_by, task_node
 
 EVENT = "payment-received"
 ON_TIME = 1.5

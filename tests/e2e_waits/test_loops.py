@@ -4,14 +4,22 @@ attempts of one entry keep one key (law 3)."""
 
 from __future__ import annotations
 
-from support.approval_auth import ALICE, CAROL, AuthControlPlane
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import StartWorker
-from support.runs import events_of, history, payload_value, register, start_run, wait_for_status
-from support.waits import approval_status, decide, get_approval, pending_approvals
-from support.workflows import task_node
 from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import ALICE, CAROL, AuthControlPlane
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import StartWorker
+from tests.support.runs import (
+    events_of,
+    history,
+    payload_value,
+    register,
+    start_run,
+    wait_for_status,
+)
+from tests.support.waits import approval_status, decide, get_approval, pending_approvals
+from tests.support.workflows import task_node
 
 
 def drafting() -> object:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     assert_history_well_formed,
     events_of,
     get_run,
@@ -22,10 +25,8 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.waits import SAGA_STEPS_MODULE, effects
-from support.workflows import QUICK_RETRY, shaped_by, task_node
-from surefoot.v1 import run_pb2
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.waits import SAGA_STEPS_MODULE, effects
+from tests.support.workflows import QUICK_RETRY, shaped_by, task_node
 
 NODES = ("a", "b", "c", "d")
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     Event,
     assert_history_well_formed,
     events_of,
@@ -21,10 +24,8 @@ from support.runs import (
     start_run,
     wait_for_status,
 )
-from support.waits import SAGA_STEPS_MODULE, effects
-from support.workflows import QUICK_RETRY, task_node
-from surefoot.v1 import run_pb2
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.waits import SAGA_STEPS_MODULE, effects
+from tests.support.workflows import QUICK_RETRY, task_node
 
 
 def routing(name: str) -> Any:

@@ -11,10 +11,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane, StartWorker
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import (
     Event,
     assert_history_well_formed,
     events_of,
@@ -25,10 +28,8 @@ from support.runs import (
     status_name,
     wait_for_status,
 )
-from support.waits import SAGA_STEPS_MODULE
-from support.workflows import single_step
-from surefoot.v1 import run_pb2
-from surefoot_worker.authoring import definition_from_dict
+from tests.support.waits import SAGA_STEPS_MODULE
+from tests.support.workflows import single_step
 
 # A control plane takes 4-6 s to start again on a loaded 2-core machine (and a new worker as
 # long to connect): a timer due later than that is due while the new process runs.

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from support.approval_auth import ALICE, AuthControlPlane, write_auth_file
-from support.databases import fresh_database
-from support.processes import ProcessRegistry
-from support.runs import (
+from surefoot.v1 import run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.support.approval_auth import ALICE, AuthControlPlane, write_auth_file
+from tests.support.databases import fresh_database
+from tests.support.processes import ProcessRegistry
+from tests.support.runs import (
     CALL_TIMEOUT,
     Stub,
     events_of,
@@ -28,15 +32,12 @@ from support.runs import (
     json_payload,
     register,
 )
-from support.waits import (
+from tests.support.waits import (
     ProcessFigures,
     decide,
     pending_approvals,
     process_figures,
 )
-from surefoot.v1 import run_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
-from surefoot_worker.authoring import definition_from_dict
 
 RUNS = 10_000
 WARM_UP_RUNS = 300

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import pytest
 from surefoot.v1 import common_pb2, definition_pb2
-from workflow_builders import NO_STEP_TYPES, catalog_of, retry_policy, task_node, workflow
 
 from controlplane.engine.definition import StepDeclaration, validate_definition
 from controlplane.engine.retry import RetryPolicy
+from tests.engine.workflow_builders import (
+    NO_STEP_TYPES,
+    catalog_of,
+    retry_policy,
+    task_node,
+    workflow,
+)
 
 Problems = list[tuple[str, str]]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from surefoot.v1 import common_pb2
-from workflow_builders import NO_STEP_TYPES, task_node, workflow
 
 from controlplane.engine.definition import compile_definition, validate_definition
 from controlplane.engine.validation import retry_policy_problems
+from tests.engine.workflow_builders import NO_STEP_TYPES, task_node, workflow
 
 FIELD = "definition.input_schema_json"
 

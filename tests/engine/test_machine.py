@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 from surefoot.v1 import definition_pb2
-from workflow_builders import (
+
+from controlplane.engine import state as s
+from controlplane.engine.definition import StepDeclaration
+from controlplane.engine.machine import RunClosed, apply
+from controlplane.engine.retry import RetryPolicy
+from tests.engine.workflow_builders import (
     NO_STEP_TYPES,
     T0,
     DrivenRun,
@@ -23,11 +28,6 @@ from workflow_builders import (
     task_node,
     workflow,
 )
-
-from controlplane.engine import state as s
-from controlplane.engine.definition import StepDeclaration
-from controlplane.engine.machine import RunClosed, apply
-from controlplane.engine.retry import RetryPolicy
 
 ORDER = {"order_id": "o-17", "amount": 42}
 

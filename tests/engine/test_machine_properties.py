@@ -25,17 +25,6 @@ from hypothesis import event as note_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from surefoot.v1 import definition_pb2
-from workflow_builders import (
-    T0,
-    catalog_of,
-    completed,
-    failed,
-    lost,
-    retry_policy,
-    start,
-    task_node,
-    workflow,
-)
 
 from controlplane.engine import state as s
 from controlplane.engine.definition import StepCatalog, StepDeclaration, validate_definition
@@ -51,6 +40,17 @@ from controlplane.engine.events import (
 from controlplane.engine.machine import RunClosed, apply
 from controlplane.engine.retry import RetryPolicy
 from controlplane.engine.triage import NotDeadLettered
+from tests.engine.workflow_builders import (
+    T0,
+    catalog_of,
+    completed,
+    failed,
+    lost,
+    retry_policy,
+    start,
+    task_node,
+    workflow,
+)
 
 # Error types a worker reports; "Fatal" is in some nodes' non_retryable_error_types.
 TRANSIENT = {"type": "Timeout", "message": "upstream timed out", "retryable": True}

@@ -6,11 +6,11 @@ import dataclasses
 from typing import Any
 
 import pytest
-from workflow_builders import start, task_node, workflow
 
 from controlplane.engine.retry import RetryPolicy
 from controlplane.engine.state import StepError
 from controlplane.engine.step_types import StepDeclaration, StepTypes
+from tests.engine.workflow_builders import start, task_node, workflow
 
 KEY = StepDeclaration("key", RetryPolicy(max_attempts=2))
 NONE = StepDeclaration("none", RetryPolicy(max_attempts=7))

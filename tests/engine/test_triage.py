@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from workflow_builders import (
+
+from controlplane.engine import state as s
+from controlplane.engine.events import AbandonRequested, StepRetryRequested, StepSkipRequested
+from controlplane.engine.triage import NotDeadLettered
+from tests.engine.workflow_builders import (
     T0,
     DrivenRun,
     completed,
@@ -15,10 +19,6 @@ from workflow_builders import (
     task_node,
     workflow,
 )
-
-from controlplane.engine import state as s
-from controlplane.engine.events import AbandonRequested, StepRetryRequested, StepSkipRequested
-from controlplane.engine.triage import NotDeadLettered
 
 DECLINED = error("CardDeclined", retryable=False)
 

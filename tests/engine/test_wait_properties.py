@@ -21,23 +21,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from surefoot.v1 import definition_pb2
-from workflow_builders import (
-    NO_STEP_TYPES,
-    T0,
-    approval_node,
-    compensated,
-    completed,
-    failed,
-    lost,
-    parallel_node,
-    retry_policy,
-    sleep_node,
-    start,
-    switch_node,
-    task_node,
-    wait_node,
-    workflow,
-)
 
 from controlplane.engine import state as s
 from controlplane.engine.definition import validate_definition
@@ -55,6 +38,23 @@ from controlplane.engine.events import (
 from controlplane.engine.kinds import NodeKind, TimerKind
 from controlplane.engine.machine import NotWaiting, RunClosed, apply
 from controlplane.engine.triage import NotDeadLettered
+from tests.engine.workflow_builders import (
+    NO_STEP_TYPES,
+    T0,
+    approval_node,
+    compensated,
+    completed,
+    failed,
+    lost,
+    parallel_node,
+    retry_policy,
+    sleep_node,
+    start,
+    switch_node,
+    task_node,
+    wait_node,
+    workflow,
+)
 
 NODES = ["reserve", "route", "ask", "await", "fan", "left", "right", "nap", "ship"]
 # What records a node's entry, and what records that it finished (and the run moved on).

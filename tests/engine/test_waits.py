@@ -4,7 +4,19 @@ switches, parallel joins, compensation and cancelling what a run waits on."""
 from __future__ import annotations
 
 import pytest
-from workflow_builders import (
+
+from controlplane.engine import state as s
+from controlplane.engine.events import (
+    ApprovalDecided,
+    CloseApproval,
+    EventReceived,
+    StepRetryRequested,
+    StepSkipRequested,
+    TimerCommand,
+    TimerFired,
+)
+from controlplane.engine.machine import NotWaiting
+from tests.engine.workflow_builders import (
     T0,
     DrivenRun,
     approval_node,
@@ -22,18 +34,6 @@ from workflow_builders import (
     wait_node,
     workflow,
 )
-
-from controlplane.engine import state as s
-from controlplane.engine.events import (
-    ApprovalDecided,
-    CloseApproval,
-    EventReceived,
-    StepRetryRequested,
-    StepSkipRequested,
-    TimerCommand,
-    TimerFired,
-)
-from controlplane.engine.machine import NotWaiting
 
 ORDER = {"order": "o-1", "amount": 42}
 

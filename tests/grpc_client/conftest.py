@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.databases import fresh_postgres_database, require_postgres
-from support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
 from surefoot.v1 import workflow_service_pb2_grpc
+
+from tests.support.databases import fresh_postgres_database, require_postgres
+from tests.support.processes import PROCESSES, ControlPlane, ProcessRegistry, process_environment
 
 
 @pytest.fixture(scope="module")

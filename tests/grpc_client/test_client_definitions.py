@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from support.runs import Stub, json_payload
-from support.workflows import three_steps
 from surefoot.v1 import workflow_service_pb2 as ws
+
+from tests.support.runs import Stub, json_payload
+from tests.support.workflows import three_steps
 
 pytestmark = pytest.mark.postgres
 

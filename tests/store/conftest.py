@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from support.databases import fresh_database
 
 from controlplane.store.database import open_engine
 from controlplane.store.migrate import upgrade_engine
+from tests.support.databases import fresh_database
 
 
 @pytest.fixture(

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, select
-from stored_runs import NAMESPACE, load_run, orders_definition, register
 from surefoot.v1 import definition_pb2
 from surefoot.v1 import worker_service_pb2 as wpb
 
@@ -31,6 +30,7 @@ from controlplane.store.heartbeats import HeartbeatDetails
 from controlplane.store.run_queries import get_run
 from controlplane.store.schema import events
 from controlplane.store.step_types import StepCatalogCache
+from tests.store.stored_runs import NAMESPACE, load_run, orders_definition, register
 
 T = TypeVar("T")
 WAIT = 10.0  # seconds a committed batch may take to reach the fake worker, at most

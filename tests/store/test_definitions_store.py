@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine, func, select, update
-from stored_runs import T0, orders_definition, register, save_event, save_new_run
 
 from controlplane.engine.events import CancelRequested
 from controlplane.store import definitions
 from controlplane.store.schema import definitions as definitions_table
+from tests.store.stored_runs import T0, orders_definition, register, save_event, save_new_run
 
 
 def count_rows(engine: Engine) -> int:

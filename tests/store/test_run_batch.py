@@ -8,16 +8,6 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine, select
-from stored_runs import (
-    T0,
-    TRACE_ID,
-    load_run,
-    no_step_types,
-    orders_definition,
-    register,
-    save_event,
-    save_new_run,
-)
 
 from controlplane.engine import machine
 from controlplane.engine import state as s
@@ -35,6 +25,16 @@ from controlplane.store.database import is_postgres
 from controlplane.store.run_batch import RunBatch, traceparent_for
 from controlplane.store.run_queries import read_history
 from controlplane.store.schema import runs, tasks
+from tests.store.stored_runs import (
+    T0,
+    TRACE_ID,
+    load_run,
+    no_step_types,
+    orders_definition,
+    register,
+    save_event,
+    save_new_run,
+)
 
 # Text that a careless encoding would mangle: non-ASCII, quotes, a NUL escape, big numbers.
 ORDER = {

@@ -7,10 +7,10 @@ import json
 
 import pytest
 from sqlalchemy import Engine
-from stored_runs import T0, orders_definition, register, save_event, save_new_run
 
 from controlplane.engine.events import CancelRequested
 from controlplane.store.run_queries import BadPageToken, get_run, list_runs
+from tests.store.stored_runs import T0, orders_definition, register, save_event, save_new_run
 
 # (run id, created at): ties on the creation time are broken by id, newest first.
 RUNS = [

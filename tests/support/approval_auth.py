@@ -15,7 +15,7 @@ import grpc
 import yaml
 from surefoot.v1 import workflow_service_pb2_grpc
 
-from support.processes import (
+from tests.support.processes import (
     ControlPlane,
     ProcessRegistry,
 )

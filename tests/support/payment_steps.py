@@ -16,8 +16,9 @@ import json
 import urllib.request
 from typing import Any
 
-from steps import _record
 from surefoot_worker import RetryPolicy, StepContext, step
+
+from tests.support.steps import _record
 
 # Longer than any answer the tests hold back: a held answer must not time out into a retry.
 REQUEST_TIMEOUT_SECONDS = 120.0

@@ -20,7 +20,7 @@ import grpc
 import pytest
 from surefoot.v1 import workflow_service_pb2_grpc
 
-from support.eventually import assert_eventually
+from tests.support.eventually import assert_eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEPS_MODULE = Path(__file__).with_name("steps.py")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from steps import _record
 from surefoot_worker import StepContext, step
+
+from tests.support.steps import _record
 
 VERSION = "1"
 

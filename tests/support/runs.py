@@ -9,7 +9,7 @@ from typing import Any
 from surefoot.v1 import common_pb2, definition_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from support.eventually import assert_eventually
+from tests.support.eventually import assert_eventually
 
 Stub = workflow_service_pb2_grpc.WorkflowServiceStub
 CALL_TIMEOUT = 30.0

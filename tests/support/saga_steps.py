@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from steps import EXECUTION_LOG_ENV, HEARTBEAT_EVERY_SECONDS, _record, work, work_sync
 from surefoot_worker import StepContext, step
+
+from tests.support.steps import EXECUTION_LOG_ENV, HEARTBEAT_EVERY_SECONDS, _record, work, work_sync
 
 __all__ = ["undo", "work", "work_sync"]
 

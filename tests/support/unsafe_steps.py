@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from steps import _record, work
 from surefoot_worker import StepContext, step
+
+from tests.support.steps import _record, work
 
 __all__ = ["transfer", "work"]
 

@@ -15,11 +15,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from surefoot.v1 import approval_pb2 as apb
 
-from support.approval_auth import bearer
-from support.eventually import assert_eventually
-from support.executions import ExecutionLog
-from support.processes import ControlPlane
-from support.runs import CALL_TIMEOUT, Stub, json_payload
+from tests.support.approval_auth import bearer
+from tests.support.eventually import assert_eventually
+from tests.support.executions import ExecutionLog
+from tests.support.processes import ControlPlane
+from tests.support.runs import CALL_TIMEOUT, Stub, json_payload
 
 SAGA_STEPS_MODULE = Path(__file__).with_name("saga_steps.py")
 # saga_steps.py writes its effects beside the execution log under this name.

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from collector import Collector
-from support.executions import ExecutionLog
-from support.processes import (
+
+from tests.support.executions import ExecutionLog
+from tests.support.processes import (
     EXECUTION_LOG_ENV,
     PROCESSES,
     ProcessRegistry,
     process_environment,
 )
+from tests.telemetry.collector import Collector
 
 TRACED_STEPS_LOG = "TRACED_STEPS_LOG"
 

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from collector import CollectedSpan, Collector
-from support.eventually import assert_eventually
-from support.processes import ControlPlane, StartWorker
-from support.runs import get_run, register, start_run, wait_for_status
-from support.workflows import task_node
 from surefoot_worker.authoring import definition_from_dict
 
 from controlplane.store.run_batch import traceparent_for
+from tests.support.eventually import assert_eventually
+from tests.support.processes import ControlPlane, StartWorker
+from tests.support.runs import get_run, register, start_run, wait_for_status
+from tests.support.workflows import task_node
+from tests.telemetry.collector import CollectedSpan, Collector
 
 TRACED_STEPS = Path(__file__).with_name("traced_steps.py")
 CONTROL_PLANE = "surefoot-control-plane"

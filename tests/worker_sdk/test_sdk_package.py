@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.processes import REPO_ROOT, WORKER_CONNECTED, ControlPlane, ProcessRegistry
-from support.runs import payload_value, register, start_run, wait_for_status
 from surefoot_worker import Workflow
+
+from tests.support.processes import REPO_ROOT, WORKER_CONNECTED, ControlPlane, ProcessRegistry
+from tests.support.runs import payload_value, register, start_run, wait_for_status
 
 WORKERS = REPO_ROOT / "workers"
 # What the control plane needs and a worker must not: none of it may come with the SDK.
