@@ -266,7 +266,13 @@ def _stream_stream(
 
 
 async def _checked(requests: AsyncIterator[Any], method: str) -> AsyncIterator[Any]:
-    """The stream's messages, each checked like a unary request."""
+    """The stream's messages: the first (a worker's Hello) checked like a unary request, the
+    others only for parsing. A result is not refused for a NUL in a worker's error text:
+    the worker would resend it on every new stream and the step would never move; the
+    servicer makes such text storable instead."""
+    first = True
     async for request in requests:
-        check_request(request, method)
+        if first or isinstance(request, Unparsable):
+            check_request(request, method)
+        first = False
         yield request

@@ -131,9 +131,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                     ops.RecordResult(
                         session.id,
                         session.worker_id,
-                        back.task_id,
+                        storable(back.task_id),
                         "hand_back",
-                        reason=back.reason,
+                        reason=storable(back.reason),
                     )
                 )
             elif kind == "credit":
@@ -143,27 +143,33 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             elif kind == "heartbeat":
                 beat = message.heartbeat
                 if beat.task_ids:
-                    post(ops.ExtendLeases(list(beat.task_ids), _details(beat)))
+                    post(ops.ExtendLeases([storable(t) for t in beat.task_ids], _details(beat)))
             elif kind == "draining":
                 post(ops.StartDraining(session.id))
 
     @staticmethod
     def _completed(session: WorkerSession, done: wpb.Complete) -> ops.RecordResult:
         return ops.RecordResult(
-            session.id, session.worker_id, done.task_id, "complete", output=_decode(done.output)
+            session.id,
+            session.worker_id,
+            storable(done.task_id),
+            "complete",
+            output=_decode(done.output),
         )
 
     @staticmethod
     def _failed(session: WorkerSession, failed: wpb.Fail) -> ops.RecordResult:
         error = {
-            "type": failed.error_type or "Error",
-            "message": failed.message,
+            "type": storable(failed.error_type) or "Error",
+            "message": storable(failed.message),
             "retryable": failed.retryable,
-            "details": failed.details,
+            "details": storable(failed.details),
         }
         if failed.retry_after_seconds > 0:
             error["retry_after"] = failed.retry_after_seconds
-        return ops.RecordResult(session.id, session.worker_id, failed.task_id, "fail", error=error)
+        return ops.RecordResult(
+            session.id, session.worker_id, storable(failed.task_id), "fail", error=error
+        )
 
     def drain_all(self, reason: str) -> None:
         """Ask every connected worker to reconnect elsewhere (this server is stopping)."""
@@ -206,7 +212,7 @@ def _details(beat: wpb.Heartbeat) -> dict[str, ops.HeartbeatDetails]:
     if not beat.HasField("details"):
         return {}
     kept = ops.HeartbeatDetails(beat.details.encoding, beat.details.data)
-    return dict.fromkeys(beat.task_ids, kept)
+    return dict.fromkeys((storable(t) for t in beat.task_ids), kept)
 
 
 def _decode(value: common_pb2.Payload) -> Any:
@@ -217,3 +223,9 @@ def _decode(value: common_pb2.Payload) -> Any:
     except ValueError:
         # Recorded as text rather than lost: the output was produced and must be kept.
         return {"undecodable_output": value.data.decode("utf-8", "replace")}
+
+
+def storable(text: str) -> str:
+    """A worker's text as every store keeps it: PostgreSQL's text refuses NUL characters
+    (a task id so changed names no task, and its result is ignored as unknown)."""
+    return text.replace("\x00", "\ufffd")
