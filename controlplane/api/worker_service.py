@@ -12,7 +12,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 from sqlalchemy import Engine
@@ -21,12 +20,12 @@ from surefoot.v1 import worker_service_pb2 as wpb
 
 from controlplane import errors
 from controlplane.api.namespaces import checked_namespace
+from controlplane.api.payloads import parse_json
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
 from controlplane.dispatch.sessions import WorkerSession
 from controlplane.engine import checks
 from controlplane.engine.definition import NAME_PATTERN, VERSION_PATTERN
-from controlplane.store.codec import load_json
 from controlplane.store.step_types import StepCatalogCache, upsert_step_types
 
 log = logging.getLogger("surefoot.workers")
@@ -149,13 +148,21 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
 
     @staticmethod
     def _completed(session: WorkerSession, done: wpb.Complete) -> ops.RecordResult:
-        return ops.RecordResult(
-            session.id,
-            session.worker_id,
-            storable(done.task_id),
-            "complete",
-            output=_decode(done.output),
-        )
+        task_id = storable(done.task_id)
+        try:
+            output = parse_json("output", done.output)
+        except errors.InvalidArgument as exc:
+            # The step ran, but what it returned cannot be kept as it is: the attempt fails
+            # (never stored as something else), and a person decides, since running it
+            # again would most likely return the same.
+            error = {
+                "type": "UndecodableOutput",
+                "message": "; ".join(f"{where} {why}" for where, why in exc.violations),
+                "retryable": False,
+                "details": "",
+            }
+            return ops.RecordResult(session.id, session.worker_id, task_id, "fail", error=error)
+        return ops.RecordResult(session.id, session.worker_id, task_id, "complete", output=output)
 
     @staticmethod
     def _failed(session: WorkerSession, failed: wpb.Fail) -> ops.RecordResult:
@@ -213,16 +220,6 @@ def _details(beat: wpb.Heartbeat) -> dict[str, ops.HeartbeatDetails]:
         return {}
     kept = ops.HeartbeatDetails(beat.details.encoding, beat.details.data)
     return dict.fromkeys((storable(t) for t in beat.task_ids), kept)
-
-
-def _decode(value: common_pb2.Payload) -> Any:
-    if not value.data:
-        return None
-    try:
-        return load_json(value.data)
-    except ValueError:
-        # Recorded as text rather than lost: the output was produced and must be kept.
-        return {"undecodable_output": value.data.decode("utf-8", "replace")}
 
 
 def storable(text: str) -> str:

@@ -5,7 +5,7 @@ would never move."""
 
 from __future__ import annotations
 
-from surefoot.v1 import definition_pb2, run_pb2
+from surefoot.v1 import common_pb2, definition_pb2, run_pb2
 from surefoot.v1 import worker_service_pb2 as wpb
 from surefoot_worker.authoring import definition_from_dict
 
@@ -64,4 +64,36 @@ def test_a_nul_in_a_failure_is_recorded_and_the_step_goes_on(
     ]
     assert attempts[0].error.type == "Bad\ufffdType"
     assert attempts[0].error.message == "bytes b'\ufffd\x01' in the reply"
+    worker.close()
+
+
+def test_an_output_the_store_cannot_keep_fails_the_attempt_instead_of_changing(
+    control_plane: ControlPlane,
+) -> None:
+    """Not JSON, an integer beyond 64 bits (which a lenient decoder turns into a float) or
+    nesting the store cannot write: the attempt fails, and nothing else is recorded as the
+    step's output."""
+    stub = control_plane.stub
+    register(stub, one_raw_step())
+    worker = RawWorkerStream(control_plane.channel, "raw-output", [declaration(STEP_TYPE)], 3)
+    outputs = {
+        "not json": b"{'single': 'quotes'}",
+        "beyond 64 bits": b'{"total": 123456789012345678901234567890}',
+        "too deep": b"[" * 300 + b"]" * 300,
+    }
+    for label, data in outputs.items():
+        run_id = start_run(stub, "worker-text", {"case": label})
+        task = worker.next_task()
+        complete = wpb.Complete(
+            task_id=task.task_id,
+            attempt=task.attempt,
+            output=common_pb2.Payload(encoding="json/plain", data=data),
+        )
+        worker.send(wpb.WorkerMessage(complete=complete))
+        run = wait_for_status(stub, run_id, "NEEDS_ATTENTION")
+        step = run.steps[0]
+        assert not step.HasField("output") or not step.output.data, label
+        assert step.attempts[-1].error.type == "UndecodableOutput", label
+        assert "output.data" in step.attempts[-1].error.message, label
+    assert worker.error is None, worker.error
     worker.close()
