@@ -119,11 +119,19 @@ def run_header(run: run_pb2.Run) -> str:
     return "\n".join(lines)
 
 
+def progress_line(step: run_pb2.Step) -> str:
+    """What the worker of a running attempt last said of its progress (heartbeat details)."""
+    running = [a for a in step.attempts if a.outcome == run_pb2.ATTEMPT_OUTCOME_RUNNING]
+    if not running or not running[-1].details.data:
+        return ""
+    return "progress: " + running[-1].details.data.decode("utf-8", "replace")
+
+
 def step_row(step: run_pb2.Step) -> Row:
     kind = step.kind or "task"
     if step.step_type:
         kind = f"{kind} {step.step_type}"
-    detail = error_line(step.last_error) or step.waiting_for
+    detail = error_line(step.last_error) or step.waiting_for or progress_line(step)
     return (
         step.node_id,
         kind,

@@ -169,6 +169,13 @@ def _error_text(error: run_pb2.StepError) -> str:
     return output.truncate(text.replace("\n", " "), output.DATA_WIDTH)
 
 
+def _progress_text(attempt: run_pb2.Attempt) -> str:
+    """What a running attempt's worker last said of its progress (heartbeat details)."""
+    if not attempt.details.data:
+        return ""
+    return "progress: " + output.payload_text(attempt.details, output.DATA_WIDTH - 10)
+
+
 def _steps_lines(steps: Any) -> list[str]:
     """The steps table with each step's attempts, or what it waits for, indented under it.
 
@@ -195,7 +202,7 @@ def _steps_lines(steps: Any) -> list[str]:
             a.worker_id or "-",
             output.enum_name(run_pb2.AttemptOutcome, a.outcome),
             output.timestamp(a.started_at),
-            _error_text(a.error),
+            _error_text(a.error) or _progress_text(a),
         )
         for s in steps
         for a in s.attempts

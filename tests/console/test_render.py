@@ -147,6 +147,26 @@ def test_steps_dead_letters_and_groups_are_rows() -> None:
     )
 
 
+def test_a_running_step_shows_what_its_worker_last_said_of_its_progress() -> None:
+    finished = run_pb2.Attempt(number=1, outcome=run_pb2.ATTEMPT_OUTCOME_LOST)
+    running = run_pb2.Attempt(
+        number=2,
+        outcome=run_pb2.ATTEMPT_OUTCOME_RUNNING,
+        details=common_pb2.Payload(encoding="json/plain", data=b'{"done": 4000}'),
+    )
+    step = run_pb2.Step(
+        node_id="import",
+        kind="task",
+        step_type="import-rows",
+        status=run_pb2.STEP_STATUS_RUNNING,
+        attempt=2,
+        attempts=[finished, running],
+    )
+    assert render.step_row(step)[-1] == 'progress: {"done": 4000}'
+    del step.attempts[-1]
+    assert render.step_row(step)[-1] == ""
+
+
 def test_an_approval_shows_exactly_what_the_approver_sees() -> None:
     approval = approval_pb2.Approval(
         id="r1:approve",

@@ -8,6 +8,7 @@ attempt and shown by GetRun while the attempt runs.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from surefoot_worker.authoring import definition_from_dict
 
 from tests.support.approval_auth import ALICE, BOB, AuthControlPlane, bearer, write_auth_file
 from tests.support.eventually import assert_eventually
-from tests.support.processes import ControlPlane, ProcessRegistry, StartWorker
+from tests.support.processes import (
+    ControlPlane,
+    ProcessRegistry,
+    StartWorker,
+    process_environment,
+    surefoot_command,
+)
 from tests.support.runs import events_of, get_run, history, register, start_run, wait_for_status
 
 EVENT = "parcel-delivered"
@@ -134,6 +141,15 @@ def test_a_running_attempt_shows_its_latest_heartbeat_details(
 
     attempt = assert_eventually(details_shown, message="the attempt shows its progress")
     assert json.loads(attempt.details.data) == {"done": 1, "of": 3}
+    shown = subprocess.run(
+        surefoot_command("runs", "show", run_id),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=process_environment(SUREFOOT_ADDRESS=control_plane.address),
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert 'progress: {"done":1,"of":3}' in shown.stdout, shown.stdout
 
     gate.touch()
     run = wait_for_status(control_plane.stub, run_id, "COMPLETED")
