@@ -89,7 +89,9 @@ def sample_run() -> run_pb2.Run:
     )
 
 
-def sample_approval(status: int = approval_pb2.APPROVAL_STATUS_PENDING) -> approval_pb2.Approval:
+def sample_approval(
+    status: approval_pb2.ApprovalStatus.ValueType = approval_pb2.APPROVAL_STATUS_PENDING,
+) -> approval_pb2.Approval:
     return approval_pb2.Approval(
         id="run-1:approve",
         namespace="default",
@@ -256,7 +258,9 @@ class FakeWorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):
 @pytest.fixture
 def control_plane() -> Iterator[tuple[str, FakeWorkflowService]]:
     """A FakeWorkflowService on a free local port: its address and the fake (for its requests)."""
-    service = FakeWorkflowService()
+    # The generated stubs mark every RPC abstract; at run time the base class answers the
+    # ones the fake leaves out with UNIMPLEMENTED, which is all the CLI tests need of them.
+    service = FakeWorkflowService()  # type: ignore[abstract]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from surefoot.v1 import approval_pb2 as apb
+from surefoot.v1 import common_pb2
 
 from controlplane.cli.main import build_parser, main
 
@@ -207,7 +208,7 @@ def test_events_send_prints_the_runs_it_reached(control_plane, capsys) -> None:
             namespace="default",
             event_name="card-added",
             correlation_key="it@initech.test",
-            payload={"encoding": "json/plain", "data": b'{"card":"visa-4242"}'},
+            payload=common_pb2.Payload(encoding="json/plain", data=b'{"card":"visa-4242"}'),
             event_id="ev-9",
         )
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -285,7 +286,7 @@ def test_unreadable_sources_raise_one_line_errors(source: str, message: str) -> 
 
 # --- node kinds besides task -------------------------------------------------------------------
 
-NODE_KINDS = {
+NODE_KINDS: dict[str, dict[str, Any]] = {
     "approval": {
         "title": "Approve the refund",
         "approvers": ["alice", "group:finance"],
@@ -324,7 +325,7 @@ NODE_KINDS = {
 }
 
 
-def _one_node(kind: str, body: dict) -> dict:
+def _one_node(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": "kinds",
         "version": "1",

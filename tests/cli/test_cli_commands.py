@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from surefoot.v1 import run_pb2
+from surefoot.v1 import common_pb2, run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict, load_definitions
 
@@ -96,7 +96,7 @@ def test_runs_start_prints_only_the_run_id(control_plane, capsys: Capture) -> No
         namespace="shop",
         workflow_name="orders",
         workflow_version="1",
-        input={"encoding": "json/plain", "data": b'{"a":[1,2]}'},
+        input=common_pb2.Payload(encoding="json/plain", data=b'{"a":[1,2]}'),
         request_id="req-7",
     )
 

@@ -218,7 +218,8 @@ def _with_func(parser: argparse.ArgumentParser, func: object) -> argparse.Argume
         args.func = func
         return args
 
-    parser.parse_args = parse_args  # type: ignore[method-assign]
+    # A narrower replacement for an overloaded method, patched on this one instance.
+    parser.parse_args = parse_args  # type: ignore[method-assign, assignment]
     return parser
 
 

@@ -6,6 +6,7 @@ that a test can say how many calls a service saw and how far apart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -231,5 +232,7 @@ class _PortZeroController(Controller):
 
     def _trigger_server(self) -> None:
         assert self.server is not None
-        self.port = int(self.server.sockets[0].getsockname()[1])
+        # Typed as AbstractServer, which has no `sockets`; the loop made an asyncio.Server.
+        server = cast(asyncio.Server, self.server)
+        self.port = int(server.sockets[0].getsockname()[1])
         super()._trigger_server()

@@ -250,13 +250,14 @@ def test_a_call_that_ends_while_the_control_plane_is_down_is_never_made_twice(
         assert payload_value(run.output)["body"] == {"charge": "ch_1"}
     else:
         assert run.last_error.type == "OutcomeUnknown", run.last_error
+
+    def outcome_recorded() -> bool:
+        again = read_record(control_plane.database_url, run.steps[0].idempotency_key)
+        assert again is not None
+        return again.state == COMPLETED
+
     # The worker recorded the answer once the control plane was back, whoever asked first.
-    assert_eventually(
-        lambda: (
-            read_record(control_plane.database_url, run.steps[0].idempotency_key).state == COMPLETED
-        ),
-        message="the outcome was recorded",
-    )
+    assert_eventually(outcome_recorded, message="the outcome was recorded")
 
 
 @ON_POSTGRES

@@ -7,6 +7,7 @@ import datetime
 import email.utils
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from surefoot_connectors import http_exchange
@@ -243,12 +244,11 @@ def test_a_header_that_cannot_be_sent_is_bad_input_and_leaves_no_record(
     fake_api: FakeApi, steps_with: StepsFor, sqlite_outcomes: OutcomeLedger
 ) -> None:
     http = steps_with()["surefoot.http"]
-    for number, request in enumerate(
-        [
-            {"url": fake_api.url("/x"), "headers": {"X-Name": "Zoë"}},  # not ASCII
-            {"url": "http://xn--ls8h.example/"},  # a host name IDNA refuses
-        ]
-    ):
+    unsendable: list[dict[str, Any]] = [
+        {"url": fake_api.url("/x"), "headers": {"X-Name": "Zoë"}},  # not ASCII
+        {"url": "http://xn--ls8h.example/"},  # a host name IDNA refuses
+    ]
+    for number, request in enumerate(unsendable):
         key = f"run-11:{number}"
         with pytest.raises(NonRetryableError) as raised:
             run_step(http, {**request, "method": "POST", "dedupe": True}, key=key)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from surefoot_connectors.postgres import json_safe
-from surefoot_worker import NonRetryableError, RetryLaterError
+from surefoot_worker import NonRetryableError, RetryLaterError, StepDefinition
 
 from tests.connectors.connector_calls import StepsFor, run_step
 from tests.support.databases import fresh_postgres_database, require_postgres
@@ -37,7 +37,7 @@ def target_dsn() -> Iterator[str]:
         yield plain.replace("postgres@", "postgres:${secret:db_password}@")
 
 
-def _steps(steps_with: StepsFor) -> StepsFor:
+def _steps(steps_with: StepsFor) -> dict[str, StepDefinition]:
     return steps_with({"DB_PASSWORD": DB_PASSWORD})
 
 

@@ -43,7 +43,9 @@ def test_one_message_reaches_the_server_and_a_retry_does_not_send_again(
     assert mail.message["Subject"] == "Welcome, ACME"
     assert mail.message["Message-ID"] == message_id("run-1:welcome", "robot@surefoot.test")
     assert mail.message["Message-ID"].endswith("@surefoot.test>")
-    assert mail.message.get_payload().strip() == "Your workspace is ready."
+    body = mail.message.get_payload()
+    assert isinstance(body, str)  # one plain-text part, not a multipart list
+    assert body.strip() == "Your workspace is ready."
     assert first["message_id"] == mail.message["Message-ID"]
     assert first["accepted"] == ["ops@acme.test", "cto@acme.test"] and first["refused"] == {}
 

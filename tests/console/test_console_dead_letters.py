@@ -48,6 +48,7 @@ def test_retry_with_edited_input_and_skip_from_the_console_complete_the_runs(
             await pilot.press("d")
             await until(pilot, lambda: isinstance(app.screen, DeadLettersScreen), "screen")
             screen = app.screen
+            assert isinstance(screen, DeadLettersScreen)  # as awaited just above
             table = screen.query_one("#dead-letters", LiveTable)
             keys = {f"{to_retry}:b", f"{to_skip}:b"}
             await until(pilot, lambda: keys <= set(table.keys), "dead letters listed")

@@ -50,11 +50,11 @@ def test_a_dead_lettered_compensation_retried_or_skipped_finishes_the_unwinding(
     )
     for run_id in (to_retry, to_skip):
         # Half-undone: b's compensation gave up, a's has not started.
-        steps = {
+        statuses = {
             s.node_id: s.status for s in wait_for_status(stub, run_id, "NEEDS_ATTENTION").steps
         }
-        assert steps["b.compensation"] == run_pb2.STEP_STATUS_DEAD_LETTERED
-        assert "a.compensation" not in steps
+        assert statuses["b.compensation"] == run_pb2.STEP_STATUS_DEAD_LETTERED
+        assert "a.compensation" not in statuses
 
     retried = stub.RetryStep(
         ws.RetryStepRequest(run_id=to_retry, node_id="b.compensation", comment="api is back")

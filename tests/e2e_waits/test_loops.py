@@ -4,6 +4,7 @@ attempts of one entry keep one key (law 3)."""
 
 from __future__ import annotations
 
+from surefoot.v1 import definition_pb2
 from surefoot_worker.authoring import definition_from_dict
 
 from tests.support.approval_auth import ALICE, CAROL, AuthControlPlane
@@ -22,7 +23,7 @@ from tests.support.waits import approval_status, decide, get_approval, pending_a
 from tests.support.workflows import task_node
 
 
-def drafting() -> object:
+def drafting() -> definition_pb2.WorkflowDefinition:
     return definition_from_dict(
         {
             "name": "drafting",

@@ -30,6 +30,7 @@ from controlplane.engine import state as s
 from controlplane.engine.definition import StepCatalog, StepDeclaration, validate_definition
 from controlplane.engine.events import (
     AttemptCompleted,
+    AttemptFailed,
     AttemptLost,
     CancelRequested,
     RunEvent,
@@ -162,8 +163,15 @@ actions = st.lists(
     st.tuples(st.sampled_from(KINDS), st.integers(0, 1_000), st.integers(-3, 50)), max_size=40
 )
 
+# The events the actions stand for: a worker's results and an operator's decisions. Narrower
+# than RunEvent, so that an accepted result is known to name its node.
+AttemptResult = AttemptCompleted | AttemptFailed | AttemptLost
+Chosen = AttemptResult | CancelRequested | StepRetryRequested | StepSkipRequested
 
-def result_event(kind: int, node: str, attempt: int, selector: int, now: float) -> RunEvent:
+
+def result_event(
+    kind: int, node: str, attempt: int, selector: int, now: float
+) -> AttemptResult:
     if kind == 0:
         return completed(node, attempt, {"node": node, "attempt": attempt, "n": selector}, now)
     if kind == 1:
@@ -173,7 +181,7 @@ def result_event(kind: int, node: str, attempt: int, selector: int, now: float) 
 
 def choose_event(
     what: str, selector: int, run: s.RunState, node_ids: list[str], now: float
-) -> tuple[RunEvent, str]:
+) -> tuple[Chosen, str]:
     """The event an action stands for, and what the engine must do with it:
     "accept", "ignore" (RESULT_IGNORED, nothing else), "refuse" (RunClosed) or "not dead"
     (NotDeadLettered: an operator's decision on something that is not the dead letter)."""
@@ -185,7 +193,7 @@ def choose_event(
         target = run.attention or run.current_node or "ghost"
         if run.status == s.NEEDS_ATTENTION and selector % 5 == 0:
             target = node_ids[selector % len(node_ids)]  # sometimes the wrong node
-        event: RunEvent = (
+        event: Chosen = (
             StepRetryRequested(target, "bob", "fixed", now)
             if what == "retry"
             else StepSkipRequested(target, "bob", "by hand", now, output={"skipped": selector})

@@ -23,8 +23,9 @@ def test_a_snapshot_is_plain_frozen_data_with_nothing_to_read() -> None:
     values: list[Any] = [*snapshot.by_version.values(), *snapshot.newest.values()]
     assert all(isinstance(value, StepDeclaration) for value in values)
     assert {f.name for f in dataclasses.fields(snapshot)} == {"by_version", "newest"}
+    # Both writes are wrong on purpose: the point is that they fail at run time too.
     with pytest.raises(dataclasses.FrozenInstanceError):
-        snapshot.newest = snapshot.by_version  # type: ignore[misc]
+        snapshot.newest = snapshot.by_version  # type: ignore[misc, assignment]
     with pytest.raises(TypeError):
         snapshot.by_version[("ship", "1")] = KEY  # type: ignore[index]
 

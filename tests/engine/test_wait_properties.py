@@ -75,7 +75,8 @@ FINISHED = {
     "PARALLEL_JOINED",
 }
 ENDINGS = {"RUN_COMPLETED", "RUN_FAILED", "RUN_CANCELLED", "RUN_COMPENSATED"}
-ENDING_OF = {
+# Keyed by str: RunState.status and StepState.kind are typed as the strings they store.
+ENDING_OF: dict[str, str] = {
     s.COMPLETED: "RUN_COMPLETED",
     s.FAILED: "RUN_FAILED",
     s.CANCELLED: "RUN_CANCELLED",
@@ -125,7 +126,7 @@ def definitions(draw: st.DrawFn) -> definition_pb2.WorkflowDefinition:
     return proto
 
 
-TIMER_OF = {
+TIMER_OF: dict[str, TimerKind] = {
     NodeKind.APPROVAL: TimerKind.APPROVAL_DEADLINE,
     NodeKind.SLEEP: TimerKind.SLEEP,
     NodeKind.WAIT_EVENT: TimerKind.EVENT_TIMEOUT,

@@ -11,7 +11,7 @@ from controlplane.store.step_types import StepCatalogCache, upsert_step_types
 
 
 def declared(
-    name: str, version: str, idempotency: int, attempts: int
+    name: str, version: str, idempotency: common_pb2.Idempotency.ValueType, attempts: int
 ) -> common_pb2.StepTypeDeclaration:
     return common_pb2.StepTypeDeclaration(
         name=name,

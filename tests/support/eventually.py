@@ -15,7 +15,7 @@ class EventuallyTimeout(AssertionError):
 
 
 def assert_eventually(
-    fn: Callable[[], T],
+    fn: Callable[[], T | None],
     timeout: float = 30.0,
     interval: float = 0.05,
     message: str = "",
@@ -32,7 +32,8 @@ def assert_eventually(
         message: Says what was awaited, for the failure report.
 
     Returns:
-        The first truthy value `fn` returned.
+        The first truthy value `fn` returned (never None: a condition may return
+        `X | None` and its caller gets an `X`).
 
     Raises:
         EventuallyTimeout: With the last assertion failure or the last value returned.
@@ -55,7 +56,7 @@ def assert_eventually(
 
 
 async def assert_eventually_async(
-    fn: Callable[[], T],
+    fn: Callable[[], T | None],
     timeout: float = 30.0,
     interval: float = 0.05,
     message: str = "",

@@ -22,7 +22,9 @@ _END = object()
 
 
 def declaration(
-    name: str, idempotency: int = common_pb2.IDEMPOTENCY_KEY, version: str = "1"
+    name: str,
+    idempotency: common_pb2.Idempotency.ValueType = common_pb2.IDEMPOTENCY_KEY,
+    version: str = "1",
 ) -> common_pb2.StepTypeDeclaration:
     return common_pb2.StepTypeDeclaration(name=name, version=version, idempotency=idempotency)
 

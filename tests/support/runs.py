@@ -41,7 +41,7 @@ def get_run(stub: Stub, run_id: str) -> run_pb2.Run:
     return stub.GetRun(ws.GetRunRequest(run_id=run_id), timeout=CALL_TIMEOUT).run
 
 
-def status_name(status: int) -> str:
+def status_name(status: run_pb2.RunStatus.ValueType) -> str:
     return run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_")
 
 

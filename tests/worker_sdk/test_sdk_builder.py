@@ -61,7 +61,9 @@ def test_every_field_of_every_node_kind_is_reachable_from_the_builder(kind: str)
     method = getattr(Workflow, kind, None)
     assert method is not None, f"node kind {kind!r} has no Workflow.{kind}() method"
     parameters = inspect.signature(method).parameters
-    body = _document(NODE.fields_by_name[kind].message_type)
+    message_type = NODE.fields_by_name[kind].message_type
+    assert message_type is not None  # every node kind is a message
+    body = _document(message_type)
     node_fields = {name: _sample(NODE.fields_by_name[name]) for name in NODE_FIELDS}
     missing = sorted(set(body) - set(parameters)) + sorted(set(node_fields) - set(parameters))
     assert not missing, f"Workflow.{kind}() takes no argument for {missing}"
