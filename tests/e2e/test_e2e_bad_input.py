@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from surefoot.v1 import approval_pb2 as apb
-from surefoot.v1 import common_pb2, definition_pb2, workflow_service_pb2_grpc
+from surefoot.v1 import common_pb2, definition_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from tests.support.databases import database_params, fresh_database
@@ -62,7 +64,9 @@ def _show_server_output_on_failure(request: pytest.FixtureRequest, server: Contr
     request.node.stash[PROCESSES] = server.registry
 
 
-def stored(server: ControlPlane) -> tuple[list[tuple[str, str, str]], list[tuple[str, int]]]:
+def stored(
+    server: ControlPlane,
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, run_pb2.RunStatus.ValueType]]]:
     """Everything a refused request could have written: definitions and runs."""
     listed = server.stub.ListDefinitions(ws.ListDefinitionsRequest(), timeout=30)
     definitions = sorted((d.name, d.version, d.content_hash) for d in listed.definitions)
@@ -87,19 +91,27 @@ def field_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     return violations
 
 
+class NodeKindFields(TypedDict, total=False):
+    """The kind of a node, as keyword arguments of definition_pb2.Node."""
+
+    task: definition_pb2.TaskNode
+
+
 def task(
-    step_type: str = "e2e-work", *, idempotent: bool = True, **fields: str
-) -> dict[str, object]:
+    step_type: str = "e2e-work", *, idempotent: bool = True, input: str = ""
+) -> NodeKindFields:
     idempotency = common_pb2.IDEMPOTENCY_KEY if idempotent else common_pb2.IDEMPOTENCY_UNSPECIFIED
-    return {"task": definition_pb2.TaskNode(step_type=step_type, idempotency=idempotency, **fields)}
+    return {
+        "task": definition_pb2.TaskNode(step_type=step_type, idempotency=idempotency, input=input)
+    }
 
 
 def definition(name: str, *nodes: definition_pb2.Node) -> definition_pb2.WorkflowDefinition:
     return definition_pb2.WorkflowDefinition(name=name, version="1", nodes=nodes)
 
 
-def node(node_id: str, next_node: str = "", **kind: object) -> definition_pb2.Node:
-    return definition_pb2.Node(id=node_id, next=next_node, **(kind or task()))  # type: ignore[arg-type]
+def node(node_id: str, next_node: str = "", **kind: Unpack[NodeKindFields]) -> definition_pb2.Node:
+    return definition_pb2.Node(id=node_id, next=next_node, **(kind or task()))
 
 
 # (definition, the field that must be named, what its description must say)
@@ -269,7 +281,7 @@ def test_worker_hello_with_a_step_without_idempotency_is_refused(server: Control
         relies = definition(
             f"relies-on-{step_type}", node("a", **task(step_type, idempotent=False))
         )
-        refused = refusal(lambda relies=relies: register(server.stub, relies))
+        refused = refusal(partial(register, server.stub, relies))
         assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert [f for f, _ in field_violations(refused)] == ["definition.nodes[0].task.idempotency"]
 
@@ -415,7 +427,10 @@ def test_a_body_that_is_not_the_request_message_is_refused_in_one_log_line(
     before = stored(server)
     assert server.process is not None
     logged = len(server.process.stderr().splitlines())
-    raw_get_run = server.channel.unary_unary("/surefoot.v1.WorkflowService/GetRun")
+    # No (de)serializers: the body goes out, and the answer comes back, as raw bytes.
+    raw_get_run = server.channel.unary_unary(
+        "/surefoot.v1.WorkflowService/GetRun", request_serializer=None, response_deserializer=None
+    )
 
     errors = [refusal(lambda: raw_get_run(b"\xff\xff\xff\xff", timeout=30)) for _ in range(3)]
 

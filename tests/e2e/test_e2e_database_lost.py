@@ -36,6 +36,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ControlPl
 def test_reads_after_the_database_is_dropped_are_unavailable(server: ControlPlane) -> None:
     register(server.stub, three_steps("before-the-loss"))
     name = make_url(server.database_url).database
+    assert name is not None
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from surefoot.v1 import approval_pb2 as apb
-from surefoot.v1 import common_pb2, run_pb2
+from surefoot.v1 import common_pb2, definition_pb2, run_pb2
 from surefoot_worker.authoring import definition_from_dict
 
 from tests.support.approval_auth import ALICE, BOB, AuthControlPlane, bearer, write_auth_file
@@ -41,7 +41,7 @@ def auth_control_plane(
     assert server.stop() in (0, None)
 
 
-def await_delivery() -> object:
+def await_delivery() -> definition_pb2.WorkflowDefinition:
     return definition_from_dict(
         {
             "name": "await-delivery",

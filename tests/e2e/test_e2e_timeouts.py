@@ -4,6 +4,7 @@ step runs again (or goes to a person when it is `idempotency: none`)."""
 
 from __future__ import annotations
 
+from surefoot.v1 import definition_pb2
 from surefoot_worker.authoring import definition_from_dict
 
 from tests.support.executions import ExecutionLog
@@ -18,7 +19,7 @@ from tests.support.runs import (
 )
 
 
-def bounded(name: str, idempotency: str) -> object:
+def bounded(name: str, idempotency: str) -> definition_pb2.WorkflowDefinition:
     return definition_from_dict(
         {
             "name": name,

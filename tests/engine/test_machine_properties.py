@@ -169,9 +169,7 @@ AttemptResult = AttemptCompleted | AttemptFailed | AttemptLost
 Chosen = AttemptResult | CancelRequested | StepRetryRequested | StepSkipRequested
 
 
-def result_event(
-    kind: int, node: str, attempt: int, selector: int, now: float
-) -> AttemptResult:
+def result_event(kind: int, node: str, attempt: int, selector: int, now: float) -> AttemptResult:
     if kind == 0:
         return completed(node, attempt, {"node": node, "attempt": attempt, "n": selector}, now)
     if kind == 1:

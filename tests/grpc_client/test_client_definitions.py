@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import grpc
 import pytest
 from surefoot.v1 import workflow_service_pb2 as ws
@@ -110,6 +112,13 @@ def test_a_deprecated_version_refuses_new_runs_and_latest_moves_past_it(grpc_stu
     assert grpc_stub.StartRun(start_v2).workflow_version == "2"
 
 
+class DeprecationFields(TypedDict, total=False):
+    """The fields a bad DeprecateDefinitionRequest sets."""
+
+    name: str
+    version: str
+
+
 @pytest.mark.parametrize(
     ("request_fields", "code"),
     [
@@ -121,7 +130,7 @@ def test_a_deprecated_version_refuses_new_runs_and_latest_moves_past_it(grpc_stu
     ids=["no name", "no version", "latest", "unknown version"],
 )
 def test_bad_deprecations_are_refused_and_change_nothing(
-    grpc_stub: Stub, request_fields: dict[str, str], code: grpc.StatusCode
+    grpc_stub: Stub, request_fields: DeprecationFields, code: grpc.StatusCode
 ) -> None:
     definition = three_steps("retiring-bad", version="1")
     grpc_stub.RegisterDefinition(ws.RegisterDefinitionRequest(definition=definition))

@@ -68,7 +68,7 @@ def test_list_runs_pages_through_every_run_once(grpc_stub: Stub, five_runs: list
 
 
 def test_list_runs_filters_by_status(grpc_stub: Stub, five_runs: list[str]) -> None:
-    def listed(*statuses: int) -> set[str]:
+    def listed(*statuses: run_pb2.RunStatus.ValueType) -> set[str]:
         request = ws.ListRunsRequest(workflow_name="paged", statuses=statuses)
         return {r.id for r in grpc_stub.ListRuns(request).runs}
 

@@ -12,13 +12,13 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from surefoot.v1 import approval_pb2 as apb
 
 from tests.support.approval_auth import bearer
 from tests.support.eventually import assert_eventually
 from tests.support.executions import ExecutionLog
 from tests.support.processes import ControlPlane
+from tests.support.rich_status import rich_status
 from tests.support.runs import CALL_TIMEOUT, Stub, json_payload
 
 SAGA_STEPS_MODULE = Path(__file__).with_name("saga_steps.py")
@@ -95,7 +95,7 @@ def refusal(call: Callable[[], object]) -> grpc.RpcError:
 
 def field_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     """The (field, description) pairs of the google.rpc.BadRequest details of `error`."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rich_status(error)
     assert status is not None, f"no google.rpc.Status in the trailing metadata of {error}"
     violations: list[tuple[str, str]] = []
     for detail in status.details:
