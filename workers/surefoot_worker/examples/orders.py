@@ -63,4 +63,3 @@ async def ship_order(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
         "shipped": True,
         "tracking_number": f"trk_{ctx.idempotency_key}",
     }
-
