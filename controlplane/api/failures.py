@@ -4,7 +4,9 @@ Servicers and the helpers below them raise `controlplane.errors.*`; this interce
 every surefoot.v1 method, so no servicer needs its own try/except ladder:
 
 - a request that does not parse as its message, or carries a NUL byte in a string field,
-  is INVALID_ARGUMENT before the servicer sees it (law 8: nothing is written);
+  is INVALID_ARGUMENT before the servicer sees it (law 8: nothing is written); on the
+  worker stream that holds for the Hello, while later messages (results whose error text a
+  worker's code produced) are made storable by the servicer instead of refused;
 - a `Refusal` is its class's status (`InvalidArgument` with a google.rpc.BadRequest);
 - a database error that the caller caused (a value the database rejects) is INVALID_ARGUMENT,
   a lost database is UNAVAILABLE;
