@@ -20,7 +20,7 @@ from controlplane.store import definitions as defs
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.run_batch import RunBatch
 from controlplane.store.schema import runs
-from controlplane.store.step_types import StepCatalogCache
+from controlplane.store.step_types import BatchCatalog
 
 if TYPE_CHECKING:
     from controlplane.dispatch.operations.start_run import StartRun
@@ -58,7 +58,7 @@ class BatchStarts:
         batch: RunBatch,
         starts: list[StartRun],
         definitions: DefinitionCache,
-        catalog: StepCatalogCache,
+        catalog: BatchCatalog,
         uniform: Callable[[], float],
     ) -> None:
         self._batch = batch

@@ -28,7 +28,7 @@ from controlplane.store.codec import to_datetime
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.heartbeats import HeartbeatDetails
 from controlplane.store.run_batch import LoadedRun, RunBatch, RunCache
-from controlplane.store.step_types import StepCatalogCache
+from controlplane.store.step_types import BatchCatalog, StepCatalogCache
 
 if TYPE_CHECKING:
     from controlplane.dispatch.operations.base import Operation
@@ -69,6 +69,7 @@ class Transaction:
         self._heartbeats: list[str] = []
         self._details: dict[str, HeartbeatDetails] = {}
         self._read_backs: list[int] = []
+        self.catalog = BatchCatalog(resources.catalog)
 
     # -- what operations declare before the runs are locked ------------------------------
 
@@ -95,7 +96,7 @@ class Transaction:
         loaded = self.batch.runs[run_id]
         resources = self._resources
         definition = resources.definitions.get(loaded.definition_id, self.connection)
-        catalog = resources.catalog.catalog_for(
+        catalog = self.catalog.catalog_for(
             loaded.state.namespace, self.connection, definition.step_types
         )
         state, transition = machine.apply(
@@ -142,7 +143,7 @@ class Transaction:
         if self._starting:
             r = self._resources
             self._starts = BatchStarts(
-                self.batch, self._starting, r.definitions, r.catalog, r.uniform
+                self.batch, self._starting, r.definitions, self.catalog, r.uniform
             )
         results = self.out.results
         for operation in operations:

@@ -11,7 +11,8 @@ from typing import Any
 
 from controlplane.engine.kinds import NodeKind, RunStatus, StepStatus
 
-# The old module-level names, kept for the code that reads them.
+# Module-level names, kept for the code that reads them; the hot paths use them too, since
+# on Python 3.11 reading a member off its enum class costs a descriptor call per read.
 RUNNING = RunStatus.RUNNING
 WAITING = RunStatus.WAITING
 NEEDS_ATTENTION = RunStatus.NEEDS_ATTENTION
@@ -108,14 +109,14 @@ class StepState:
     def schedule(self, time: float) -> None:
         """The next attempt, to be handed out now (an operator's retry)."""
         self.attempt += 1
-        self.status = StepStatus.SCHEDULED
+        self.status = SCHEDULED
         self.next_attempt_at = None
         self.scheduled_at = time
 
     def retry_later(self, due: float, delay: float) -> None:
         """The next attempt, handed out at `due` (at once when there is no delay)."""
         self.attempt += 1
-        self.status = StepStatus.RETRY_WAIT if delay > 0 else StepStatus.SCHEDULED
+        self.status = RETRY_WAIT if delay > 0 else SCHEDULED
         self.next_attempt_at = due if delay > 0 else None
 
     def fail(self, error: dict[str, Any]) -> None:
@@ -123,23 +124,23 @@ class StepState:
         self.last_error = error
 
     def complete(self, time: float, output: Any = None, index: int | None = None) -> None:
-        self.status = StepStatus.COMPLETED
+        self.status = STEP_COMPLETED
         self.output = output
         self.completed_at = time
         self.completion_index = index
         self.next_attempt_at = None
 
     def dead_letter(self, error: dict[str, Any]) -> None:
-        self.status = StepStatus.DEAD_LETTERED
+        self.status = DEAD_LETTERED
         self.last_error = error
         self.next_attempt_at = None
 
     def cancel(self) -> None:
-        self.status = StepStatus.CANCELLED
+        self.status = STEP_CANCELLED
         self.next_attempt_at = None
 
     def compensated(self) -> None:
-        self.status = StepStatus.COMPENSATED
+        self.status = COMPENSATED_STEP
 
 
 @dataclass

@@ -159,3 +159,25 @@ class StepCatalogCache:
         self, namespace: str, name: str, version: str, connection: Connection | None = None
     ) -> StepDeclaration | None:
         return self.catalog_for(namespace, connection)(name, version)
+
+
+class BatchCatalog:
+    """The snapshots one transaction uses: looked up in the cache once per namespace and
+    definition, not once per event (a batch applies hundreds of events)."""
+
+    def __init__(self, cache: StepCatalogCache) -> None:
+        self._cache = cache
+        self._found: dict[tuple[str, frozenset[tuple[str, str]]], StepTypes] = {}
+
+    def catalog_for(
+        self,
+        namespace: str,
+        connection: Connection | None = None,
+        needs: frozenset[tuple[str, str]] = frozenset(),
+    ) -> StepTypes:
+        key = (namespace, needs)
+        found = self._found.get(key)
+        if found is None:
+            found = self._cache.catalog_for(namespace, connection, needs)
+            self._found[key] = found
+        return found
