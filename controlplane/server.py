@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,7 +21,7 @@ from surefoot.v1 import (
 
 from controlplane import telemetry
 from controlplane.api.connector_outcomes import ConnectorOutcomeService
-from controlplane.api.failures import ErrorMap
+from controlplane.api.failures import ErrorMapped
 from controlplane.api.principal import Authenticator
 from controlplane.api.worker_service import WorkerService
 from controlplane.api.workflow_service import WorkflowService
@@ -94,8 +95,9 @@ class ControlPlane:
         )
         telemetry.setup()
         server = grpc.aio.server(
-            # The error map innermost: a traced call's span sees the status it maps to.
-            interceptors=[*telemetry.grpc_server_interceptors(), ErrorMap()],
+            # The error map wraps the handlers themselves (ErrorMapped below), inside the
+            # tracing interceptor: a traced call's span sees the status it maps to.
+            interceptors=telemetry.grpc_server_interceptors(),
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_time_ms", 20_000),
@@ -103,12 +105,13 @@ class ControlPlane:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ],
         )
+        mapped: Any = ErrorMapped(server)
         workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(
-            WorkflowService(self._engine, committer, catalog, self._auth), server
+            WorkflowService(self._engine, committer, catalog, self._auth), mapped
         )
-        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(workers, mapped)
         worker_service_pb2_grpc.add_ConnectorOutcomeServiceServicer_to_server(
-            ConnectorOutcomeService(self._engine, self._auth), server
+            ConnectorOutcomeService(self._engine, self._auth), mapped
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
