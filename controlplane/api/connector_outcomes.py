@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 from surefoot.v1 import common_pb2, worker_service_pb2_grpc
 from surefoot.v1 import worker_service_pb2 as wpb
 
 from controlplane import errors
-from controlplane.api.errors import abort, invalid_argument
 from controlplane.api.namespaces import namespace_of
-from controlplane.api.payloads import JSON_ENCODING, json_value
+from controlplane.api.payloads import JSON_ENCODING, parse_json
 from controlplane.api.principal import Authenticator
 from controlplane.store import connector_outcomes as records
 
@@ -47,80 +44,64 @@ class ConnectorOutcomeService(worker_service_pb2_grpc.ConnectorOutcomeServiceSer
     async def BeginCall(
         self, request: wpb.BeginCallRequest, context: grpc.aio.ServicerContext
     ) -> wpb.BeginCallResponse:
-        async def begin() -> wpb.BeginCallResponse:
-            namespace = await self._checked(context, request.namespace, request.idempotency_key)
-            _check_attempt(request.attempt)
-            if not _CONNECTOR.fullmatch(request.connector):
-                raise errors.InvalidArgument.field(
-                    "connector", "must name the connector's step type, e.g. surefoot.smtp"
-                )
-            try:
-                found = await asyncio.to_thread(
-                    records.claim,
-                    self._engine,
-                    request.idempotency_key,
-                    request.connector,
-                    request.attempt,
-                    namespace,
-                )
-            except records.ClaimContention:
-                raise _Aborted(
-                    f"the outcome record of {request.idempotency_key} keeps changing"
-                ) from None
-            if found is None:
-                return wpb.BeginCallResponse(state=wpb.CALL_RECORD_STATE_CLAIMED)
-            started = Timestamp()
-            started.FromDatetime(found.started_at)
-            response = wpb.BeginCallResponse(
-                state=_STATES[found.state], attempt=found.attempt, started_at=started
+        namespace = await self._checked(context, request.namespace, request.idempotency_key)
+        _check_attempt(request.attempt)
+        if not _CONNECTOR.fullmatch(request.connector):
+            raise errors.InvalidArgument.field(
+                "connector", "must name the connector's step type, e.g. surefoot.smtp"
             )
-            if found.state == records.COMPLETED:
-                response.outcome.CopyFrom(
-                    common_pb2.Payload(encoding=JSON_ENCODING, data=orjson.dumps(found.outcome))
-                )
-            return response
-
-        return await _answered(context, begin)
+        try:
+            found = await asyncio.to_thread(
+                records.claim,
+                self._engine,
+                request.idempotency_key,
+                request.connector,
+                request.attempt,
+                namespace,
+            )
+        except records.ClaimContention:
+            raise _Aborted(
+                f"the outcome record of {request.idempotency_key} keeps changing"
+            ) from None
+        if found is None:
+            return wpb.BeginCallResponse(state=wpb.CALL_RECORD_STATE_CLAIMED)
+        started = Timestamp()
+        started.FromDatetime(found.started_at)
+        response = wpb.BeginCallResponse(
+            state=_STATES[found.state], attempt=found.attempt, started_at=started
+        )
+        if found.state == records.COMPLETED:
+            response.outcome.CopyFrom(
+                common_pb2.Payload(encoding=JSON_ENCODING, data=orjson.dumps(found.outcome))
+            )
+        return response
 
     async def CompleteCall(
         self, request: wpb.CompleteCallRequest, context: grpc.aio.ServicerContext
     ) -> wpb.CompleteCallResponse:
-        async def complete() -> wpb.CompleteCallResponse:
-            namespace = await self._checked(context, request.namespace, request.idempotency_key)
-            _check_attempt(request.attempt)
-            try:
-                outcome = await json_value(context, "outcome", request.outcome)
-                # What the store cannot write back (an integer beyond 64 bits) is refused
-                # here rather than recorded as something else.
-                orjson.dumps(outcome)
-            except (ValueError, RecursionError, orjson.JSONEncodeError) as exc:
-                raise errors.InvalidArgument.field(
-                    "outcome.data", f"cannot be kept: {exc}"
-                ) from None
-            recorded = await asyncio.to_thread(
-                records.complete,
-                self._engine,
-                request.idempotency_key,
-                request.attempt,
-                outcome,
-                namespace,
-            )
-            return wpb.CompleteCallResponse(recorded=recorded)
-
-        return await _answered(context, complete)
+        namespace = await self._checked(context, request.namespace, request.idempotency_key)
+        _check_attempt(request.attempt)
+        # Refuses what the store cannot write back as it is (parse_json's checks).
+        outcome = parse_json("outcome", request.outcome)
+        recorded = await asyncio.to_thread(
+            records.complete,
+            self._engine,
+            request.idempotency_key,
+            request.attempt,
+            outcome,
+            namespace,
+        )
+        return wpb.CompleteCallResponse(recorded=recorded)
 
     async def ClearCall(
         self, request: wpb.ClearCallRequest, context: grpc.aio.ServicerContext
     ) -> wpb.ClearCallResponse:
-        async def clear() -> wpb.ClearCallResponse:
-            namespace = await self._checked(context, request.namespace, request.idempotency_key)
-            _check_attempt(request.attempt)
-            cleared = await asyncio.to_thread(
-                records.release, self._engine, request.idempotency_key, request.attempt, namespace
-            )
-            return wpb.ClearCallResponse(cleared=cleared)
-
-        return await _answered(context, clear)
+        namespace = await self._checked(context, request.namespace, request.idempotency_key)
+        _check_attempt(request.attempt)
+        cleared = await asyncio.to_thread(
+            records.release, self._engine, request.idempotency_key, request.attempt, namespace
+        )
+        return wpb.ClearCallResponse(cleared=cleared)
 
     async def _checked(self, context: grpc.aio.ServicerContext, namespace: str, key: str) -> str:
         """Who calls (refused first), then the namespace and the key they name."""
@@ -151,24 +132,3 @@ class _Aborted(errors.Refusal):
 def _check_attempt(attempt: int) -> None:
     if attempt < 1:
         raise errors.InvalidArgument.field("attempt", "must be at least 1")
-
-
-async def _answered(
-    context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[Answer]]
-) -> Answer:
-    """`work`'s answer, or the status its refusal stands for (nothing was written)."""
-    try:
-        return await work()
-    except errors.InvalidArgument as refusal:
-        await invalid_argument(context, str(refusal), refusal.violations)
-    except records.NotOwned as missing:
-        await abort(
-            context,
-            grpc.StatusCode.NOT_FOUND,
-            f"run {records.run_of(str(missing))} not found in this namespace",
-        )
-    except errors.Refusal as refusal:
-        await abort(context, refusal.code, str(refusal))
-    except (OperationalError, InterfaceError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        await abort(context, grpc.StatusCode.UNAVAILABLE, f"the database is unavailable: {reason}")

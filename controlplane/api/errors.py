@@ -1,7 +1,7 @@
 """Refusing a request: a precise gRPC status, with field violations for bad arguments.
 
 Servicers raise `controlplane.errors.*` and `controlplane.api.failures` turns them into a
-status; the functions here build that status (and stay for code that aborts directly).
+status; `invalid_argument` builds the one with field violations.
 """
 
 from __future__ import annotations
@@ -12,11 +12,6 @@ from typing import NoReturn
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-
-
-async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    await context.abort(code, message)
-    raise AssertionError("unreachable")  # context.abort raises
 
 
 async def invalid_argument(
@@ -37,9 +32,3 @@ async def invalid_argument(
     converted = rpc_status.to_status(status)
     await context.abort(converted.code, converted.details, converted.trailing_metadata)
     raise AssertionError("unreachable")
-
-
-async def invalid_field(
-    context: grpc.aio.ServicerContext, field: str, description: str
-) -> NoReturn:
-    await invalid_argument(context, f"{field}: {description}", [(field, description)])

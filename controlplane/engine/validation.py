@@ -4,7 +4,7 @@ its node, as (field path, description) pairs. Each node kind checks its own fiel
 
 from __future__ import annotations
 
-from surefoot.v1 import common_pb2, definition_pb2
+from surefoot.v1 import definition_pb2
 
 from controlplane.engine import nodes
 from controlplane.engine.checks import (
@@ -31,11 +31,6 @@ __all__ = [
 ]
 
 KINDS = ", ".join(nodes.BY_PROTO_FIELD)
-
-
-def _retry_problems(where: str, label: str, retry: common_pb2.RetryPolicy) -> Problems:
-    """The former private form, for callers not yet on `retry_policy_problems`."""
-    return [(field, f"{label}: {text}") for field, text in retry_policy_problems(where, retry)]
 
 
 def validate_definition(proto: definition_pb2.WorkflowDefinition, catalog: StepCatalog) -> Problems:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from controlplane import errors
 from controlplane.store.codec import dump_json, load_json
 from controlplane.store.schema import connector_outcomes, runs
 
@@ -147,8 +148,11 @@ def forget(connection: Connection, key: str) -> bool:
     return bool(deleted)
 
 
-class NotOwned(Exception):
+class NotOwned(errors.NotFound):
     """The run a key names does not exist in the caller's namespace."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"run {run_of(key)} not found in this namespace")
 
 
 def run_of(key: str) -> str:

@@ -155,11 +155,6 @@ class StepCatalogCache:
         with reader(self._engine).connect() as own:
             return load_step_types(own, namespace)
 
-    def lookup(
-        self, namespace: str, name: str, version: str, connection: Connection | None = None
-    ) -> StepDeclaration | None:
-        return self.catalog_for(namespace, connection)(name, version)
-
 
 class BatchCatalog:
     """The snapshots one transaction uses: looked up in the cache once per namespace and

@@ -40,18 +40,9 @@ def assert_eventually(
     """
     deadline = time.monotonic() + timeout
     while True:
-        last: object
-        try:
-            value = fn()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if value:
-                return value
-            last = f"last value: {value!r}"
-        if time.monotonic() >= deadline:
-            what = message or getattr(fn, "__name__", "condition")
-            raise EventuallyTimeout(f"{what}: not true after {timeout:.0f} s ({last})")
+        value = _check(fn, deadline, timeout, message)
+        if value is not None:
+            return value
         time.sleep(interval)
 
 
@@ -66,16 +57,24 @@ async def assert_eventually_async(
     between two checks (a Textual pilot's `pause`, so the app refreshes while it waits)."""
     deadline = time.monotonic() + timeout
     while True:
-        last: object
-        try:
-            value = fn()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if value:
-                return value
-            last = f"last value: {value!r}"
-        if time.monotonic() >= deadline:
-            what = message or getattr(fn, "__name__", "condition")
-            raise EventuallyTimeout(f"{what}: not true after {timeout:.0f} s ({last})")
+        value = _check(fn, deadline, timeout, message)
+        if value is not None:
+            return value
         await pause(interval)
+
+
+def _check(fn: Callable[[], T | None], deadline: float, timeout: float, message: str) -> T | None:
+    """`fn`'s value if truthy; None to try again; EventuallyTimeout past the deadline."""
+    last: object
+    try:
+        value = fn()
+    except AssertionError as exc:
+        last = exc
+    else:
+        if value:
+            return value
+        last = f"last value: {value!r}"
+    if time.monotonic() >= deadline:
+        what = message or getattr(fn, "__name__", "condition")
+        raise EventuallyTimeout(f"{what}: not true after {timeout:.0f} s ({last})")
+    return None
