@@ -74,17 +74,16 @@ def run_summary(row: Row[Any]) -> run_pb2.Run:
 
 
 def run_detail(view: RunView) -> run_pb2.Run:
-    """The run with every step and attempt: steps from the state, finished attempts from
-    their projection, and what is happening right now from the task rows."""
+    """The run with every step and attempt: steps and their finished attempts from the run's
+    state, and what is happening right now from the task rows."""
     run = run_summary(view.run)
     _, steps = s.RunState.steps_from_json(load_json(view.run.state))
-    attempts = _attempts(view.attempts)
     live = {(t.node_id, t.attempt): t for t in view.tasks}
     waiting: list[str] = []
     for node_id, step in steps.items():
         status = step.status
         task = live.get((node_id, step.attempt))
-        node_attempts = attempts.get(node_id, {})
+        node_attempts = _finished(step)
         if task is not None and task.status == "leased" and status in s.OPEN_STEP:
             status = s.STEP_RUNNING
             node_attempts.setdefault(
@@ -124,19 +123,19 @@ def run_detail(view: RunView) -> run_pb2.Run:
     return run
 
 
-def _attempts(rows: list[Row[Any]]) -> dict[str, dict[int, run_pb2.Attempt]]:
-    """Finished attempts by node id and number, from the attempts projection."""
-    attempts: dict[str, dict[int, run_pb2.Attempt]] = {}
-    for row in rows:
-        attempts.setdefault(row.node_id, {})[row.attempt] = run_pb2.Attempt(
-            number=row.attempt,
-            worker_id=row.worker_id,
-            started_at=timestamp(row.started_at),
-            ended_at=timestamp(row.ended_at),
-            outcome=_OUTCOMES.get(row.outcome, run_pb2.ATTEMPT_OUTCOME_RUNNING),
-            error=step_error(load_json(row.error)),
+def _finished(step: s.StepState) -> dict[int, run_pb2.Attempt]:
+    """A step's finished attempts by number, as the run's state keeps them."""
+    return {
+        a["number"]: run_pb2.Attempt(
+            number=a["number"],
+            worker_id=a["worker_id"],
+            started_at=timestamp(a["started_at"]),
+            ended_at=timestamp(a["ended_at"]),
+            outcome=_OUTCOMES.get(a["outcome"], run_pb2.ATTEMPT_OUTCOME_RUNNING),
+            error=step_error(a["error"]),
         )
-    return attempts
+        for a in step.finished_attempts
+    }
 
 
 def _heartbeat_details(task: Row[Any]) -> common_pb2.Payload | None:

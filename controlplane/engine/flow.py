@@ -72,6 +72,8 @@ class Flow:
             scheduled_at=self.time,
             kind=kind,
             entry=entry,
+            # The node's earlier entries' attempts stay on show, as their numbers continue.
+            finished_attempts=previous.finished_attempts if previous else [],
             **values,
         )
         self.run.steps[node_id] = step

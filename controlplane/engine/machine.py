@@ -113,6 +113,7 @@ def apply(
     else:
         step = _current_step(flow, event)
         if step is not None:
+            _finish_attempt(step, event)
             if isinstance(event, AttemptCompleted):
                 _completed(flow, step, event)
             elif isinstance(event, AttemptFailed):
@@ -168,6 +169,18 @@ def _current_step(
             )
         )
     return step
+
+
+def _finish_attempt(
+    step: s.StepState, event: AttemptCompleted | AttemptFailed | AttemptLost
+) -> None:
+    if isinstance(event, AttemptCompleted):
+        outcome, error = "COMPLETED", None
+    elif isinstance(event, AttemptFailed):
+        outcome, error = "FAILED", event.error
+    else:
+        outcome, error = "LOST", {"type": "AttemptLost", "message": event.reason}
+    step.finish_attempt(outcome, event.time, event.worker_id or "system", event.started_at, error)
 
 
 def _result_data(event: AttemptCompleted | AttemptFailed | AttemptLost) -> dict[str, Any]:

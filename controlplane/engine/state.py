@@ -101,6 +101,9 @@ class StepState:
     entry: int = 1
     # Attempts before an operator's retry: the policy's budget starts again after it.
     retry_base: int = 0
+    # Each finished attempt, oldest first (number, worker_id, started_at, ended_at, outcome,
+    # error): what GetRun shows of them, read with the run's row instead of its history.
+    finished_attempts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def task_id(self) -> str:
@@ -118,6 +121,28 @@ class StepState:
         self.attempt += 1
         self.status = RETRY_WAIT if delay > 0 else SCHEDULED
         self.next_attempt_at = due if delay > 0 else None
+
+    def finish_attempt(
+        self,
+        outcome: str,
+        time: float,
+        worker_id: str,
+        started_at: float | None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """The current attempt ended (COMPLETED, FAILED or LOST); kept for GetRun."""
+        # A new list, not an append: the step is a shallow copy whose list the input run shares.
+        self.finished_attempts = [
+            *self.finished_attempts,
+            {
+                "number": self.attempt,
+                "worker_id": worker_id,
+                "started_at": started_at,
+                "ended_at": time,
+                "outcome": outcome,
+                "error": error,
+            },
+        ]
 
     def fail(self, error: dict[str, Any]) -> None:
         """An attempt failed or was lost; whether it is retried is decided next."""

@@ -19,11 +19,9 @@ from sqlalchemy import Connection, Row, select
 
 from controlplane.engine.events import Transition
 from controlplane.engine.state import COMPENSATING, NEEDS_ATTENTION, RUNNING, RunState
-from controlplane.store.attempt_rows import AttemptRows
 from controlplane.store.bulk import delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
 from controlplane.store.schema import (
-    attempts,
     connector_outcomes,
     dead_letters,
     history,
@@ -108,7 +106,6 @@ class RunBatch:
         self._dead_before: dict[str, bool] = {}
         self._forget_outcomes: list[str] = []
         self.waits = WaitWrites()
-        self._attempts = AttemptRows()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -194,7 +191,6 @@ class RunBatch:
                     "data": dump_json(event.data),
                 }
             )
-            self._attempts.project(state.id, event)
         for task_id in transition.remove:
             if self.new_tasks.pop(task_id, None) is None:
                 self._removed.add(task_id)
@@ -243,7 +239,6 @@ class RunBatch:
             ],
         )
         insert_rows(c, history, self._history_rows)
-        insert_rows(c, attempts, self._attempts.rows())
         insert_rows(c, tasks, list(self.new_tasks.values()))
         self.waits.flush(c)
         delete_rows(c, connector_outcomes, "idempotency_key", self._forget_outcomes)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, or_, select
 
-from controlplane.store.schema import attempts, history, runs, tasks
+from controlplane.store.schema import history, runs, tasks
 
 
 @dataclass(frozen=True)
@@ -18,21 +18,18 @@ class RunView:
     run: Row[Any]
     # Its tasks: what is running or ready now (with the latest heartbeat details).
     tasks: list[Row[Any]]
-    # Its finished attempts, from the attempts projection (not the history).
-    attempts: list[Row[Any]]
 
 
 def get_run(connection: Connection, namespace: str, run_id: str) -> RunView | None:
-    """One run as GetRun shows it: three indexed reads, whatever the length of its history."""
+    """One run as GetRun shows it: two indexed reads, whatever the length of its history (the
+    run's state keeps its steps' finished attempts)."""
     row = connection.execute(
         select(runs).where(runs.c.id == run_id, runs.c.namespace == namespace)
     ).first()
     if row is None:
         return None
     task_rows = list(connection.execute(select(tasks).where(tasks.c.run_id == run_id)))
-    query = select(attempts).where(attempts.c.run_id == run_id)
-    attempt_rows = list(connection.execute(query.order_by(attempts.c.node_id, attempts.c.attempt)))
-    return RunView(row, task_rows, attempt_rows)
+    return RunView(row, task_rows)
 
 
 def run_exists(connection: Connection, namespace: str, run_id: str) -> bool:

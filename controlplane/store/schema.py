@@ -91,23 +91,6 @@ history = Table(
     Column("data", Text, nullable=False),
 )
 
-# One row per finished attempt of a step: what GetRun shows without reading the history
-# (written with the history events it projects, in the run's transaction).
-attempts = Table(
-    "attempts",
-    metadata,
-    Column("run_id", String(36), primary_key=True),
-    Column("node_id", String(200), primary_key=True),
-    Column("attempt", Integer, primary_key=True),
-    Column("worker_id", String(300), nullable=False),
-    Column("started_at", UtcDateTime(), nullable=True),
-    Column("ended_at", UtcDateTime(), nullable=True),
-    # COMPLETED, FAILED or LOST.
-    Column("outcome", String(16), nullable=False),
-    # The attempt's error as JSON (type, message, retryable, details), if it had one.
-    Column("error", Text, nullable=True),
-)
-
 tasks = Table(
     "tasks",
     metadata,

@@ -7,7 +7,9 @@ import json
 
 import pytest
 from sqlalchemy import Engine
+from surefoot.v1 import run_pb2
 
+from controlplane.api.convert import run_detail
 from controlplane.engine.events import AttemptCompleted, CancelRequested
 from controlplane.store.run_queries import BadPageToken, get_run, list_runs
 from tests.store.stored_runs import T0, orders_definition, register, save_event, save_new_run
@@ -101,8 +103,9 @@ def test_a_page_token_the_server_did_not_issue_is_refused(seven_runs: Engine, to
 
 
 def test_get_run_returns_the_run_with_its_tasks_and_finished_attempts(seven_runs: Engine) -> None:
-    """GetRun's view comes from projections (tasks, attempts), never from the history: the
-    console asks for it every second, however long the run's history has grown."""
+    """GetRun's view comes from projections (the run's state with its steps' finished
+    attempts, the tasks), never from the history: the console asks for it every second,
+    however long the run's history has grown."""
     definition = register(seven_runs, orders_definition())
     with seven_runs.connect() as connection:
         view = get_run(connection, "default", "run-a")
@@ -111,7 +114,7 @@ def test_get_run_returns_the_run_with_its_tasks_and_finished_attempts(seven_runs
     assert view is not None
     assert view.run.id == "run-a"
     assert [task.id for task in view.tasks] == ["run-a:reserve:1"]
-    assert view.attempts == []
+    assert [list(step.attempts) for step in run_detail(view).steps] == [[]]
     assert elsewhere is None
     assert missing is None
 
@@ -120,7 +123,10 @@ def test_get_run_returns_the_run_with_its_tasks_and_finished_attempts(seven_runs
     with seven_runs.connect() as connection:
         view = get_run(connection, "default", "run-a")
     assert view is not None
-    assert [(a.node_id, a.attempt, a.outcome, a.worker_id) for a in view.attempts] == [
-        ("reserve", 1, "COMPLETED", "worker-1")
+    shown = [
+        (step.node_id, a.number, run_pb2.AttemptOutcome.Name(a.outcome), a.worker_id)
+        for step in run_detail(view).steps
+        for a in step.attempts
     ]
+    assert shown == [("reserve", 1, "ATTEMPT_OUTCOME_COMPLETED", "worker-1")]
     assert [task.id for task in view.tasks] == ["run-a:charge:1"]
