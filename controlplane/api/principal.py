@@ -7,7 +7,9 @@ Without either, callers are anonymous: they may read and start runs, but not dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import grpc
@@ -18,15 +20,69 @@ from controlplane import errors
 ANONYMOUS = "anonymous"
 
 
+class Role(StrEnum):
+    """What a credential may do in a namespace."""
+
+    VIEWER = "viewer"  # read runs, histories, approvals, dead letters, definitions
+    OPERATOR = "operator"  # start, cancel, retry, skip, redrive, send events
+    APPROVER = "approver"  # decide the approvals it is named for
+    WORKER = "worker"  # connect a worker stream and run tasks
+    ADMIN = "admin"  # definitions, deprecation, credentials; and everything above
+
+
+# The roles each role carries with it.
+_IMPLIED: dict[Role, frozenset[Role]] = {
+    Role.VIEWER: frozenset({Role.VIEWER}),
+    Role.OPERATOR: frozenset({Role.OPERATOR, Role.VIEWER}),
+    Role.APPROVER: frozenset({Role.APPROVER, Role.VIEWER}),
+    Role.WORKER: frozenset({Role.WORKER}),
+    Role.ADMIN: frozenset(Role),
+}
+
+# A key of `Caller.roles` that stands for every namespace (dev mode, a server without
+# credentials, an installation-wide admin).
+ANY_NAMESPACE = "*"
+
+
+def expand(roles: frozenset[Role] | set[Role]) -> frozenset[Role]:
+    """The roles with those they imply."""
+    return frozenset(r for role in roles for r in _IMPLIED[role])
+
+
 @dataclass(frozen=True)
 class Caller:
     principal: str
     # As approvers name them: "group:<name>".
     groups: tuple[str, ...] = ()
+    # Roles by namespace, already expanded (`expand`); ANY_NAMESPACE applies to every one.
+    roles: Mapping[str, frozenset[Role]] = field(
+        default_factory=lambda: {ANY_NAMESPACE: frozenset(Role)}
+    )
+    # A worker credential limited to these step types; None: any step type.
+    step_types: frozenset[str] | None = None
+    # The stored credential this caller presented ("" for dev mode and anonymous callers).
+    credential_id: str = ""
 
     @property
     def authenticated(self) -> bool:
         return self.principal != ANONYMOUS
+
+    def roles_in(self, namespace: str) -> frozenset[Role]:
+        return self.roles.get(namespace, frozenset()) | self.roles.get(ANY_NAMESPACE, frozenset())
+
+    def may(self, namespace: str, role: Role) -> bool:
+        return role in self.roles_in(namespace)
+
+    def require(self, namespace: str, role: Role) -> None:
+        """NotFound when the caller has no role at all in `namespace` (what is there is not
+        its business, not even that it exists); PermissionDenied when it lacks `role`."""
+        held = self.roles_in(namespace)
+        if not held:
+            raise errors.NotFound(f"namespace {namespace!r} not found")
+        if role not in held:
+            raise errors.PermissionDenied(
+                f"{self.principal} is not {role.value} in namespace {namespace!r}"
+            )
 
 
 class AuthFileError(ValueError):
