@@ -270,6 +270,7 @@ class ServerMessage(_message.Message):
     ACK_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
     DRAIN_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome: ...
     @_builtins.property
@@ -280,6 +281,10 @@ class ServerMessage(_message.Message):
     def cancel(self) -> Global___Cancel: ...
     @_builtins.property
     def drain(self) -> Global___Drain: ...
+    @_builtins.property
+    def refused(self) -> Global___Refused:
+        """A result or heartbeat of this stream was refused (see the service's lease binding)."""
+
     def __init__(
         self,
         *,
@@ -288,12 +293,13 @@ class ServerMessage(_message.Message):
         ack: Global___Ack | None = ...,
         cancel: Global___Cancel | None = ...,
         drain: Global___Drain | None = ...,
+        refused: Global___Refused | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "drain", b"drain", "message", b"message", "tasks", b"tasks", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "drain", b"drain", "message", b"message", "refused", b"refused", "tasks", b"tasks", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "drain", b"drain", "message", b"message", "tasks", b"tasks", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "drain", b"drain", "message", b"message", "refused", b"refused", "tasks", b"tasks", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["welcome", "tasks", "ack", "cancel", "drain"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["welcome", "tasks", "ack", "cancel", "drain", "refused"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
@@ -308,6 +314,7 @@ class Hello(_message.Message):
     STEP_TYPES_FIELD_NUMBER: _builtins.int
     CONCURRENCY_FIELD_NUMBER: _builtins.int
     SDK_FIELD_NUMBER: _builtins.int
+    RESUME_SESSION_IDS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     worker_id: _builtins.str
     """Stable for the process (host:pid:uuid); shown in attempts."""
@@ -316,6 +323,15 @@ class Hello(_message.Message):
     sdk: _builtins.str
     @_builtins.property
     def step_types(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.StepTypeDeclaration]: ...
+    @_builtins.property
+    def resume_session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ids of this worker's earlier streams (from their Welcome) whose tasks it still
+        runs or whose results it has not seen acknowledged: the leases those sessions hold in
+        the Hello's namespace move to this stream before its Welcome, so that results resent
+        here are accepted. Only the stream's owner ever learns a session id (random, 128 bits),
+        so naming one proves the worker held those leases. At most 16; unknown ids move nothing.
+        """
+
     def __init__(
         self,
         *,
@@ -324,10 +340,11 @@ class Hello(_message.Message):
         step_types: _abc.Iterable[_common_pb2.StepTypeDeclaration] | None = ...,
         concurrency: _builtins.int = ...,
         sdk: _builtins.str = ...,
+        resume_session_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrency", b"concurrency", "namespace", b"namespace", "sdk", b"sdk", "step_types", b"step_types", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrency", b"concurrency", "namespace", b"namespace", "resume_session_ids", b"resume_session_ids", "sdk", b"sdk", "step_types", b"step_types", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -517,6 +534,9 @@ class Welcome(_message.Message):
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    """This stream's id: secret to the worker, which names it in a later Hello's
+    resume_session_ids to take its leases over after a reconnect.
+    """
     lease_seconds: _builtins.float
     """A task whose lease is not extended by a heartbeat within this time goes to another worker."""
     heartbeat_interval_seconds: _builtins.float
@@ -675,3 +695,31 @@ class Drain(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Drain: _TypeAlias = Drain  # noqa: Y015
+
+@_typing.final
+class Refused(_message.Message):
+    """A Complete, Fail, HandBack or Heartbeat for `task_id` was not accepted: this stream does
+    not hold the task's lease (never had it, it was recorded already, or it went to another
+    stream). Nothing was written; the worker should forget the result (it is never
+    acknowledged) and stop working on the task.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refused: _TypeAlias = Refused  # noqa: Y015

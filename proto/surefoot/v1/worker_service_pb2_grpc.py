@@ -28,6 +28,23 @@ if _version_not_supported:
 class WorkerServiceStub:
     """One bidirectional stream per worker process. The worker opens it with Hello and grants
     credits; the control plane never has more unfinished tasks on a stream than granted.
+
+    Trust. Outside dev mode the stream carries a credential (`authorization: Bearer <token>`
+    metadata or an mTLS client certificate) with the `worker` role in the Hello's namespace;
+    without one the stream ends UNAUTHENTICATED before anything is written, and a credential
+    limited to some step types may declare only those (PERMISSION_DENIED names the step type).
+
+    Lease binding. A Complete, Fail, HandBack or Heartbeat is accepted only from the stream
+    that holds the task's lease: the stream the task was sent on, or one that took the lease
+    over with `Hello.resume_session_ids`. Anything else (a task id sent on another stream, a
+    task never leased, a result already recorded) writes nothing, is never credited to any
+    worker, and is answered with `Refused` on the stream that sent it; the control plane
+    counts refusals per stream. A task id (`<run>:<node>:<attempt>`) is therefore no secret:
+    knowing one gives no power over the task.
+
+    Limits (server options; a stream past one ends with RESOURCE_EXHAUSTED naming it): step
+    types per Hello, messages per second per stream (a token bucket with a burst), and the
+    size of one message (grpc max message length, the same on the worker side).
     """
 
     def __init__(self, channel):
@@ -46,6 +63,23 @@ class WorkerServiceStub:
 class WorkerServiceServicer:
     """One bidirectional stream per worker process. The worker opens it with Hello and grants
     credits; the control plane never has more unfinished tasks on a stream than granted.
+
+    Trust. Outside dev mode the stream carries a credential (`authorization: Bearer <token>`
+    metadata or an mTLS client certificate) with the `worker` role in the Hello's namespace;
+    without one the stream ends UNAUTHENTICATED before anything is written, and a credential
+    limited to some step types may declare only those (PERMISSION_DENIED names the step type).
+
+    Lease binding. A Complete, Fail, HandBack or Heartbeat is accepted only from the stream
+    that holds the task's lease: the stream the task was sent on, or one that took the lease
+    over with `Hello.resume_session_ids`. Anything else (a task id sent on another stream, a
+    task never leased, a result already recorded) writes nothing, is never credited to any
+    worker, and is answered with `Refused` on the stream that sent it; the control plane
+    counts refusals per stream. A task id (`<run>:<node>:<attempt>`) is therefore no secret:
+    knowing one gives no power over the task.
+
+    Limits (server options; a stream past one ends with RESOURCE_EXHAUSTED naming it): step
+    types per Hello, messages per second per stream (a token bucket with a burst), and the
+    size of one message (grpc max message length, the same on the worker side).
     """
 
     def Connect(self, request_iterator, context):
@@ -73,6 +107,23 @@ def add_WorkerServiceServicer_to_server(servicer, server):
 class WorkerService:
     """One bidirectional stream per worker process. The worker opens it with Hello and grants
     credits; the control plane never has more unfinished tasks on a stream than granted.
+
+    Trust. Outside dev mode the stream carries a credential (`authorization: Bearer <token>`
+    metadata or an mTLS client certificate) with the `worker` role in the Hello's namespace;
+    without one the stream ends UNAUTHENTICATED before anything is written, and a credential
+    limited to some step types may declare only those (PERMISSION_DENIED names the step type).
+
+    Lease binding. A Complete, Fail, HandBack or Heartbeat is accepted only from the stream
+    that holds the task's lease: the stream the task was sent on, or one that took the lease
+    over with `Hello.resume_session_ids`. Anything else (a task id sent on another stream, a
+    task never leased, a result already recorded) writes nothing, is never credited to any
+    worker, and is answered with `Refused` on the stream that sent it; the control plane
+    counts refusals per stream. A task id (`<run>:<node>:<attempt>`) is therefore no secret:
+    knowing one gives no power over the task.
+
+    Limits (server options; a stream past one ends with RESOURCE_EXHAUSTED naming it): step
+    types per Hello, messages per second per stream (a token bucket with a burst), and the
+    size of one message (grpc max message length, the same on the worker side).
     """
 
     @staticmethod
