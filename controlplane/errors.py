@@ -55,6 +55,12 @@ class Unauthenticated(Refusal):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class ResourceExhausted(Refusal):
+    """The caller went past a limit (the message names it); it may try again within it."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(Refusal):
     """The database (or another dependency) cannot be reached; the caller may retry."""
 
