@@ -15,6 +15,7 @@ from console.modals import MODAL_CSS
 from console.screens.approvals import ApprovalsScreen
 from console.screens.dead_letters import DeadLettersScreen
 from console.screens.runs import RunsScreen
+from controlplane.cli.channels import Connection
 
 CSS = (
     MODAL_CSS
@@ -62,7 +63,7 @@ class SurefootConsole(App[None]):
         self.control_plane.close()
 
 
-def run_console(address: str, namespace: str, token: str = "") -> int:
+def run_console(connection: Connection | str, namespace: str, token: str = "") -> int:
     """Runs the console until the operator quits; returns the exit code."""
-    SurefootConsole(ControlPlane(address, namespace, token)).run()
+    SurefootConsole(ControlPlane(connection, namespace, token)).run()
     return 0

@@ -17,6 +17,7 @@ import grpc
 from surefoot.v1 import approval_pb2, common_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
+from controlplane.cli.channels import Connection, handshake_failure
 from controlplane.cli.client import channel_connected
 
 # Short enough that a screen refreshing every second notices a dead server quickly.
@@ -41,19 +42,20 @@ class Unreachable(ConsoleError):
 
 
 class ControlPlane:
-    """WorkflowService calls bound to one address, namespace and bearer token.
+    """WorkflowService calls bound to one connection (address, token, TLS) and namespace.
 
-    `reachable` is what the last call learnt, for the connection status line.
+    A plain address string is a plaintext connection carrying `token`. `reachable` is what
+    the last call learnt, for the connection status line.
     """
 
-    def __init__(self, address: str, namespace: str, token: str = "") -> None:
-        self.address = address
+    def __init__(self, connection: Connection | str, namespace: str, token: str = "") -> None:
+        if isinstance(connection, str):
+            connection = Connection(address=connection, token=token.strip())
+        self.connection = connection
+        self.address = connection.address
         self.namespace = namespace
-        token = token.strip()
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
-        self._channel = grpc.insecure_channel(address, options=_RECONNECT_OPTIONS)
+        self._metadata: tuple[tuple[str, str], ...] = connection.metadata
+        self._channel = connection.channel(_RECONNECT_OPTIONS)
         self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
         self.reachable: bool | None = None  # None until the first call comes back
 
@@ -79,11 +81,13 @@ class ControlPlane:
         unreachable_codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
         # A server that answers UNAVAILABLE (draining, database down) has a connected channel;
         # only a channel that cannot connect means that nothing is listening there.
+        details = " ".join((call.details() or "").split())
         if code in unreachable_codes and not self._connected():
             self.reachable = False
+            if self.connection.tls and handshake_failure(details):
+                return Unreachable(f"TLS handshake with {self.address} failed: {details}")
             return Unreachable(f"control plane at {self.address} is unreachable")
         self.reachable = True
-        details = " ".join((call.details() or "").split())
         return ConsoleError(f"{code.name}: {details}" if details else code.name)
 
     def _connected(self) -> bool:

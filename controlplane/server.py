@@ -31,6 +31,7 @@ from controlplane.store.database import masked, open_engine
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.migrate import upgrade_engine
 from controlplane.store.step_types import StepCatalogCache
+from controlplane.tls_files import TlsFilesError, server_credentials
 
 log = logging.getLogger("surefoot.server")
 
@@ -47,6 +48,11 @@ class ServerConfig:
     auth_file: str | None = None
     # Dev mode: callers without a token act as this OS user.
     local_user: str = ""
+    # TLS on the listener (PEM paths); with a client CA, clients must present a certificate
+    # it signed (mutual TLS). Without a certificate the listener is plaintext.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
 
     @property
     def heartbeat_interval(self) -> float:
@@ -75,6 +81,14 @@ class ControlPlane:
         )
 
     async def start(self) -> int:
+        # Before the database: a wrong certificate path is the operator's first error to see.
+        credentials = (
+            server_credentials(
+                self.config.tls_cert, self.config.tls_key or "", self.config.tls_client_ca
+            )
+            if self.config.tls_cert
+            else None
+        )
         revision = await asyncio.to_thread(upgrade_engine, self._engine)
         log.info("database %s at revision %s", masked(self.config.database_url), revision)
         definitions = DefinitionCache(self._engine)
@@ -123,7 +137,10 @@ class ControlPlane:
         )
         reflection.enable_server_reflection(names, server)
         try:
-            port = server.add_insecure_port(self.config.listen)
+            if credentials is None:
+                port = server.add_insecure_port(self.config.listen)
+            else:
+                port = server.add_secure_port(self.config.listen, credentials)
         except RuntimeError as exc:
             raise PortInUse(f"cannot listen on {self.config.listen}: {exc}") from exc
         if port == 0:
@@ -163,6 +180,13 @@ def host_of(listen: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def transport_of(config: ServerConfig) -> str:
+    """What the listening line says about TLS (nothing for a plaintext listener)."""
+    if not config.tls_cert:
+        return ""
+    return " with mutual TLS" if config.tls_client_ca else " with TLS"
+
+
 def run_server(config: ServerConfig) -> int:
     """Run until SIGINT/SIGTERM; the exit code for the CLI."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -171,10 +195,14 @@ def run_server(config: ServerConfig) -> int:
         control_plane = ControlPlane(config)
         try:
             port = await control_plane.start()
-        except PortInUse as exc:
+        except (PortInUse, TlsFilesError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"surefoot control plane listening on {host_of(config.listen, port)}", flush=True)
+        print(
+            f"surefoot control plane listening on {host_of(config.listen, port)}"
+            f"{transport_of(config)}",
+            flush=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

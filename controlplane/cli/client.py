@@ -12,7 +12,14 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from surefoot.v1 import workflow_service_pb2_grpc
 
-from controlplane.cli.errors import EXIT_REFUSED, EXIT_UNREACHABLE, CliError, usage_error
+from controlplane.cli.channels import (
+    Connection,
+    add_connection_arguments,
+    bearer_token,  # noqa: F401  (connectors.py takes it from here)
+    connection_from_args,
+    handshake_failure,
+)
+from controlplane.cli.errors import EXIT_REFUSED, EXIT_UNREACHABLE, CliError
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
@@ -40,16 +47,9 @@ def add_address_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every client command takes: address, namespace, --token and --json."""
+    """The options every client command takes: address, namespace, --token, TLS and --json."""
     add_address_arguments(parser)
-    parser.add_argument(
-        "--token",
-        # Never shown by --help: the default comes from the environment and is a secret.
-        default=os.environ.get("SUREFOOT_TOKEN", ""),
-        metavar="TOKEN",
-        help="bearer token that says who you are, sent as `authorization: Bearer TOKEN` "
-        "(env SUREFOOT_TOKEN; needed for every change on a server with --auth-file)",
-    )
+    add_connection_arguments(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -61,21 +61,21 @@ class ControlPlaneClient:
     """A synchronous WorkflowService client bound to one namespace.
 
     Use as a context manager so that the channel is closed. Every call has a 10 s deadline
-    and carries the bearer token, if any; failures come out as CliError with the exit code
-    the CLI promises.
+    and carries the bearer token, if any, over TLS when the connection has a CA bundle;
+    failures come out as CliError with the exit code the CLI promises.
     """
 
-    def __init__(self, address: str, namespace: str, token: str = "") -> None:
-        self.address = address
+    def __init__(self, connection: Connection, namespace: str) -> None:
+        self.connection = connection.check()
+        self.address = connection.address
         self.namespace = namespace
-        token = bearer_token(token)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel = grpc.insecure_channel(address)
+        self._metadata = connection.metadata
+        self._channel = connection.channel()
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ControlPlaneClient:
-        return cls(args.address, args.namespace, getattr(args, "token", "") or "")
+        return cls(connection_from_args(args), args.namespace)
 
     def __enter__(self) -> ControlPlaneClient:
         return self
@@ -101,6 +101,20 @@ class ControlPlaneClient:
         # A server that answers UNAVAILABLE (draining, database down) has a connected channel;
         # only a channel that cannot connect means "nothing is listening there".
         if code in unreachable_codes and not self._connected():
+            details = " ".join((call.details() or "").split())
+            if self.connection.tls and handshake_failure(details):
+                return CliError(
+                    f"TLS handshake with the control plane at {self.address} failed "
+                    f"(check --tls-ca, --tls-cert and --tls-server-name): {details}",
+                    EXIT_UNREACHABLE,
+                )
+            if not self.connection.tls and "socket closed" in details.lower():
+                # A TLS listener hangs up on a plaintext HTTP/2 preface.
+                return CliError(
+                    f"the control plane at {self.address} closed the connection "
+                    "(does it serve TLS? give --tls-ca or SUREFOOT_TLS_CA)",
+                    EXIT_UNREACHABLE,
+                )
             return CliError(
                 f"cannot reach the control plane at {self.address} "
                 "(is it running? set --address or SUREFOOT_ADDRESS)",
@@ -112,18 +126,6 @@ class ControlPlaneClient:
 
     def _connected(self) -> bool:
         return channel_connected(self._channel)
-
-
-def bearer_token(token: str) -> str:
-    """`token` without surrounding blanks, refused (exit 2) unless it can travel as metadata.
-
-    gRPC refuses other characters in metadata, at the first call and with an error that names
-    no option: say it before anything is sent.
-    """
-    token = token.strip()
-    if not all(33 <= ord(ch) <= 126 for ch in token):
-        raise usage_error("--token must be printable ASCII without spaces")
-    return token
 
 
 def channel_connected(channel: grpc.Channel) -> bool:

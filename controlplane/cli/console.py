@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from controlplane.cli.client import add_client_arguments, bearer_token
+from controlplane.cli.channels import connection_from_args
+from controlplane.cli.client import add_client_arguments
 
 
 def register_commands(subparsers: Any) -> None:
@@ -28,4 +29,7 @@ def _console(args: argparse.Namespace) -> int:
     # Textual is imported only when the console opens: the other commands start faster.
     from console.app import run_console
 
-    return run_console(args.address, args.namespace, bearer_token(args.token or ""))
+    # The connection is checked (token, TLS files) before the screen takes over the terminal.
+    connection = connection_from_args(args)
+    connection.credentials()
+    return run_console(connection, args.namespace)

@@ -49,6 +49,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "`tokens: {TOKEN: {principal: alice, groups: [managers]}}`; without it nobody "
         "can decide approvals (env SUREFOOT_AUTH_FILE)",
     )
+    _add_server_tls_arguments(server)
     server.set_defaults(func=run_server)
 
     db = subparsers.add_parser("db", help="database administration")
@@ -111,6 +112,47 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.set_defaults(func=run_bench)
 
 
+def _add_server_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    tls = parser.add_argument_group("TLS (without --tls-cert the listener is plaintext)")
+    tls.add_argument(
+        "--tls-cert",
+        default=os.environ.get("SUREFOOT_SERVER_TLS_CERT") or None,
+        metavar="PATH",
+        help="PEM certificate (chain) of the server; turns TLS on (env SUREFOOT_SERVER_TLS_CERT)",
+    )
+    tls.add_argument(
+        "--tls-key",
+        default=os.environ.get("SUREFOOT_SERVER_TLS_KEY") or None,
+        metavar="PATH",
+        help="PEM private key of --tls-cert, unencrypted (env SUREFOOT_SERVER_TLS_KEY)",
+    )
+    tls.add_argument(
+        "--tls-client-ca",
+        default=os.environ.get("SUREFOOT_SERVER_TLS_CLIENT_CA") or None,
+        metavar="PATH",
+        help="PEM bundle of the CAs that sign client certificates: every client must then "
+        "present one (mutual TLS) (env SUREFOOT_SERVER_TLS_CLIENT_CA)",
+    )
+
+
+def _server_tls(args: argparse.Namespace) -> None:
+    """Exit 2 with one line unless the TLS options name usable, matching files."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise usage_error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        raise usage_error("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first")
+    if not args.tls_cert:
+        return
+    from controlplane.tls_files import TlsFilesError, read_tls_files
+
+    try:
+        read_tls_files(
+            ca=args.tls_client_ca, cert=args.tls_cert, key=args.tls_key, ca_option="--tls-client-ca"
+        )
+    except TlsFilesError as exc:
+        raise usage_error(str(exc)) from exc
+
+
 def _add_database_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
@@ -157,11 +199,15 @@ def run_server(args: argparse.Namespace) -> int:
             raise usage_error(str(exc)) from exc
         except ValueError as exc:  # not UTF-8
             raise usage_error(f"cannot read auth file {args.auth_file}: {exc}") from exc
+    _server_tls(args)
     config = ServerConfig(
         database_url=url,
         listen=args.listen,
         lease_seconds=args.lease_seconds,
         auth_file=args.auth_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
     )
     return int(serve(config))
 
