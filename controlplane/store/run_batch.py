@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from controlplane.audit.chain import GENESIS, event_hash
 from controlplane.engine.events import Transition
 from controlplane.engine.state import COMPENSATING, NEEDS_ATTENTION, RUNNING, RunState
 from controlplane.store.bulk import delete_rows, insert_rows, update_rows
@@ -42,6 +43,8 @@ class LoadedRun:
     last_seq: int
     trace_id: str
     request_id: str | None = None
+    # The hash of the run's last history event: the next one chains from it (audit/chain.py).
+    last_hash: str = GENESIS
     new: bool = False
     dirty: bool = False
 
@@ -179,16 +182,31 @@ class RunBatch:
         loaded.dirty = True
         for event in transition.events:
             loaded.last_seq += 1
+            time = to_datetime(event.time)
+            data = dump_json(event.data)
+            # Chained here, from the hash the run's row carried: no read of history.
+            loaded.last_hash = event_hash(
+                loaded.last_hash,
+                state.id,
+                loaded.last_seq,
+                event.type,
+                time,
+                event.node_id,
+                event.attempt,
+                event.principal,
+                data,
+            )
             self._history_rows.append(
                 {
                     "run_id": state.id,
                     "seq": loaded.last_seq,
                     "type": event.type,
-                    "time": to_datetime(event.time),
+                    "time": time,
                     "node_id": event.node_id,
                     "attempt": event.attempt,
                     "principal": event.principal,
-                    "data": dump_json(event.data),
+                    "data": data,
+                    "hash": loaded.last_hash,
                 }
             )
         for task_id in transition.remove:
@@ -282,7 +300,9 @@ def _loaded(row: Row[Any]) -> LoadedRun:
         compensation=RunState.compensation_from_json(saved),
         attention=RunState.attention_from_json(saved),
     )
-    return LoadedRun(state, row.definition_id, row.last_seq, row.trace_id, row.request_id)
+    return LoadedRun(
+        state, row.definition_id, row.last_seq, row.trace_id, row.request_id, row.last_hash
+    )
 
 
 def _dead_letter_row(state: RunState) -> dict[str, Any] | None:
@@ -317,6 +337,7 @@ def _run_values(loaded: LoadedRun) -> dict[str, Any]:
         "waiting_for": state.waiting_for,
         "waiting_since": optional_datetime(state.waiting_since),
         "last_seq": loaded.last_seq,
+        "last_hash": loaded.last_hash,
         "updated_at": to_datetime(state.updated_at),
         "closed_at": optional_datetime(state.closed_at),
     }

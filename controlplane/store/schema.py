@@ -68,6 +68,9 @@ runs = Table(
     Column("waiting_since", UtcDateTime(), nullable=True),
     # The seq of the last history event: appending takes last_seq + 1 under the run's row lock.
     Column("last_seq", BigInteger, nullable=False),
+    # The hash of the last history event (controlplane/audit/chain.py): the next event chains
+    # from it without reading history, and a cut or extended history shows against it.
+    Column("last_hash", String(64), nullable=False, server_default=""),
     Column("trace_id", String(32), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
@@ -89,6 +92,8 @@ history = Table(
     Column("attempt", Integer, nullable=False, server_default=text("0")),
     Column("principal", String(200), nullable=False, server_default=""),
     Column("data", Text, nullable=False),
+    # sha256 over the previous event's hash and this event's columns: the run's hash chain.
+    Column("hash", String(64), nullable=False, server_default=""),
 )
 
 tasks = Table(
