@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ from surefoot.v1 import (
 )
 
 from controlplane import telemetry
+from controlplane.api import stream_limits
 from controlplane.api.connector_outcomes import ConnectorOutcomeService
 from controlplane.api.failures import ErrorMapped
 from controlplane.api.principal import Authenticator
@@ -53,6 +54,10 @@ class ServerConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # The largest gRPC message received or sent (a worker's result, a run's input).
+    max_message_bytes: int = stream_limits.DEFAULT_MAX_MESSAGE_BYTES
+    # What one worker stream may declare and send (api/stream_limits.py).
+    worker_limits: stream_limits.StreamLimits = field(default_factory=stream_limits.StreamLimits)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -104,8 +109,10 @@ class ControlPlane:
             self._engine,
             committer,
             catalog,
+            self._auth,
             lease_seconds=self.config.lease_seconds,
             heartbeat_interval=self.config.heartbeat_interval,
+            limits=self.config.worker_limits,
         )
         telemetry.setup()
         server = grpc.aio.server(
@@ -116,6 +123,8 @@ class ControlPlane:
                 ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_time_ms", 20_000),
                 ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.max_receive_message_length", self.config.max_message_bytes),
+                ("grpc.max_send_message_length", self.config.max_message_bytes),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ],
         )

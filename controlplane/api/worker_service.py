@@ -1,8 +1,13 @@
 """surefoot.v1.WorkerService: one bidirectional stream per worker process.
 
 The stream's reader turns worker messages into committer operations; the writer sends what
-the committer queued for this session (tasks, acks, cancels). Nothing here is needed for
-correctness after a crash: leases in the database are the truth (law 1, law 9).
+the committer queued for this session (tasks, acks, cancels, refusals). Nothing here is
+needed for correctness after a crash: leases in the database are the truth (law 1, law 9).
+
+Trust: the stream's credential is checked before its Hello is read, and it must hold the
+`worker` role in the Hello's namespace (and, if limited to step types, declare only those);
+results and heartbeats are bound to the leases the stream holds (see
+`dispatch.operations.record_result`); `stream_limits` bounds what one stream may send.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import secrets
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import grpc
 from sqlalchemy import Engine
@@ -21,6 +27,8 @@ from surefoot.v1 import worker_service_pb2 as wpb
 from controlplane import errors
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.payloads import parse_json
+from controlplane.api.principal import ANY_NAMESPACE, Caller, Role
+from controlplane.api.stream_limits import StreamLimits
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch.committer import Committer
 from controlplane.dispatch.sessions import WorkerSession
@@ -33,49 +41,83 @@ log = logging.getLogger("surefoot.workers")
 MAX_CREDIT = 10_000
 
 
+class CallerSource(Protocol):
+    """Who calls (the server's authenticator)."""
+
+    async def caller(self, context: grpc.aio.ServicerContext) -> Caller: ...
+
+
 class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
     def __init__(
         self,
         engine: Engine,
         committer: Committer,
         catalog: StepCatalogCache,
+        auth: CallerSource,
         *,
         lease_seconds: float,
         heartbeat_interval: float,
+        limits: StreamLimits | None = None,
     ) -> None:
         self._engine = engine
         self._committer = committer
         self._catalog = catalog
+        self._auth = auth
         self._lease = lease_seconds
         self._heartbeat = heartbeat_interval
+        self._limits = limits or StreamLimits()
         self._streams: set[WorkerSession] = set()
         self.stopping = False
+        # Results and heartbeats refused on streams that have ended (a live stream counts
+        # its own in `WorkerSession.refused`).
+        self.refused_on_closed_streams = 0
+
+    @property
+    def refused(self) -> int:
+        """Results and heartbeats refused on this server's worker streams so far."""
+        return self.refused_on_closed_streams + sum(s.refused for s in list(self._streams))
 
     async def Connect(
         self,
         request_iterator: AsyncIterator[wpb.WorkerMessage],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[wpb.ServerMessage]:
+        # Before a message is read: a stream without a valid credential writes nothing.
+        caller = await self._auth.caller(context)
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("message") != "hello":
             raise errors.InvalidArgument.field(
                 "hello", "the first message on a stream must be Hello"
             )
         hello = first.hello
-        namespace = checked_namespace(hello.namespace)
+        namespace = worker_namespace(caller, hello.namespace)
+        caller.require(namespace, Role.WORKER)
+        self._limits.check_hello(len(hello.step_types), list(hello.resume_session_ids))
         _check_hello(hello)
+        _check_allowed_step_types(caller, hello)
         await asyncio.to_thread(self._register_step_types, namespace, hello)
         session = WorkerSession(
-            id=uuid.uuid4().hex,
+            # Random, 128 bits, told only to this stream: naming it in a later Hello proves
+            # the worker held its leases (resume_session_ids).
+            id=secrets.token_hex(16),
             namespace=namespace,
             worker_id=hello.worker_id,
             implements=frozenset((d.name, d.version) for d in hello.step_types),
             loop=asyncio.get_running_loop(),
             outbound=asyncio.Queue(),
+            principal=caller.principal,
         )
-        await self._committer.submit(ops.OpenSession(session))
+        resume = tuple(dict.fromkeys(storable(s) for s in hello.resume_session_ids))
+        resumed = await self._committer.submit(ops.OpenSession(session, resume))
         self._streams.add(session)
-        log.info("worker %s connected (session %s)", hello.worker_id, session.id)
+        log.info(
+            "worker %s connected as %s in namespace %s (session %s%s)",
+            hello.worker_id,
+            caller.principal,
+            namespace,
+            session.id,
+            f", {resumed} lease(s) taken over from earlier streams" if resumed else "",
+        )
         reader = asyncio.create_task(self._read(request_iterator, session))
         reader.add_done_callback(lambda _: session.send(None))
         try:
@@ -102,7 +144,16 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             self._committer.post(
                 ops.CloseSession(session.id, "stream closed", release_leases=not self.stopping)
             )
-            log.info("worker %s disconnected (session %s)", hello.worker_id, session.id)
+            # Read after the close is queued: a refusal still in the committer's queue may
+            # be missing from this line (it stays in `session.refused`).
+            self.refused_on_closed_streams += session.refused
+            log.info(
+                "worker %s (%s) disconnected (session %s, %d result(s) refused)",
+                hello.worker_id,
+                session.principal,
+                session.id,
+                session.refused,
+            )
 
     def _register_step_types(self, namespace: str, hello: wpb.Hello) -> None:
         with self._engine.begin() as connection:
@@ -113,7 +164,11 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         self, request_iterator: AsyncIterator[wpb.WorkerMessage], session: WorkerSession
     ) -> None:
         post = self._committer.post
+        bucket = self._limits.bucket()
         async for message in request_iterator:
+            # Past the limit the stream ends RESOURCE_EXHAUSTED (the reader's exception is
+            # the stream's status); its leases go to other workers as on any close.
+            bucket.take()
             kind = message.WhichOneof("message")
             if kind == "complete":
                 post(self._completed(session, message.complete))
@@ -142,7 +197,8 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             elif kind == "heartbeat":
                 beat = message.heartbeat
                 if beat.task_ids:
-                    post(ops.ExtendLeases([storable(t) for t in beat.task_ids], _details(beat)))
+                    task_ids = [storable(t) for t in beat.task_ids]
+                    post(ops.ExtendLeases(session.id, task_ids, _details(beat)))
             elif kind == "draining":
                 post(ops.StartDraining(session.id))
 
@@ -183,6 +239,28 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         self.stopping = True
         for session in list(self._streams):
             session.send(wpb.ServerMessage(drain=wpb.Drain(reason=reason)))
+
+
+def worker_namespace(caller: Caller, requested: str) -> str:
+    """The Hello's namespace; when it names none, the credential's only namespace (if it
+    has exactly one), else "default"."""
+    if not requested:
+        own = [n for n in caller.roles if n != ANY_NAMESPACE]
+        if len(own) == 1:
+            return own[0]
+    return checked_namespace(requested)
+
+
+def _check_allowed_step_types(caller: Caller, hello: wpb.Hello) -> None:
+    """A credential limited to some step types may declare only those."""
+    if caller.step_types is None:
+        return
+    for declared in hello.step_types:
+        if declared.name not in caller.step_types:
+            raise errors.PermissionDenied(
+                f"{caller.principal} may not run step type {declared.name!r} "
+                "(its credential is limited to other step types)"
+            )
 
 
 def _check_hello(hello: wpb.Hello) -> None:

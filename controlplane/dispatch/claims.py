@@ -97,9 +97,35 @@ def session_leases(connection: Connection, session_ids: list[str]) -> list[tuple
     return [(row.id, row.run_id) for row in connection.execute(query)]
 
 
-def extend_leases(connection: Connection, task_ids: list[str], lease_until: datetime) -> None:
+def extend_leases(
+    connection: Connection, session_id: str, task_ids: list[str], lease_until: datetime
+) -> None:
+    """Extend the leases `session_id` holds among `task_ids`: a lease that went to another
+    stream (taken over by a reconnected worker on another control plane) is not its to keep."""
     connection.execute(
         update(tasks)
-        .where(tasks.c.id.in_(sorted(set(task_ids))), tasks.c.status == "leased")
+        .where(
+            tasks.c.id.in_(sorted(set(task_ids))),
+            tasks.c.status == "leased",
+            tasks.c.session_id == session_id,
+        )
         .values(lease_expires_at=lease_until)
     )
+
+
+def take_over_leases(
+    connection: Connection, namespace: str, session_ids: list[str], new_session_id: str
+) -> list[tuple[str, datetime | None, str]]:
+    """Move the leases of earlier sessions to `new_session_id` (a worker that reconnected and
+    named them); only in `namespace`. (task id, leased at, worker id) of each moved lease."""
+    statement = (
+        update(tasks)
+        .where(
+            LEASED,
+            tasks.c.namespace == namespace,
+            tasks.c.session_id.in_(sorted(set(session_ids) - {new_session_id})),
+        )
+        .values(session_id=new_session_id)
+        .returning(tasks.c.id, tasks.c.leased_at, tasks.c.worker_id)
+    )
+    return [(row.id, row.leased_at, row.worker_id or "") for row in connection.execute(statement)]

@@ -23,9 +23,18 @@ class WorkerSession:
     loop: asyncio.AbstractEventLoop
     outbound: asyncio.Queue[wpb.ServerMessage | None]
     window: int = 0
+    # The principal of the stream's credential, for the log lines about it.
+    principal: str = ""
     # Tasks sent and not yet finished, with the time each was leased: a result from this
-    # session then needs no read of its task row to record when the attempt started.
+    # session then needs no read of its task row to record when the attempt started. Also
+    # the lease binding: only a task listed here may be reported on this stream.
     outstanding: dict[str, float] = field(default_factory=dict)
+    # Tasks taken over from an earlier stream (Hello.resume_session_ids), with the worker id
+    # their lease was given to: history credits the attempt to the worker that ran it.
+    resumed: dict[str, str] = field(default_factory=dict)
+    # Results and heartbeats refused on this stream (not its lease): a forged or confused
+    # worker shows here and in the log line of the stream's end.
+    refused: int = 0
     draining: bool = False
     closed: bool = False
 
@@ -49,6 +58,16 @@ class WorkerSession:
     def send(self, message: wpb.ServerMessage | None) -> None:
         """Queue a message for the stream; safe to call from any thread."""
         self.loop.call_soon_threadsafe(self.outbound.put_nowait, message)
+
+    def holds(self, task_id: str) -> bool:
+        """Whether this stream holds the task's lease (committer thread only)."""
+        return task_id in self.outstanding
+
+    def refuse(self, task_ids: list[str], reason: str) -> None:
+        """Count refused results or heartbeats and tell the worker (committer thread)."""
+        self.refused += len(task_ids)
+        for task_id in task_ids:
+            self.send(wpb.ServerMessage(refused=wpb.Refused(task_id=task_id, reason=reason)))
 
 
 class SessionRegistry:

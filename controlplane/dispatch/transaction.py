@@ -8,11 +8,12 @@ timers and kept events they unblock, takes back lost leases, and writes it all w
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from controlplane import errors, telemetry
 from controlplane.dispatch import claims, reaping, waiting
@@ -59,22 +60,17 @@ class Transaction:
         self.out = Deliveries()
         # Spans of attempts this transaction records: emitted only once it has committed.
         self._spans = self.out.spans if telemetry.enabled() else None
-        # Task rows operations asked for (read once, after the runs are locked), by task id.
-        self.task_rows: dict[str, Row[Any]] = {}
-        self._wanted_rows: list[str] = []
         self._starting: list[StartRun] = []
         self._starts: BatchStarts | None = None
         self._lost: list[str] = []
         self._closing: list[str] = []
-        self._heartbeats: list[str] = []
+        # Leases to extend, by the session that holds them (the update checks it too).
+        self._heartbeats: dict[str, list[str]] = defaultdict(list)
         self._details: dict[str, HeartbeatDetails] = {}
         self._read_backs: list[int] = []
         self.catalog = BatchCatalog(resources.catalog)
 
     # -- what operations declare before the runs are locked ------------------------------
-
-    def want_task_row(self, task_id: str) -> None:
-        self._wanted_rows.append(task_id)
 
     def will_start(self, op: StartRun) -> None:
         self._starting.append(op)
@@ -117,8 +113,10 @@ class Transaction:
     def acknowledge(self, session_id: str, task_id: str) -> None:
         self.out.acks[session_id].append(task_id)
 
-    def extend_leases(self, task_ids: list[str], details: dict[str, HeartbeatDetails]) -> None:
-        self._heartbeats.extend(task_ids)
+    def extend_leases(
+        self, session_id: str, task_ids: list[str], details: dict[str, HeartbeatDetails]
+    ) -> None:
+        self._heartbeats[session_id].extend(task_ids)
         self._details.update(details)
 
     # -- the batch -----------------------------------------------------------------------
@@ -138,8 +136,6 @@ class Transaction:
             run_ids.update(operation.run_ids(self))
         run_ids.update(run_id for run_id, _, _ in due)
         self.batch.lock_runs(run_ids)
-        if self._wanted_rows:
-            self.task_rows = self.batch.task_rows(self._wanted_rows)
         if self._starting:
             r = self._resources
             self._starts = BatchStarts(
@@ -162,7 +158,8 @@ class Transaction:
             reaping.release(self, sorted({t for t, _ in expired}), "the lease expired")
         if self._heartbeats:
             until = to_datetime(self.now + self._resources.lease_seconds)
-            claims.extend_leases(self.connection, self._heartbeats, until)
+            for session_id, task_ids in self._heartbeats.items():
+                claims.extend_leases(self.connection, session_id, task_ids, until)
         if self._details:
             heartbeats.record_details(self.connection, self._details)
 

@@ -216,14 +216,14 @@ def test_heartbeat_details_are_kept_per_open_attempt_until_it_ends(engine: Engin
         session = await connect(committer, ["reserve-step"])
         run_id = await start(committer, "orders", {"amount": 5, "note": "n"})
         task = await next_task(session)
-        await committer.submit(ops.ExtendLeases([task.task_id]))
+        await committer.submit(ops.ExtendLeases(session.id, [task.task_id]))
         assert details(run_id) == {}
-        await committer.submit(ops.ExtendLeases([task.task_id], {task.task_id: first}))
+        await committer.submit(ops.ExtendLeases(session.id, [task.task_id], {task.task_id: first}))
         assert details(run_id) == {("reserve", 1): first}
-        await committer.submit(ops.ExtendLeases([task.task_id], {task.task_id: latest}))
+        await committer.submit(ops.ExtendLeases(session.id, [task.task_id], {task.task_id: latest}))
         assert details(run_id) == {("reserve", 1): latest}
         # Details for a task that is not leased (finished, or never was) are not kept.
-        await committer.submit(ops.ExtendLeases([], {f"{run_id}:ship:1": first}))
+        await committer.submit(ops.ExtendLeases(session.id, [], {f"{run_id}:ship:1": first}))
         assert details(run_id) == {("reserve", 1): latest}
         done = ops.RecordResult(session.id, "worker-1", task.task_id, "complete", output={})
         await committer.submit(done)

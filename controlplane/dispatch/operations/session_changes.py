@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from controlplane.dispatch import claims
 from controlplane.dispatch.operations.base import SessionChange
 from controlplane.dispatch.sessions import SessionRegistry, WorkerSession
+from controlplane.store.codec import to_epoch
 
 if TYPE_CHECKING:
     from controlplane.dispatch.delivery import Handout
@@ -17,11 +18,35 @@ if TYPE_CHECKING:
 
 @dataclass
 class OpenSession(SessionChange):
+    """A stream's Hello was accepted; it answers how many leases the stream took over."""
+
     session: WorkerSession
+    # Earlier sessions of the same worker (Hello.resume_session_ids): their leases in the
+    # session's namespace move to it, so that results resent on this stream are accepted.
+    resume: tuple[str, ...] = ()
 
     def change(self, sessions: SessionRegistry, handout: Handout) -> None:
         sessions.add(self.session)
         handout.maybe_ready = True
+
+    def apply(self, txn: Transaction) -> int:
+        if not self.resume:
+            return 0
+        session = self.session
+        moved = claims.take_over_leases(
+            txn.connection, session.namespace, list(self.resume), session.id
+        )
+        # In memory as well, idempotently (a retried batch moves the same rows again): the
+        # earlier session, if it is still open here, no longer holds them.
+        for task_id, leased_at, worker_id in moved:
+            for earlier in self.resume:
+                other = txn.sessions.by_id.get(earlier)
+                if other is not None and other is not session:
+                    other.outstanding.pop(task_id, None)
+                    other.resumed.pop(task_id, None)
+            session.outstanding[task_id] = to_epoch(leased_at) if leased_at else txn.now
+            session.resumed[task_id] = worker_id or session.worker_id
+        return len(moved)
 
 
 @dataclass
