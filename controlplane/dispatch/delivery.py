@@ -134,6 +134,9 @@ def deliver(out: Deliveries, sessions: SessionRegistry) -> None:
         holder = sessions.holder_of(task_id)
         if holder is not None:
             holder.send(wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id)))
+    for session in sessions.by_id.values():
+        if session.refusals:
+            session.tell_refusals()
     if out.spans:
         telemetry.emit_attempts(out.spans)
 

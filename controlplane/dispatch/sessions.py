@@ -35,6 +35,8 @@ class WorkerSession:
     # Results and heartbeats refused on this stream (not its lease): a forged or confused
     # worker shows here and in the log line of the stream's end.
     refused: int = 0
+    # Refusals not yet told to the worker: (task id, reason).
+    refusals: list[tuple[str, str]] = field(default_factory=list)
     draining: bool = False
     closed: bool = False
 
@@ -64,10 +66,16 @@ class WorkerSession:
         return task_id in self.outstanding
 
     def refuse(self, task_ids: list[str], reason: str) -> None:
-        """Count refused results or heartbeats and tell the worker (committer thread)."""
+        """Count refused results or heartbeats; the worker is told once the batch commits
+        (committer thread), after the Acks of that batch: a heartbeat refused because the
+        task's result is in the same batch must not reach the worker before that Ack."""
         self.refused += len(task_ids)
-        for task_id in task_ids:
+        self.refusals.extend((task_id, reason) for task_id in task_ids)
+
+    def tell_refusals(self) -> None:
+        for task_id, reason in self.refusals:
             self.send(wpb.ServerMessage(refused=wpb.Refused(task_id=task_id, reason=reason)))
+        self.refusals.clear()
 
 
 class SessionRegistry:
