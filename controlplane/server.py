@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy import Engine
 from surefoot.v1 import (
     worker_service_pb2,
     worker_service_pb2_grpc,
@@ -45,10 +46,13 @@ class ServerConfig:
     heartbeat_interval_seconds: float | None = None
     # How often idle dispatch looks for due timers and tasks from other control planes.
     poll_interval_seconds: float = 0.2
-    # YAML mapping bearer tokens to principals and groups (see api/principal.py).
+    # YAML of hashed bearer tokens and certificate subjects (see controlplane/auth/auth_file.py).
     auth_file: str | None = None
-    # Dev mode: callers without a token act as this OS user.
+    # Dev mode: callers without a credential act as this OS user, with every role.
     local_user: str = ""
+    # Callers without a credential are anonymous with every role. Without it (and outside
+    # dev mode) every call needs a credential: the auth file's or the database's.
+    no_auth: bool = False
     # TLS on the listener (PEM paths); with a client CA, clients must present a certificate
     # it signed (mutual TLS). Without a certificate the listener is plaintext.
     tls_cert: str | None = None
@@ -79,11 +83,7 @@ class ControlPlane:
         self._listener: WakeupListener | None = None
         self._engine = open_engine(config.database_url)
         self._health = health.HealthServicer()
-        self._auth = (
-            Authenticator.from_file(config.auth_file, config.local_user)
-            if config.auth_file
-            else Authenticator(local_user=config.local_user)
-        )
+        self._auth = authenticator_for(config, self._engine)
 
     async def start(self) -> int:
         # Before the database: a wrong certificate path is the operator's first error to see.
@@ -96,6 +96,8 @@ class ControlPlane:
         )
         revision = await asyncio.to_thread(upgrade_engine, self._engine)
         log.info("database %s at revision %s", masked(self.config.database_url), revision)
+        if self.config.no_auth and not self.config.local_user:
+            log.warning("--no-auth: callers without a credential act with every role")
         definitions = DefinitionCache(self._engine)
         catalog = StepCatalogCache(self._engine)
         committer = Committer(
@@ -182,6 +184,15 @@ class ControlPlane:
     async def wait(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
+
+
+def authenticator_for(config: ServerConfig, engine: Engine) -> Authenticator:
+    """Dev mode trusts the local user; `--no-auth` trusts everyone; otherwise credentials."""
+    if config.local_user:
+        return Authenticator.dev(config.local_user, engine)
+    if config.no_auth:
+        return Authenticator.open_access(engine, config.auth_file)
+    return Authenticator.required(engine, config.auth_file)
 
 
 def host_of(listen: str, port: int) -> str:

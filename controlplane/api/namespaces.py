@@ -12,6 +12,10 @@ DEFAULT = "default"
 _PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
+def valid_namespace(name: str) -> bool:
+    return bool(_PATTERN.fullmatch(name))
+
+
 def checked_namespace(requested: str) -> str:
     """The namespace a request names; InvalidArgument for a malformed one."""
     namespace = requested or DEFAULT

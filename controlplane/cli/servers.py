@@ -45,9 +45,17 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "--auth-file",
         default=os.environ.get("SUREFOOT_AUTH_FILE") or None,
         metavar="FILE",
-        help="YAML mapping bearer tokens to principals and groups: "
-        "`tokens: {TOKEN: {principal: alice, groups: [managers]}}`; without it nobody "
-        "can decide approvals (env SUREFOOT_AUTH_FILE)",
+        help="YAML of credentials: `tokens: {sha256:HEX: {principal: alice, groups: "
+        "[managers], namespaces: {default: [operator, approver]}}}` (the hash is what "
+        "`surefoot credentials hash` prints) and `certificates: {CN: {...}}` for mTLS; "
+        "credentials made with `surefoot credentials create` count too "
+        "(env SUREFOOT_AUTH_FILE)",
+    )
+    server.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve callers without a credential as anonymous, with every role in every "
+        "namespace (a credential that is sent is still checked); only for a trusted network",
     )
     _add_server_tls_arguments(server)
     server.set_defaults(func=run_server)
@@ -186,7 +194,7 @@ def _positive_float(text: str) -> float:
 
 def run_server(args: argparse.Namespace) -> int:
     url = _database_url(args)
-    from controlplane.api.principal import Authenticator, AuthFileError
+    from controlplane.auth.auth_file import AuthFileError, read_auth_file
     from controlplane.server import ServerConfig
     from controlplane.server import run_server as serve
 
@@ -194,7 +202,7 @@ def run_server(args: argparse.Namespace) -> int:
         # Read once here so that a bad file is one line and exit 2 before anything starts;
         # the server reads it again when it builds its authenticator.
         try:
-            Authenticator.from_file(args.auth_file)
+            read_auth_file(args.auth_file)
         except AuthFileError as exc:
             raise usage_error(str(exc)) from exc
         except ValueError as exc:  # not UTF-8
@@ -205,6 +213,7 @@ def run_server(args: argparse.Namespace) -> int:
         listen=args.listen,
         lease_seconds=args.lease_seconds,
         auth_file=args.auth_file,
+        no_auth=args.no_auth,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,

@@ -269,3 +269,44 @@ dead_letters = Table(
     ),
     Index("ix_dead_letters_namespace_time", "namespace", "dead_lettered_at", "run_id"),
 )
+
+
+# Credentials created through the API (CredentialService) or by `surefoot credentials create
+# --database-url`: a bearer token kept as its sha256, or a client certificate's subject CN.
+# Rows are never deleted: a revoked credential stays, so that the audit can name it.
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("principal", String(200), nullable=False),
+    # "token" (secret_sha256 set) or "certificate" (subject set).
+    Column("kind", String(16), nullable=False),
+    Column("secret_sha256", String(71), nullable=True),
+    Column("subject", String(300), nullable=True),
+    # JSON {namespace: [role, ...]} as given ("*": every namespace).
+    Column("roles", Text, nullable=False),
+    # JSON list of group names, as approvers name them without the "group:" prefix.
+    Column("groups", Text, nullable=False, server_default="[]"),
+    # JSON list of step types a worker credential is limited to; NULL: any.
+    Column("step_types", Text, nullable=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_by", String(300), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_by", String(300), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("secret_sha256", name="uq_credentials_secret"),
+    Index("ix_credentials_subject", "subject"),
+)
+
+# Who changed what outside runs' histories (credentials created and revoked), appended in the
+# transaction of the change itself.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("time", UtcDateTime(), nullable=False),
+    Column("principal", String(300), nullable=False),
+    Column("action", String(100), nullable=False),
+    # JSON object: what the action was about (never a secret).
+    Column("details", Text, nullable=False),
+)

@@ -43,7 +43,12 @@ class InProcessControlPlane:
     def __init__(self, database_url: str, auth_file: str | None = None) -> None:
         self.database_url = database_url
         self._plane = ControlPlane(
-            ServerConfig(database_url=database_url, listen="127.0.0.1:0", auth_file=auth_file)
+            ServerConfig(
+                database_url=database_url,
+                listen="127.0.0.1:0",
+                auth_file=auth_file,
+                no_auth=auth_file is None,
+            )
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

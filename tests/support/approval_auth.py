@@ -1,8 +1,8 @@
 """A control plane that knows bearer tokens: who acts comes from credentials (law 7).
 
-The server maps the `authorization: Bearer <token>` metadata to a principal and its groups
-through an auth file; with one, every call that acts on a run (start, cancel, decide) must
-carry a token. The deciding principal is never a request field.
+The server maps the `authorization: Bearer <token>` metadata to a principal, its groups and
+its roles through an auth file (which holds the tokens' hashes only); every call must carry
+a token. The deciding principal is never a request field.
 """
 
 from __future__ import annotations
@@ -15,26 +15,33 @@ import grpc
 import yaml
 from surefoot.v1 import workflow_service_pb2_grpc
 
+from controlplane.auth.tokens import token_hash
 from tests.support.processes import (
     ControlPlane,
     ProcessRegistry,
 )
 
-# token -> (principal, groups). Approvers name principals or "group:<name>".
-OPERATOR = "operator-token"  # starts runs; may decide nothing
+# token -> (principal, groups, roles in every namespace). Approvers name principals or
+# "group:<name>".
+OPERATOR = "operator-token"  # registers definitions, starts runs; named as no approver
 ALICE = "alice-token"  # a manager
 BOB = "bob-token"  # in no group
 CAROL = "carol-token"  # named as an approver herself
-TOKENS: dict[str, tuple[str, list[str]]] = {
-    OPERATOR: ("ops", ["operators"]),
-    ALICE: ("alice", ["managers"]),
-    BOB: ("bob", []),
-    CAROL: ("carol", ["finance"]),
+WORKER = "worker-token"  # the worker processes of these tests (SUREFOOT_TOKEN)
+TOKENS: dict[str, tuple[str, list[str], list[str]]] = {
+    OPERATOR: ("ops", ["operators"], ["admin"]),
+    ALICE: ("alice", ["managers"], ["operator", "approver"]),
+    BOB: ("bob", [], ["operator", "approver"]),
+    CAROL: ("carol", ["finance"], ["operator", "approver"]),
+    WORKER: ("worker", [], ["worker"]),
 }
 
 
 def write_auth_file(path: Path) -> Path:
-    tokens = {token: {"principal": p, "groups": groups} for token, (p, groups) in TOKENS.items()}
+    tokens = {
+        token_hash(token): {"principal": p, "groups": groups, "namespaces": {"*": roles}}
+        for token, (p, groups, roles) in TOKENS.items()
+    }
     path.write_text(yaml.safe_dump({"tokens": tokens}))
     return path
 
@@ -64,8 +71,11 @@ class AuthControlPlane(ControlPlane):
 
     `stub` acts as the operator (OPERATOR), so that the shared helpers of support/runs.py
     can start runs; a call with its own `authorization` metadata acts as its holder, and
-    `anonymous_stub` sends no credentials at all.
+    `anonymous_stub` sends no credentials at all. The processes the test starts after it
+    (its workers) present the WORKER token (SUREFOOT_TOKEN).
     """
+
+    credentials_required = True
 
     def __init__(
         self,
@@ -76,6 +86,7 @@ class AuthControlPlane(ControlPlane):
     ) -> None:
         super().__init__(registry, database_url, lease_seconds)
         self.auth_file = auth_file
+        registry.env["SUREFOOT_TOKEN"] = WORKER
 
     @property
     def stub(self) -> workflow_service_pb2_grpc.WorkflowServiceStub:

@@ -192,10 +192,15 @@ PROCESSES = pytest.StashKey[ProcessRegistry]()
 class ControlPlane:
     """A `surefoot server` subprocess on one database, which a test may kill and restart.
 
+    It runs with `--no-auth` (callers without a credential act with every role) unless a
+    subclass sets `credentials_required` and gives credentials of its own.
+
     Attributes:
         database_url: The database it serves; a restart reuses it.
         lease_seconds: Short, so that a lost lease is noticed within the test's patience.
     """
+
+    credentials_required = False
 
     def __init__(
         self, registry: ProcessRegistry, database_url: str, lease_seconds: float = 2.0
@@ -227,7 +232,7 @@ class ControlPlane:
 
     def server_command(self, port: int) -> list[str]:
         """The `surefoot server` command line; subclasses add their options."""
-        return surefoot_command(
+        command = surefoot_command(
             "server",
             "--database-url",
             self.database_url,
@@ -236,6 +241,7 @@ class ControlPlane:
             "--lease-seconds",
             str(self.lease_seconds),
         )
+        return command if self.credentials_required else [*command, "--no-auth"]
 
     def start(self, port: int = 0) -> None:
         """Starts the server on `port` (0: any free one) and waits until it listens.
