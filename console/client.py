@@ -17,7 +17,7 @@ import grpc
 from surefoot.v1 import approval_pb2, common_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli.channels import Connection, handshake_failure
+from controlplane.cli.channels import Connection, transport_failure
 from controlplane.cli.client import channel_connected
 
 # Short enough that a screen refreshing every second notices a dead server quickly.
@@ -84,9 +84,12 @@ class ControlPlane:
         details = " ".join((call.details() or "").split())
         if code in unreachable_codes and not self._connected():
             self.reachable = False
-            if self.connection.tls and handshake_failure(details):
-                return Unreachable(f"TLS handshake with {self.address} failed: {details}")
-            return Unreachable(f"control plane at {self.address} is unreachable")
+            failure = transport_failure(self.connection, details)
+            return (
+                Unreachable(failure)
+                if failure
+                else Unreachable(f"control plane at {self.address} is unreachable")
+            )
         self.reachable = True
         return ConsoleError(f"{code.name}: {details}" if details else code.name)
 

@@ -170,10 +170,30 @@ def bearer_token(token: str) -> str:
     return token
 
 
-def handshake_failure(details: str) -> bool:
-    """Whether an UNAVAILABLE's details say the TLS handshake failed (wrong CA, name, port)."""
+def transport_failure(connection: Connection, details: str) -> str | None:
+    """What went wrong, when a channel that cannot connect failed at TLS rather than finding
+    nothing listening; None when nothing says so. `details` are an UNAVAILABLE's details."""
     lowered = details.lower()
-    return any(word in lowered for word in ("handshake", "ssl", "certificate", "verification"))
+    if connection.tls and any(
+        word in lowered for word in ("handshake", "ssl", "certificate", "verification")
+    ):
+        return (
+            f"TLS handshake with the control plane at {connection.address} failed "
+            f"(check --tls-ca, --tls-cert and --tls-server-name): {details}"
+        )
+    if "socket closed" not in lowered:
+        return None
+    if connection.tls:
+        # A mutual TLS listener hangs up on a client without a certificate it trusts.
+        return (
+            f"the control plane at {connection.address} closed the connection during the TLS "
+            "handshake (does it require a client certificate? give --tls-cert and --tls-key)"
+        )
+    # A TLS listener hangs up on a plaintext HTTP/2 preface.
+    return (
+        f"the control plane at {connection.address} closed the connection "
+        "(does it serve TLS? give --tls-ca or SUREFOOT_TLS_CA)"
+    )
 
 
 def _environ(name: str) -> str | None:

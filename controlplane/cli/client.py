@@ -17,7 +17,7 @@ from controlplane.cli.channels import (
     add_connection_arguments,
     bearer_token,  # noqa: F401  (connectors.py takes it from here)
     connection_from_args,
-    handshake_failure,
+    transport_failure,
 )
 from controlplane.cli.errors import EXIT_REFUSED, EXIT_UNREACHABLE, CliError
 
@@ -101,20 +101,9 @@ class ControlPlaneClient:
         # A server that answers UNAVAILABLE (draining, database down) has a connected channel;
         # only a channel that cannot connect means "nothing is listening there".
         if code in unreachable_codes and not self._connected():
-            details = " ".join((call.details() or "").split())
-            if self.connection.tls and handshake_failure(details):
-                return CliError(
-                    f"TLS handshake with the control plane at {self.address} failed "
-                    f"(check --tls-ca, --tls-cert and --tls-server-name): {details}",
-                    EXIT_UNREACHABLE,
-                )
-            if not self.connection.tls and "socket closed" in details.lower():
-                # A TLS listener hangs up on a plaintext HTTP/2 preface.
-                return CliError(
-                    f"the control plane at {self.address} closed the connection "
-                    "(does it serve TLS? give --tls-ca or SUREFOOT_TLS_CA)",
-                    EXIT_UNREACHABLE,
-                )
+            failure = transport_failure(self.connection, " ".join((call.details() or "").split()))
+            if failure:
+                return CliError(failure, EXIT_UNREACHABLE)
             return CliError(
                 f"cannot reach the control plane at {self.address} "
                 "(is it running? set --address or SUREFOOT_ADDRESS)",

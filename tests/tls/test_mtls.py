@@ -41,6 +41,12 @@ def test_only_a_client_certificate_of_the_client_ca_gets_in(
     # The CLI says so in one line.
     ca = str(server.files.ca.cert)
     tls = ["--address", server.address, "--tls-ca", ca]
+    assert main(["runs", "start", "mutual", *tls]) == 3
+    out, err = capsys.readouterr()
+    assert err == (
+        f"error: the control plane at {server.address} closed the connection during the TLS "
+        "handshake (does it require a client certificate? give --tls-cert and --tls-key)\n"
+    )
     code = main(["runs", "start", "mutual", *tls, "--tls-cert", str(foreign.cert),
                  "--tls-key", str(foreign.key)])  # fmt: skip
     out, err = capsys.readouterr()
