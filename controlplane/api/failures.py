@@ -10,7 +10,7 @@ try/except ladder:
   worker's code produced) are made storable by the servicer instead of refused;
 - a `Refusal` is its class's status (`InvalidArgument` with a google.rpc.BadRequest);
 - a database error that the caller caused (a value the database rejects) is INVALID_ARGUMENT,
-  a lost database is UNAVAILABLE;
+  a lost database is UNAVAILABLE (logged once per outage, not once per call);
 - anything else is INTERNAL, logged once with its traceback.
 """
 
@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 
 from controlplane import errors
 from controlplane.api.errors import invalid_argument
+from controlplane.store.reachability import DATABASE, is_unreachable
 
 log = logging.getLogger("surefoot.api")
 
@@ -196,6 +197,8 @@ async def refuse(context: grpc.aio.ServicerContext, exc: BaseException, method: 
         code, message = database_status(exc)
         if code == grpc.StatusCode.INTERNAL:
             log.error("%s failed in the database", method, exc_info=exc)
+        elif is_unreachable(exc):
+            DATABASE.lost(exc)
         elif code == grpc.StatusCode.UNAVAILABLE:
             log.warning("%s: database unavailable: %s", method, _first_line(exc))
         await context.abort(code, message)

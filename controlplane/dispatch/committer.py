@@ -6,6 +6,12 @@ results schedule are leased to connected workers in the same transaction (no ext
 trip). Idle, it wakes every `poll_interval` to hand out tasks whose retry timer came due and
 tasks scheduled by other control planes, and every `reap_interval` to take back expired leases.
 
+When the database cannot be reached, the loop waits it out instead of spinning: it tries
+again after a capped, jittered backoff (at most about a second apart), answers the callers
+waiting on a transaction UNAVAILABLE at once (they retry with the same request id), and keeps
+what workers sent (results, heartbeats, session changes) for the first transaction after the
+database is back, so that no result a worker reported during the outage is lost.
+
 This module holds the loop and what outlives a batch; `transaction` holds one batch's
 transaction, `operations` what each request does, `reaping` and `delivery` the leases taken
 back and handed out.
@@ -34,12 +40,17 @@ from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.transaction import Resources, Transaction
 from controlplane.dispatch.wakeups import notify_tasks_ready
 from controlplane.store.definitions import DefinitionCache
+from controlplane.store.reachability import DATABASE, Backoff, is_unreachable
 from controlplane.store.run_batch import RunCache
 from controlplane.store.step_types import StepCatalogCache
 
 log = logging.getLogger("surefoot.committer")
 
 MAX_BATCH = 512
+# What workers sent while the database was away is kept for when it is back, up to this
+# many operations; past it the oldest go (a result not kept is reported again by its worker
+# on its next stream, or its lease runs out and the attempt is run again).
+MAX_HELD = 100_000
 
 
 class Committer:
@@ -71,6 +82,11 @@ class Committer:
         self._handout = Handout(self.sessions, poll_interval, lease_seconds)
         self._reaper = Reaper(reap_interval)
         self._timers = waiting.TimerWatch()
+        # While the database is unreachable: when to try again (time.monotonic()), and the
+        # operations kept for that try.
+        self._backoff = Backoff(uniform=(rng or random.Random()).random)
+        self._retry_at: float | None = None
+        self._held: list[ops.Operation] = []
         # Names this process in NOTIFY payloads, so that it does not wake itself.
         self.origin = uuid.uuid4().hex
 
@@ -104,6 +120,9 @@ class Committer:
             wake = min(self._handout.next_poll, self._reaper.next_reap)
             if self._timers.next is not None:
                 wake = min(wake, waiting.monotonic_deadline(self._timers.next))
+            if self._retry_at is not None:
+                # The database is away: nothing is worth a try before the backoff says so.
+                wake = self._retry_at
             timeout = max(0.0, wake - time.monotonic())
             try:
                 first = self._queue.get(timeout=timeout)
@@ -123,6 +142,11 @@ class Committer:
                 batch.append(item)
             work = [op for op in batch if op is not _TICK]
             now = time.monotonic()
+            if self._retry_at is not None:
+                self._held.extend(work)
+                if now >= self._retry_at:
+                    self._try_again()
+                continue
             if (
                 not work
                 and not self._reaper.due()
@@ -141,11 +165,18 @@ class Committer:
         try:
             deliveries = self._transaction(batch)
         except Exception as exc:
+            if is_unreachable(exc):
+                self._database_lost(batch, exc)
+                return
             if len(batch) > 1:
                 # One bad operation (or a lost race with another control plane) must not
                 # fail the others: retry each alone.
                 log.info("batch of %d failed (%s); retrying one by one", len(batch), exc)
-                for operation in batch:
+                for index, operation in enumerate(batch):
+                    if self._retry_at is not None:
+                        # The database went away meanwhile: the rest waits for it.
+                        self._database_lost(batch[index:], None)
+                        return
                     self._process([operation])
                 return
             if not _retriable(exc):
@@ -155,9 +186,50 @@ class Committer:
             try:
                 deliveries = self._transaction(batch)
             except Exception as again:
-                self._fail(batch, again)
+                if is_unreachable(again):
+                    self._database_lost(batch, again)
+                else:
+                    self._fail(batch, again)
                 return
+        self._database_reached()
         deliver(deliveries, self.sessions)
+
+    def _database_lost(self, batch: list[ops.Operation], exc: BaseException | None) -> None:
+        """The batch could not reach the database: its callers are told so at once, what
+        workers sent is kept for the next try, which the backoff schedules."""
+        if exc is not None:
+            DATABASE.lost(exc)
+        unavailable = errors.Unavailable("the database is unavailable; try again")
+        for operation in batch:
+            if operation.future is not None:
+                resolve(operation, exc=unavailable)
+            elif not isinstance(operation, _Tick):
+                self._held.append(operation)
+        if len(self._held) > MAX_HELD:
+            dropped = len(self._held) - MAX_HELD
+            del self._held[:dropped]
+            log.warning("database away: %d worker message(s) dropped, the oldest", dropped)
+        self._retry_at = time.monotonic() + self._backoff.next()
+
+    def _try_again(self) -> None:
+        """The backoff is over: what was kept (and any caller since) goes in one more try,
+        without reaping, so that the heartbeats kept extend leases before any is judged
+        lost (the control plane, not the worker, failed to record them)."""
+        held, self._held = self._held, []
+        self._retry_at = None
+        if not held:
+            held = [_TICK]  # a probe: the transaction is the question
+        for start in range(0, len(held), MAX_BATCH):
+            if self._retry_at is not None:
+                self._database_lost(held[start:], None)
+                return
+            self._process(held[start : start + MAX_BATCH])
+
+    def _database_reached(self) -> None:
+        if DATABASE.down or self._backoff.tries:
+            DATABASE.reached()
+            self._backoff.reset()
+            self._reaper.postpone()
 
     def _fail(self, batch: list[ops.Operation], exc: BaseException) -> None:
         if not isinstance(exc, errors.Refusal):
@@ -169,7 +241,7 @@ class Committer:
         now = time.time()
         for operation in batch:
             operation.change_sessions(self.sessions, self._handout)
-        reap = self._reaper.due()
+        reap = self._reaper.due() and not self._backoff.tries
         with self._engine.begin() as connection:
             txn = Transaction(connection, now, self._resources)
             expired = self._reaper.expired(connection, now) if reap else []

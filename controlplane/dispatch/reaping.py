@@ -52,6 +52,14 @@ class Reaper:
         """A reaping transaction committed."""
         self.next_reap = time.monotonic() + self._interval
 
+    def postpone(self) -> None:
+        """The database is back after an outage: reap no sooner than one interval from now.
+
+        Workers went on heartbeating while their heartbeats could not be recorded; the first
+        transactions record those kept meanwhile, and only then may a lease be judged lost.
+        """
+        self.next_reap = max(self.next_reap, time.monotonic() + self._interval)
+
 
 def release(
     txn: Transaction, task_ids: list[str], reason: str, session_ids: list[str] | None = None

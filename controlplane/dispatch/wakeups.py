@@ -3,6 +3,9 @@
 A control plane that commits tasks it could not hand to one of its own workers notifies the
 channel in the same transaction; every other control plane sharing the database wakes its
 committer to claim them at once instead of at its next poll (law 9).
+
+A lost connection is taken again after a capped, jittered backoff; the committer's polling
+finds the work meanwhile, so the listener only makes it prompt.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
+from controlplane.store.reachability import DATABASE, Backoff, is_unreachable, reason
+
 log = logging.getLogger("surefoot.wakeups")
 
 CHANNEL = "surefoot_tasks"
+# Seconds before a connection attempt is given up (the server may be unroutable, not down).
+CONNECT_TIMEOUT = 10
 
 
 def notify_tasks_ready(connection: Connection, origin: str) -> None:
@@ -45,15 +52,25 @@ class WakeupListener:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                ) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
+                    if backoff.tries:
+                        backoff.reset()
+                        DATABASE.reached()
+                        # Notices sent while it was away are gone: look for their tasks now.
+                        self._wake()
                     while not self._stopping.is_set():
                         for notice in connection.notifies(timeout=1.0):
                             if notice.payload != self._origin:
                                 self._wake()
             except psycopg.Error as exc:
-                # Polling still finds the work; the listener only makes it prompt.
-                log.warning("wake-up listener lost its connection (%s); reconnecting", exc)
-                self._stopping.wait(1.0)
+                if is_unreachable(exc):
+                    DATABASE.lost(exc)  # one line for the whole outage, whoever sees it first
+                else:
+                    log.warning("wake-up listener failed (%s); listening again", reason(exc))
+                self._stopping.wait(backoff.next())

@@ -7,6 +7,17 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+# libpq settings a URL may override. Without them a connection to an unroutable server waits
+# for the kernel's TCP timeout (minutes) and a half-open one is never noticed, so an RPC
+# would hang past its deadline instead of being answered UNAVAILABLE.
+POSTGRES_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
 
 def open_engine(url: str, *, pool_size: int = 8) -> Engine:
     """Create an Engine for `url` (postgresql+psycopg://… or sqlite+pysqlite:///path).
@@ -19,8 +30,13 @@ def open_engine(url: str, *, pool_size: int = 8) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
+        connect_args = {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in parsed.query}
         return create_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            parsed,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args=connect_args,
         )
     if backend == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
