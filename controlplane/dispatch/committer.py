@@ -209,7 +209,8 @@ class Committer:
             dropped = len(self._held) - MAX_HELD
             del self._held[:dropped]
             log.warning("database away: %d worker message(s) dropped, the oldest", dropped)
-        self._retry_at = time.monotonic() + self._backoff.next()
+        if self._retry_at is None:
+            self._retry_at = time.monotonic() + self._backoff.next()
 
     def _try_again(self) -> None:
         """The backoff is over: what was kept (and any caller since) goes in one more try,
