@@ -14,6 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 from surefoot.v1 import (
+    audit_service_pb2,
+    audit_service_pb2_grpc,
     worker_service_pb2,
     worker_service_pb2_grpc,
     workflow_service_pb2,
@@ -22,6 +24,7 @@ from surefoot.v1 import (
 
 from controlplane import telemetry
 from controlplane.api import stream_limits
+from controlplane.api.audit import AuditService
 from controlplane.api.connector_outcomes import ConnectorOutcomeService
 from controlplane.api.failures import ErrorMapped
 from controlplane.api.principal import Authenticator
@@ -138,11 +141,15 @@ class ControlPlane:
         worker_service_pb2_grpc.add_ConnectorOutcomeServiceServicer_to_server(
             ConnectorOutcomeService(self._engine, self._auth), mapped
         )
+        audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditService(self._engine, self._auth), mapped
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
             workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
             worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
             worker_service_pb2.DESCRIPTOR.services_by_name["ConnectorOutcomeService"].full_name,
+            audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )

@@ -1,7 +1,12 @@
-"""Approvals on WorkflowService: list, show, decide."""
+"""Approvals on WorkflowService: list, show, decide.
+
+Every approval served carries the hash of what it shows (`content_hash`), and a decision may
+name the hash of what the approver was shown (`shown_hash`).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import grpc
@@ -12,10 +17,19 @@ from controlplane import errors
 from controlplane.api import convert
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
+from controlplane.audit.content import shown_hash
 from controlplane.dispatch import operations as ops
 from controlplane.store import approval_queries
 
 MAX_PAGE = 1000
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def served(row: Any) -> apb.Approval:
+    """An approvals row (a mapping) as the API serves it, with the hash of its content."""
+    approval = convert.approval(row)
+    approval.content_hash = shown_hash(approval)
+    return approval
 
 
 async def list_page(
@@ -37,7 +51,7 @@ async def list_page(
             namespace,
             statuses=statuses or ["PENDING"],
             workflow_name=request.workflow_name,
-            approvers=auth.identities(request.approver) if request.approver else (),
+            approvers=auth.identities(request.approver, c) if request.approver else (),
             page_size=request.page_size or 100,
             page_token=request.page_token,
         )
@@ -47,7 +61,7 @@ async def list_page(
     except ValueError as exc:
         raise errors.InvalidArgument.field("page_token", str(exc)) from None
     return apb.ListApprovalsResponse(
-        approvals=[convert.approval(r._mapping) for r in rows], next_page_token=token
+        approvals=[served(r._mapping) for r in rows], next_page_token=token
     )
 
 
@@ -62,7 +76,7 @@ async def get(
         raise errors.NotFound(
             f"approval {request.approval_id} not found in namespace {namespace!r}"
         )
-    return apb.GetApprovalResponse(approval=convert.approval(row._mapping))
+    return apb.GetApprovalResponse(approval=served(row._mapping))
 
 
 async def decide(
@@ -71,6 +85,10 @@ async def decide(
     namespace = checked_namespace(request.namespace)
     if not request.approval_id:
         raise errors.InvalidArgument.field("approval_id", "is required")
+    if request.shown_hash and not _HASH.fullmatch(request.shown_hash):
+        raise errors.InvalidArgument.field(
+            "shown_hash", "must be an approval's content_hash: 64 lowercase hex digits"
+        )
     caller = await backend.auth.caller(context)
     if not caller.authenticated:
         raise errors.PermissionDenied(
@@ -83,6 +101,7 @@ async def decide(
         request.comment,
         caller.principal,
         caller.groups,
+        request.shown_hash,
     )
     row = await backend.committer.submit(operation)
-    return apb.DecideApprovalResponse(approval=convert.approval(row))
+    return apb.DecideApprovalResponse(approval=served(row))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from controlplane.cli import (
     approvals,
+    audit,
     connectors,
     console,
     deadletters,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     approvals.register_commands(subparsers)
     deadletters.register_commands(subparsers)
     events.register_commands(subparsers)
+    audit.register_commands(subparsers)
     servers.register_commands(subparsers)
     connectors.register_commands(subparsers)
     console.register_commands(subparsers)

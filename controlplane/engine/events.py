@@ -62,6 +62,8 @@ class ApprovalDecided:
     comment: str
     time: float
     by_timeout: bool = False
+    # The hash of what the approval showed (audit/content.py), recorded with the decision.
+    content_hash: str = ""
 
 
 @dataclass(frozen=True)

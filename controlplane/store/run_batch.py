@@ -154,6 +154,10 @@ class RunBatch:
                 found[row.id] = row
         return found
 
+    def queued_history(self, run_id: str) -> list[dict[str, Any]]:
+        """History rows of `run_id` this batch will write (not readable from the table yet)."""
+        return [row for row in self._history_rows if row["run_id"] == run_id]
+
     # -- recording -----------------------------------------------------------------------
 
     def add_run(

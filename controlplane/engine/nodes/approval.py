@@ -43,6 +43,8 @@ class ApprovalSpec:
     escalate_to: tuple[str, ...]
     approved_next: str | None
     rejected_next: str | None
+    # Neither the run's starter nor an earlier approver of the run may decide it.
+    separation_of_duties: bool = False
 
 
 class Approval(NodeType[ApprovalSpec]):
@@ -63,6 +65,7 @@ class Approval(NodeType[ApprovalSpec]):
             tuple(a.escalate_to),
             a.approved_next or None,
             a.rejected_next or None,
+            a.separation_of_duties,
         )
 
     def problems(
@@ -114,6 +117,10 @@ class Approval(NodeType[ApprovalSpec]):
             "shown": shown,
             "deadline": deadline,
         }
+        # Only when declared, so that the events of other approvals stay as they were.
+        duties = {"separation_of_duties": True} if spec.separation_of_duties else {}
+        # The decision checks it from the run's state (dispatch/operations/decide_approval.py).
+        step.data |= duties
         flow.record(
             "APPROVAL_REQUESTED",
             spec.node_id,
@@ -122,6 +129,7 @@ class Approval(NodeType[ApprovalSpec]):
             approvers=list(spec.approvers),
             shown=shown,
             deadline=deadline,
+            **duties,
         )
         flow.transition.open_approvals.append(
             OpenApproval(
@@ -193,6 +201,7 @@ def decide(flow: Flow, event: ApprovalDecided) -> None:
         title=step.data.get("title"),
         shown=step.data.get("shown"),
         by_timeout=event.by_timeout,
+        **({"content_hash": event.content_hash} if event.content_hash else {}),
     )
     flow.transition.close_approvals.append(
         CloseApproval(

@@ -65,6 +65,7 @@ class Approval(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     DECIDED_BY_TIMEOUT_FIELD_NUMBER: _builtins.int
     ESCALATED_TO_FIELD_NUMBER: _builtins.int
+    CONTENT_HASH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """"<run id>:<node id>"."""
     namespace: _builtins.str
@@ -78,6 +79,13 @@ class Approval(_message.Message):
     comment: _builtins.str
     decided_by_timeout: _builtins.bool
     """True when the decision was made by the deadline's default, not by a person."""
+    content_hash: _builtins.str
+    """sha256 (hex) of exactly what the approver is shown: over the fields id, title,
+    shown.encoding and shown.data, in that order, each as UTF-8 bytes (shown.data as is)
+    preceded by its length as 8 big-endian bytes, after the bytes "surefoot.approval.v1".
+    A client computes it over what it displayed and sends it as DecideApprovalRequest's
+    shown_hash; the decision's history event records it.
+    """
     @_builtins.property
     def approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -112,10 +120,11 @@ class Approval(_message.Message):
         comment: _builtins.str = ...,
         decided_by_timeout: _builtins.bool = ...,
         escalated_to: _abc.Iterable[_builtins.str] | None = ...,
+        content_hash: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "decided_at", b"decided_at", "requested_at", b"requested_at", "shown", b"shown"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvers", b"approvers", "comment", b"comment", "deadline", b"deadline", "decided_at", b"decided_at", "decided_by", b"decided_by", "decided_by_timeout", b"decided_by_timeout", "escalated_to", b"escalated_to", "id", b"id", "namespace", b"namespace", "node_id", b"node_id", "requested_at", b"requested_at", "run_id", b"run_id", "shown", b"shown", "status", b"status", "title", b"title", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvers", b"approvers", "comment", b"comment", "content_hash", b"content_hash", "deadline", b"deadline", "decided_at", b"decided_at", "decided_by", b"decided_by", "decided_by_timeout", b"decided_by_timeout", "escalated_to", b"escalated_to", "id", b"id", "namespace", b"namespace", "node_id", b"node_id", "requested_at", b"requested_at", "run_id", b"run_id", "shown", b"shown", "status", b"status", "title", b"title", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -234,10 +243,16 @@ class DecideApprovalRequest(_message.Message):
     APPROVAL_ID_FIELD_NUMBER: _builtins.int
     APPROVE_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
+    SHOWN_HASH_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     approval_id: _builtins.str
     approve: _builtins.bool
     comment: _builtins.str
+    shown_hash: _builtins.str
+    """Optional: the content_hash of the approval as the approver saw it. When it differs from
+    the approval's current content the decision is refused (FAILED_PRECONDITION) and nothing
+    is written: nobody approves something other than what they were shown.
+    """
     def __init__(
         self,
         *,
@@ -245,10 +260,11 @@ class DecideApprovalRequest(_message.Message):
         approval_id: _builtins.str = ...,
         approve: _builtins.bool = ...,
         comment: _builtins.str = ...,
+        shown_hash: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approve", b"approve", "comment", b"comment", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approve", b"approve", "comment", b"comment", "namespace", b"namespace", "shown_hash", b"shown_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -201,6 +201,7 @@ class ApprovalNode(_message.Message):
     ESCALATE_TO_FIELD_NUMBER: _builtins.int
     APPROVED_NEXT_FIELD_NUMBER: _builtins.int
     REJECTED_NEXT_FIELD_NUMBER: _builtins.int
+    SEPARATION_OF_DUTIES_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     timeout_seconds: _builtins.float
     """0: no deadline."""
@@ -211,6 +212,11 @@ class ApprovalNode(_message.Message):
     fails and completed steps are compensated).
     """
     rejected_next: _builtins.str
+    separation_of_duties: _builtins.bool
+    """Separation of duties: the principal who started the run, and every principal who decided
+    an earlier approval of it, may not decide this one (PERMISSION_DENIED, and the refusal is
+    recorded in the run's history).
+    """
     @_builtins.property
     def approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Who may decide: principals ("alice") or groups ("group:finance"); empty means anyone
@@ -234,10 +240,11 @@ class ApprovalNode(_message.Message):
         escalate_to: _abc.Iterable[_builtins.str] | None = ...,
         approved_next: _builtins.str = ...,
         rejected_next: _builtins.str = ...,
+        separation_of_duties: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_next", b"approved_next", "approvers", b"approvers", "escalate_to", b"escalate_to", "on_timeout", b"on_timeout", "rejected_next", b"rejected_next", "show", b"show", "timeout_seconds", b"timeout_seconds", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_next", b"approved_next", "approvers", b"approvers", "escalate_to", b"escalate_to", "on_timeout", b"on_timeout", "rejected_next", b"rejected_next", "separation_of_duties", b"separation_of_duties", "show", b"show", "timeout_seconds", b"timeout_seconds", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -151,6 +151,8 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """An operator retried a dead-lettered step, as it was or with edited input."""
     EVENT_TYPE_STEP_SKIPPED: _EventType.ValueType  # 28
     """An operator completed a dead-lettered step with a given output instead of running it."""
+    EVENT_TYPE_APPROVAL_DECISION_REFUSED: _EventType.ValueType  # 29
+    """A principal was refused a decision by the approval's separation of duties."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper): ...
 
@@ -185,6 +187,8 @@ EVENT_TYPE_STEP_RETRIED: EventType.ValueType  # 27
 """An operator retried a dead-lettered step, as it was or with edited input."""
 EVENT_TYPE_STEP_SKIPPED: EventType.ValueType  # 28
 """An operator completed a dead-lettered step with a given output instead of running it."""
+EVENT_TYPE_APPROVAL_DECISION_REFUSED: EventType.ValueType  # 29
+"""A principal was refused a decision by the approval's separation of duties."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

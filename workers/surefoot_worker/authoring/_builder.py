@@ -122,6 +122,7 @@ class Workflow:
         escalate_to: Iterable[str] | None = None,
         approved_next: str | None = None,
         rejected_next: str | None = None,
+        separation_of_duties: bool | None = None,
         next: str | None = None,
         description: str = "",
     ) -> Workflow:
@@ -134,6 +135,8 @@ class Workflow:
             on_timeout: `approve`, `reject` or `escalate` (to `escalate_to`).
             approved_next, rejected_next: where each decision leads (default: `next`, and
                 for a rejection the run fails and compensates).
+            separation_of_duties: who started the run, or decided an earlier approval of
+                it, may not decide this one (refused, and the refusal is history).
         """
         fields = {
             "title": title,
@@ -144,6 +147,7 @@ class Workflow:
             "escalate_to": escalate_to,
             "approved_next": approved_next,
             "rejected_next": rejected_next,
+            "separation_of_duties": separation_of_duties,
         }
         return self._add(node_id, "approval", fields, next, description)
 
