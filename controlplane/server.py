@@ -16,6 +16,8 @@ from sqlalchemy import Engine
 from surefoot.v1 import (
     audit_service_pb2,
     audit_service_pb2_grpc,
+    credential_service_pb2,
+    credential_service_pb2_grpc,
     worker_service_pb2,
     worker_service_pb2_grpc,
     workflow_service_pb2,
@@ -24,8 +26,10 @@ from surefoot.v1 import (
 
 from controlplane import telemetry
 from controlplane.api import stream_limits
+from controlplane.api.access import Guarded
 from controlplane.api.audit import AuditService
 from controlplane.api.connector_outcomes import ConnectorOutcomeService
+from controlplane.api.credentials import CredentialService
 from controlplane.api.failures import ErrorMapped
 from controlplane.api.principal import Authenticator
 from controlplane.api.worker_service import WorkerService
@@ -133,7 +137,10 @@ class ControlPlane:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ],
         )
-        mapped: Any = ErrorMapped(server)
+        # Every handler is wrapped twice at registration: the error map, and outside it the
+        # access rules (api/access.py), so that the caller is checked before anything else.
+        guarded: Any = Guarded(server, self._auth)
+        mapped: Any = ErrorMapped(guarded)
         workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(
             WorkflowService(self._engine, committer, catalog, self._auth), mapped
         )
@@ -144,12 +151,16 @@ class ControlPlane:
         audit_service_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditService(self._engine, self._auth), mapped
         )
+        credential_service_pb2_grpc.add_CredentialServiceServicer_to_server(
+            CredentialService(self._engine, self._auth), mapped
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
             workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
             worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
             worker_service_pb2.DESCRIPTOR.services_by_name["ConnectorOutcomeService"].full_name,
             audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+            credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )

@@ -177,7 +177,10 @@ def serving(context: grpc.aio.ServicerContext, caller: Caller) -> Iterator[None]
     try:
         yield
     finally:
-        _CURRENT.reset(token)
+        try:
+            _CURRENT.reset(token)
+        except ValueError:  # a stream finished from another context: nothing to undo there
+            _CURRENT.set(None)
 
 
 def certificate_subject(context: grpc.aio.ServicerContext) -> str:

@@ -16,6 +16,7 @@ from controlplane.cli import (
     audit,
     connectors,
     console,
+    credentials,
     deadletters,
     definitions,
     events,
@@ -36,7 +37,7 @@ environment:
   SUREFOOT_ADDRESS       control plane address (default 127.0.0.1:7233)
   SUREFOOT_NAMESPACE     namespace (default "default")
   SUREFOOT_TOKEN         bearer token of the client commands (who you are)
-  SUREFOOT_AUTH_FILE     tokens and principals file of `server`
+  SUREFOOT_AUTH_FILE     credentials file of `server` (hashed tokens, certificate subjects)
   SUREFOOT_DATABASE_URL  database of `server`, `db upgrade` and `bench`
   SUREFOOT_DEBUG=1       show the traceback of an unexpected error
 """
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.register_commands(subparsers)
     audit.register_commands(subparsers)
     servers.register_commands(subparsers)
+    credentials.register_commands(subparsers)
     connectors.register_commands(subparsers)
     console.register_commands(subparsers)
     return parser

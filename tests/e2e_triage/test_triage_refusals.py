@@ -66,8 +66,9 @@ def test_decisions_need_a_token_and_carry_its_principal(
     wait_all(stub, [by_alice, by_bob, by_carol], "NEEDS_ATTENTION")
     before = snapshot(stub, by_alice)
 
-    # Reading needs no token; deciding does.
-    assert {d.run_id for d in dead_letters(anonymous)} == {by_alice, by_bob, by_carol}
+    # Reading needs a token (any role in the namespace), and so does deciding.
+    assert refusal(lambda: dead_letters(anonymous)).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert {d.run_id for d in dead_letters(stub)} == {by_alice, by_bob, by_carol}
     retry = ws.RetryStepRequest(run_id=by_alice, node_id="b")
     skip = ws.SkipStepRequest(run_id=by_alice, node_id="b", output=json_payload({}))
     redrive = ws.RedriveDeadLettersRequest(filter=ws.DeadLetterFilter(workflow_name="auth-triage"))

@@ -1,4 +1,4 @@
-"""On a server with an auth file every change needs a known caller; reading does not."""
+"""On a server with an auth file every call needs a known caller, reads included."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def test_changes_without_a_token_are_unauthenticated_and_write_nothing(
     for name, change in changes.items():
         assert refusal(change).code() == grpc.StatusCode.UNAUTHENTICATED, name
 
-    listed = anonymous.ListDefinitions(ws.ListDefinitionsRequest(name="guarded"))
+    read = refusal(lambda: anonymous.ListDefinitions(ws.ListDefinitionsRequest(name="guarded")))
+    assert read.code() == grpc.StatusCode.UNAUTHENTICATED
+    listed = control_plane.stub.ListDefinitions(ws.ListDefinitionsRequest(name="guarded"))
     assert [(d.version, d.deprecated, d.runs_in_flight) for d in listed.definitions] == [
         ("1", False, 0)
     ]

@@ -1,0 +1,254 @@
+"""Who may call what: the one table of RPC -> required role, applied to every handler.
+
+Every surefoot.v1 handler is wrapped when it is registered (`Guarded`, like the error map of
+`failures.ErrorMapped`): the wrapper finds the caller (UNAUTHENTICATED without a valid
+credential where one is needed), then requires the method's role in the namespace the
+request names, before the servicer runs. A caller with no role at all in that namespace
+gets NOT_FOUND (not even the namespace's existence leaks), one with another role
+PERMISSION_DENIED; either way nothing is written. Servicers find the objects they act on
+within that namespace only, so a run, approval or dead letter of another namespace is
+NOT_FOUND too.
+
+A method missing from the table is served to installation-wide admins only (and logged
+at start): a new RPC is closed until someone decides who may call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from controlplane.api.failures import NulIn, Unparsable, refuse
+from controlplane.api.namespaces import checked_namespace
+from controlplane.auth.authenticator import Authenticator, serving
+from controlplane.auth.caller import ANY_NAMESPACE, Caller, Role
+
+log = logging.getLogger("surefoot.api")
+
+
+def _named(request: Any) -> Iterable[str]:
+    """The namespace the request names (empty: "default"); InvalidArgument if malformed."""
+    return (checked_namespace(request.namespace),)
+
+
+def _granted(request: Any) -> Iterable[str]:
+    """The namespaces a new credential would give roles in: its creator must be admin in
+    each of them ("*" included), so no one grants more than they hold."""
+    return tuple(request.namespaces)
+
+
+def _filtered(request: Any) -> Iterable[str]:
+    return (checked_namespace(request.namespace),) if request.namespace else ()
+
+
+def _everywhere(request: Any) -> Iterable[str]:
+    return (ANY_NAMESPACE,)
+
+
+@dataclass(frozen=True)
+class Rule:
+    # None: an authenticated caller (or a trusted one in dev / --no-auth) is enough here;
+    # the servicer checks the namespace it learns later (a worker's Hello, a stored
+    # credential's namespaces).
+    role: Role | None
+    namespaces: Callable[[Any], Iterable[str]] = _named
+
+
+_WORKFLOWS = "/surefoot.v1.WorkflowService/"
+_OUTCOMES = "/surefoot.v1.ConnectorOutcomeService/"
+_CREDENTIALS = "/surefoot.v1.CredentialService/"
+
+RULES: dict[str, Rule] = {
+    # Definitions: reading is viewing; changing what runs is an admin's.
+    _WORKFLOWS + "RegisterDefinition": Rule(Role.ADMIN),
+    _WORKFLOWS + "GetDefinition": Rule(Role.VIEWER),
+    _WORKFLOWS + "ListDefinitions": Rule(Role.VIEWER),
+    _WORKFLOWS + "DeprecateDefinition": Rule(Role.ADMIN),
+    # Runs.
+    _WORKFLOWS + "StartRun": Rule(Role.OPERATOR),
+    _WORKFLOWS + "GetRun": Rule(Role.VIEWER),
+    _WORKFLOWS + "ListRuns": Rule(Role.VIEWER),
+    _WORKFLOWS + "GetRunHistory": Rule(Role.VIEWER),
+    _WORKFLOWS + "CancelRun": Rule(Role.OPERATOR),
+    # Approvals: deciding also needs to be one of the approvers the node names.
+    _WORKFLOWS + "ListApprovals": Rule(Role.VIEWER),
+    _WORKFLOWS + "GetApproval": Rule(Role.VIEWER),
+    _WORKFLOWS + "DecideApproval": Rule(Role.APPROVER),
+    _WORKFLOWS + "SendEvent": Rule(Role.OPERATOR),
+    # Dead letters.
+    _WORKFLOWS + "ListDeadLetters": Rule(Role.VIEWER),
+    _WORKFLOWS + "RetryStep": Rule(Role.OPERATOR),
+    _WORKFLOWS + "SkipStep": Rule(Role.OPERATOR),
+    _WORKFLOWS + "RedriveDeadLetters": Rule(Role.OPERATOR),
+    # Workers: the stream's namespace comes in its Hello, checked by the servicer.
+    "/surefoot.v1.WorkerService/Connect": Rule(None),
+    _OUTCOMES + "BeginCall": Rule(Role.WORKER),
+    _OUTCOMES + "CompleteCall": Rule(Role.WORKER),
+    _OUTCOMES + "ClearCall": Rule(Role.WORKER),
+    "/surefoot.v1.AuditService/VerifyRuns": Rule(Role.VIEWER),
+    # Credentials: admins of the namespaces concerned (see api/credentials.py).
+    _CREDENTIALS + "CreateCredential": Rule(Role.ADMIN, _granted),
+    _CREDENTIALS + "ListCredentials": Rule(Role.ADMIN, _filtered),
+    _CREDENTIALS + "RevokeCredential": Rule(None),
+}
+
+# What a method nobody listed gets: installation-wide admins only.
+CLOSED = Rule(Role.ADMIN, _everywhere)
+
+
+def rule_for(method: str) -> Rule:
+    return RULES.get(method, CLOSED)
+
+
+def authorize(caller: Caller, rule: Rule, request: Any) -> None:
+    """Raises NotFound or PermissionDenied unless `caller` may make `request`."""
+    if rule.role is None:
+        return
+    message = request.message if isinstance(request, NulIn) else request
+    if isinstance(message, Unparsable):
+        return  # refused as INVALID_ARGUMENT by the error map, before anything is read
+    for namespace in rule.namespaces(message):
+        caller.require(namespace, rule.role)
+
+
+class Guarded:
+    """The server as the generated `add_*Servicer_to_server` functions see it: every handler
+    they register comes out behind its rule. Give it the handlers after the error map
+    (`ErrorMapped(Guarded(server, auth))`), so that the caller is checked first: a request
+    without a credential learns nothing, not even whether its body parses."""
+
+    def __init__(self, server: grpc.aio.Server, auth: Authenticator) -> None:
+        self._server = server
+        self._auth = auth
+
+    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_GuardedGeneric(h, self._auth) for h in handlers)
+        )
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        wrapped = {
+            name: guard_handler(h, f"/{service}/{name}", self._auth) for name, h in handlers.items()
+        }
+        # Missing from the grpc stubs, present on grpc.aio.Server since grpcio 1.62.
+        self._server.add_registered_method_handlers(service, wrapped)  # type: ignore[attr-defined]
+
+
+class _GuardedGeneric(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, auth: Authenticator) -> None:
+        self._inner = inner
+        self._auth = auth
+        self._wrapped: dict[str, Any] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        method = handler_call_details.method
+        found = self._wrapped.get(method)
+        if found is None:
+            handler = self._inner.service(handler_call_details)
+            if handler is None:
+                return None
+            found = self._wrapped[method] = guard_handler(handler, method, self._auth)
+        return found
+
+
+def guard_handler(handler: Any, method: str, auth: Authenticator) -> Any:
+    """The same handler, behind the method's rule."""
+    if method not in RULES:
+        log.warning("%s has no access rule: only admins of every namespace may call it", method)
+    rule = rule_for(method)
+    if handler.unary_unary is not None:
+        return handler._replace(unary_unary=_unary_unary(handler.unary_unary, method, rule, auth))
+    if handler.unary_stream is not None:
+        return handler._replace(
+            unary_stream=_unary_stream(handler.unary_stream, method, rule, auth)
+        )
+    if handler.stream_unary is not None:
+        return handler._replace(
+            stream_unary=_stream_unary(handler.stream_unary, method, rule, auth)
+        )
+    return handler._replace(stream_stream=_stream_stream(handler.stream_stream, method, rule, auth))
+
+
+async def _admitted(
+    auth: Authenticator, context: grpc.aio.ServicerContext, method: str, rule: Rule, request: Any
+) -> Caller:
+    """The caller, once it may make `request` (a stream's messages come later: None);
+    otherwise the call ends with the refusal's status."""
+    try:
+        caller = await auth.identify(context)
+        authorize(caller, rule, request)
+    except Exception as exc:  # noqa: BLE001 - every refusal becomes its status
+        if isinstance(exc, grpc.aio.AbortError):
+            raise
+        await refuse(context, exc, method)
+    return caller
+
+
+def _unary_unary(
+    behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+    method: str,
+    rule: Rule,
+    auth: Authenticator,
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        caller = await _admitted(auth, context, method, rule, request)
+        with serving(context, caller):
+            return await behaviour(request, context)
+
+    return call
+
+
+def _unary_stream(
+    behaviour: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]],
+    method: str,
+    rule: Rule,
+    auth: Authenticator,
+) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        caller = await _admitted(auth, context, method, rule, request)
+        with serving(context, caller):
+            async for response in behaviour(request, context):
+                yield response
+
+    return call
+
+
+def _stream_unary(
+    behaviour: Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], Awaitable[Any]],
+    method: str,
+    rule: Rule,
+    auth: Authenticator,
+) -> Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], Awaitable[Any]]:
+    async def call(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        caller = await _admitted(auth, context, method, _streamed(rule), None)
+        with serving(context, caller):
+            return await behaviour(requests, context)
+
+    return call
+
+
+def _stream_stream(
+    behaviour: Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[Any]],
+    method: str,
+    rule: Rule,
+    auth: Authenticator,
+) -> Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    async def call(
+        requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        caller = await _admitted(auth, context, method, _streamed(rule), None)
+        with serving(context, caller):
+            async for response in behaviour(requests, context):
+                yield response
+
+    return call
+
+
+def _streamed(rule: Rule) -> Rule:
+    # A client stream names its namespace in a message the servicer reads: before it, only
+    # who calls is known. A closed method stays closed.
+    return rule if rule is CLOSED else Rule(None)

@@ -1,0 +1,130 @@
+"""surefoot.v1.CredentialService: create, list and revoke credentials, as an admin.
+
+Who may manage which credential: an admin of every namespace the credential has a role in
+(`api/access.py` checks creation; listing and revoking look at the stored credential here).
+A caller with no role in any of them gets NOT_FOUND. Every change is audited in its own
+transaction (store/credentials.py); a token is in the answer to its creation and nowhere
+else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import grpc
+from sqlalchemy import Engine
+from surefoot.v1 import credential_service_pb2 as cpb
+from surefoot.v1 import credential_service_pb2_grpc
+
+from controlplane import errors
+from controlplane.api import convert
+from controlplane.auth.authenticator import Authenticator
+from controlplane.auth.caller import ANY_NAMESPACE, Caller, Role
+from controlplane.auth.grants import checked_grant, issue
+from controlplane.store import credentials as store
+from controlplane.store.database import reader
+
+_KINDS = {
+    store.TOKEN: cpb.CREDENTIAL_KIND_TOKEN,
+    store.CERTIFICATE: cpb.CREDENTIAL_KIND_CERTIFICATE,
+}
+
+
+class CredentialService(credential_service_pb2_grpc.CredentialServiceServicer):  # type: ignore[misc]
+    def __init__(self, engine: Engine, auth: Authenticator) -> None:
+        self._engine = engine
+        self._auth = auth
+
+    async def CreateCredential(
+        self, request: cpb.CreateCredentialRequest, context: grpc.aio.ServicerContext
+    ) -> cpb.CreateCredentialResponse:
+        if request.kind not in (cpb.CREDENTIAL_KIND_UNSPECIFIED, *_KINDS.values()):
+            raise errors.InvalidArgument.field("kind", "is not a credential kind")
+        certificate = request.kind == cpb.CREDENTIAL_KIND_CERTIFICATE
+        if certificate and not request.subject:
+            raise errors.InvalidArgument.field(
+                "subject", "is required: the CN of the client certificates it stands for"
+            )
+        if not certificate and request.subject:
+            raise errors.InvalidArgument.field("subject", "is for certificate credentials only")
+        grant = checked_grant(
+            principal=request.principal,
+            namespaces={ns: list(held.roles) for ns, held in request.namespaces.items()},
+            certificate_subject=request.subject,
+            groups=list(request.groups),
+            step_types=list(request.step_types),
+            description=request.description,
+        )
+        creator = await self._auth.acting_principal(context)
+
+        def write() -> tuple[store.Credential, str]:
+            with self._engine.begin() as connection:
+                return issue(connection, grant, creator, datetime.now(UTC))
+
+        created, token = await asyncio.to_thread(write)
+        return cpb.CreateCredentialResponse(credential=credential_message(created), token=token)
+
+    async def ListCredentials(
+        self, request: cpb.ListCredentialsRequest, context: grpc.aio.ServicerContext
+    ) -> cpb.ListCredentialsResponse:
+        caller = await self._auth.caller(context)
+        if not any(Role.ADMIN in held for held in caller.roles.values()):
+            raise errors.PermissionDenied(f"{caller.principal} is admin of no namespace")
+
+        def read() -> list[store.Credential]:
+            with reader(self._engine).connect() as connection:
+                return store.list_all(connection, request.include_revoked)
+
+        listed = [
+            c
+            for c in await asyncio.to_thread(read)
+            if manages(caller, c)
+            and (not request.namespace or {request.namespace, ANY_NAMESPACE} & c.namespaces)
+        ]
+        return cpb.ListCredentialsResponse(credentials=[credential_message(c) for c in listed])
+
+    async def RevokeCredential(
+        self, request: cpb.RevokeCredentialRequest, context: grpc.aio.ServicerContext
+    ) -> cpb.RevokeCredentialResponse:
+        if not request.id:
+            raise errors.InvalidArgument.field("id", "is required")
+        caller = await self._auth.caller(context)
+        revoker = await self._auth.acting_principal(context)
+
+        def change() -> tuple[store.Credential, bool]:
+            with self._engine.begin() as connection:
+                found = store.get(connection, request.id)
+                if found is None or not any(caller.roles_in(ns) for ns in found.namespaces):
+                    raise errors.NotFound(f"credential {request.id} not found")
+                for namespace in sorted(found.namespaces):
+                    caller.require(namespace, Role.ADMIN)
+                return store.revoke(connection, found, revoker, datetime.now(UTC))
+
+        revoked, changed = await asyncio.to_thread(change)
+        # Calls to this process stop working now; other control planes within a second.
+        self._auth.forget()
+        return cpb.RevokeCredentialResponse(credential=credential_message(revoked), changed=changed)
+
+
+def manages(caller: Caller, credential: store.Credential) -> bool:
+    """Whether `caller` is admin of every namespace `credential` has a role in."""
+    return all(caller.may(ns, Role.ADMIN) for ns in credential.namespaces)
+
+
+def credential_message(credential: store.Credential) -> cpb.Credential:
+    """The credential as the API shows it: never its token or the token's hash."""
+    return cpb.Credential(
+        id=credential.id,
+        principal=credential.principal,
+        kind=_KINDS[credential.kind],
+        subject=credential.subject,
+        namespaces={ns: cpb.NamespaceRoles(roles=held) for ns, held in credential.roles.items()},
+        groups=credential.groups,
+        step_types=credential.step_types or [],
+        description=credential.description,
+        created_by=credential.created_by,
+        created_at=convert.timestamp(credential.created_at),
+        revoked_by=credential.revoked_by,
+        revoked_at=convert.timestamp(credential.revoked_at),
+    )
