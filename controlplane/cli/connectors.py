@@ -10,7 +10,8 @@ from typing import Any
 
 from controlplane.cli import output
 from controlplane.cli.arguments import whole_number
-from controlplane.cli.client import add_address_arguments, bearer_token
+from controlplane.cli.channels import add_connection_arguments, connection_from_args
+from controlplane.cli.client import add_address_arguments
 from controlplane.cli.errors import usage_error
 
 
@@ -47,15 +48,8 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "--auth-file), never the database.",
     )
     add_address_arguments(worker)
-    worker.add_argument(
-        "--token",
-        # Never shown by --help: the default comes from the environment and is a secret.
-        default=os.environ.get("SUREFOOT_TOKEN", ""),
-        metavar="TOKEN",
-        help="bearer token the worker records call outcomes with, sent as "
-        "`authorization: Bearer TOKEN` (env SUREFOOT_TOKEN; needed on a server with "
-        "--auth-file)",
-    )
+    # The token of a worker credential, for its stream and the call outcomes it records.
+    add_connection_arguments(worker)
     worker.add_argument(
         "--secrets-file",
         default=os.environ.get("SUREFOOT_SECRETS_FILE") or None,
@@ -126,15 +120,19 @@ def run_connector_worker(args: argparse.Namespace) -> int:
     from surefoot_connectors.secrets import Secrets, SecretsFileError
     from surefoot_connectors.worker import run_connector_worker as run
 
-    token = bearer_token(args.token or "")
+    connection = connection_from_args(args)
     try:
         secrets = Secrets.load(file=args.secrets_file)
     except SecretsFileError as exc:
         raise usage_error(str(exc)) from None
     return run(
-        args.address,
+        connection.address,
         namespace=args.namespace,
         secrets=secrets,
-        token=token,
+        token=connection.token,
         concurrency=args.concurrency,
+        tls_ca=connection.tls_ca,
+        tls_cert=connection.tls_cert,
+        tls_key=connection.tls_key,
+        tls_server_name=connection.tls_server_name,
     )

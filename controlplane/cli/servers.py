@@ -13,6 +13,7 @@ import re
 
 from controlplane.cli import output
 from controlplane.cli.arguments import whole_number
+from controlplane.cli.channels import add_connection_arguments, connection_from_args
 from controlplane.cli.client import add_address_arguments
 from controlplane.cli.errors import usage_error
 
@@ -80,6 +81,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="tasks run at once (default: the SDK's)",
     )
+    add_connection_arguments(worker)
     worker.set_defaults(func=run_worker)
 
     dev = subparsers.add_parser(
@@ -233,9 +235,23 @@ def upgrade_database(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from surefoot_worker import run_worker as run
 
+    # Checked here: a bad token or TLS file is one line and exit 2 before anything starts.
+    connection = connection_from_args(args)
     # Only what the user chose is passed, so the SDK's own defaults apply otherwise.
     options = {"concurrency": args.concurrency} if args.concurrency else {}
-    return int(run(args.module, args.address, namespace=args.namespace, **options))
+    return int(
+        run(
+            args.module,
+            connection.address,
+            namespace=args.namespace,
+            token=connection.token,
+            tls_ca=connection.tls_ca,
+            tls_cert=connection.tls_cert,
+            tls_key=connection.tls_key,
+            tls_server_name=connection.tls_server_name,
+            **options,
+        )
+    )
 
 
 def run_dev(args: argparse.Namespace) -> int:

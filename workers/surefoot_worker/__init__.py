@@ -10,6 +10,7 @@ The SDK is its own distribution (``pip install ./workers``): it needs grpcio, pr
 PyYAML, never the control plane's packages.
 """
 
+from ._channel import ChannelSettings
 from ._context import StepContext
 from ._errors import NonRetryableError, RetryLaterError, StepDeclarationError, WorkerRejected
 from ._loader import load_steps
@@ -20,6 +21,7 @@ from ._worker import Worker
 from .authoring import DefinitionFileError, Workflow, load_definitions
 
 __all__ = [
+    "ChannelSettings",
     "DefinitionFileError",
     "NonRetryableError",
     "RetryLaterError",

@@ -48,10 +48,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="tasks run at once (default: the SDK's)",
     )
+    add_connection_arguments(parser)
     args = parser.parse_args(argv)
     # Only what the user chose is passed, so the SDK's own defaults apply otherwise.
     options = {"concurrency": args.concurrency} if args.concurrency else {}
-    return run_worker(args.module, args.address, namespace=args.namespace, **options)
+    return run_worker(
+        args.module,
+        args.address,
+        namespace=args.namespace,
+        token=args.token,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_server_name=args.tls_server_name,
+        **options,
+    )
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--token and the --tls-* options, defaulting to their SUREFOOT_* variables."""
+    parser.add_argument(
+        "--token",
+        # Never shown by --help: the default comes from the environment and is a secret.
+        default=os.environ.get("SUREFOOT_TOKEN", ""),
+        metavar="TOKEN",
+        help="bearer token of a worker credential, sent as `authorization: Bearer TOKEN` "
+        "(env SUREFOOT_TOKEN; needed on a server with credentials)",
+    )
+    tls = parser.add_argument_group("TLS (without --tls-ca the connection is plaintext)")
+    for option, variable, text in (
+        (
+            "--tls-ca",
+            "SUREFOOT_TLS_CA",
+            "PEM bundle of the CAs that sign the server's certificate; turns TLS on",
+        ),
+        (
+            "--tls-cert",
+            "SUREFOOT_TLS_CERT",
+            "PEM client certificate, for a server that requires mutual TLS",
+        ),
+        ("--tls-key", "SUREFOOT_TLS_KEY", "PEM private key of --tls-cert"),
+        (
+            "--tls-server-name",
+            "SUREFOOT_TLS_SERVER_NAME",
+            "name to check the server's certificate against, instead of the address's host",
+        ),
+    ):
+        tls.add_argument(
+            option,
+            default=os.environ.get(variable) or None,
+            metavar="NAME" if option == "--tls-server-name" else "PATH",
+            help=f"{text} (env {variable})",
+        )
 
 
 if __name__ == "__main__":

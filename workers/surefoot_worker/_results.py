@@ -11,8 +11,9 @@ class UnackedResults:
     """Complete, Fail and HandBack messages sent (or to send) but not yet acknowledged.
 
     A result is durable only once the control plane's Ack names its task. Until then it must
-    survive a broken stream, so every reconnect resends all of them; the control plane
-    records a result for an attempt that is no longer current as ignored, so resending is safe.
+    survive a broken stream, so every reconnect resends all of them, on a stream whose Hello
+    names the earlier one (the control plane moves its leases there, or the result is
+    refused); a result the control plane refuses is forgotten like an acknowledged one.
     Results are keyed by task id and attempt because a task whose lease expired can come back
     as a new attempt while the old one still runs; Ack names task ids only and clears both.
     """

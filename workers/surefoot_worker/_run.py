@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from ._channel import ChannelSettings
 from ._errors import StepDeclarationError, WorkerRejected
 from ._loader import load_steps
 from ._step import StepDefinition
@@ -23,6 +24,11 @@ def run_worker(
     namespace: str = "default",
     concurrency: int = 100,
     worker_id: str | None = None,
+    token: str = "",
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_server_name: str | None = None,
 ) -> int:
     """Run a worker for a module's steps (or the given ones) until SIGTERM or SIGINT.
 
@@ -37,10 +43,16 @@ def run_worker(
         namespace: The namespace whose tasks the worker takes.
         concurrency: How many tasks run at once.
         worker_id: Shown in attempts; defaults to ``host:pid:random``.
+        token: Bearer token of a worker credential ("" for none).
+        tls_ca: PEM bundle of the server's CAs; turns TLS on.
+        tls_cert: PEM client certificate for mutual TLS (with ``tls_key``).
+        tls_key: PEM private key of ``tls_cert``.
+        tls_server_name: The name the server's certificate is checked against.
 
     Returns:
         The process exit code: 0 after a clean drain, 1 if the module cannot be loaded, the
-        control plane refuses the worker, or a second signal stopped it without draining.
+        control plane refuses the worker, or a second signal stopped it without draining;
+        2 if the token or TLS options are unusable.
     """
     # `surefoot worker mymodule` is run from the project folder, which the console script's
     # sys.path does not contain.
@@ -50,13 +62,28 @@ def run_worker(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+    try:
+        # Checked before the module is loaded: a bad option is not a bad module.
+        ChannelSettings(token, tls_ca, tls_cert, tls_key, tls_server_name).checked()
+    except ValueError as exc:
+        _error(str(exc))
+        return 2
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
         steps = load_steps(module) if isinstance(module, str) else list(module)
         worker = Worker(
-            address, steps, namespace=namespace, concurrency=concurrency, worker_id=worker_id
+            address,
+            steps,
+            namespace=namespace,
+            concurrency=concurrency,
+            worker_id=worker_id,
+            token=token,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_server_name=tls_server_name,
         )
     except (ImportError, ValueError, StepDeclarationError, SyntaxError) as exc:
         _error(f"cannot load steps from {_label(module)}: {exc}")

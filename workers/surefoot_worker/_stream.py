@@ -66,17 +66,26 @@ MAX_COALESCED = 256
 
 
 def coalesce_results(
-    messages: list[pb.WorkerMessage | None],
+    messages: list[pb.WorkerMessage | None], max_bytes: int = 4 * 1024 * 1024 - 1024
 ) -> list[pb.WorkerMessage | None]:
-    """Merge runs of adjacent Complete/Fail messages into Results, keeping the order."""
+    """Merge runs of adjacent Complete/Fail messages into Results, keeping the order; a
+    Results message stays within `max_bytes` (the server refuses a larger message)."""
     merged: list[pb.WorkerMessage | None] = []
     batch: pb.Results | None = None
+    size = 0
     for message in messages:
         kind = message.WhichOneof("message") if message is not None else None
         if kind in ("complete", "fail"):
             assert message is not None
+            # A result's share of a Results message: itself plus a few bytes of framing.
+            share = message.ByteSize() + 8
+            if batch is not None and size + share > max_bytes:
+                merged.append(results_message(batch))
+                batch = None
             if batch is None:
                 batch = pb.Results()
+                size = 0
+            size += share
             if kind == "complete":
                 batch.completes.append(message.complete)
             else:

@@ -21,6 +21,7 @@ from surefoot.v1 import worker_service_pb2 as pb
 from surefoot.v1 import worker_service_pb2_grpc as pb_grpc
 
 from . import _outcome
+from ._channel import DEFAULT_MAX_MESSAGE_BYTES, ChannelSettings
 from ._errors import WorkerRejected
 from ._execution import AttemptKey, StepRunner
 from ._results import UnackedResults
@@ -66,11 +67,20 @@ class Worker:
         max_reconnect_delay: Upper bound, in seconds, of the backoff between reconnects.
         drain_timeout: How long a graceful shutdown waits for in-flight handlers before it
             hands their tasks back.
+        token: Bearer token of a worker credential, sent on the stream ("" for none: dev
+            mode or a server started with ``--no-auth``).
+        tls_ca: PEM bundle of the CAs that sign the server's certificate; turns TLS on.
+        tls_cert: PEM client certificate for mutual TLS (with ``tls_key``).
+        tls_key: PEM private key of ``tls_cert``.
+        tls_server_name: The name the server's certificate is checked against, instead of
+            the address's host.
+        max_message_bytes: The largest message sent or received (the server's limit): an
+            output larger than that fails its attempt instead of breaking the stream.
 
     Raises:
         TypeError: If an entry of ``steps`` is not a step.
-        ValueError: If ``steps`` is empty or declares a step type twice, or a number is
-            out of range.
+        ValueError: If ``steps`` is empty or declares a step type twice, a number is out of
+            range, or the token or TLS options are unusable (a file that cannot be read).
     """
 
     def __init__(
@@ -83,6 +93,12 @@ class Worker:
         worker_id: str | None = None,
         max_reconnect_delay: float = 5.0,
         drain_timeout: float = 30.0,
+        token: str = "",
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_server_name: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         if callable(steps) or isinstance(steps, StepDefinition):
             raise TypeError("steps must be a list of step functions, not a single step")
@@ -104,6 +120,17 @@ class Worker:
         if not self._definitions:
             raise ValueError("a worker needs at least one step")
 
+        self._channel_settings = ChannelSettings(
+            token=token,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_server_name=tls_server_name,
+            max_message_bytes=max_message_bytes,
+        )
+        self._channel = self._channel_settings.checked()
+        # What one result may take of a message, leaving room for the message's framing.
+        self._max_result_bytes = max_message_bytes - 1024
         self._address = address
         self._namespace = namespace
         self._concurrency = concurrency
@@ -123,6 +150,10 @@ class Worker:
         )
         self._results = UnackedResults()
         self._session: Session | None = None
+        # The last stream the control plane welcomed: the next Hello names it, so that the
+        # leases of the tasks still running here (or whose results await an Ack) move to
+        # the new stream, which alone may then report them.
+        self._last_session_id = ""
         self._accepting = True
         self._closing = False
         self._connected = asyncio.Event()
@@ -203,7 +234,7 @@ class Worker:
         if self._shutdown_requested.is_set():
             self._runner.release()
             return
-        channel = grpc.aio.insecure_channel(self._address)
+        channel = self._channel.open(self._address)
         stub: pb_grpc.WorkerServiceAsyncStub = pb_grpc.WorkerServiceStub(channel)
         connection = asyncio.create_task(self._maintain_connection(stub))
         stop = asyncio.create_task(self._shutdown_requested.wait())
@@ -286,7 +317,10 @@ class Worker:
         for result in self._results.pending():
             session.send(result)
         self._session = session
-        call = stub.Connect(self._requests(session))
+        call = stub.Connect(
+            self._requests(session, self._max_result_bytes),
+            metadata=self._channel_settings.metadata,
+        )
         session.call = call
         try:
             async for message in call:
@@ -311,10 +345,11 @@ class Worker:
             step_types=[d.to_proto() for d in self._definitions.values()],
             concurrency=self._concurrency,
             sdk=SDK_NAME,
+            resume_session_ids=[self._last_session_id] if self._last_session_id else [],
         )
 
     @staticmethod
-    async def _requests(session: Session) -> AsyncIterator[pb.WorkerMessage]:
+    async def _requests(session: Session, max_bytes: int) -> AsyncIterator[pb.WorkerMessage]:
         outbox = session.outbox
         while True:
             message = await outbox.get()
@@ -325,7 +360,7 @@ class Worker:
             pending: list[pb.WorkerMessage | None] = [message]
             while not outbox.empty() and len(pending) < MAX_COALESCED:
                 pending.append(outbox.get_nowait())
-            for item in coalesce_results(pending):
+            for item in coalesce_results(pending, max_bytes):
                 if item is None:
                     return
                 yield item
@@ -343,6 +378,8 @@ class Worker:
             self._on_welcome(session, message.welcome)
         elif kind == "drain":
             self._on_drain(session, message.drain.reason)
+        elif kind == "refused":
+            self._on_refused(message.refused)
         else:
             logger.debug("ignoring a server message of unknown kind %r", kind)
 
@@ -350,6 +387,7 @@ class Worker:
         if session.welcomed:
             return
         session.welcomed = True
+        self._last_session_id = welcome.session_id
         interval = welcome.heartbeat_interval_seconds
         if interval <= 0:
             interval = welcome.lease_seconds / 3 if welcome.lease_seconds > 0 else 0.0
@@ -389,6 +427,18 @@ class Worker:
             session.owed.discard(key)
             if self._accepting and not session.draining:
                 session.send(pb.WorkerMessage(credit=pb.Credit(n=1)))
+
+    def _on_refused(self, refused: pb.Refused) -> None:
+        # This stream does not hold the task's lease (it went to another worker, or the
+        # result was recorded already): its result will never be accepted, so it is
+        # forgotten rather than resent, and work on the task stops.
+        logger.warning(
+            "the control plane refused a report for task %s: %s",
+            refused.task_id,
+            refused.reason or "no reason given",
+        )
+        self._results.acknowledge([refused.task_id])
+        self._runner.cancel(refused.task_id, f"refused by the control plane: {refused.reason}")
 
     def _on_cancel(self, cancel: pb.Cancel) -> None:
         if not self._runner.cancel(cancel.task_id, cancel.reason):
@@ -438,6 +488,17 @@ class Worker:
 
     def _record(self, key: AttemptKey, message: pb.WorkerMessage) -> None:
         """Keep a result until acknowledged, and send it now if a stream is open."""
+        size = message.ByteSize()
+        if size > self._max_result_bytes:
+            # Sent as it is, it would break the stream, and again on every reconnect.
+            message = _outcome.failed_with(
+                key[0],
+                key[1],
+                error_type="OutputTooLarge",
+                message=f"the step's result is {size} bytes, more than the "
+                f"{self._max_result_bytes} a message may carry",
+                retryable=False,
+            )
         self._results.add(key[0], key[1], message)
         if self._session is not None:
             self._session.send(message)

@@ -1,0 +1,145 @@
+"""How a worker reaches the control plane: TLS, its credential and the message size limit.
+
+The SDK is its own distribution, so it builds its channel itself (the same options as the
+CLI: `--token`, `--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-server-name`). Giving a CA
+bundle turns TLS on; a client certificate and key add mutual TLS; the token travels as
+`authorization: Bearer` metadata on the stream, which works on a plaintext channel too
+(gRPC's call credentials would need TLS).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+# The largest message either side accepts; the control plane's default (--max-message-bytes).
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+ENVIRONMENT = {
+    "token": "SUREFOOT_TOKEN",
+    "tls_ca": "SUREFOOT_TLS_CA",
+    "tls_cert": "SUREFOOT_TLS_CERT",
+    "tls_key": "SUREFOOT_TLS_KEY",
+    "tls_server_name": "SUREFOOT_TLS_SERVER_NAME",
+}
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """The options of a worker's channel; :meth:`checked` reads and checks the files.
+
+    Args:
+        token: Bearer token of a worker credential ("" for none: dev mode, ``--no-auth``).
+        tls_ca: PEM bundle of the CAs that sign the server's certificate; turns TLS on.
+        tls_cert: PEM client certificate (mutual TLS); needs ``tls_key`` and ``tls_ca``.
+        tls_key: PEM private key of ``tls_cert``.
+        tls_server_name: The name the server's certificate is checked against, instead of
+            the address's host.
+        max_message_bytes: The largest message sent or received.
+    """
+
+    token: str = ""
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_server_name: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, **given: Any
+    ) -> ChannelSettings:
+        """The settings from ``SUREFOOT_TOKEN`` and ``SUREFOOT_TLS_*``; ``given`` values that
+        are not None win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            name: environ.get(variable) or None for name, variable in ENVIRONMENT.items()
+        }
+        values["token"] = values["token"] or ""
+        values.update({name: value for name, value in given.items() if value is not None})
+        return cls(**values)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_ca)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The stream's metadata: the bearer token, if any."""
+        token = self.token.strip()
+        return (("authorization", f"Bearer {token}"),) if token else ()
+
+    def checked(self) -> CheckedSettings:
+        """The settings with their files read.
+
+        Raises:
+            ValueError: For a token that cannot travel in a header, options that do not go
+                together, a file that cannot be read, or a limit out of range.
+        """
+        # gRPC refuses other characters in metadata, at the first call and with an error
+        # that names no option: say it before anything is sent.
+        if not all(33 <= ord(ch) <= 126 for ch in self.token.strip()):
+            raise ValueError("--token must be printable ASCII without spaces")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together (a client certificate)")
+        if self.tls_cert and not self.tls_ca:
+            raise ValueError("--tls-cert needs --tls-ca: mutual TLS is TLS first")
+        if self.tls_server_name and not self.tls_ca:
+            raise ValueError("--tls-server-name needs --tls-ca (it only matters with TLS)")
+        if self.max_message_bytes < 64 * 1024:
+            raise ValueError(
+                f"max_message_bytes must be at least 65536, got {self.max_message_bytes}"
+            )
+        credentials = None
+        if self.tls_ca:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read("--tls-ca", self.tls_ca),
+                private_key=_read("--tls-key", self.tls_key) if self.tls_key else None,
+                certificate_chain=_read("--tls-cert", self.tls_cert) if self.tls_cert else None,
+            )
+        return CheckedSettings(self, credentials)
+
+
+@dataclass(frozen=True)
+class CheckedSettings:
+    settings: ChannelSettings
+    credentials: grpc.ChannelCredentials | None
+
+    def open(self, address: str) -> grpc.aio.Channel:
+        """A new asyncio channel to ``address``; the caller closes it."""
+        if self.credentials is None:
+            return grpc.aio.insecure_channel(address, options=self._options())
+        return grpc.aio.secure_channel(address, self.credentials, options=self._options())
+
+    def open_blocking(self, address: str) -> grpc.Channel:
+        """A new blocking channel to ``address`` (for unary calls from handler threads)."""
+        if self.credentials is None:
+            return grpc.insecure_channel(address, options=self._options())
+        return grpc.secure_channel(address, self.credentials, options=self._options())
+
+    def _options(self) -> list[tuple[str, Any]]:
+        limit = self.settings.max_message_bytes
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", limit),
+        ]
+        if self.credentials is not None and self.settings.tls_server_name:
+            # The name checked against the server's certificate, when the address is an IP
+            # or a load balancer's name the certificate does not carry.
+            options.append(("grpc.ssl_target_name_override", self.settings.tls_server_name))
+        return options
+
+
+def _read(option: str, path: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {option} {path}: {exc.strerror or exc}") from None
+    if b"-----BEGIN" not in data:
+        raise ValueError(f"{option} {path} is not a PEM file")
+    return data
