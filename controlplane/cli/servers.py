@@ -59,6 +59,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "namespace (a credential that is sent is still checked); only for a trusted network",
     )
     _add_server_tls_arguments(server)
+    _add_worker_limit_arguments(server)
     server.set_defaults(func=run_server)
 
     db = subparsers.add_parser("db", help="database administration")
@@ -163,6 +164,42 @@ def _server_tls(args: argparse.Namespace) -> None:
         raise usage_error(str(exc)) from exc
 
 
+def _add_worker_limit_arguments(server: argparse.ArgumentParser) -> None:
+    """What one client may send: a stream past a limit ends RESOURCE_EXHAUSTED naming it."""
+    # The defaults are api/stream_limits.py's, repeated so that --help needs no import.
+    limits = server.add_argument_group("limits")
+    limits.add_argument(
+        "--max-message-bytes",
+        type=whole_number(65_536),
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="largest gRPC message received or sent: a run's input, a worker's result "
+        "(default %(default)s; workers use the same by default)",
+    )
+    limits.add_argument(
+        "--worker-max-step-types",
+        type=whole_number(),
+        default=500,
+        metavar="N",
+        help="step types one worker may declare in its Hello (default %(default)s)",
+    )
+    limits.add_argument(
+        "--worker-messages-per-second",
+        type=_positive_float,
+        default=2000.0,
+        metavar="F",
+        help="messages one worker stream may send per second on average; results travel "
+        "several to a message (default %(default)s)",
+    )
+    limits.add_argument(
+        "--worker-message-burst",
+        type=whole_number(),
+        default=4000,
+        metavar="N",
+        help="messages one worker stream may send at once above that rate (default %(default)s)",
+    )
+
+
 def _add_database_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
@@ -196,6 +233,7 @@ def _positive_float(text: str) -> float:
 
 def run_server(args: argparse.Namespace) -> int:
     url = _database_url(args)
+    from controlplane.api.stream_limits import StreamLimits
     from controlplane.auth.auth_file import AuthFileError, read_auth_file
     from controlplane.server import ServerConfig
     from controlplane.server import run_server as serve
@@ -219,6 +257,12 @@ def run_server(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
+        max_message_bytes=args.max_message_bytes,
+        worker_limits=StreamLimits(
+            max_step_types=args.worker_max_step_types,
+            messages_per_second=args.worker_messages_per_second,
+            message_burst=args.worker_message_burst,
+        ),
     )
     return int(serve(config))
 
