@@ -1,0 +1,177 @@
+"""Valid requests of every WorkflowService RPC on a seeded server: what `near` mutates.
+
+A request with one or two fields changed from one of these passes most of the server's
+checks and meets the last one; a request generated from nothing mostly meets the first.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+from hypothesis import strategies as st
+from surefoot.v1 import approval_pb2 as apb
+from surefoot.v1 import definition_pb2, run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+from surefoot_worker.authoring import definition_from_dict
+
+from tests.fuzz.messages import odd_strings
+from tests.fuzz.seed import ERROR_TYPE, EVENT, STEP_TYPE, Seeded
+from tests.support.runs import json_payload
+
+# Definitions the fuzz registers are named apart from the seeded ones, which StartRun aims
+# at: a registered definition with a timer must never run, or it would write in the middle
+# of another request's fingerprint.
+REGISTERED_PREFIX = "reg-"
+DEFINITION_NAME = "surefoot.v1.WorkflowDefinition.name"
+
+
+def registered_names() -> st.SearchStrategy[str]:
+    odd = odd_strings() | st.text(max_size=20)
+    return odd.map(lambda text: REGISTERED_PREFIX + text)
+
+
+def _task(node_id: str, next_node: str = "") -> dict[str, object]:
+    node: dict[str, object] = {
+        "id": node_id,
+        "task": {
+            "step_type": STEP_TYPE,
+            "step_version": "1",
+            "input": "{order: input.order, amount: input.amount}",
+            "idempotency": "key",
+            "retry": {"max_attempts": 3, "initial_interval_seconds": 1, "jitter": 0.1},
+            "timeout_seconds": 30,
+            "compensate_step": STEP_TYPE,
+            "compensate_input": "steps.charge.output",
+        },
+    }
+    if next_node:
+        node["next"] = next_node
+    return node
+
+
+def every_kind() -> definition_pb2.WorkflowDefinition:
+    """One definition with a node of each kind, every optional field set."""
+    return definition_from_dict(
+        {
+            "name": f"{REGISTERED_PREFIX}every-kind",
+            "version": "1",
+            "description": "a node of each kind",
+            "input_schema_json": '{"type": "object", "required": ["order"]}',
+            "labels": {"team": "payments"},
+            "nodes": [
+                _task("charge", "route"),
+                {
+                    "id": "route",
+                    "switch": {
+                        "cases": [{"condition": "input.amount > `100`", "next": "review"}],
+                        "default_next": "fan",
+                    },
+                },
+                {
+                    "id": "review",
+                    "next": "fan",
+                    "approval": {
+                        "title": "Pay {{ input.amount }}?",
+                        "approvers": ["alice", "group:managers"],
+                        "show": {"amount": "input.amount"},
+                        "timeout_seconds": 3600,
+                        "on_timeout": "reject",
+                        "escalate_to": ["bob"],
+                    },
+                },
+                {
+                    "id": "fan",
+                    "next": "pause",
+                    "parallel": {"branches": ["left", "right"], "join": "all"},
+                },
+                _task("left"),
+                _task("right"),
+                {"id": "pause", "next": "wait", "sleep": {"seconds": 5}},
+                {
+                    "id": "wait",
+                    "wait_event": {
+                        "event_name": EVENT,
+                        "correlation_key": "input.order",
+                        "timeout_seconds": 60,
+                        "timeout_next": "late",
+                    },
+                },
+                _task("late"),
+            ],
+        }
+    )
+
+
+def valid_requests(seeded: Seeded) -> dict[str, list[Message]]:
+    """For each RPC, requests the seeded server accepts (or would, before a mutation)."""
+    approval_runs = seeded.runs.get("fuzz-approval", [])
+    dead = seeded.runs.get("fuzz-task", [])
+    payload = json_payload({"order": "order-x", "amount": 250})
+    requests: dict[str, list[Message]] = {
+        "RegisterDefinition": [ws.RegisterDefinitionRequest(definition=every_kind())],
+        "GetDefinition": [ws.GetDefinitionRequest(name="fuzz-task", version="1")],
+        "ListDefinitions": [ws.ListDefinitionsRequest(name="fuzz-task")],
+        "DeprecateDefinition": [
+            ws.DeprecateDefinitionRequest(name="fuzz-event", version="1", reason="fuzz")
+        ],
+        "StartRun": [
+            ws.StartRunRequest(
+                namespace="default",
+                workflow_name="fuzz-approval",
+                workflow_version="1",
+                input=payload,
+                request_id="fuzz-start",
+            )
+        ],
+        "GetRun": [ws.GetRunRequest(run_id=run) for run in dead + approval_runs],
+        "ListRuns": [
+            ws.ListRunsRequest(
+                workflow_name="fuzz-task",
+                workflow_version="1",
+                statuses=[run_pb2.RUN_STATUS_RUNNING, run_pb2.RUN_STATUS_NEEDS_ATTENTION],
+                page_size=2,
+            )
+        ],
+        "GetRunHistory": [
+            ws.GetRunHistoryRequest(run_id=run, after_seq=1, limit=10) for run in dead
+        ],
+        "CancelRun": [
+            ws.CancelRunRequest(run_id=run, reason="fuzz", compensate=True)
+            for run in approval_runs + dead
+        ],
+        "ListApprovals": [apb.ListApprovalsRequest(workflow_name="fuzz-approval", page_size=1)],
+        "GetApproval": [
+            apb.GetApprovalRequest(approval_id=a) for a in seeded.known.get("approval_id", [])
+        ],
+        "DecideApproval": [
+            apb.DecideApprovalRequest(approval_id=a, approve=True, comment="ok")
+            for a in seeded.known.get("approval_id", [])
+        ],
+        "SendEvent": [
+            apb.SendEventRequest(
+                event_name=EVENT,
+                correlation_key=key,
+                payload=json_payload({"paid": True}),
+                event_id=f"fuzz-{key}",
+            )
+            for key in seeded.known.get("correlation_key", [])
+        ],
+        "ListDeadLetters": [
+            ws.ListDeadLettersRequest(
+                filter=ws.DeadLetterFilter(step_type=STEP_TYPE), grouped=True, page_size=5
+            )
+        ],
+        "RetryStep": [
+            ws.RetryStepRequest(run_id=run, node_id="charge", input=payload, comment="fuzz")
+            for run in dead
+        ],
+        "SkipStep": [
+            ws.SkipStepRequest(run_id=run, node_id="charge", output=payload, comment="fuzz")
+            for run in dead
+        ],
+        "RedriveDeadLetters": [
+            ws.RedriveDeadLettersRequest(
+                filter=ws.DeadLetterFilter(error_type=ERROR_TYPE), comment="fuzz", limit=1
+            )
+        ],
+    }
+    return requests
