@@ -5,6 +5,11 @@ registers a 3-step no-op workflow under a fresh name, starts N runs as fast as t
 plane accepts them, waits for all of them to complete, and prints one JSON object on its last
 line. Step latency is read back from history: from STEP_SCHEDULED to ATTEMPT_COMPLETED, i.e.
 from the step being scheduled to its result being durable.
+
+`--tls` serves over TLS with a throwaway CA (made with openssl) and `--auth` gives the server
+an auth file holding one generated token that the workers and the bench's client present, so
+that what TLS and authentication cost shows against a run without them. Without `--auth` the
+server runs with `--no-auth`.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 from surefoot.v1 import common_pb2, definition_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
+from controlplane.auth.tokens import new_token, token_hash
+from controlplane.cli.channels import Connection
 from controlplane.store.database import masked
+from controlplane.throwaway_certs import OpensslError, make_tls_files
 
 STEPS = 3
 START_CONCURRENCY = 200
@@ -37,15 +44,20 @@ LATENCY_SAMPLE_RUNS = 300
 READY_TIMEOUT = 60.0
 
 
-def run_bench(database_url: str, runs: int = 1000, workers: int = 1) -> int:
+def run_bench(
+    database_url: str, runs: int = 1000, workers: int = 1, tls: bool = False, auth: bool = False
+) -> int:
     """Run the benchmark; the exit code for the CLI."""
     with tempfile.TemporaryDirectory(prefix="surefoot-bench-") as scratch:
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            address = _start_server(database_url, Path(scratch), processes)
+            security = _Security.make(Path(scratch), tls=tls, auth=auth)
+            address = _start_server(database_url, Path(scratch), processes, security)
+            connection = security.connection(address)
             for index in range(workers):
-                _start_worker(address, Path(scratch), index, processes)
-            result = asyncio.run(_measure(address, runs, workers))
+                _start_worker(connection, Path(scratch), index, processes)
+            result = asyncio.run(_measure(connection, runs, workers))
+            result["tls"], result["auth"] = tls, auth
             result["cpu_seconds"] = {
                 "control_plane": _cpu_seconds(processes[0].pid),
                 "workers": round(sum(_cpu_seconds(p.pid) for p in processes[1:]), 2),
@@ -70,6 +82,42 @@ class BenchError(Exception):
     pass
 
 
+class _Security:
+    """The server options and the client connection of a bench run's TLS and auth modes."""
+
+    def __init__(self, server_args: list[str], tls_ca: str | None, token: str) -> None:
+        self.server_args = server_args
+        self.tls_ca = tls_ca
+        self.token = token
+
+    @classmethod
+    def make(cls, scratch: Path, tls: bool, auth: bool) -> _Security:
+        args: list[str] = []
+        tls_ca = None
+        if tls:
+            try:
+                files = make_tls_files(scratch / "tls")
+            except OpensslError as exc:
+                raise BenchError(f"--tls: {exc}") from exc
+            args += ["--tls-cert", str(files.server.cert), "--tls-key", str(files.server.key)]
+            tls_ca = str(files.ca.cert)
+        token = ""
+        if auth:
+            token = new_token()
+            auth_file = scratch / "auth.yaml"
+            # Admin everywhere: the bench registers, starts, reads and works in one credential.
+            entry = {"principal": "bench", "namespaces": {"*": ["admin"]}}
+            auth_file.write_text(json.dumps({"tokens": {token_hash(token): entry}}))
+            args += ["--auth-file", str(auth_file)]
+        else:
+            args.append("--no-auth")
+        return cls(args, tls_ca, token)
+
+    def connection(self, address: str) -> Connection:
+        # The server certificate names localhost and 127.0.0.1, which is where it listens.
+        return Connection(address=address, token=self.token, tls_ca=self.tls_ca)
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process (Linux), 0.0 where /proc is missing."""
     try:
@@ -84,10 +132,12 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "controlplane.cli.main", *args]
 
 
-def _start_server(url: str, scratch: Path, processes: list[subprocess.Popen[bytes]]) -> str:
+def _start_server(
+    url: str, scratch: Path, processes: list[subprocess.Popen[bytes]], security: _Security
+) -> str:
     log = scratch / "server.out"
     process = subprocess.Popen(
-        _command("server", "--database-url", url, "--listen", "127.0.0.1:0"),
+        _command("server", "--database-url", url, "--listen", "127.0.0.1:0", *security.server_args),
         stdout=log.open("wb"),
         stderr=(scratch / "server.err").open("wb"),
     )
@@ -98,7 +148,7 @@ def _start_server(url: str, scratch: Path, processes: list[subprocess.Popen[byte
 
 
 def _start_worker(
-    address: str, scratch: Path, index: int, processes: list[subprocess.Popen[bytes]]
+    connection: Connection, scratch: Path, index: int, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     log = scratch / f"worker-{index}.out"
     process = subprocess.Popen(
@@ -106,13 +156,14 @@ def _start_worker(
             "worker",
             "controlplane.bench_steps",
             "--address",
-            address,
+            connection.address,
             "--concurrency",
             str(WORKER_CONCURRENCY),
         ),
         stdout=log.open("wb"),
         stderr=(scratch / f"worker-{index}.err").open("wb"),
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        # The token and the CA reach the worker as the SDK reads them: from the environment.
+        env=os.environ | connection.environment() | {"PYTHONUNBUFFERED": "1"},
     )
     processes.append(process)
     _wait_for_line(process, log, re.compile(r"connected"))
@@ -149,9 +200,9 @@ def _definition(name: str) -> definition_pb2.WorkflowDefinition:
     return definition_pb2.WorkflowDefinition(name=name, version="1", nodes=nodes)
 
 
-async def _measure(address: str, runs: int, workers: int) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+async def _measure(connection: Connection, runs: int, workers: int) -> dict[str, Any]:
+    async with connection.aio_channel() as channel:
+        stub = _Authenticated(workflow_service_pb2_grpc.WorkflowServiceStub(channel), connection)
         name = f"bench-{uuid.uuid4().hex[:8]}"
         await stub.RegisterDefinition(ws.RegisterDefinitionRequest(definition=_definition(name)))
         gate = asyncio.Semaphore(START_CONCURRENCY)
@@ -192,6 +243,22 @@ async def _measure(address: str, runs: int, workers: int) -> dict[str, Any]:
         "step_latency_ms": _percentiles(latencies),
         "latency_sample_steps": len(latencies),
     }
+
+
+class _Authenticated:
+    """A stub whose every call carries the connection's token."""
+
+    def __init__(self, stub: Any, connection: Connection) -> None:
+        self._stub = stub
+        self._metadata = connection.metadata
+
+    def __getattr__(self, name: str) -> Any:
+        rpc = getattr(self._stub, name)
+
+        def call(request: Any) -> Any:
+            return rpc(request, metadata=self._metadata)
+
+        return call
 
 
 async def _latencies(stub: Any, run_ids: list[str]) -> list[float]:

@@ -65,6 +65,9 @@ class ServerConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # A second, plaintext listener serving only grpc.health.v1, for probes that cannot speak
+    # TLS or present a credential (Kubernetes' `grpc:` probes). It tells nothing but status.
+    health_listen: str | None = None
     # The largest gRPC message received or sent (a worker's result, a run's input).
     max_message_bytes: int = stream_limits.DEFAULT_MAX_MESSAGE_BYTES
     # What one worker stream may declare and send (api/stream_limits.py).
@@ -85,6 +88,9 @@ class ControlPlane:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
+        # The health listener's bound port, once started (None without one).
+        self.health_port: int | None = None
         self._committer: Committer | None = None
         self._workers: WorkerService | None = None
         self._listener: WakeupListener | None = None
@@ -179,11 +185,25 @@ class ControlPlane:
             self._listener = WakeupListener(self._engine, committer.origin, committer.wake)
             self._listener.start()
         await server.start()
+        if self.config.health_listen:
+            await self._start_health_listener(self.config.health_listen)
         for name in names[:2]:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._server, self._committer, self._workers = server, committer, workers
         return port
+
+    async def _start_health_listener(self, listen: str) -> None:
+        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, health_server)
+        try:
+            port = health_server.add_insecure_port(listen)
+        except RuntimeError as exc:
+            raise PortInUse(f"cannot listen on {listen} for health checks: {exc}") from exc
+        if port == 0:
+            raise PortInUse(f"cannot listen on {listen} for health checks: address in use")
+        await health_server.start()
+        self._health_server, self.health_port = health_server, port
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, ask workers to reconnect elsewhere, finish what is queued."""
@@ -192,6 +212,9 @@ class ControlPlane:
             self._workers.drain_all("control plane shutting down")
         if self._server is not None:
             await self._server.stop(grace)
+        if self._health_server is not None:
+            # After the API: probes see NOT_SERVING for as long as the drain lasts.
+            await self._health_server.stop(0)
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         if self._committer is not None:
@@ -241,6 +264,9 @@ def run_server(config: ServerConfig) -> int:
             f"{transport_of(config)}",
             flush=True,
         )
+        if config.health_listen and control_plane.health_port is not None:
+            where = host_of(config.health_listen, control_plane.health_port)
+            print(f"health checks (plaintext) on {where}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

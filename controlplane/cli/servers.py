@@ -60,6 +60,14 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_server_tls_arguments(server)
     _add_worker_limit_arguments(server)
+    server.add_argument(
+        "--health-listen",
+        default=os.environ.get("SUREFOOT_HEALTH_LISTEN") or None,
+        metavar="HOST:PORT",
+        help="also serve grpc.health.v1 alone, in plaintext and without credentials, there: "
+        "for probes that cannot speak TLS, like Kubernetes' grpc probes "
+        "(env SUREFOOT_HEALTH_LISTEN)",
+    )
     server.set_defaults(func=run_server)
 
     db = subparsers.add_parser("db", help="database administration")
@@ -119,6 +127,17 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         type=whole_number(),
         metavar="K",
         help="worker processes (default: the bench's)",
+    )
+    bench.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve over TLS with a throwaway CA (needs the openssl command)",
+    )
+    bench.add_argument(
+        "--auth",
+        action="store_true",
+        help="give the server an auth file with one generated token, which the workers and "
+        "the bench present (without it the server runs with --no-auth)",
     )
     bench.set_defaults(func=run_bench)
 
@@ -263,6 +282,7 @@ def run_server(args: argparse.Namespace) -> int:
             messages_per_second=args.worker_messages_per_second,
             message_burst=args.worker_message_burst,
         ),
+        health_listen=args.health_listen,
     )
     return int(serve(config))
 
@@ -309,4 +329,4 @@ def run_bench(args: argparse.Namespace) -> int:
     from controlplane.bench import run_bench as bench
 
     options = {k: v for k, v in (("runs", args.runs), ("workers", args.workers)) if v}
-    return int(bench(url, **options))
+    return int(bench(url, tls=args.tls, auth=args.auth, **options))

@@ -22,17 +22,19 @@ class TlsControlPlane(ControlPlane):
         files: TlsFiles,
         mutual: bool = False,
         lease_seconds: float = 2.0,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         super().__init__(registry, database_url, lease_seconds)
         self.files = files
         self.mutual = mutual
+        self.extra_args = extra_args
         self.client_pair: KeyPair | None = files.client("test-client") if mutual else None
 
     def server_command(self, port: int) -> list[str]:
         tls = ["--tls-cert", str(self.files.server.cert), "--tls-key", str(self.files.server.key)]
         if self.mutual:
             tls += ["--tls-client-ca", str(self.files.ca.cert)]
-        return [*super().server_command(port), *tls]
+        return [*super().server_command(port), *tls, *self.extra_args]
 
     def connection(self, client: KeyPair | None = None, ca: str | None = None) -> Connection:
         """A TLS connection trusting the CA (or `ca`), with `client`'s certificate if given."""
