@@ -91,10 +91,10 @@ class SecuredControlPlane(ControlPlane):
         ]
 
 
-def held_definition() -> definition_pb2.WorkflowDefinition:
+def held_definition(name: str = HELD) -> definition_pb2.WorkflowDefinition:
     return definition_from_dict(
         {
-            "name": HELD,
+            "name": name,
             "version": "1",
             "nodes": [
                 {"id": "sign", "approval": {"title": "sign it", "approvers": ["group:staff"]}}
@@ -103,15 +103,17 @@ def held_definition() -> definition_pb2.WorkflowDefinition:
     )
 
 
-def start_held_run(stub: workflow_service_pb2_grpc.WorkflowServiceStub, namespace: str) -> str:
-    """A run of HELD in `namespace`, registered there first; as ROOT."""
+def start_held_run(
+    stub: workflow_service_pb2_grpc.WorkflowServiceStub, namespace: str, name: str = HELD
+) -> str:
+    """A run of a held workflow in `namespace`, registered there first; as ROOT."""
     stub.RegisterDefinition(
-        ws.RegisterDefinitionRequest(namespace=namespace, definition=held_definition()),
+        ws.RegisterDefinitionRequest(namespace=namespace, definition=held_definition(name)),
         timeout=30,
         metadata=bearer(ROOT),
     )
     started = stub.StartRun(
-        ws.StartRunRequest(namespace=namespace, workflow_name=HELD),
+        ws.StartRunRequest(namespace=namespace, workflow_name=name),
         timeout=30,
         metadata=bearer(ROOT),
     )
