@@ -92,12 +92,15 @@ def test_approving_from_the_console_completes_the_run_as_the_tokens_principal(
     approval_id = f"{run_id}:manager"
 
     async def without_a_token() -> None:
+        # Refused from the first read on: nothing is listed to decide on.
         app = console(control_plane.address)
         shown = notifications(app)
         async with app.run_test(size=SIZE) as pilot:
-            await approve_selected(app, pilot, approval_id, "no idea who I am")
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, ApprovalsScreen), "screen")
             await until(pilot, lambda: shown, "a refusal shown")
             assert shown[0].startswith("UNAUTHENTICATED"), shown
+            assert approval_id not in app.screen.query_one(LiveTable).keys
             assert app.is_running
 
     async def as_alice() -> None:
