@@ -202,6 +202,7 @@ class Committer:
         unavailable = errors.Unavailable("the database is unavailable; try again")
         for operation in batch:
             if operation.future is not None:
+                self._forget_refused_session(operation)
                 resolve(operation, exc=unavailable)
             elif not isinstance(operation, _Tick):
                 self._held.append(operation)
@@ -236,7 +237,16 @@ class Committer:
         if not isinstance(exc, errors.Refusal):
             log.error("operation failed: %s", exc, exc_info=exc)
         for operation in batch:
+            self._forget_refused_session(operation)
             resolve(operation, exc=exc)
+
+    def _forget_refused_session(self, operation: ops.Operation) -> None:
+        # A stream whose OpenSession fails ends without closing the session that the
+        # operation added before its transaction: it must not stay behind.
+        if isinstance(operation, ops.OpenSession):
+            session = self.sessions.remove(operation.session.id)
+            if session is not None:
+                session.closed = True
 
     def _transaction(self, batch: list[ops.Operation]) -> Deliveries:
         now = time.time()
