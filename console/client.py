@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
-from surefoot.v1 import approval_pb2, common_pb2, run_pb2, workflow_service_pb2_grpc
+from surefoot.v1 import (
+    approval_pb2,
+    audit_service_pb2,
+    audit_service_pb2_grpc,
+    common_pb2,
+    run_pb2,
+    workflow_service_pb2_grpc,
+)
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli.channels import Connection, transport_failure
@@ -57,6 +64,7 @@ class ControlPlane:
         self._metadata: tuple[tuple[str, str], ...] = connection.metadata
         self._channel = connection.channel(_RECONNECT_OPTIONS)
         self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
+        self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
         self.reachable: bool | None = None  # None until the first call comes back
 
     def close(self) -> None:
@@ -162,12 +170,22 @@ class ControlPlane:
         return await self._call(self._stub.RedriveDeadLetters, request)
 
     async def decide_approval(
-        self, approval_id: str, approve: bool, comment: str
+        self, approval_id: str, approve: bool, comment: str, shown_hash: str = ""
     ) -> approval_pb2.Approval:
+        """`shown_hash`: of the approval as displayed; refused if it now shows otherwise."""
         request = approval_pb2.DecideApprovalRequest(
-            namespace=self.namespace, approval_id=approval_id, approve=approve, comment=comment
+            namespace=self.namespace,
+            approval_id=approval_id,
+            approve=approve,
+            comment=comment,
+            shown_hash=shown_hash,
         )
         return (await self._call(self._stub.DecideApproval, request)).approval
+
+    async def verify_run(self, run_id: str) -> audit_service_pb2.RunVerification:
+        """Whether the run's history is the hash chain the control plane wrote."""
+        request = audit_service_pb2.VerifyRunsRequest(namespace=self.namespace, run_ids=[run_id])
+        return (await self._call(self._audit.VerifyRuns, request)).runs[0]
 
 
 def json_payload(text: str) -> common_pb2.Payload:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from surefoot.v1 import approval_pb2, common_pb2, run_pb2
+from surefoot.v1 import approval_pb2, audit_service_pb2, common_pb2, run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 RUN_COLUMNS = ("RUN", "WORKFLOW", "STATUS", "WAITING FOR / LAST ERROR", "UPDATED")
@@ -117,6 +117,12 @@ def run_header(run: run_pb2.Run) -> str:
     if error := error_line(run.last_error):
         lines.append(f"last error: {shorten(error, 200)}")
     return "\n".join(lines)
+
+
+def chain_alarm(verdict: audit_service_pb2.RunVerification) -> str:
+    """The header line of a run whose history does not verify: where and how it was altered."""
+    how = audit_service_pb2.ChainFault.Name(verdict.fault).removeprefix("CHAIN_FAULT_").lower()
+    return f"history altered at seq {verdict.seq} ({how}): {verdict.detail}"
 
 
 def progress_line(step: run_pb2.Step) -> str:

@@ -12,6 +12,7 @@ from console.live_table import LiveTable
 from console.modals import CommentModal
 from console.render import APPROVAL_COLUMNS, approval_details, approval_row
 from console.screens.polling import ConnectionLine, PollingScreen
+from controlplane.audit.content import shown_hash
 
 
 class ApprovalsScreen(PollingScreen):
@@ -68,7 +69,10 @@ class ApprovalsScreen(PollingScreen):
         async def decide(comment: str | None) -> None:
             if comment is None:
                 return
-            call = self.control_plane.decide_approval(approval.id, approve, comment)
+            # Bound to what the panel displayed: refused if the approval now shows otherwise.
+            call = self.control_plane.decide_approval(
+                approval.id, approve, comment, shown_hash(approval)
+            )
             if (decided := await self.attempt(call)) is not None:
                 verb = "approved" if approve else "rejected"
                 self.say(f"{verb} {decided.id} as {decided.decided_by}")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
+from rich.text import Text
+from surefoot.v1 import audit_service_pb2
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, Log, Static
 
-from console.client import ControlPlane
+from console.client import ConsoleError, ControlPlane
 from console.live_table import LiveTable
-from console.render import STEP_COLUMNS, event_line, run_header, step_row
+from console.render import STEP_COLUMNS, chain_alarm, event_line, run_header, step_row
 from console.screens.polling import ConnectionLine, PollingScreen
 
 
@@ -25,6 +29,9 @@ class RunScreen(PollingScreen):
         # The history is append-only and gapless: asking for events after the last one
         # shown is a complete tail.
         self.last_seq = 0
+        # The verdict on the run's hash chain, checked again whenever new events arrive.
+        self.chain: audit_service_pb2.RunVerification | None = None
+        self._verified = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -42,7 +49,6 @@ class RunScreen(PollingScreen):
         run = await self.attempt(self.control_plane.get_run(self.run_id), polling=True)
         if run is None:
             return
-        self.query_one("#run-header", Static).update(run_header(run))
         self.query_one(LiveTable).show([(step.node_id, step_row(step)) for step in run.steps])
         events = await self.attempt(
             self.control_plane.history(self.run_id, self.last_seq), polling=True
@@ -52,3 +58,12 @@ class RunScreen(PollingScreen):
             fresh = [event for event in events if event.seq > self.last_seq]
             self.query_one(Log).write_lines([event_line(event) for event in fresh])
             self.last_seq = max([self.last_seq, *(event.seq for event in fresh)])
+        if events or not self._verified:
+            self._verified = True
+            # No verdict (a server without AuditService) is nothing to alarm about.
+            with suppress(ConsoleError):
+                self.chain = await self.control_plane.verify_run(self.run_id)
+        header = Text(run_header(run))
+        if self.chain is not None and not self.chain.ok:
+            header.append("\n" + chain_alarm(self.chain), style="bold red")
+        self.query_one("#run-header", Static).update(header)

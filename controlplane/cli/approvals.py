@@ -71,6 +71,13 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         )
         decide.add_argument("approval_id", metavar="ID", help="approval id (<run id>:<node id>)")
         decide.add_argument("--comment", default="", help="why (kept with the decision)")
+        decide.add_argument(
+            "--shown-hash",
+            default="",
+            metavar="HASH",
+            help="the content hash `approvals show` printed: the decision is refused if the "
+            "approval no longer shows what you saw",
+        )
         add_client_arguments(decide)
         decide.set_defaults(func=decide_approval, approve=approve)
 
@@ -155,6 +162,8 @@ def print_approval(approval: apb.Approval) -> None:
             ("at", output.timestamp(approval.decided_at) if decided else ""),
             ("withdrawn", output.timestamp(approval.decided_at) if withdrawn else ""),
             ("comment", approval.comment),
+            # What --shown-hash of approve/reject takes: a decision on exactly this content.
+            ("content", approval.content_hash),
         ]
     )
     print("shown:")
@@ -188,6 +197,7 @@ def decide_approval(args: argparse.Namespace) -> int:
         approval_id=args.approval_id,
         approve=args.approve,
         comment=args.comment,
+        shown_hash=args.shown_hash,
     )
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.DecideApproval, request)

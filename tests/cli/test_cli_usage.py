@@ -37,6 +37,8 @@ COMMANDS = [
     ["deadletters", "redrive"],
     ["events"],
     ["events", "send"],
+    ["audit"],
+    ["audit", "verify"],
     ["server"],
     ["connectors"],
     ["connectors", "list"],

@@ -142,6 +142,8 @@ def test_approval_decided_after_a_restart_takes_its_branch_and_is_history(
             "shown": shown[run_id],
             "title": TITLE,
             "by_timeout": False,
+            # The hash of exactly what the approval showed (tests/audit covers it).
+            "content_hash": get_approval(stub, approval_ids[run_id]).content_hash,
         }
         # The approval record says the same as the history.
         approval = get_approval(stub, approval_ids[run_id])
