@@ -5,7 +5,8 @@ Pure: it takes the run's history rows (in seq order) and what the run's row says
 
 - EDITED: the event's content no longer matches its hash, while the next event still chains
   from that hash (or, for the last event, the run's row still names it): the hash is the
-  original, the content is not;
+  original, the content is not. (One who rewrote the event before it together with its hash
+  shows the same way, one event later: the detail says so.);
 - INSERTED: an event the control plane did not write: past the run's recorded end, without
   a hash, or one whose hash does not chain from the event before it (inserted, replaced, or
   renumbered to hide a removal);
@@ -106,10 +107,12 @@ def verify_chain(run_id: str, rows: Sequence[HistoryRow], last_seq: int, last_ha
             if not row.hash:
                 return fault(Fault.INSERTED, row.seq, f"event {row.seq} ({row.type}) has no hash")
             if _still_chained(row, following, last_seq, last_hash):
+                before = f", or event {row.seq - 1} rewritten with a new hash"
                 return fault(
                     Fault.EDITED,
                     row.seq,
-                    f"hash mismatch: event {row.seq} ({row.type}) no longer matches its hash",
+                    f"hash mismatch: event {row.seq} ({row.type}) does not match its hash "
+                    f"(edited, or renumbered{before if row.seq > 1 else ''})",
                 )
             return fault(
                 Fault.INSERTED,
