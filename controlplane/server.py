@@ -111,6 +111,13 @@ class ControlPlane:
         log.info("database %s at revision %s", masked(self.config.database_url), revision)
         if self.config.no_auth and not self.config.local_user:
             log.warning("--no-auth: callers without a credential act with every role")
+        elif not self.config.local_user and not self.config.auth_file:
+            # Not an error (credentials may all live in the database), but the first thing an
+            # operator refused with UNAUTHENTICATED needs to know.
+            log.info(
+                "no auth file: only credentials stored in the database are accepted "
+                "(the first: surefoot credentials create NAME --role '*=admin' --database-url URL)"
+            )
         definitions = DefinitionCache(self._engine)
         catalog = StepCatalogCache(self._engine)
         committer = Committer(

@@ -64,7 +64,9 @@ def read_auth_file(path: str) -> AuthFile:
         raise AuthFileError(f"auth file {path}: expected a 'certificates' mapping")
     parsed = AuthFile()
     for key, entry in (tokens or {}).items():
-        caller = _entry(path, f"tokens[{key}]", entry, "every token needs a principal")
+        # A key that is not a hash may be a token itself: never repeat it in a message.
+        where = f"tokens[{key}]" if is_token_hash(str(key)) else "tokens[<not a sha256 key>]"
+        caller = _entry(path, where, entry, "every token needs a principal")
         if not is_token_hash(str(key)):
             raise AuthFileError(
                 f"auth file {path}: token keys must be sha256:<hex> of the token, as "
