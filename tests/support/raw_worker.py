@@ -37,6 +37,9 @@ class RawWorkerStream:
         worker_id: The worker id to announce.
         step_types: The declarations of the Hello.
         credit: Credit granted right after the Hello (0: none, the stream receives no task).
+        token: A bearer token sent with the stream ("" for none).
+        namespace: The Hello's namespace ("" lets the server choose).
+        resume: The Hello's resume_session_ids.
     """
 
     def __init__(
@@ -45,6 +48,10 @@ class RawWorkerStream:
         worker_id: str,
         step_types: Sequence[common_pb2.StepTypeDeclaration],
         credit: int = 0,
+        *,
+        token: str = "",
+        namespace: str = "",
+        resume: Sequence[str] = (),
     ) -> None:
         self.worker_id = worker_id
         self._outbound: queue.Queue[wpb.WorkerMessage | None] = queue.Queue()
@@ -52,11 +59,18 @@ class RawWorkerStream:
         self.received: list[wpb.ServerMessage] = []
         self.error: grpc.RpcError | None = None
         self._ended = threading.Event()
-        self.send(wpb.WorkerMessage(hello=wpb.Hello(worker_id=worker_id, step_types=step_types)))
+        hello = wpb.Hello(
+            worker_id=worker_id,
+            step_types=step_types,
+            namespace=namespace,
+            resume_session_ids=resume,
+        )
+        self.send(wpb.WorkerMessage(hello=hello))
         if credit:
             self.send(wpb.WorkerMessage(credit=wpb.Credit(n=credit)))
         stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
-        self._call = stub.Connect(self._requests())
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._call = stub.Connect(self._requests(), metadata=metadata)
         self._reader = threading.Thread(target=self._read, name=f"raw-{worker_id}", daemon=True)
         self._reader.start()
 
@@ -85,6 +99,9 @@ class RawWorkerStream:
             )
         )
 
+    def heartbeat(self, *task_ids: str) -> None:
+        self.send(wpb.WorkerMessage(heartbeat=wpb.Heartbeat(task_ids=task_ids)))
+
     def next_message(self, timeout: float = WAIT_SECONDS) -> wpb.ServerMessage:
         """The next message from the control plane; fails if the stream ends or stays silent."""
         try:
@@ -101,7 +118,8 @@ class RawWorkerStream:
         return message
 
     def next_of(self, kind: str, timeout: float = WAIT_SECONDS) -> wpb.ServerMessage:
-        """The next message of one kind ("welcome", "tasks", "ack", "cancel", "drain")."""
+        """The next message of one kind ("welcome", "tasks", "ack", "cancel", "drain",
+        "refused")."""
         while True:
             message = self.next_message(timeout)
             if message.WhichOneof("message") == kind:
