@@ -16,6 +16,7 @@ import yaml
 from surefoot.v1 import workflow_service_pb2_grpc
 
 from controlplane.auth.tokens import token_hash
+from controlplane.cli.channels import Connection
 from tests.support.approval_auth import _DefaultBearer
 from tests.support.processes import ControlPlane, ProcessRegistry
 
@@ -60,10 +61,19 @@ class TrustPlane(ControlPlane):
         auth_file: Path,
         extra_args: Sequence[str] = (),
         lease_seconds: float = 2.0,
+        tls_ca: str | None = None,
     ) -> None:
         super().__init__(registry, database_url, lease_seconds)
         self.auth_file = auth_file
         self.extra_args = list(extra_args)
+        # The CA of the server's certificate, when it serves TLS (`extra_args`).
+        self.tls_ca = tls_ca
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = Connection(self.address, tls_ca=self.tls_ca).channel()
+        return self._channel
 
     @property
     def stub(self) -> workflow_service_pb2_grpc.WorkflowServiceStub:
