@@ -17,7 +17,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         return 7
 
     monkeypatch.setattr(command, "run_worker", run_worker)
+    for variable in ("TOKEN", "TLS_CA", "TLS_CERT", "TLS_KEY", "TLS_SERVER_NAME"):
+        monkeypatch.delenv(f"SUREFOOT_{variable}", raising=False)
     return seen
+
+
+# What a worker without a token or TLS is given: a plaintext channel, no credential.
+PLAIN = {"token": "", "tls_ca": None, "tls_cert": None, "tls_key": None, "tls_server_name": None}
 
 
 def test_defaults_come_from_the_environment(
@@ -26,7 +32,25 @@ def test_defaults_come_from_the_environment(
     monkeypatch.setenv("SUREFOOT_ADDRESS", "cp.internal:7000")
     monkeypatch.setenv("SUREFOOT_NAMESPACE", "payments")
     assert command.main(["myapp.steps"]) == 7
-    assert calls == [("myapp.steps", "cp.internal:7000", {"namespace": "payments"})]
+    assert calls == [("myapp.steps", "cp.internal:7000", {"namespace": "payments", **PLAIN})]
+
+
+def test_the_token_and_tls_files_come_from_the_environment_or_the_options(
+    calls: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUREFOOT_TOKEN", "s3cret")
+    monkeypatch.setenv("SUREFOOT_TLS_CA", "/etc/surefoot/ca.pem")
+    monkeypatch.setenv("SUREFOOT_TLS_SERVER_NAME", "cp.internal")
+    argv = ["steps.py", "--tls-cert", "worker.pem", "--tls-key", "worker.key"]
+    assert command.main(argv) == 7
+    (_, _, options), *_ = calls
+    assert {k: options[k] for k in PLAIN} == {
+        "token": "s3cret",
+        "tls_ca": "/etc/surefoot/ca.pem",
+        "tls_cert": "worker.pem",
+        "tls_key": "worker.key",
+        "tls_server_name": "cp.internal",
+    }
 
 
 def test_options_override_the_environment(
@@ -36,7 +60,9 @@ def test_options_override_the_environment(
     monkeypatch.delenv("SUREFOOT_NAMESPACE", raising=False)
     argv = ["steps.py", "--address", "127.0.0.1:9", "--concurrency", "4"]
     assert command.main(argv) == 7
-    assert calls == [("steps.py", "127.0.0.1:9", {"namespace": "default", "concurrency": 4})]
+    assert calls == [
+        ("steps.py", "127.0.0.1:9", {"namespace": "default", "concurrency": 4, **PLAIN})
+    ]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
