@@ -1,4 +1,4 @@
-"""Valid requests of every WorkflowService RPC on a seeded server: what `near` mutates.
+"""Valid requests of the API's unary RPCs on a seeded server: what `near` mutates.
 
 A request with one or two fields changed from one of these passes most of the server's
 checks and meets the last one; a request generated from nothing mostly meets the first.
@@ -9,7 +9,10 @@ from __future__ import annotations
 from google.protobuf.message import Message
 from hypothesis import strategies as st
 from surefoot.v1 import approval_pb2 as apb
+from surefoot.v1 import audit_service_pb2 as aupb
+from surefoot.v1 import credential_service_pb2 as cpb
 from surefoot.v1 import definition_pb2, run_pb2
+from surefoot.v1 import worker_service_pb2 as wpb
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
 
@@ -106,14 +109,17 @@ def valid_requests(seeded: Seeded) -> dict[str, list[Message]]:
     approval_runs = seeded.runs.get("fuzz-approval", [])
     dead = seeded.runs.get("fuzz-task", [])
     payload = json_payload({"order": "order-x", "amount": 250})
+    keys = seeded.known.get("idempotency_key", [])
     requests: dict[str, list[Message]] = {
-        "RegisterDefinition": [ws.RegisterDefinitionRequest(definition=every_kind())],
-        "GetDefinition": [ws.GetDefinitionRequest(name="fuzz-task", version="1")],
-        "ListDefinitions": [ws.ListDefinitionsRequest(name="fuzz-task")],
-        "DeprecateDefinition": [
+        "WorkflowService.RegisterDefinition": [
+            ws.RegisterDefinitionRequest(definition=every_kind())
+        ],
+        "WorkflowService.GetDefinition": [ws.GetDefinitionRequest(name="fuzz-task", version="1")],
+        "WorkflowService.ListDefinitions": [ws.ListDefinitionsRequest(name="fuzz-task")],
+        "WorkflowService.DeprecateDefinition": [
             ws.DeprecateDefinitionRequest(name="fuzz-event", version="1", reason="fuzz")
         ],
-        "StartRun": [
+        "WorkflowService.StartRun": [
             ws.StartRunRequest(
                 namespace="default",
                 workflow_name="fuzz-approval",
@@ -122,8 +128,8 @@ def valid_requests(seeded: Seeded) -> dict[str, list[Message]]:
                 request_id="fuzz-start",
             )
         ],
-        "GetRun": [ws.GetRunRequest(run_id=run) for run in dead + approval_runs],
-        "ListRuns": [
+        "WorkflowService.GetRun": [ws.GetRunRequest(run_id=run) for run in dead + approval_runs],
+        "WorkflowService.ListRuns": [
             ws.ListRunsRequest(
                 workflow_name="fuzz-task",
                 workflow_version="1",
@@ -131,22 +137,24 @@ def valid_requests(seeded: Seeded) -> dict[str, list[Message]]:
                 page_size=2,
             )
         ],
-        "GetRunHistory": [
+        "WorkflowService.GetRunHistory": [
             ws.GetRunHistoryRequest(run_id=run, after_seq=1, limit=10) for run in dead
         ],
-        "CancelRun": [
+        "WorkflowService.CancelRun": [
             ws.CancelRunRequest(run_id=run, reason="fuzz", compensate=True)
             for run in approval_runs + dead
         ],
-        "ListApprovals": [apb.ListApprovalsRequest(workflow_name="fuzz-approval", page_size=1)],
-        "GetApproval": [
+        "WorkflowService.ListApprovals": [
+            apb.ListApprovalsRequest(workflow_name="fuzz-approval", page_size=1)
+        ],
+        "WorkflowService.GetApproval": [
             apb.GetApprovalRequest(approval_id=a) for a in seeded.known.get("approval_id", [])
         ],
-        "DecideApproval": [
+        "WorkflowService.DecideApproval": [
             apb.DecideApprovalRequest(approval_id=a, approve=True, comment="ok")
             for a in seeded.known.get("approval_id", [])
         ],
-        "SendEvent": [
+        "WorkflowService.SendEvent": [
             apb.SendEventRequest(
                 event_name=EVENT,
                 correlation_key=key,
@@ -155,23 +163,49 @@ def valid_requests(seeded: Seeded) -> dict[str, list[Message]]:
             )
             for key in seeded.known.get("correlation_key", [])
         ],
-        "ListDeadLetters": [
+        "WorkflowService.ListDeadLetters": [
             ws.ListDeadLettersRequest(
                 filter=ws.DeadLetterFilter(step_type=STEP_TYPE), grouped=True, page_size=5
             )
         ],
-        "RetryStep": [
+        "WorkflowService.RetryStep": [
             ws.RetryStepRequest(run_id=run, node_id="charge", input=payload, comment="fuzz")
             for run in dead
         ],
-        "SkipStep": [
+        "WorkflowService.SkipStep": [
             ws.SkipStepRequest(run_id=run, node_id="charge", output=payload, comment="fuzz")
             for run in dead
         ],
-        "RedriveDeadLetters": [
+        "WorkflowService.RedriveDeadLetters": [
             ws.RedriveDeadLettersRequest(
                 filter=ws.DeadLetterFilter(error_type=ERROR_TYPE), comment="fuzz", limit=1
             )
+        ],
+        "ConnectorOutcomeService.BeginCall": [
+            wpb.BeginCallRequest(idempotency_key=key, connector="surefoot.smtp", attempt=2)
+            for key in keys
+        ],
+        "ConnectorOutcomeService.CompleteCall": [
+            wpb.CompleteCallRequest(idempotency_key=key, attempt=2, outcome=payload) for key in keys
+        ],
+        "ConnectorOutcomeService.ClearCall": [
+            wpb.ClearCallRequest(idempotency_key=key, attempt=2) for key in keys
+        ],
+        "CredentialService.CreateCredential": [
+            cpb.CreateCredentialRequest(
+                principal="fuzz-made",
+                namespaces={"default": cpb.NamespaceRoles(roles=["viewer"])},
+                groups=["managers"],
+                step_types=[STEP_TYPE],
+                description="made by the fuzz",
+            )
+        ],
+        "CredentialService.RevokeCredential": [
+            cpb.RevokeCredentialRequest(id=credential) for credential in seeded.known.get("id", [])
+        ],
+        "AuditService.VerifyRuns": [
+            aupb.VerifyRunsRequest(run_ids=dead + approval_runs),
+            aupb.VerifyRunsRequest(all=True, page_size=2),
         ],
     }
     return requests

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 import grpc
 from surefoot.v1 import approval_pb2 as apb
-from surefoot.v1 import common_pb2, worker_service_pb2_grpc, workflow_service_pb2_grpc
+from surefoot.v1 import (
+    common_pb2,
+    credential_service_pb2,
+    credential_service_pb2_grpc,
+    worker_service_pb2_grpc,
+    workflow_service_pb2_grpc,
+)
 from surefoot.v1 import worker_service_pb2 as wpb
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
@@ -90,7 +96,8 @@ class Seeded:
 
 
 def seed(channel: grpc.Channel, metadata: Metadata = (), worker: Metadata = ()) -> Seeded:
-    """Registers the definitions, starts their runs and dead-letters the task runs;
+    """Registers the definitions, starts their runs, dead-letters the task runs and makes
+    a credential;
     `metadata` authenticates the client calls, `worker` the worker stream."""
     stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
     seeded = Seeded()
@@ -123,19 +130,33 @@ def seed(channel: grpc.Channel, metadata: Metadata = (), worker: Metadata = ()) 
             seeded.runs.setdefault(name, []).append(started.run_id)
             seeded.add("request_id", order)
             seeded.add("correlation_key", order)
-    seeded.task_ids = dead_letter_tasks(channel, RUNS_OF_EACH, worker)
+    tasks = dead_letter_tasks(channel, RUNS_OF_EACH, worker)
+    seeded.task_ids = [task_id for task_id, _ in tasks]
+    seeded.add("idempotency_key", *(key for _, key in tasks))
     approvals = stub.ListApprovals(
         apb.ListApprovalsRequest(), timeout=CALL_TIMEOUT, metadata=metadata
     ).approvals
     seeded.add("approval_id", *(a.id for a in approvals))
+    credentials = credential_service_pb2_grpc.CredentialServiceStub(channel)
+    made = credentials.CreateCredential(
+        credential_service_pb2.CreateCredentialRequest(
+            principal="fuzz-seeded",
+            namespaces={"default": credential_service_pb2.NamespaceRoles(roles=["viewer"])},
+        ),
+        timeout=CALL_TIMEOUT,
+        metadata=metadata,
+    )
+    seeded.add("id", made.credential.id)
     page = stub.ListRuns(ws.ListRunsRequest(page_size=1), timeout=CALL_TIMEOUT, metadata=metadata)
     seeded.add("page_token", page.next_page_token)
     return seeded
 
 
-def dead_letter_tasks(channel: grpc.Channel, count: int, metadata: Metadata = ()) -> list[str]:
+def dead_letter_tasks(
+    channel: grpc.Channel, count: int, metadata: Metadata = ()
+) -> list[tuple[str, str]]:
     """Takes `count` tasks of STEP_TYPE on a worker stream and fails each for good; returns
-    their task ids once every failure is acknowledged (durable), the stream closed."""
+    their (task id, idempotency key) once every failure is acknowledged (durable)."""
     outbound: queue.Queue[wpb.WorkerMessage | None] = queue.Queue()
     declaration = common_pb2.StepTypeDeclaration(
         name=STEP_TYPE, version="1", idempotency=common_pb2.IDEMPOTENCY_KEY
@@ -146,13 +167,13 @@ def dead_letter_tasks(channel: grpc.Channel, count: int, metadata: Metadata = ()
     outbound.put(wpb.WorkerMessage(credit=wpb.Credit(n=count)))
     stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
     call = stub.Connect(iter(outbound.get, None), timeout=60, metadata=metadata)
-    task_ids: list[str] = []
+    tasks: list[tuple[str, str]] = []
     acknowledged: set[str] = set()
     for message in call:
         kind = message.WhichOneof("message")
         if kind == "tasks":
             for task in message.tasks.tasks:
-                task_ids.append(task.task_id)
+                tasks.append((task.task_id, task.idempotency_key))
                 fail = wpb.Fail(
                     task_id=task.task_id,
                     attempt=task.attempt,
@@ -166,4 +187,4 @@ def dead_letter_tasks(channel: grpc.Channel, count: int, metadata: Metadata = ()
             if len(acknowledged) >= count:
                 outbound.put(None)
     assert len(acknowledged) == count, f"dead letters acknowledged: {acknowledged}"
-    return task_ids
+    return tasks

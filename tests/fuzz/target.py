@@ -13,13 +13,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import yaml
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from surefoot.v1 import worker_service_pb2, workflow_service_pb2
+from surefoot.v1 import (
+    audit_service_pb2,
+    credential_service_pb2,
+    worker_service_pb2,
+    workflow_service_pb2,
+)
 
 from tests.fuzz.fingerprint import DatabaseFingerprint, Fingerprint, difference
 from tests.fuzz.seed import Seeded, seed
@@ -41,34 +47,35 @@ REFUSALS = frozenset(
 )
 CALL_TIMEOUT = 30.0
 
-WORKFLOW_SERVICE = workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"]
-WORKER_SERVICE = worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"]
-METHODS = [method.name for method in WORKFLOW_SERVICE.methods]
-# The RPCs that change something; the others only read.
-WRITES = frozenset(
-    {
-        "RegisterDefinition",
-        "DeprecateDefinition",
-        "StartRun",
-        "CancelRun",
-        "DecideApproval",
-        "SendEvent",
-        "RetryStep",
-        "SkipStep",
-        "RedriveDeadLetters",
-    }
-)
-READS = [name for name in METHODS if name not in WRITES]
-assert set(METHODS) >= WRITES, WRITES - set(METHODS)
+
+def _unary_methods() -> dict[str, Any]:
+    """Every unary RPC of the API by "Service.Method"; new services are fuzzed as they come."""
+    methods: dict[str, Any] = {}
+    modules = (workflow_service_pb2, worker_service_pb2, credential_service_pb2, audit_service_pb2)
+    for module in modules:
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                if not (method.client_streaming or method.server_streaming):
+                    methods[f"{service.name}.{method.name}"] = method
+    return methods
+
+
+UNARY = _unary_methods()
+METHODS = sorted(UNARY)
+# Reads are named so; every other RPC is treated as a write and checked call by call.
+READ_PREFIXES = ("Get", "List", "Verify")
+READS = [name for name in METHODS if name.partition(".")[2].startswith(READ_PREFIXES)]
+WRITES = [name for name in METHODS if name not in READS]
+CONNECT = "/surefoot.v1.WorkerService/Connect"
 
 
 def request_class(method: str) -> type[Message]:
-    descriptor = WORKFLOW_SERVICE.methods_by_name[method].input_type
-    return message_factory.GetMessageClass(descriptor)
+    return message_factory.GetMessageClass(UNARY[method].input_type)
 
 
-def path_of(method: str, service: str = WORKFLOW_SERVICE.full_name) -> str:
-    return f"/{service}/{method}"
+def path_of(method: str) -> str:
+    descriptor = UNARY[method]
+    return f"/{descriptor.containing_service.full_name}/{descriptor.name}"
 
 
 def token_hash(token: str) -> str:
@@ -125,7 +132,7 @@ class Target:
         return self.control_plane.channel
 
     def call(self, method: str, request: Message | bytes) -> grpc.StatusCode:
-        """Sends one WorkflowService request (a message, or raw bytes as the body)."""
+        """Sends one request of a unary RPC (a message, or raw bytes as the body)."""
         # No serializers: bytes go out as they are, the answer is not parsed.
         callable_ = self.channel.unary_unary(
             path_of(method), request_serializer=None, response_deserializer=None
@@ -137,7 +144,7 @@ class Target:
         """A WorkerService.Connect stream that sends `messages` (serialised) and closes its
         side; the status it ended with and the raw messages the server sent."""
         callable_ = self.channel.stream_stream(
-            path_of("Connect", WORKER_SERVICE.full_name),
+            CONNECT,
             request_serializer=None,
             response_deserializer=None,
         )

@@ -57,7 +57,7 @@ def nothing_written(viewer: Target) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("method", sorted(WRITES))
-@fuzz_settings(max_examples=40)
+@fuzz_settings(max_examples=30)
 @given(data=st.data())
 def test_a_viewer_cannot_write_whatever_it_sends(
     viewer: Target,
@@ -75,7 +75,7 @@ def test_a_viewer_cannot_write_whatever_it_sends(
 
 
 @pytest.mark.parametrize("method", READS)
-@fuzz_settings(max_examples=25)
+@fuzz_settings(max_examples=20)
 @given(data=st.data())
 def test_a_viewer_reads_or_is_refused(
     viewer: Target,
@@ -95,10 +95,11 @@ def test_a_valid_write_by_a_viewer_is_permission_denied_in_its_namespace_and_not
 ) -> None:
     for base in viewer_requests.bases[method]:
         assert viewer.call(method, base) == grpc.StatusCode.PERMISSION_DENIED, base
-        elsewhere = type(base)()
-        elsewhere.CopyFrom(base)
-        elsewhere.namespace = "payments"  # type: ignore[attr-defined]
-        assert viewer.call(method, elsewhere) == grpc.StatusCode.NOT_FOUND, elsewhere
+        if "namespace" in base.DESCRIPTOR.fields_by_name:
+            elsewhere = type(base)()
+            elsewhere.CopyFrom(base)
+            elsewhere.namespace = "payments"  # type: ignore[attr-defined]
+            assert viewer.call(method, elsewhere) == grpc.StatusCode.NOT_FOUND, elsewhere
 
 
 @pytest.mark.parametrize(
