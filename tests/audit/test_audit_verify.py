@@ -121,7 +121,15 @@ def test_altered_histories_are_named_at_the_event_altered(
 
 def test_bad_verify_requests_are_refused(control_plane: ControlPlane) -> None:
     stub = audit_stub(control_plane)
+    register(control_plane.stub, three_steps("elsewhere"))
+    run_id = start_run(control_plane.stub, "elsewhere", {"trail": []})
     cases: list[tuple[apb.VerifyRunsRequest, grpc.StatusCode]] = [
+        # A run of another namespace is not found there: no existence leak.
+        (apb.VerifyRunsRequest(namespace="other", run_ids=[run_id]), grpc.StatusCode.NOT_FOUND),
+        (
+            apb.VerifyRunsRequest(namespace="Bad!", run_ids=[run_id]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         (apb.VerifyRunsRequest(), grpc.StatusCode.INVALID_ARGUMENT),
         (apb.VerifyRunsRequest(all=True, run_ids=["x"]), grpc.StatusCode.INVALID_ARGUMENT),
         (apb.VerifyRunsRequest(all=True, page_size=5000), grpc.StatusCode.INVALID_ARGUMENT),
@@ -134,6 +142,22 @@ def test_bad_verify_requests_are_refused(control_plane: ControlPlane) -> None:
             return stub.VerifyRuns(request, timeout=30)
 
         assert refusal(call).code() == code, request
+    other = stub.VerifyRuns(apb.VerifyRunsRequest(namespace="other", all=True), timeout=30)
+    assert list(other.runs) == [] and other.next_page_token == ""
+
+    # --all pages through the namespace's runs in id order, each once.
+    second = start_run(control_plane.stub, "elsewhere", {"trail": []})
+    seen, token = [], ""
+    while True:
+        page = stub.VerifyRuns(
+            apb.VerifyRunsRequest(all=True, page_size=1, page_token=token), timeout=30
+        )
+        assert len(page.runs) == 1 and page.runs[0].ok
+        seen.append(page.runs[0].run_id)
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == sorted([run_id, second])
 
 
 @pytest.mark.parametrize("args", [(), ("some-run", "--all")])
