@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -96,10 +97,13 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         _check_hello(hello)
         _check_allowed_step_types(caller, hello)
         await asyncio.to_thread(self._register_step_types, namespace, hello)
+        # The Welcome's session id is a secret, random (128 bits) and told only to this
+        # stream: naming it in a later Hello proves the worker held its leases. The id the
+        # leases are kept under is derived from it and the credential, so that a secret seen
+        # by anybody else (or an id read from the log or the database) resumes nothing.
+        secret = secrets.token_hex(16)
         session = WorkerSession(
-            # Random, 128 bits, told only to this stream: naming it in a later Hello proves
-            # the worker held its leases (resume_session_ids).
-            id=secrets.token_hex(16),
+            id=lease_holder(caller.principal, namespace, secret),
             namespace=namespace,
             worker_id=hello.worker_id,
             implements=frozenset((d.name, d.version) for d in hello.step_types),
@@ -107,7 +111,12 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             outbound=asyncio.Queue(),
             principal=caller.principal,
         )
-        resume = tuple(dict.fromkeys(storable(s) for s in hello.resume_session_ids))
+        resume = tuple(
+            dict.fromkeys(
+                lease_holder(caller.principal, namespace, storable(s))
+                for s in hello.resume_session_ids
+            )
+        )
         resumed = await self._committer.submit(ops.OpenSession(session, resume))
         self._streams.add(session)
         log.info(
@@ -123,7 +132,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         try:
             yield wpb.ServerMessage(
                 welcome=wpb.Welcome(
-                    session_id=session.id,
+                    session_id=secret,
                     lease_seconds=self._lease,
                     heartbeat_interval_seconds=self._heartbeat,
                 )
@@ -239,6 +248,13 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         self.stopping = True
         for session in list(self._streams):
             session.send(wpb.ServerMessage(drain=wpb.Drain(reason=reason)))
+
+
+def lease_holder(principal: str, namespace: str, secret: str) -> str:
+    """The id a session's leases are kept under (tasks.session_id): only the holder of the
+    secret, with the same credential, in the same namespace, arrives at it again."""
+    material = "\n".join((principal, namespace, secret)).encode()
+    return hashlib.sha256(material).hexdigest()[:32]
 
 
 def worker_namespace(caller: Caller, requested: str) -> str:

@@ -28,6 +28,7 @@ from tests.support.runs import (
 )
 from tests.worker_trust.trust_plane import (
     CHARGER,
+    OTHER_WORKER,
     PAYMENTS,
     VIEWER,
     WORKER,
@@ -194,8 +195,9 @@ def test_a_reconnecting_worker_resumes_its_leases_after_a_graceful_restart(
     own_channel.close()
     server.start(server.port)
 
-    # A stream that names no earlier session, or another namespace's stream naming it, holds
-    # nothing; nor does a guessed session id.
+    # A stream that names no earlier session holds nothing; nor does one naming a guessed
+    # session id, nor one of another credential that learned the real one (in the same
+    # namespace or another).
     others = [
         RawWorkerStream(server.channel, "other", [declaration(STEP_TYPE)], token=WORKER),
         RawWorkerStream(
@@ -203,6 +205,13 @@ def test_a_reconnecting_worker_resumes_its_leases_after_a_graceful_restart(
         ),
         RawWorkerStream(
             server.channel, "far", [declaration(STEP_TYPE)], token=PAYMENTS, resume=[session_id]
+        ),
+        RawWorkerStream(
+            server.channel,
+            "payroll-worker",
+            [declaration(STEP_TYPE)],
+            token=OTHER_WORKER,
+            resume=[session_id],
         ),
     ]
     for other in others:

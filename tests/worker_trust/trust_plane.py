@@ -22,6 +22,7 @@ from tests.support.processes import ControlPlane, ProcessRegistry
 
 ADMIN = "trust-admin-token"
 WORKER = "trust-worker-token"  # worker in "default"
+OTHER_WORKER = "trust-other-worker-token"  # another worker in "default"
 CHARGER = "trust-charger-token"  # worker in "default", for charge-card only
 PAYMENTS = "trust-payments-token"  # worker in "payments" only
 VIEWER = "trust-viewer-token"  # reads "default", runs nothing
@@ -29,6 +30,7 @@ VIEWER = "trust-viewer-token"  # reads "default", runs nothing
 CREDENTIALS: dict[str, dict[str, Any]] = {
     ADMIN: {"principal": "admin", "namespaces": {"*": ["admin"]}},
     WORKER: {"principal": "worker-default", "namespaces": {"default": ["worker"]}},
+    OTHER_WORKER: {"principal": "other-worker", "namespaces": {"default": ["worker"]}},
     CHARGER: {
         "principal": "charger",
         "namespaces": {"default": ["worker"]},

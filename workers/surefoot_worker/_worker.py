@@ -395,12 +395,12 @@ class Worker:
         session.spawn(self._heartbeat_loop(session, interval))
         first = not self._connected.is_set()
         self._connected.set()
+        # The session id is a secret (it takes the stream's leases over): never logged.
         logger.info(
-            "%s to %s as %s (session %s, lease %.1fs, heartbeat every %.1fs, %d unacked result(s))",
+            "%s to %s as %s (lease %.1fs, heartbeat every %.1fs, %d unacked result(s))",
             "connected" if first else "reconnected",
             self._address,
             self._worker_id,
-            welcome.session_id,
             welcome.lease_seconds,
             interval,
             len(self._results),

@@ -329,7 +329,8 @@ class Hello(_message.Message):
         runs or whose results it has not seen acknowledged: the leases those sessions hold in
         the Hello's namespace move to this stream before its Welcome, so that results resent
         here are accepted. Only the stream's owner ever learns a session id (random, 128 bits),
-        so naming one proves the worker held those leases. At most 16; unknown ids move nothing.
+        so naming one proves the worker held those leases; it counts only with the credential
+        and namespace the earlier stream had. At most 16; unknown ids move nothing.
         """
 
     def __init__(
@@ -534,8 +535,9 @@ class Welcome(_message.Message):
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """This stream's id: secret to the worker, which names it in a later Hello's
-    resume_session_ids to take its leases over after a reconnect.
+    """This stream's id: a secret of the worker (never logged by the control plane), which
+    names it in a later Hello's resume_session_ids to take its leases over after a
+    reconnect.
     """
     lease_seconds: _builtins.float
     """A task whose lease is not extended by a heartbeat within this time goes to another worker."""
