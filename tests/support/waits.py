@@ -70,7 +70,7 @@ def send_event(
 
 
 # What the control plane logs when it welcomes a worker (controlplane/api/worker_service.py).
-WORKER_WELCOMED = re.compile(r"worker \S+ connected \(session")
+WORKER_WELCOMED = re.compile(r"worker \S+ connected as \S+ in namespace \S+ \(session")
 
 
 def wait_until_a_worker_connected(control_plane: ControlPlane, timeout: float = 60.0) -> None:
