@@ -90,6 +90,10 @@ def test_late_complete_for_superseded_attempt_is_recorded_and_ignored(
     assert run.status == run_pb2.RUN_STATUS_RUNNING
     assert run.current_node == "first"
 
+    # The departing worker goes: its window slot, free again, must not take the next step.
+    departing.close()
+    departing.wait_ended()
+
     # Attempt 2 completes: the run advances once, with attempt 2's output.
     current.complete(attempt_2.task_id, 2, {"made_by": "attempt 2"})
     second = current.next_task()
