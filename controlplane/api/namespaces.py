@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import grpc
 
@@ -16,6 +17,7 @@ def valid_namespace(name: str) -> bool:
     return bool(_PATTERN.fullmatch(name))
 
 
+@lru_cache(maxsize=1024)  # every request names one, most the same few; refusals are not kept
 def checked_namespace(requested: str) -> str:
     """The namespace a request names; InvalidArgument for a malformed one."""
     namespace = requested or DEFAULT

@@ -8,9 +8,11 @@ a payload a few levels deeper still).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import grpc
+import orjson
 from surefoot.v1 import common_pb2
 
 from controlplane import errors
@@ -41,6 +43,9 @@ def parse_json(field: str, value: common_pb2.Payload, empty: Any = None) -> Any:
     if not value.data:
         return empty
     where = f"{field}.data"
+    fast = _plainly_storable(value.data)
+    if fast is not _NOT_PLAIN:
+        return fast
     try:
         decoded = json.loads(value.data.decode("utf-8"))
     except RecursionError:
@@ -54,6 +59,32 @@ def parse_json(field: str, value: common_pb2.Payload, empty: Any = None) -> Any:
     if problem:
         raise errors.InvalidArgument.field(where, problem)
     return decoded
+
+
+_NOT_PLAIN = object()
+# A 64-bit integer has at most 20 digits, 19 when negative: a longer run of digits may be one
+# that orjson would read as a float rather than refuse (a fraction's digits only cost the
+# slow path).
+_LONG_DIGITS = re.compile(rb"\d{19}")
+# Nesting deeper than MAX_DEPTH needs an opening and a closing bracket per level.
+_SHALLOW_BYTES = 2 * MAX_DEPTH + 1
+
+
+def _plainly_storable(data: bytes) -> Any:
+    """The decoded JSON when it is plainly storable, else _NOT_PLAIN (decide the slow way).
+
+    Most payloads are small, plain JSON: orjson reads them several times faster than the
+    standard library, refuses invalid UTF-8 and lone surrogates itself, and data this short
+    with no long run of digits can neither nest too deep nor hold an integer beyond 64 bits,
+    so nothing is left to walk. Anything else (NaN, which the standard library reads, an
+    error to report) takes the full path, so what is accepted and refused does not change.
+    """
+    if len(data) >= _SHALLOW_BYTES or _LONG_DIGITS.search(data):
+        return _NOT_PLAIN
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _NOT_PLAIN
 
 
 def unstorable(value: Any) -> str:

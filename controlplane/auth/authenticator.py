@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import grpc
 from sqlalchemy import Connection, Engine
@@ -57,6 +55,11 @@ class Authenticator:
         self._engine = engine
         self._local_user = local_user
         self._anonymous_allowed = anonymous_allowed
+        # Who a call without a credential is, where that is allowed (dev mode, --no-auth):
+        # made once, it is the same for every call.
+        self._trusted: Caller | None = (
+            Caller(local_user) if local_user else Caller(ANONYMOUS) if anonymous_allowed else None
+        )
         self._cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str], tuple[float, Caller | None]] = {}
 
@@ -112,10 +115,8 @@ class Authenticator:
                 raise errors.Unauthenticated(
                     f"no credential is registered for the client certificate {subject!r}"
                 )
-        if self._local_user:
-            return Caller(self._local_user)
-        if self._anonymous_allowed:
-            return Caller(ANONYMOUS)
+        if self._trusted is not None:
+            return self._trusted
         raise errors.Unauthenticated(
             "this server requires a credential: a bearer token (authorization metadata) "
             "or a client certificate"
@@ -170,15 +171,23 @@ class Authenticator:
         return (principal, *sorted(groups))
 
 
-@contextmanager
-def serving(context: grpc.aio.ServicerContext, caller: Caller) -> Iterator[None]:
-    """Within it, `Authenticator.caller(context)` answers `caller` without a lookup."""
-    token = _CURRENT.set((context, caller))
-    try:
-        yield
-    finally:
+class serving:
+    """Within it, `Authenticator.caller(context)` answers `caller` without a lookup.
+
+    A class rather than a generator-based context manager: it is entered on every call.
+    """
+
+    __slots__ = ("_value", "_token")
+
+    def __init__(self, context: grpc.aio.ServicerContext, caller: Caller) -> None:
+        self._value = (context, caller)
+
+    def __enter__(self) -> None:
+        self._token = _CURRENT.set(self._value)
+
+    def __exit__(self, *exc_info: object) -> None:
         try:
-            _CURRENT.reset(token)
+            _CURRENT.reset(self._token)
         except ValueError:  # a stream finished from another context: nothing to undo there
             _CURRENT.set(None)
 
