@@ -9,10 +9,12 @@ process, takes the rows through SQLAlchemy's executemany.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     Column,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Table,
+    any_,
     bindparam,
 )
 
@@ -89,6 +92,16 @@ def update_rows(connection: Connection, table: Table, key: str, rows: list[dict[
         return
     arrays = tuple([row[name] for row in rows] for name in (key, *columns))
     connection.exec_driver_sql(_update_sql(table, key, columns), arrays)
+
+
+def among(connection: Connection, column: Column[Any], values: Sequence[Any]) -> Any:
+    """`column IN (values)`. On PostgreSQL as one array parameter (`= ANY`): the statement's
+    text is then the same whatever the number of values, so psycopg converts (and prepares)
+    it once, where an IN list is a new statement text for every length."""
+    if not _is_postgres(connection):
+        return column.in_(values)
+    name = f"{column.table.name}_{column.name}_values"  # type: ignore[attr-defined]
+    return column == any_(bindparam(name, list(values), type_=ARRAY(column.type)))
 
 
 def delete_rows(connection: Connection, table: Table, key: str, values: list[Any]) -> None:

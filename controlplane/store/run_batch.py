@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Row, select
 from controlplane.audit.chain import GENESIS, event_hash
 from controlplane.engine.events import Transition
 from controlplane.engine.state import COMPENSATING, NEEDS_ATTENTION, RUNNING, RunState
-from controlplane.store.bulk import delete_rows, insert_rows, update_rows
+from controlplane.store.bulk import among, delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
 from controlplane.store.schema import (
     connector_outcomes,
@@ -121,7 +121,7 @@ class RunBatch:
                 chunk = self._lock_cached(chunk)
             if not chunk:
                 continue
-            query = select(runs).where(runs.c.id.in_(chunk)).order_by(runs.c.id)
+            query = select(runs).where(among(self.connection, runs.c.id, chunk)).order_by(runs.c.id)
             if self._lock_rows:
                 query = query.with_for_update()
             for row in self.connection.execute(query):
@@ -130,7 +130,7 @@ class RunBatch:
     def _lock_cached(self, run_ids: list[str]) -> list[str]:
         """Lock `run_ids`, take the unchanged ones from the cache; the others to load."""
         assert self._cache is not None
-        query = select(runs.c.id, runs.c.last_seq).where(runs.c.id.in_(run_ids))
+        query = select(runs.c.id, runs.c.last_seq).where(among(self.connection, runs.c.id, run_ids))
         query = query.order_by(runs.c.id)
         if self._lock_rows:
             query = query.with_for_update()
@@ -147,7 +147,8 @@ class RunBatch:
         ids = sorted(set(task_ids))
         found: dict[str, Row[Any]] = {}
         for start in range(0, len(ids), CHUNK):
-            query = select(tasks).where(tasks.c.id.in_(ids[start : start + CHUNK]))
+            chunk = ids[start : start + CHUNK]
+            query = select(tasks).where(among(self.connection, tasks.c.id, chunk))
             for name, value in conditions.items():
                 query = query.where(tasks.c[name] == value)
             for row in self.connection.execute(query):
