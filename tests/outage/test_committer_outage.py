@@ -106,6 +106,11 @@ def test_a_database_away_fails_callers_and_keeps_worker_reports(
     types = history_types(engine, run_id)
     assert "ATTEMPT_COMPLETED" in types and "ATTEMPT_LOST" not in types, types
     said = [r.getMessage() for r in caplog.records if r.name == "surefoot.database"]
-    assert len(said) == 2 and said[0].startswith("database unreachable since"), said
-    assert said[1].startswith("database back after"), said
+    # One line per change of state. A server shutting down may still serve a statement on a
+    # connection it has not closed yet, so the state can change more than twice; the lines
+    # then alternate, starting lost and ending back, and stay few (the bound is 20).
+    assert 2 <= len(said) < 20 and len(said) % 2 == 0, said
+    for lost, back in zip(said[::2], said[1::2], strict=True):
+        assert lost.startswith("database unreachable since"), said
+        assert back.startswith("database back after"), said
     assert not [r for r in caplog.records if r.exc_info], "no traceback for a lost database"
