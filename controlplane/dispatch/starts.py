@@ -17,6 +17,7 @@ from sqlalchemy import select
 from controlplane import errors
 from controlplane.engine import machine
 from controlplane.store import definitions as defs
+from controlplane.store.bulk import among
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.run_batch import RunBatch
 from controlplane.store.schema import runs
@@ -72,7 +73,7 @@ class BatchStarts:
         for first in range(0, len(request_ids), CHUNK):
             query = select(
                 runs.c.id, runs.c.namespace, runs.c.request_id, runs.c.workflow_version
-            ).where(runs.c.request_id.in_(request_ids[first : first + CHUNK]))
+            ).where(among(batch.connection, runs.c.request_id, request_ids[first : first + CHUNK]))
             for row in batch.connection.execute(query):
                 self._known[(row.namespace, row.request_id)] = StartedRun(
                     row.id, False, row.workflow_version
