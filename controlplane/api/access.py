@@ -24,6 +24,7 @@ import grpc
 
 from controlplane.api.failures import NulIn, Unparsable, refuse
 from controlplane.api.namespaces import checked_namespace
+from controlplane.api.wrapping import WrappingServer
 from controlplane.auth.authenticator import Authenticator, serving
 from controlplane.auth.caller import ANY_NAMESPACE, Caller, Role
 
@@ -115,44 +116,13 @@ def authorize(caller: Caller, rule: Rule, request: Any) -> None:
         caller.require(namespace, rule.role)
 
 
-class Guarded:
-    """The server as the generated `add_*Servicer_to_server` functions see it: every handler
-    they register comes out behind its rule. Give it the handlers after the error map
-    (`ErrorMapped(Guarded(server, auth))`), so that the caller is checked first: a request
-    without a credential learns nothing, not even whether its body parses."""
+class Guarded(WrappingServer):
+    """Every handler registered through it comes out behind its rule. Give it the handlers
+    after the error map (`ErrorMapped(Guarded(server, auth))`), so that the caller is checked
+    first: a request without a credential learns nothing, not even whether its body parses."""
 
     def __init__(self, server: grpc.aio.Server, auth: Authenticator) -> None:
-        self._server = server
-        self._auth = auth
-
-    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
-        self._server.add_generic_rpc_handlers(
-            tuple(_GuardedGeneric(h, self._auth) for h in handlers)
-        )
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        wrapped = {
-            name: guard_handler(h, f"/{service}/{name}", self._auth) for name, h in handlers.items()
-        }
-        # Missing from the grpc stubs, present on grpc.aio.Server since grpcio 1.62.
-        self._server.add_registered_method_handlers(service, wrapped)  # type: ignore[attr-defined]
-
-
-class _GuardedGeneric(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler, auth: Authenticator) -> None:
-        self._inner = inner
-        self._auth = auth
-        self._wrapped: dict[str, Any] = {}
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        method = handler_call_details.method
-        found = self._wrapped.get(method)
-        if found is None:
-            handler = self._inner.service(handler_call_details)
-            if handler is None:
-                return None
-            found = self._wrapped[method] = guard_handler(handler, method, self._auth)
-        return found
+        super().__init__(server, lambda handler, method: guard_handler(handler, method, auth))
 
 
 def guard_handler(handler: Any, method: str, auth: Authenticator) -> Any:

@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 
 from controlplane import errors
 from controlplane.api.errors import invalid_argument
+from controlplane.api.wrapping import WrappingServer
 from controlplane.store.reachability import DATABASE, is_unreachable
 
 log = logging.getLogger("surefoot.api")
@@ -47,41 +48,12 @@ class Unparsable:
     error: str
 
 
-class ErrorMapped:
-    """The server as the generated `add_*Servicer_to_server` functions see it: every handler
-    they register comes out wrapped (request checks, error map), once, at registration.
+class ErrorMapped(WrappingServer):
+    """Every handler registered through it comes out with request checks and the error map
+    (`wrap_handler`), once, at registration."""
 
-    Wrapping at registration rather than in a server interceptor keeps the per-call cost to
-    the wrapper itself: an aio interceptor adds a coroutine per call and, for registered
-    methods, grpc's slower generic lookup.
-    """
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-
-    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_MappedGeneric(h) for h in handlers))
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        wrapped = {name: wrap_handler(h, f"/{service}/{name}") for name, h in handlers.items()}
-        # Missing from the grpc stubs, present on grpc.aio.Server since grpcio 1.62.
-        self._server.add_registered_method_handlers(service, wrapped)  # type: ignore[attr-defined]
-
-
-class _MappedGeneric(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
-        self._inner = inner
-        self._wrapped: dict[str, Any] = {}
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        method = handler_call_details.method
-        found = self._wrapped.get(method)
-        if found is None:
-            handler = self._inner.service(handler_call_details)
-            if handler is None:
-                return None
-            found = self._wrapped[method] = wrap_handler(handler, method)
-        return found
+    def __init__(self, server: Any) -> None:
+        super().__init__(server, wrap_handler)
 
 
 def wrap_handler(handler: Any, method: str) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
+from typing import Protocol
 
 _DOMAIN = b"surefoot.history.v1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,3 +61,39 @@ def event_hash(
         parts.append(len(raw).to_bytes(8, "big"))
         parts.append(raw)
     return sha256(b"".join(parts)).hexdigest()
+
+
+class ChainedFields(Protocol):
+    """The columns of a `history` row the chain covers."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def data(self) -> str: ...
+
+
+def row_hash(previous: str, row: ChainedFields) -> str:
+    """`event_hash` of a stored history row (or anything with its columns)."""
+    return event_hash(
+        previous,
+        row.run_id,
+        row.seq,
+        row.type,
+        row.time,
+        row.node_id,
+        row.attempt,
+        row.principal,
+        row.data,
+    )

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from controlplane.audit.chain import GENESIS, event_hash
+from controlplane.audit.chain import GENESIS, ChainedFields, row_hash
 
 
 class Fault(StrEnum):
@@ -30,25 +29,9 @@ class Fault(StrEnum):
     DELETED = "deleted"
 
 
-class HistoryRow(Protocol):
-    """The columns of a `history` row the chain covers."""
+class HistoryRow(ChainedFields, Protocol):
+    """A `history` row as verification reads it: the chained columns and the stored hash."""
 
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def time(self) -> datetime: ...
-    @property
-    def node_id(self) -> str: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def principal(self) -> str: ...
-    @property
-    def data(self) -> str: ...
     @property
     def hash(self) -> str: ...
 
@@ -70,20 +53,6 @@ class Verdict:
         return self.fault is None
 
 
-def computed(previous: str, row: HistoryRow) -> str:
-    return event_hash(
-        previous,
-        row.run_id,
-        row.seq,
-        row.type,
-        row.time,
-        row.node_id,
-        row.attempt,
-        row.principal,
-        row.data,
-    )
-
-
 def verify_chain(run_id: str, rows: Sequence[HistoryRow], last_seq: int, last_hash: str) -> Verdict:
     """Whether `rows` (the run's history by seq) is the chain the control plane wrote."""
     previous = GENESIS
@@ -102,7 +71,7 @@ def verify_chain(run_id: str, rows: Sequence[HistoryRow], last_seq: int, last_ha
         if row.seq != expected:
             missing = f"{expected}" if row.seq == expected + 1 else f"{expected}-{row.seq - 1}"
             return fault(Fault.DELETED, expected, f"seq gap: event {missing} missing")
-        if computed(previous, row) != row.hash:
+        if row_hash(previous, row) != row.hash:
             following = rows[index + 1] if index + 1 < len(rows) else None
             if not row.hash:
                 return fault(Fault.INSERTED, row.seq, f"event {row.seq} ({row.type}) has no hash")
@@ -141,4 +110,4 @@ def _still_chained(
     content changed (an edit), not the hash along with it."""
     if following is None:
         return row.seq == last_seq and row.hash == last_hash
-    return following.seq == row.seq + 1 and computed(row.hash, following) == following.hash
+    return following.seq == row.seq + 1 and row_hash(row.hash, following) == following.hash

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controlplane.audit.chain import GENESIS, event_hash
+from controlplane.audit.chain import GENESIS, row_hash
 from controlplane.audit.verify import Fault, Verdict, verify_chain
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -32,17 +32,7 @@ def chained(rows: list[Row], start: str = GENESIS) -> list[Row]:
     """`rows` with the hashes the control plane would have written."""
     out, previous = [], start
     for row in rows:
-        previous = event_hash(
-            previous,
-            row.run_id,
-            row.seq,
-            row.type,
-            row.time,
-            row.node_id,
-            row.attempt,
-            row.principal,
-            row.data,
-        )
+        previous = row_hash(previous, row)
         out.append(dataclasses.replace(row, hash=previous))
     return out
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from controlplane.audit.chain import GENESIS, event_hash
+from controlplane.audit.chain import GENESIS, row_hash
 from controlplane.store.types import UtcDateTime
 
 revision: str = "0009"
@@ -75,17 +75,7 @@ def _chain(connection: sa.Connection, run_ids: list[str]) -> None:
     for run_id, rows in groupby(connection.execute(query), key=lambda r: r.run_id):
         previous = GENESIS
         for row in rows:
-            previous = event_hash(
-                previous,
-                row.run_id,
-                row.seq,
-                row.type,
-                row.time,
-                row.node_id,
-                row.attempt,
-                row.principal,
-                row.data,
-            )
+            previous = row_hash(previous, row)
             events.append({"r": run_id, "s": row.seq, "h": previous})
         heads.append({"r": run_id, "h": previous})
     if events:
