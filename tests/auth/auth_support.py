@@ -22,7 +22,8 @@ from surefoot_worker.authoring import definition_from_dict
 from controlplane.auth.tokens import token_hash
 from controlplane.store import schema
 from controlplane.store.database import open_engine
-from tests.support.processes import ControlPlane, ProcessRegistry
+from tests.support.approval_auth import AuthControlPlane
+from tests.support.processes import ProcessRegistry
 
 TEAM_A = "team-a"
 TEAM_B = "team-b"
@@ -66,10 +67,9 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-class SecuredControlPlane(ControlPlane):
-    """`surefoot server --auth-file FILE [TLS options]`: credentials required on every call."""
-
-    credentials_required = True
+class SecuredControlPlane(AuthControlPlane):
+    """`surefoot server --auth-file FILE [TLS options]`: credentials required on every call;
+    its stub and the workers a test starts present none unless the test gives them one."""
 
     def __init__(
         self,
@@ -78,17 +78,14 @@ class SecuredControlPlane(ControlPlane):
         auth_file: Path,
         tls_options: Sequence[str] = (),
     ) -> None:
-        super().__init__(registry, database_url)
-        self.auth_file = auth_file
-        self.tls_options = list(tls_options)
-
-    def server_command(self, port: int) -> list[str]:
-        return [
-            *super().server_command(port),
-            "--auth-file",
-            str(self.auth_file),
-            *self.tls_options,
-        ]
+        super().__init__(
+            registry,
+            database_url,
+            auth_file,
+            stub_token=None,
+            worker_token=None,
+            extra_args=tls_options,
+        )
 
 
 def held_definition(name: str = HELD) -> definition_pb2.WorkflowDefinition:

@@ -7,7 +7,7 @@ a token. The deciding principal is never a request field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import yaml
 from surefoot.v1 import workflow_service_pb2_grpc
 
 from controlplane.auth.tokens import token_hash
+from controlplane.cli.channels import Connection
 from tests.support.processes import (
     ControlPlane,
     ProcessRegistry,
@@ -67,12 +68,14 @@ class _DefaultBearer(grpc.UnaryUnaryClientInterceptor):
 
 
 class AuthControlPlane(ControlPlane):
-    """`surefoot server --auth-file FILE`; killed and restarted like ControlPlane.
+    """`surefoot server --auth-file FILE [EXTRA_ARGS]`; killed and restarted like ControlPlane.
 
-    `stub` acts as the operator (OPERATOR), so that the shared helpers of support/runs.py
-    can start runs; a call with its own `authorization` metadata acts as its holder, and
-    `anonymous_stub` sends no credentials at all. The processes the test starts after it
-    (its workers) present the WORKER token (SUREFOOT_TOKEN).
+    `stub` acts as the holder of `stub_token` (by default OPERATOR, so that the shared helpers
+    of support/runs.py can start runs; None: no credential); a call with its own
+    `authorization` metadata acts as its holder, and `anonymous_stub` sends no credentials at
+    all. The processes the test starts after it (its workers) present `worker_token`
+    (SUREFOOT_TOKEN; by default WORKER, None: none). With `tls_ca` (the server serves TLS
+    through `extra_args`), the test's channel trusts that CA.
     """
 
     credentials_required = True
@@ -83,15 +86,32 @@ class AuthControlPlane(ControlPlane):
         database_url: str,
         auth_file: Path,
         lease_seconds: float = 2.0,
+        *,
+        stub_token: str | None = OPERATOR,
+        worker_token: str | None = WORKER,
+        extra_args: Sequence[str] = (),
+        tls_ca: str | None = None,
     ) -> None:
         super().__init__(registry, database_url, lease_seconds)
         self.auth_file = auth_file
-        registry.env["SUREFOOT_TOKEN"] = WORKER
+        self.extra_args = list(extra_args)
+        self.tls_ca = tls_ca
+        self._stub_token = stub_token
+        if worker_token is not None:
+            registry.env["SUREFOOT_TOKEN"] = worker_token
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self._channel is None and self.tls_ca is not None:
+            self._channel = Connection(self.address, tls_ca=self.tls_ca).channel()
+        return super().channel
 
     @property
     def stub(self) -> workflow_service_pb2_grpc.WorkflowServiceStub:
         if self._stub is None:
-            channel = grpc.intercept_channel(self.channel, _DefaultBearer(OPERATOR))
+            channel = self.channel
+            if self._stub_token is not None:
+                channel = grpc.intercept_channel(channel, _DefaultBearer(self._stub_token))
             self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
         return self._stub
 
@@ -100,4 +120,4 @@ class AuthControlPlane(ControlPlane):
         return workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
 
     def server_command(self, port: int) -> list[str]:
-        return [*super().server_command(port), "--auth-file", str(self.auth_file)]
+        return [*super().server_command(port), "--auth-file", str(self.auth_file), *self.extra_args]

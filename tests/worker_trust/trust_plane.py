@@ -10,15 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import grpc
 import sqlalchemy as sa
 import yaml
-from surefoot.v1 import workflow_service_pb2_grpc
 
 from controlplane.auth.tokens import token_hash
-from controlplane.cli.channels import Connection
-from tests.support.approval_auth import _DefaultBearer
-from tests.support.processes import ControlPlane, ProcessRegistry
+from tests.support.approval_auth import AuthControlPlane
+from tests.support.processes import ProcessRegistry
 
 ADMIN = "trust-admin-token"
 WORKER = "trust-worker-token"  # worker in "default"
@@ -51,10 +48,9 @@ def write_auth_file(path: Path, certificates: dict[str, dict[str, Any]] | None =
     return path
 
 
-class TrustPlane(ControlPlane):
-    """`surefoot server --auth-file FILE [EXTRA_ARGS]`, restartable like ControlPlane."""
-
-    credentials_required = True
+class TrustPlane(AuthControlPlane):
+    """`surefoot server --auth-file FILE [EXTRA_ARGS]`: its stub acts as ADMIN, and the workers
+    a test starts present no token unless the test gives them one."""
 
     def __init__(
         self,
@@ -65,32 +61,16 @@ class TrustPlane(ControlPlane):
         lease_seconds: float = 2.0,
         tls_ca: str | None = None,
     ) -> None:
-        super().__init__(registry, database_url, lease_seconds)
-        self.auth_file = auth_file
-        self.extra_args = list(extra_args)
-        # The CA of the server's certificate, when it serves TLS (`extra_args`).
-        self.tls_ca = tls_ca
-
-    @property
-    def channel(self) -> grpc.Channel:
-        if self._channel is None:
-            self._channel = Connection(self.address, tls_ca=self.tls_ca).channel()
-        return self._channel
-
-    @property
-    def stub(self) -> workflow_service_pb2_grpc.WorkflowServiceStub:
-        if self._stub is None:
-            channel = grpc.intercept_channel(self.channel, _DefaultBearer(ADMIN))
-            self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
-        return self._stub
-
-    def server_command(self, port: int) -> list[str]:
-        return [
-            *super().server_command(port),
-            "--auth-file",
-            str(self.auth_file),
-            *self.extra_args,
-        ]
+        super().__init__(
+            registry,
+            database_url,
+            auth_file,
+            lease_seconds,
+            stub_token=ADMIN,
+            worker_token=None,
+            extra_args=extra_args,
+            tls_ca=tls_ca,
+        )
 
 
 def stored(database_url: str) -> dict[str, Any]:
