@@ -74,6 +74,7 @@ RULES: dict[str, Rule] = {
     _WORKFLOWS + "GetRun": Rule(Role.VIEWER),
     _WORKFLOWS + "ListRuns": Rule(Role.VIEWER),
     _WORKFLOWS + "GetRunHistory": Rule(Role.VIEWER),
+    _WORKFLOWS + "WatchRun": Rule(Role.VIEWER),
     _WORKFLOWS + "CancelRun": Rule(Role.OPERATOR),
     # Approvals: deciding also needs to be one of the approvers the node names.
     _WORKFLOWS + "ListApprovals": Rule(Role.VIEWER),

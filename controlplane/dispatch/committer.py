@@ -36,6 +36,7 @@ from controlplane.dispatch import operations as ops
 from controlplane.dispatch import waiting
 from controlplane.dispatch.delivery import Deliveries, Handout, deliver, resolve
 from controlplane.dispatch.reaping import Reaper
+from controlplane.dispatch.run_watches import RunWatches
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.transaction import Resources, Transaction
 from controlplane.dispatch.wakeups import notify_tasks_ready
@@ -70,6 +71,8 @@ class Committer:
         self._queue: queue.SimpleQueue[ops.Operation | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="surefoot-committer", daemon=True)
         self.sessions = SessionRegistry()
+        # The WatchRun streams of this process, woken after each commit that changed runs.
+        self.watches = RunWatches()
         self._resources = Resources(
             definitions=definitions,
             catalog=catalog,
@@ -193,6 +196,7 @@ class Committer:
                 return
         self._database_reached()
         deliver(deliveries, self.sessions)
+        self.watches.changed(deliveries.changed_runs)
 
     def _database_lost(self, batch: list[ops.Operation], exc: BaseException | None) -> None:
         """The batch could not reach the database: its callers are told so at once, what
@@ -272,6 +276,7 @@ class Committer:
         if reap:
             self._reaper.reaped()
         txn.out.cancels.extend(txn.batch.cancelled_tasks)
+        txn.out.changed_runs = [r.state.id for r in txn.batch.runs.values() if r.dirty]
         return txn.out
 
 

@@ -34,6 +34,8 @@ class Deliveries:
     acks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     cancels: list[str] = field(default_factory=list)
     spans: list[telemetry.AttemptSpan] = field(default_factory=list)
+    # Runs whose state (and history) the transaction changed.
+    changed_runs: list[str] = field(default_factory=list)
 
 
 class Handout:
@@ -72,7 +74,9 @@ class Handout:
         leased_at = to_datetime(now)
         unassigned = False
         for task in batch.new_tasks.values():
-            if to_epoch(task["available_at"]) > now:
+            # Compared as the datetimes written: a float's round trip through a datetime may
+            # land a microsecond later, which must not make a task due now look like a retry.
+            if task["available_at"] > leased_at:
                 continue
             session = next(
                 (

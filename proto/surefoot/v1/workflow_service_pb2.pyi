@@ -488,6 +488,62 @@ class GetRunHistoryResponse(_message.Message):
 Global___GetRunHistoryResponse: _TypeAlias = GetRunHistoryResponse  # noqa: Y015
 
 @_typing.final
+class WatchRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    KEEP_OPEN_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    run_id: _builtins.str
+    after_seq: _builtins.int
+    """Events with seq > after_seq (0: the whole history)."""
+    keep_open: _builtins.bool
+    """Stay open after the run ended (an operator may retry a step of a failed run)."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        after_seq: _builtins.int = ...,
+        keep_open: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "keep_open", b"keep_open", "namespace", b"namespace", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRunRequest: _TypeAlias = WatchRunRequest  # noqa: Y015
+
+@_typing.final
+class WatchRunResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _run_pb2.RunStatus.ValueType
+    """The run's status once these events are applied."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_run_pb2.HistoryEvent]:
+        """Consecutive events, in seq order, following those of the previous message."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_run_pb2.HistoryEvent] | None = ...,
+        status: _run_pb2.RunStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRunResponse: _TypeAlias = WatchRunResponse  # noqa: Y015
+
+@_typing.final
 class CancelRunRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

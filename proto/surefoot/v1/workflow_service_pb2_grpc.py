@@ -76,6 +76,11 @@ class WorkflowServiceStub:
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunHistoryRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunHistoryResponse.FromString,
                 _registered_method=True)
+        self.WatchRun = channel.unary_stream(
+                '/surefoot.v1.WorkflowService/WatchRun',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunResponse.FromString,
+                _registered_method=True)
         self.CancelRun = channel.unary_unary(
                 '/surefoot.v1.WorkflowService/CancelRun',
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunRequest.SerializeToString,
@@ -172,6 +177,16 @@ class WorkflowServiceServicer:
 
     def GetRunHistory(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRun(self, request, context):
+        """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
+        its transaction has committed (on any control plane sharing the database). The stream
+        ends after the message holding the run's final event, unless `keep_open`. A client that
+        lost the stream reconnects with the last seq it saw and misses nothing.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -274,6 +289,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.GetRunHistory,
                     request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunHistoryRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunHistoryResponse.SerializeToString,
+            ),
+            'WatchRun': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRun,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunResponse.SerializeToString,
             ),
             'CancelRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelRun,
@@ -538,6 +558,33 @@ class WorkflowService:
             '/surefoot.v1.WorkflowService/GetRunHistory',
             surefoot_dot_v1_dot_workflow__service__pb2.GetRunHistoryRequest.SerializeToString,
             surefoot_dot_v1_dot_workflow__service__pb2.GetRunHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/WatchRun',
+            surefoot_dot_v1_dot_workflow__service__pb2.WatchRunRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.WatchRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,12 @@ class WorkflowServiceStub:
     GetRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]
     ListRuns: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]
     GetRunHistory: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]
+    WatchRun: _grpc.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunRequest, _workflow_service_pb2.WatchRunResponse]
+    """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
+    its transaction has committed (on any control plane sharing the database). The stream
+    ends after the message holding the run's final event, unless `keep_open`. A client that
+    lost the stream reconnects with the last seq it saw and misses nothing.
+    """
     CancelRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]
     ListApprovals: _grpc.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]
     GetApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]
@@ -69,6 +75,12 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     GetRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]  # type: ignore[assignment]
     ListRuns: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]  # type: ignore[assignment]
     GetRunHistory: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]  # type: ignore[assignment]
+    WatchRun: _aio.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunRequest, _workflow_service_pb2.WatchRunResponse]  # type: ignore[assignment]
+    """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
+    its transaction has committed (on any control plane sharing the database). The stream
+    ends after the message holding the run's final event, unless `keep_open`. A client that
+    lost the stream reconnects with the last seq it saw and misses nothing.
+    """
     CancelRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]  # type: ignore[assignment]
     ListApprovals: _aio.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]  # type: ignore[assignment]
     GetApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]  # type: ignore[assignment]
@@ -140,6 +152,18 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.GetRunHistoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.GetRunHistoryResponse, _abc.Awaitable[_workflow_service_pb2.GetRunHistoryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchRun(
+        self,
+        request: _workflow_service_pb2.WatchRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_workflow_service_pb2.WatchRunResponse], _abc.AsyncIterator[_workflow_service_pb2.WatchRunResponse]]:
+        """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
+        its transaction has committed (on any control plane sharing the database). The stream
+        ends after the message holding the run's final event, unless `keep_open`. A client that
+        lost the stream reconnects with the last seq it saw and misses nothing.
+        """
 
     @_abc_1.abstractmethod
     def CancelRun(
