@@ -1,20 +1,21 @@
 """surefoot.v1.WorkflowService: one gRPC service, its RPCs in one module per concept.
 
 definitions, runs, approvals, events and dead_letters each hold plain functions
-`(backend, request, context) -> response`; this class only names them as the service's
-methods. Refusals they raise become statuses in `controlplane.api.failures`.
+`(backend, request, context) -> response` (run_watch an async generator of responses, the
+one server stream); this class only names them as the service's methods. Refusals they
+raise become statuses in `controlplane.api.failures`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 from sqlalchemy import Engine
 from surefoot.v1 import workflow_service_pb2_grpc
 
-from controlplane.api import approvals, dead_letters, definitions, events, runs
+from controlplane.api import approvals, dead_letters, definitions, events, run_watch, runs
 from controlplane.api.backend import Backend
 from controlplane.api.principal import Authenticator
 from controlplane.dispatch.committer import Committer
@@ -23,6 +24,7 @@ from controlplane.store.step_types import StepCatalogCache
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 Rpc = Callable[[Backend, Request, grpc.aio.ServicerContext], Awaitable[Response]]
+StreamRpc = Callable[[Backend, Request, grpc.aio.ServicerContext], AsyncIterator[Response]]
 
 
 def _method(rpc: Rpc[Request, Response]) -> Callable[..., Awaitable[Response]]:
@@ -30,6 +32,19 @@ def _method(rpc: Rpc[Request, Response]) -> Callable[..., Awaitable[Response]]:
         self: WorkflowService, request: Request, context: grpc.aio.ServicerContext
     ) -> Response:
         return await rpc(self.backend, request, context)
+
+    method.__doc__ = rpc.__doc__
+    return method
+
+
+def _streaming_method(rpc: StreamRpc[Request, Response]) -> Callable[..., AsyncIterator[Response]]:
+    """`_method` for a server stream: an async generator, which grpc.aio serves as one."""
+
+    async def method(
+        self: WorkflowService, request: Request, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Response]:
+        async for response in rpc(self.backend, request, context):
+            yield response
 
     method.__doc__ = rpc.__doc__
     return method
@@ -54,6 +69,7 @@ class WorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):  # typ
     GetRun = _method(runs.get)
     ListRuns = _method(runs.list_page)
     GetRunHistory = _method(runs.history)
+    WatchRun = _streaming_method(run_watch.watch)
     CancelRun = _method(runs.cancel)
 
     ListApprovals = _method(approvals.list_page)

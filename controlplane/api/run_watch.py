@@ -1,0 +1,113 @@
+"""WatchRun on WorkflowService: a run's history from a seq on, live, until the run ends.
+
+A stream subscribes to its run in this process's committer (`RunWatches`) before its first
+read, so a commit that lands between the read and the wait still wakes it: no event is
+missed and none waits for a poll. Each wake costs one read (the run's status and the events
+after the last one sent, `store.history_tail`), never one per event, and a run nobody
+watches costs nothing. A commit made by another control plane sharing the database wakes
+nobody here: the stream reads again after `REREAD_SECONDS` without a wake, which bounds how
+late such events arrive.
+
+Messages hold consecutive events; a history longer than `PAGE_EVENTS` after the last seq
+sent goes out in several messages, one right after the other. Only the last of them carries
+the run's status: the others say RUN_STATUS_UNSPECIFIED, since the status the run had after
+their last event is known from no row (a client must not take a status that belongs to
+later events for theirs, e.g. end on COMPLETED before it has the RUN_COMPLETED event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from functools import partial
+
+import grpc
+from sqlalchemy import Connection
+from surefoot.v1 import run_pb2
+from surefoot.v1 import workflow_service_pb2 as ws
+
+from controlplane import errors
+from controlplane.api import convert
+from controlplane.api.backend import Backend
+from controlplane.api.namespaces import checked_namespace
+from controlplane.api.runs import no_run
+from controlplane.engine.state import TERMINAL
+from controlplane.store.history_tail import HistoryTail, read_tail
+
+# Events per message: a long history goes out in pages that stay far below the message
+# size limit, and a slow client holds no more than a page in the server's memory.
+PAGE_EVENTS = 500
+# How long a stream waits for a wake from this process before it reads again anyway: the
+# events of another control plane on the same database arrive at most this late. Tests
+# lengthen it to show that the wake, not this re-read, carries this process's events.
+REREAD_SECONDS = 1.0
+
+
+async def watch(
+    backend: Backend, request: ws.WatchRunRequest, context: grpc.aio.ServicerContext
+) -> AsyncIterator[ws.WatchRunResponse]:
+    """Events after `request.after_seq` as they commit; ends after the run's final event.
+
+    Raises:
+        InvalidArgument: a malformed namespace, no run id, a negative after_seq.
+        NotFound: no such run in the namespace (also if it goes away while watched).
+    """
+    namespace = checked_namespace(request.namespace)
+    if not request.run_id:
+        raise errors.InvalidArgument.field("run_id", "is required")
+    if request.after_seq < 0:
+        raise errors.InvalidArgument.field("after_seq", "must not be negative")
+    run_id = request.run_id
+    watches = backend.committer.watches
+    woken = watches.subscribe(run_id)
+    try:
+        sent = request.after_seq
+        first = True
+        while True:
+            # Cleared before the read: a commit after this point sets it again, so whatever
+            # the read below misses wakes the wait that follows it.
+            woken.clear()
+            tail = await backend.read(partial(_read, namespace, run_id, sent))
+            if tail is None:
+                raise errors.NotFound(no_run(run_id, namespace))
+            caught_up = _caught_up(tail, sent)
+            if tail.events or first:
+                # The first message goes out even without events: the client learns the
+                # status, and that it is watching from now on.
+                yield _message(tail, caught_up)
+                if tail.events:
+                    sent = tail.events[-1].seq
+            first = False
+            if not caught_up:
+                continue  # the next page at once
+            if tail.status in TERMINAL and not request.keep_open:
+                return
+            # On timeout: the re-read for commits made elsewhere.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), REREAD_SECONDS)
+    finally:
+        watches.unsubscribe(run_id, woken)
+
+
+def _read(
+    namespace: str, run_id: str, after_seq: int, connection: Connection
+) -> HistoryTail | None:
+    return read_tail(connection, namespace, run_id, after_seq, PAGE_EVENTS)
+
+
+def _caught_up(tail: HistoryTail, sent: int) -> bool:
+    """Whether this read reached the run's last committed event."""
+    last = tail.events[-1].seq if tail.events else sent
+    return last >= tail.last_seq
+
+
+def _message(tail: HistoryTail, caught_up: bool) -> ws.WatchRunResponse:
+    status = (
+        run_pb2.RunStatus.Value(f"RUN_STATUS_{tail.status}")
+        if caught_up
+        else run_pb2.RUN_STATUS_UNSPECIFIED
+    )
+    return ws.WatchRunResponse(
+        events=[convert.history_event(row) for row in tail.events], status=status
+    )
