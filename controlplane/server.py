@@ -51,8 +51,10 @@ class ServerConfig:
     listen: str = "127.0.0.1:7233"
     lease_seconds: float = 30.0
     heartbeat_interval_seconds: float | None = None
-    # How often idle dispatch looks for due timers and tasks from other control planes.
-    poll_interval_seconds: float = 0.2
+    # How often idle dispatch looks for ready tasks nobody announced: a safety net (tasks are
+    # handed out as they are scheduled, retries as they come due, other control planes'
+    # tasks on their NOTIFY).
+    poll_interval_seconds: float = 1.0
     # YAML of hashed bearer tokens and certificate subjects (see controlplane/auth/auth_file.py).
     auth_file: str | None = None
     # Dev mode: callers without a credential act as this OS user, with every role.

@@ -43,6 +43,16 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "worker (default %(default)s)",
     )
     server.add_argument(
+        "--poll-interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="F",
+        help="seconds between looks for ready tasks when nothing announced any: a safety "
+        "net only, since a task is handed out when it is scheduled, when credit frees up, "
+        "when its retry comes due and when another control plane notifies "
+        "(default %(default)s)",
+    )
+    server.add_argument(
         "--auth-file",
         default=os.environ.get("SUREFOOT_AUTH_FILE") or None,
         metavar="FILE",
@@ -271,6 +281,7 @@ def run_server(args: argparse.Namespace) -> int:
         database_url=url,
         listen=args.listen,
         lease_seconds=args.lease_seconds,
+        poll_interval_seconds=args.poll_interval,
         auth_file=args.auth_file,
         no_auth=args.no_auth,
         tls_cert=args.tls_cert,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, text, update
+from sqlalchemy import Connection, and_, func, or_, select, text, update
 
 from controlplane.dispatch.sessions import WorkerSession
+from controlplane.store.codec import to_epoch
 from controlplane.store.schema import tasks
 
 # Literal predicates, not bound parameters: the partial indexes on tasks (WHERE status =
@@ -43,10 +44,14 @@ def claim_ready_tasks(
         .order_by(tasks.c.available_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        # Evaluated once: as a subquery of the UPDATE, PostgreSQL may run it again per row
+        # it checks and lease more than `limit` tasks, overfilling the worker's window.
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     statement = (
         update(tasks)
-        .where(tasks.c.id.in_(candidates.scalar_subquery()), READY)
+        .where(tasks.c.id.in_(select(candidates.c.id)), READY)
         .values(
             status="leased",
             session_id=session.id,
@@ -57,6 +62,14 @@ def claim_ready_tasks(
         .returning(*tasks.c)
     )
     return [dict(row._mapping) for row in connection.execute(statement)]
+
+
+def earliest_pending(connection: Connection, now: datetime) -> float | None:
+    """When the earliest ready task that is not due yet (a retry's backoff) becomes due."""
+    found = connection.execute(
+        select(func.min(tasks.c.available_at)).where(READY, tasks.c.available_at > now)
+    ).scalar()
+    return to_epoch(found) if found is not None else None
 
 
 def expired_leases(connection: Connection, now: datetime, limit: int) -> list[tuple[str, str]]:

@@ -120,7 +120,7 @@ class Committer:
 
     def _run(self) -> None:
         while True:
-            wake = min(self._handout.next_poll, self._reaper.next_reap)
+            wake = min(self._handout.next_look(), self._reaper.next_reap)
             if self._timers.next is not None:
                 wake = min(wake, waiting.monotonic_deadline(self._timers.next))
             if self._retry_at is not None:

@@ -41,9 +41,11 @@ class Deliveries:
 class Handout:
     """Leases tasks to this process's sessions (committer thread only).
 
-    Tasks a batch schedules go to sessions with free credit at once; the database is asked
-    for ready tasks only when one may be there: a session gained credit, another control
-    plane said so, a task found no session, or every `poll_interval` (retry timers).
+    Tasks a batch schedules go to sessions with free credit at once, in the transaction that
+    schedules them. The database is asked for ready tasks only when one may be there for a
+    session with free credit: a session connected or gained credit while tasks waited,
+    another control plane said so, a task found no session, a retry this process knows of
+    came due, or, as a safety net only, every `poll_interval`.
     """
 
     def __init__(self, sessions: SessionRegistry, poll_interval: float, lease_seconds: float):
@@ -52,32 +54,52 @@ class Handout:
         self._lease = lease_seconds
         self.maybe_ready = True
         self.next_poll = 0.0
+        # When the earliest ready task not yet due (a retry's backoff) becomes due, as far as
+        # this process knows (epoch seconds): the committer wakes for it instead of a poll.
+        self.due_at: float | None = None
         self._rotation = 0
 
     def poll_due(self, now: float) -> bool:
         """Whether an idle committer should look for tasks (`now` is time.monotonic())."""
-        return now >= self.next_poll and bool(self._sessions.with_credit())
+        if not self._sessions.with_credit():
+            return False
+        return now >= self.next_poll or (self.due_at is not None and self.due_at <= time.time())
+
+    def next_look(self) -> float:
+        """When the committer should next look for tasks (time.monotonic())."""
+        if self.due_at is None:
+            return self.next_poll
+        return min(self.next_poll, time.monotonic() + max(0.0, self.due_at - time.time()))
 
     def idle(self, now: float) -> None:
         self.next_poll = max(self.next_poll, now + self._poll_interval)
 
     def assign(self, batch: RunBatch, out: Deliveries) -> None:
-        sessions = self._sessions.with_credit()
-        if not sessions:
-            self.next_poll = time.monotonic() + self._poll_interval
-            return
         now = batch.now
-        self._rotation = (self._rotation + 1) % len(sessions)
-        sessions = sessions[self._rotation :] + sessions[: self._rotation]
-        free = {s.id: s.free for s in sessions}
-        lease_until = to_datetime(now + self._lease)
+        if self.due_at is not None and self.due_at <= now:
+            self.due_at = None
+            self.maybe_ready = True
         leased_at = to_datetime(now)
-        unassigned = False
+        due = []
         for task in batch.new_tasks.values():
             # Compared as the datetimes written: a float's round trip through a datetime may
             # land a microsecond later, which must not make a task due now look like a retry.
             if task["available_at"] > leased_at:
-                continue
+                self._remember_due(to_epoch(task["available_at"]))
+            else:
+                due.append(task)
+        sessions = self._sessions.with_credit()
+        if not sessions:
+            # Every slot is taken: the tasks wait in the database for the next free one.
+            self.maybe_ready = self.maybe_ready or bool(due)
+            self.next_poll = time.monotonic() + self._poll_interval
+            return
+        self._rotation = (self._rotation + 1) % len(sessions)
+        sessions = sessions[self._rotation :] + sessions[: self._rotation]
+        free = {s.id: s.free for s in sessions}
+        lease_until = to_datetime(now + self._lease)
+        unassigned = False
+        for task in due:
             session = next(
                 (
                     s
@@ -105,6 +127,8 @@ class Handout:
         exhausted = True
         for session in sessions:
             if free[session.id] <= 0:
+                # Its slots went to this batch's tasks: more may wait for it.
+                exhausted = False
                 continue
             claimed = claims.claim_ready_tasks(
                 batch.connection, session, free[session.id], leased_at, lease_until
@@ -113,7 +137,14 @@ class Handout:
             if len(claimed) == free[session.id]:
                 exhausted = False
         self.maybe_ready = not exhausted
+        if exhausted:
+            # What is left is not due yet (or not for these workers): wake when it is.
+            self._remember_due(claims.earliest_pending(batch.connection, leased_at))
         self.next_poll = time.monotonic() + self._poll_interval
+
+    def _remember_due(self, at: float | None) -> None:
+        if at is not None and (self.due_at is None or at < self.due_at):
+            self.due_at = at
 
 
 def deliver(out: Deliveries, sessions: SessionRegistry) -> None:

@@ -203,11 +203,16 @@ class ControlPlane:
     credentials_required = False
 
     def __init__(
-        self, registry: ProcessRegistry, database_url: str, lease_seconds: float = 2.0
+        self,
+        registry: ProcessRegistry,
+        database_url: str,
+        lease_seconds: float = 2.0,
+        poll_interval: float | None = None,
     ) -> None:
         self.registry = registry
         self.database_url = database_url
         self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
         self.process: ManagedProcess | None = None
         self.address = ""
         self._channel: grpc.Channel | None = None
@@ -241,6 +246,8 @@ class ControlPlane:
             "--lease-seconds",
             str(self.lease_seconds),
         )
+        if self.poll_interval is not None:
+            command += ["--poll-interval", str(self.poll_interval)]
         return command if self.credentials_required else [*command, "--no-auth"]
 
     def start(self, port: int = 0) -> None:
