@@ -127,10 +127,44 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     dev.set_defaults(func=run_dev)
 
-    bench = subparsers.add_parser("bench", help="measure throughput against a database")
+    bench = subparsers.add_parser(
+        "bench",
+        help="measure throughput and latency against a database",
+        description="Start a control plane on the database and worker processes, run a "
+        "3-step no-op workflow, print figures on stderr as it goes and one JSON object on the "
+        "last stdout line. Modes run in this order on the same processes: the open loop "
+        "(runs when --runs is given or no --in-flight is), one closed loop per --in-flight, "
+        "then --restart.",
+    )
     _add_database_url(bench)
     bench.add_argument(
-        "--runs", type=whole_number(), metavar="N", help="runs to start (default: the bench's)"
+        "--runs",
+        type=whole_number(),
+        metavar="N",
+        help="open loop: runs started as fast as the control plane takes them (default: 1000)",
+    )
+    bench.add_argument(
+        "--in-flight",
+        type=whole_number(),
+        action="append",
+        metavar="N",
+        help="closed loop: keep N runs going, each followed through WatchRun to its end "
+        "before the next starts; repeat for several settings (--in-flight 1 --in-flight 16)",
+    )
+    bench.add_argument(
+        "--seconds",
+        type=whole_number(1, 3600),
+        default=10,
+        metavar="S",
+        help="closed loop: seconds measured per setting, after a warm-up of about 1 s "
+        "(default: 10)",
+    )
+    bench.add_argument(
+        "--restart",
+        action="store_true",
+        help="after the other modes, SIGKILL the control plane under a small closed loop, "
+        "start it again on the same address and report restart_gap_ms: from its listening "
+        "line to the first run it completed reaching the client",
     )
     bench.add_argument(
         "--workers",
@@ -340,4 +374,14 @@ def run_bench(args: argparse.Namespace) -> int:
     from controlplane.bench import run_bench as bench
 
     options = {k: v for k, v in (("runs", args.runs), ("workers", args.workers)) if v}
-    return int(bench(url, tls=args.tls, auth=args.auth, **options))
+    return int(
+        bench(
+            url,
+            tls=args.tls,
+            auth=args.auth,
+            in_flight=args.in_flight or (),
+            seconds=args.seconds,
+            restart=args.restart,
+            **options,
+        )
+    )
