@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from typing import Any
 
+from ._reconnect import (
+    DEFAULT_MAX_RECONNECT_DELAY,
+    MAX_MAX_RECONNECT_DELAY,
+    MIN_MAX_RECONNECT_DELAY,
+    check_max_reconnect_delay,
+)
 from ._run import run_worker
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -22,6 +29,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
+
+
+def _reconnect_delay(text: str) -> float:
+    try:
+        return check_max_reconnect_delay(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from {MIN_MAX_RECONNECT_DELAY:g} to "
+            f"{MAX_MAX_RECONNECT_DELAY:g}, got {text!r}"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,10 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="tasks run at once (default: the SDK's)",
     )
+    add_reconnect_argument(parser)
     add_connection_arguments(parser)
     args = parser.parse_args(argv)
     # Only what the user chose is passed, so the SDK's own defaults apply otherwise.
-    options = {"concurrency": args.concurrency} if args.concurrency else {}
+    options: dict[str, Any] = {"concurrency": args.concurrency} if args.concurrency else {}
+    if args.max_reconnect_delay is not None:
+        options["max_reconnect_delay"] = args.max_reconnect_delay
     return run_worker(
         args.module,
         args.address,
@@ -62,6 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_key=args.tls_key,
         tls_server_name=args.tls_server_name,
         **options,
+    )
+
+
+def add_reconnect_argument(parser: argparse.ArgumentParser) -> None:
+    """--max-reconnect-delay (`surefoot worker` has the same option, checked by the SDK)."""
+    parser.add_argument(
+        "--max-reconnect-delay",
+        type=_reconnect_delay,
+        metavar="SECONDS",
+        help="longest wait between two attempts to reach a lost control plane: the waits "
+        "start at 0.1 s and double up to it, so one that is back is reached within about "
+        f"that long (default {DEFAULT_MAX_RECONNECT_DELAY:g}; {MIN_MAX_RECONNECT_DELAY:g} "
+        f"to {MAX_MAX_RECONNECT_DELAY:g})",
     )
 
 

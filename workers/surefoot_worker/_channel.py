@@ -1,4 +1,5 @@
-"""How a worker reaches the control plane: TLS, its credential and the message size limit.
+"""How a worker reaches the control plane: TLS, its credential, the message size limit and
+how soon the channel tries again after losing it.
 
 The SDK is its own distribution, so it builds its channel itself (the same options as the
 CLI: `--token`, `--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-server-name`). Giving a CA
@@ -17,8 +18,12 @@ from typing import Any
 
 import grpc
 
+from ._reconnect import DEFAULT_MAX_RECONNECT_DELAY, check_max_reconnect_delay
+
 # The largest message either side accepts; the control plane's default (--max-message-bytes).
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# gRPC draws each connection backoff from up to 20% above or below its cap.
+_GRPC_BACKOFF_JITTER = 0.2
 
 ENVIRONMENT = {
     "token": "SUREFOOT_TOKEN",
@@ -41,6 +46,8 @@ class ChannelSettings:
         tls_server_name: The name the server's certificate is checked against, instead of
             the address's host.
         max_message_bytes: The largest message sent or received.
+        max_reconnect_delay: The longest wait, in seconds, between two attempts to reach
+            the control plane: the channel's own connection backoff stops growing there.
     """
 
     token: str = ""
@@ -49,6 +56,7 @@ class ChannelSettings:
     tls_key: str | None = None
     tls_server_name: str | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_reconnect_delay: float = DEFAULT_MAX_RECONNECT_DELAY
 
     @classmethod
     def from_environment(
@@ -95,6 +103,7 @@ class ChannelSettings:
             raise ValueError(
                 f"max_message_bytes must be at least 65536, got {self.max_message_bytes}"
             )
+        check_max_reconnect_delay(self.max_reconnect_delay)
         credentials = None
         if self.tls_ca:
             credentials = grpc.ssl_channel_credentials(
@@ -127,12 +136,33 @@ class CheckedSettings:
         options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),
+            *reconnect_options(self.settings.max_reconnect_delay),
         ]
         if self.credentials is not None and self.settings.tls_server_name:
             # The name checked against the server's certificate, when the address is an IP
             # or a load balancer's name the certificate does not carry.
             options.append(("grpc.ssl_target_name_override", self.settings.tls_server_name))
         return options
+
+
+def reconnect_options(max_reconnect_delay: float) -> list[tuple[str, int]]:
+    """The channel options that keep gRPC's connection backoff within `max_reconnect_delay`.
+
+    A channel whose connection attempt failed is in TRANSIENT_FAILURE and fails every call at
+    once until its backoff ends, whatever the caller's own loop does: by default 1 s growing
+    x1.6 to 120 s, so a worker that lost its control plane for a minute could wait a minute
+    more after it came back. Capped here so that the worker's next real attempt is never
+    further away than its own. The connect timeout (`grpc.min_reconnect_backoff_ms`, 20 s)
+    is left alone: it bounds one attempt that gets no answer, and a TLS handshake over a slow
+    link needs more than a second.
+    """
+    # Divided so that the cap, jitter included, stays within the worker's delay; gRPC waits
+    # at least 100 ms whatever it is given.
+    cap_ms = max(100, int(max_reconnect_delay * 1000 / (1 + _GRPC_BACKOFF_JITTER)))
+    return [
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", cap_ms),
+    ]
 
 
 def _read(option: str, path: str) -> bytes:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ._channel import ChannelSettings
 from ._errors import StepDeclarationError, WorkerRejected
 from ._loader import load_steps
+from ._reconnect import DEFAULT_MAX_RECONNECT_DELAY
 from ._step import StepDefinition
 from ._worker import Worker
 
@@ -29,6 +30,7 @@ def run_worker(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     tls_server_name: str | None = None,
+    max_reconnect_delay: float = DEFAULT_MAX_RECONNECT_DELAY,
 ) -> int:
     """Run a worker for a module's steps (or the given ones) until SIGTERM or SIGINT.
 
@@ -48,11 +50,13 @@ def run_worker(
         tls_cert: PEM client certificate for mutual TLS (with ``tls_key``).
         tls_key: PEM private key of ``tls_cert``.
         tls_server_name: The name the server's certificate is checked against.
+        max_reconnect_delay: The longest wait, in seconds, between two attempts to reach
+            the control plane after losing it (see :class:`Worker`).
 
     Returns:
         The process exit code: 0 after a clean drain, 1 if the module cannot be loaded, the
         control plane refuses the worker, or a second signal stopped it without draining;
-        2 if the token or TLS options are unusable.
+        2 if the token, TLS or reconnect options are unusable.
     """
     # `surefoot worker mymodule` is run from the project folder, which the console script's
     # sys.path does not contain.
@@ -64,7 +68,14 @@ def run_worker(
         )
     try:
         # Checked before the module is loaded: a bad option is not a bad module.
-        ChannelSettings(token, tls_ca, tls_cert, tls_key, tls_server_name).checked()
+        ChannelSettings(
+            token,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            tls_server_name,
+            max_reconnect_delay=max_reconnect_delay,
+        ).checked()
     except ValueError as exc:
         _error(str(exc))
         return 2
@@ -84,6 +95,7 @@ def run_worker(
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_server_name=tls_server_name,
+            max_reconnect_delay=max_reconnect_delay,
         )
     except (ImportError, ValueError, StepDeclarationError, SyntaxError) as exc:
         _error(f"cannot load steps from {_label(module)}: {exc}")

@@ -7,9 +7,9 @@ results kept until acknowledged. Running the handlers themselves is ``_execution
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -24,6 +24,7 @@ from . import _outcome
 from ._channel import DEFAULT_MAX_MESSAGE_BYTES, ChannelSettings
 from ._errors import WorkerRejected
 from ._execution import AttemptKey, StepRunner
+from ._reconnect import DEFAULT_MAX_RECONNECT_DELAY, OutageLog, ReconnectBackoff
 from ._results import UnackedResults
 from ._step import StepDefinition
 from ._stream import CLOSE_GRACE, MAX_COALESCED, Session, coalesce_results
@@ -33,7 +34,6 @@ logger = logging.getLogger("surefoot.worker")
 SDK_NAME = "python/0.1"
 SHUTDOWN_REASON = "worker shutting down"
 
-_INITIAL_RECONNECT_DELAY = 0.1
 # After the last result is sent, how long a draining worker waits for its Ack: long enough
 # for one database commit on a busy control plane, short enough not to stall a deploy.
 _ACK_GRACE = 2.0
@@ -64,7 +64,12 @@ class Worker:
         concurrency: How many tasks run at once; the credit granted on each stream and the
             size of the thread pool for plain (non-async) handlers.
         worker_id: Shown in attempts; defaults to ``host:pid:random``.
-        max_reconnect_delay: Upper bound, in seconds, of the backoff between reconnects.
+        max_reconnect_delay: The longest wait, in seconds, between two attempts to reach the
+            control plane after losing it (0.1 to 300). The waits start at 0.1 s and double
+            up to it, and start over once a stream is welcomed; the channel's own connection
+            backoff is capped to it too, so that a control plane listening again is reached
+            within about that long. Raise it to spare a control plane that thousands of
+            workers reconnect to at once.
         drain_timeout: How long a graceful shutdown waits for in-flight handlers before it
             hands their tasks back.
         token: Bearer token of a worker credential, sent on the stream ("" for none: dev
@@ -91,7 +96,7 @@ class Worker:
         namespace: str = "default",
         concurrency: int = 100,
         worker_id: str | None = None,
-        max_reconnect_delay: float = 5.0,
+        max_reconnect_delay: float = DEFAULT_MAX_RECONNECT_DELAY,
         drain_timeout: float = 30.0,
         token: str = "",
         tls_ca: str | None = None,
@@ -104,8 +109,6 @@ class Worker:
             raise TypeError("steps must be a list of step functions, not a single step")
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if max_reconnect_delay <= 0:
-            raise ValueError(f"max_reconnect_delay must be positive, got {max_reconnect_delay}")
         if drain_timeout < 0:
             raise ValueError(f"drain_timeout must be >= 0, got {drain_timeout}")
         self._definitions: dict[tuple[str, str], StepDefinition] = {}
@@ -127,7 +130,9 @@ class Worker:
             tls_key=tls_key,
             tls_server_name=tls_server_name,
             max_message_bytes=max_message_bytes,
+            max_reconnect_delay=max_reconnect_delay,
         )
+        # Checks max_reconnect_delay too: the channel's backoff is derived from it.
         self._channel = self._channel_settings.checked()
         # What one result may take of a message, leaving room for the message's framing.
         self._max_result_bytes = max_message_bytes - 1024
@@ -236,7 +241,7 @@ class Worker:
             return
         channel = self._channel.open(self._address)
         stub: pb_grpc.WorkerServiceAsyncStub = pb_grpc.WorkerServiceStub(channel)
-        connection = asyncio.create_task(self._maintain_connection(stub))
+        connection = asyncio.create_task(self._maintain_connection(channel, stub))
         stop = asyncio.create_task(self._shutdown_requested.wait())
         try:
             await asyncio.wait({connection, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -258,8 +263,11 @@ class Worker:
                     len(self._results),
                 )
 
-    async def _maintain_connection(self, stub: pb_grpc.WorkerServiceAsyncStub) -> None:
-        delay = _INITIAL_RECONNECT_DELAY
+    async def _maintain_connection(
+        self, channel: grpc.aio.Channel, stub: pb_grpc.WorkerServiceAsyncStub
+    ) -> None:
+        backoff = ReconnectBackoff(self._max_reconnect_delay)
+        outage = OutageLog(logger, self._address, self._max_reconnect_delay)
         while not self._closing:
             session = Session()
             problem: str | None = None
@@ -273,33 +281,12 @@ class Worker:
             if self._closing:
                 return
             if session.welcomed:
-                delay = _INITIAL_RECONNECT_DELAY
-            wait = delay * random.uniform(0.5, 1.0)
-            if session.draining and problem is None:
-                logger.info("reconnecting to %s as the control plane asked", self._address)
-            elif problem is None:
-                logger.warning(
-                    "control plane at %s ended the stream; reconnecting in %.1fs",
-                    self._address,
-                    wait,
-                )
-            elif session.welcomed:
-                logger.warning(
-                    "lost the control plane at %s (%s); reconnecting in %.1fs",
-                    self._address,
-                    problem,
-                    wait,
-                )
-            else:
-                logger.warning(
-                    "cannot reach the control plane at %s (%s); retrying in %.1fs",
-                    self._address,
-                    problem,
-                    wait,
-                )
-            await asyncio.sleep(wait)
-            if not session.welcomed:
-                delay = min(delay * 2, self._max_reconnect_delay)
+                backoff.reset()
+            wait = backoff.next_delay()
+            outage.stream_ended(
+                welcomed=session.welcomed, draining=session.draining, problem=problem, wait=wait
+            )
+            await _until_reachable(channel, wait)
 
     async def _run_session(self, stub: pb_grpc.WorkerServiceAsyncStub, session: Session) -> None:
         session.send(pb.WorkerMessage(hello=self._hello()))
@@ -542,6 +529,19 @@ async def _wait_unless_done(
         await asyncio.wait({waiter, guard}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
+
+
+async def _until_reachable(channel: grpc.aio.Channel, wait: float) -> None:
+    """Wait `wait` seconds, or only until the channel connects if it is not connected now."""
+    if channel.get_state() is grpc.ChannelConnectivity.READY:
+        # The control plane answered and then ended or refused the stream: back off from it
+        # rather than call again at once.
+        await asyncio.sleep(wait)
+        return
+    # It could not be reached: the channel keeps trying on its own (capped) backoff, and a
+    # stream opened the moment it connects is up to a whole wait sooner.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(channel.channel_ready(), wait)
 
 
 def _one_line(text: str | None) -> str:
