@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from typing import Any
 
 from controlplane.cli import output
 from controlplane.cli.arguments import whole_number
@@ -99,6 +100,16 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         type=whole_number(),
         metavar="N",
         help="tasks run at once (default: the SDK's)",
+    )
+    worker.add_argument(
+        "--max-reconnect-delay",
+        # Its bounds are the SDK's, checked there (exit 2): the CLI does not import the SDK
+        # before a worker is actually run.
+        type=_positive_float,
+        metavar="SECONDS",
+        help="longest wait between two attempts to reach a lost control plane: the waits "
+        "start at 0.1 s and double up to it, so one that is back is reached within about "
+        "that long (default 1; 0.1 to 300)",
     )
     add_connection_arguments(worker)
     worker.set_defaults(func=run_worker)
@@ -347,7 +358,9 @@ def run_worker(args: argparse.Namespace) -> int:
     # Checked here: a bad token or TLS file is one line and exit 2 before anything starts.
     connection = connection_from_args(args)
     # Only what the user chose is passed, so the SDK's own defaults apply otherwise.
-    options = {"concurrency": args.concurrency} if args.concurrency else {}
+    options: dict[str, Any] = {"concurrency": args.concurrency} if args.concurrency else {}
+    if args.max_reconnect_delay is not None:
+        options["max_reconnect_delay"] = args.max_reconnect_delay
     return int(
         run(
             args.module,

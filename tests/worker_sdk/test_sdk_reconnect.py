@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+import surefoot_worker
 import surefoot_worker.__main__ as command
 from surefoot_worker import ChannelSettings, Worker
 from surefoot_worker._channel import reconnect_options
@@ -24,7 +25,8 @@ from surefoot_worker._reconnect import OutageLog, ReconnectBackoff
 from surefoot_worker._worker import _until_reachable
 from surefoot_worker.examples import orders
 
-from tests.support.processes import free_port
+from controlplane.cli.main import main as surefoot
+from tests.support.processes import free_port, run_cli
 
 ADDRESS = "127.0.0.1:7233"
 
@@ -131,6 +133,39 @@ def test_the_command_refuses_a_delay_out_of_range(
     assert exited.value.code == 2
     assert "--max-reconnect-delay: expected seconds from 0.1 to 300" in capsys.readouterr().err
     assert calls == []
+
+
+def test_surefoot_worker_passes_the_delay_only_when_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def run_worker(module: str, address: str, **options: Any) -> int:
+        seen.append(options)
+        return 0
+
+    monkeypatch.setattr(surefoot_worker, "run_worker", run_worker)
+    assert surefoot(["worker", "steps.py", "--max-reconnect-delay", "2.5"]) == 0
+    assert surefoot(["worker", "steps.py"]) == 0
+    assert seen[0]["max_reconnect_delay"] == 2.5
+    assert "max_reconnect_delay" not in seen[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "--max-reconnect-delay: must be greater than 0"),
+        ("soon", "--max-reconnect-delay: 'soon' is not a number"),
+        ("0.05", "max_reconnect_delay must be between 0.1 and 300 seconds, got 0.05"),
+        ("301", "max_reconnect_delay must be between 0.1 and 300 seconds, got 301.0"),
+    ],
+)
+def test_surefoot_worker_refuses_a_delay_out_of_range_before_loading_anything(
+    value: str, message: str
+) -> None:
+    # The module does not exist: the option is refused before it is looked for.
+    result = run_cli("worker", "no_such_module", "--max-reconnect-delay", value)
+    assert result.returncode == 2, result
+    assert message in result.stderr
+    assert "cannot load steps" not in result.stderr
 
 
 # -- what is logged ------------------------------------------------------------------------
