@@ -1,9 +1,10 @@
-"""`surefoot runs ...`: start, inspect, list and cancel runs."""
+"""`surefoot runs ...`: start, inspect, follow, list and cancel runs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import uuid
 from typing import Any
 
@@ -11,24 +12,30 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
+from controlplane.cli import run_following as following
 from controlplane.cli.arguments import page_size
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
+from controlplane.cli.errors import EXIT_REFUSED
 from controlplane.cli.payloads import json_payload
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("runs", help="start, inspect, list and cancel runs")
+    group = subparsers.add_parser("runs", help="start, inspect, follow, list and cancel runs")
     group.set_defaults(func=lambda args: output.print_group_help(group))
     commands = group.add_subparsers(title="commands", metavar="COMMAND")
 
     start = commands.add_parser(
         "start",
         help="start a run and print its id",
-        description=(
+        description=_paragraph(
             "Start a run of NAME (latest version) or NAME@VERSION. Prints only the run id, "
-            "so that RUN=$(surefoot runs start orders --input '{}') works."
+            "so that RUN=$(surefoot runs start orders --input '{}') works. With --wait, "
+            "waits for the run to end instead and prints its output (the run id goes to "
+            "stderr), or why it did not complete; the exit code says how it ended."
         ),
+        epilog=following.OUTCOME_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     start.add_argument("ref", metavar="NAME[@VERSION]", help="the workflow to run")
     source = start.add_mutually_exclusive_group()
@@ -40,6 +47,12 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "--request-id",
         metavar="ID",
         help="idempotency key of the start: the same id returns the same run (default: random)",
+    )
+    start.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the run to end (live, no polling) and print its result; exit code "
+        "by outcome",
     )
     add_client_arguments(start)
     start.set_defaults(func=start_run)
@@ -80,6 +93,51 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_arguments(history)
     history.set_defaults(func=run_history)
 
+    watch = commands.add_parser(
+        "watch",
+        help="a run's events as they happen, until it ends",
+        description=_paragraph(
+            "Print a run's history events as they are committed, one line each (the columns "
+            "of `runs history`), and exit when the run ends, with an exit code by outcome. A "
+            "lost stream is opened again from the last event received. With --json, one line "
+            "of JSON per message of the WatchRun stream (events and the run's status)."
+        ),
+        epilog=following.OUTCOME_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    watch.add_argument("run_id", metavar="RUN_ID")
+    watch.add_argument(
+        "--after-seq",
+        "--after",
+        dest="after_seq",
+        type=_seq,
+        default=0,
+        metavar="SEQ",
+        help="only events after SEQ (default 0: the whole history)",
+    )
+    watch.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="keep watching after the run ended (a step of a failed run may be retried); "
+        "stop with Ctrl-C",
+    )
+    add_client_arguments(watch)
+    watch.set_defaults(func=watch_run)
+
+    result = commands.add_parser(
+        "result",
+        help="the output of a run that ended (exit code by outcome)",
+        description=_paragraph(
+            "Print the output of a run that COMPLETED (JSON, on stdout), or why it ended "
+            "otherwise (on stderr); says so, exit 4, if it has not ended."
+        ),
+        epilog=following.RESULT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    result.add_argument("run_id", metavar="RUN_ID")
+    add_client_arguments(result)
+    result.set_defaults(func=run_result)
+
     cancel = commands.add_parser(
         "cancel",
         help="cancel a run, or abandon it with --compensate",
@@ -96,6 +154,21 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     add_client_arguments(cancel)
     cancel.set_defaults(func=cancel_run)
+
+
+def _paragraph(text: str) -> str:
+    # The commands whose epilog lists exit codes print their help raw: wrap the text here.
+    return textwrap.fill(text, width=78)
+
+
+def _seq(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
 
 
 def _run_status(text: str) -> int:
@@ -119,13 +192,46 @@ def start_run(args: argparse.Namespace) -> int:
     )
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.StartRun, request)
+        if not response.created and not args.json:
+            print(f"request id {request.request_id} already started this run", file=sys.stderr)
+        if args.wait:
+            print(f"started run {response.run_id}; waiting for it to end", file=sys.stderr)
+            return _wait_for_end(client, response.run_id, args.json)
     if args.json:
         output.print_json(response)
     else:
-        if not response.created:
-            print(f"request id {request.request_id} already started this run", file=sys.stderr)
         print(response.run_id)
     return 0
+
+
+def _wait_for_end(client: ControlPlaneClient, run_id: str, as_json: bool) -> int:
+    try:
+        following.follow(client, run_id)
+    except following.Interrupted as stopped:
+        return following.interrupted(run_id, stopped.seq)
+    # The stream says how the run ended; its output and error are the run's.
+    return following.report_result(following.fetch_run(client, run_id), as_json)
+
+
+def watch_run(args: argparse.Namespace) -> int:
+    printer = following.print_message_json if args.json else following.EventPrinter()
+    with ControlPlaneClient.from_args(args) as client:
+        try:
+            status = following.follow(
+                client, args.run_id, args.after_seq, args.keep_open, on_message=printer
+            )
+        except following.Interrupted as stopped:
+            return following.interrupted(args.run_id, stopped.seq)
+    if not args.json:
+        name = output.enum_name(run_pb2.RunStatus, status)
+        print(f"run {args.run_id} ended {name}", file=sys.stderr)
+    return following.ENDED.get(status, EXIT_REFUSED)
+
+
+def run_result(args: argparse.Namespace) -> int:
+    with ControlPlaneClient.from_args(args) as client:
+        run = following.fetch_run(client, args.run_id)
+    return following.report_result(run, args.json)
 
 
 def show_run(args: argparse.Namespace) -> int:
@@ -271,21 +377,7 @@ def run_history(args: argparse.Namespace) -> int:
     if not response.events:
         print(f"no events after seq {args.after}" if args.after else "no events")
         return 0
-    output.print_table(
-        ["seq", "time", "type", "node", "attempt", "principal", "data"],
-        [
-            (
-                e.seq,
-                output.timestamp(e.time, precise=True),
-                output.enum_name(run_pb2.EventType, e.type),
-                e.node_id,
-                e.attempt or "",
-                e.principal,
-                output.payload_text(e.data),
-            )
-            for e in response.events
-        ],
-    )
+    output.print_table(following.EVENT_HEADERS, [following.event_cells(e) for e in response.events])
     return 0
 
 
