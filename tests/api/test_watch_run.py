@@ -160,14 +160,20 @@ def test_a_long_history_goes_out_in_pages_and_only_the_last_carries_the_status(
 def test_keep_open_stays_open_after_the_run_ended(plane: InProcessControlPlane) -> None:
     stub = plane.stub
     run_id = ended_gated_run(plane)
-    request = ws.WatchRunRequest(run_id=run_id, keep_open=True)
-    messages: list[ws.WatchRunResponse] = []
-    with pytest.raises(grpc.RpcError) as ended:
-        # Without keep_open this stream ends after its first message (the test above).
-        messages.extend(stub.WatchRun(request, timeout=5))
-    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
-    assert events_of(messages) == history(stub, run_id)
-    assert messages[0].status == COMPLETED
+    full = history(stub, run_id)
+
+    closing = watch(stub, run_id)
+    assert events_of([next(closing)]) == full
+    assert list(closing) == []  # the end, at once
+
+    staying = watch(stub, run_id, keep_open=True)
+    first = next(staying)
+    assert events_of([first]) == full and first.status == COMPLETED
+    with pytest.raises(grpc.FutureTimeoutError):
+        # Whether a stream that is not ending ends within a few seconds: it does not.
+        staying.call.result(timeout=3)  # type: ignore[attr-defined]
+    staying.cancel()
+    assert_eventually(lambda: run_id not in watched_runs(plane), message="unsubscribed")
 
 
 def refusal(stream: Iterable[ws.WatchRunResponse]) -> grpc.RpcError:
