@@ -20,6 +20,7 @@ back and handed out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import random
@@ -35,6 +36,7 @@ from controlplane import errors
 from controlplane.dispatch import operations as ops
 from controlplane.dispatch import waiting
 from controlplane.dispatch.delivery import Deliveries, Handout, deliver, resolve
+from controlplane.dispatch.held_connection import HeldConnection
 from controlplane.dispatch.reaping import Reaper
 from controlplane.dispatch.run_watches import RunWatches
 from controlplane.dispatch.sessions import SessionRegistry
@@ -67,6 +69,7 @@ class Committer:
         rng: random.Random | None = None,
     ) -> None:
         self._engine = engine
+        self._db = HeldConnection(engine)
         self._lock_rows = engine.dialect.name == "postgresql"
         self._queue: queue.SimpleQueue[ops.Operation | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="surefoot-committer", daemon=True)
@@ -132,6 +135,7 @@ class Committer:
             except queue.Empty:
                 first = _TICK
             if first is None:
+                self._db.release()
                 return
             batch = [first]
             while len(batch) < MAX_BATCH:
@@ -257,20 +261,25 @@ class Committer:
         for operation in batch:
             operation.change_sessions(self.sessions, self._handout)
         reap = self._reaper.due() and not self._backoff.tries
-        with self._engine.begin() as connection:
+        with self._db.transaction() as connection:
             txn = Transaction(connection, now, self._resources)
             expired = self._reaper.expired(connection, now) if reap else []
             due = waiting.due_timers(connection, now) if self._timers.due(now) else []
             txn.apply(batch, expired, due)
             self._handout.assign(txn.batch, txn.out)
-            txn.flush()
-            if reap:
-                self._timers.refresh(connection)
-                self._reaper.tidy(connection, now)
-            if self._lock_rows and any(
-                t["status"] == "ready" for t in txn.batch.new_tasks.values()
-            ):
-                notify_tasks_ready(connection, self.origin)
+            # Reads after the writes (the runs operators are answered with, the timers left
+            # after reaping) need their results: such batches are not pipelined.
+            plain = reap or txn.reads_back
+            with contextlib.nullcontext() if plain else self._db.writes(connection):
+                txn.flush()
+                if reap:
+                    self._timers.refresh(connection)
+                    self._reaper.tidy(connection, now)
+                if self._lock_rows and any(
+                    t["status"] == "ready" for t in txn.batch.new_tasks.values()
+                ):
+                    notify_tasks_ready(connection, self.origin)
+                connection.commit()
         self._resources.runs.keep(txn.batch.runs.values())
         self._timers.committed(txn.batch.waits.earliest_timer, len(due), now)
         if reap:

@@ -163,6 +163,11 @@ class Transaction:
         if self._details:
             heartbeats.record_details(self.connection, self._details)
 
+    @property
+    def reads_back(self) -> bool:
+        """Whether `flush` reads as well as writes."""
+        return bool(self._read_backs)
+
     def flush(self) -> None:
         """Write the batch; then read back the runs operations answer as committed."""
         self.batch.flush()

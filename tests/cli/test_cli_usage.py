@@ -23,6 +23,8 @@ COMMANDS = [
     ["runs", "show"],
     ["runs", "list"],
     ["runs", "history"],
+    ["runs", "watch"],
+    ["runs", "result"],
     ["runs", "cancel"],
     ["approvals"],
     ["approvals", "list"],
