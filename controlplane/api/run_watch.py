@@ -2,9 +2,11 @@
 
 A stream subscribes to its run in this process's committer (`RunWatches`) before its first
 read, so a commit that lands between the read and the wait still wakes it: no event is
-missed and none waits for a poll. Each wake costs one read (the run's status and the events
-after the last one sent, `store.history_tail`), never one per event, and a run nobody
-watches costs nothing. A commit made by another control plane sharing the database wakes
+missed and none waits for a poll. A wake brings the commit's news (its history rows, the
+run's status): when they continue from the last event sent they go out as they are, with no
+read; otherwise (the first round, a gap) one read gets the run's status and the events after
+the last one sent (`store.history_tail`), never one read per event. A run nobody watches
+costs nothing. A commit made by another control plane sharing the database wakes
 nobody here: the stream reads again after `REREAD_SECONDS` without a wake, which bounds how
 late such events arrive.
 
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
+from types import SimpleNamespace
 
 import grpc
 from sqlalchemy import Connection
@@ -32,6 +35,7 @@ from controlplane.api import convert
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.runs import no_run
+from controlplane.dispatch.run_watches import RunNews
 from controlplane.engine.state import TERMINAL
 from controlplane.store.history_tail import HistoryTail, read_tail
 
@@ -60,15 +64,17 @@ async def watch(
         raise errors.InvalidArgument.field("after_seq", "must not be negative")
     run_id = request.run_id
     watches = backend.committer.watches
-    woken = watches.subscribe(run_id)
+    watch = watches.subscribe(run_id)
     try:
         sent = request.after_seq
         first = True
         while True:
-            # Cleared before the read: a commit after this point sets it again, so whatever
-            # the read below misses wakes the wait that follows it.
-            woken.clear()
-            tail = await backend.read(partial(_read, namespace, run_id, sent))
+            # Cleared before the news are taken: a commit after this point sets it again,
+            # so whatever this round misses wakes the wait that follows it.
+            watch.woken.clear()
+            tail = _from_news(watch.take(), sent)
+            if tail is None:
+                tail = await backend.read(partial(_read, namespace, run_id, sent))
             if tail is None:
                 raise errors.NotFound(no_run(run_id, namespace))
             caught_up = _caught_up(tail, sent)
@@ -85,9 +91,29 @@ async def watch(
                 return
             # On timeout: the re-read for commits made elsewhere.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), REREAD_SECONDS)
+                await asyncio.wait_for(watch.woken.wait(), REREAD_SECONDS)
     finally:
-        watches.unsubscribe(run_id, woken)
+        watches.unsubscribe(run_id, watch)
+
+
+def _from_news(news: list[RunNews], sent: int) -> HistoryTail | None:
+    """The tail after `sent` from what this process's commits handed over, without a read;
+    None if they do not continue exactly from `sent` (a read is needed).
+
+    The first round of a stream never has news (it subscribed with no await since), so the
+    run's namespace has been checked by a read before any news is used.
+    """
+    if not news:
+        return None
+    last = news[-1]
+    if last.last_seq <= sent:
+        return HistoryTail(last.status, last.last_seq, [])
+    rows = [row for item in news for row in item.rows if row["seq"] > sent]
+    if len(rows) > PAGE_EVENTS or [row["seq"] for row in rows] != list(
+        range(sent + 1, last.last_seq + 1)
+    ):
+        return None
+    return HistoryTail(last.status, last.last_seq, [SimpleNamespace(**row) for row in rows])
 
 
 def _read(

@@ -38,7 +38,7 @@ from controlplane.dispatch import waiting
 from controlplane.dispatch.delivery import Deliveries, Handout, deliver, resolve
 from controlplane.dispatch.held_connection import HeldConnection
 from controlplane.dispatch.reaping import Reaper
-from controlplane.dispatch.run_watches import RunWatches
+from controlplane.dispatch.run_watches import RunNews, RunWatches
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.transaction import Resources, Transaction
 from controlplane.dispatch.wakeups import notify_tasks_ready
@@ -200,7 +200,7 @@ class Committer:
                 return
         self._database_reached()
         deliver(deliveries, self.sessions)
-        self.watches.changed(deliveries.changed_runs)
+        self.watches.changed(deliveries.run_news)
 
     def _database_lost(self, batch: list[ops.Operation], exc: BaseException | None) -> None:
         """The batch could not reach the database: its callers are told so at once, what
@@ -285,8 +285,22 @@ class Committer:
         if reap:
             self._reaper.reaped()
         txn.out.cancels.extend(txn.batch.cancelled_tasks)
-        txn.out.changed_runs = [r.state.id for r in txn.batch.runs.values() if r.dirty]
+        txn.out.run_news = self._news_for_watches(txn)
         return txn.out
+
+    def _news_for_watches(self, txn: Transaction) -> dict[str, RunNews]:
+        """What the transaction did to the runs that WatchRun streams of this process follow."""
+        batch = txn.batch
+        watched = self.watches.watched(r for r, loaded in batch.runs.items() if loaded.dirty)
+        if not watched:
+            return {}
+        rows = batch.history_rows(watched)
+        return {
+            run_id: RunNews(
+                batch.runs[run_id].state.status, batch.runs[run_id].last_seq, rows[run_id]
+            )
+            for run_id in watched
+        }
 
 
 class _Tick(ops.Operation):

@@ -16,6 +16,7 @@ from surefoot.v1 import worker_service_pb2 as wpb
 
 from controlplane import telemetry
 from controlplane.dispatch import claims
+from controlplane.dispatch.run_watches import RunNews
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.tasks import task_message
 from controlplane.store.codec import to_datetime, to_epoch
@@ -34,8 +35,8 @@ class Deliveries:
     acks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     cancels: list[str] = field(default_factory=list)
     spans: list[telemetry.AttemptSpan] = field(default_factory=list)
-    # Runs whose state (and history) the transaction changed.
-    changed_runs: list[str] = field(default_factory=list)
+    # What the transaction did to runs that WatchRun streams follow.
+    run_news: dict[str, RunNews] = field(default_factory=dict)
 
 
 class Handout:

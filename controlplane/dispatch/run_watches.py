@@ -1,9 +1,12 @@
 """Who waits for news of a run in this process: the `WatchRun` streams.
 
 A stream registers the run it follows and waits on an asyncio event; once a transaction that
-changed runs has committed, the committer thread sets the events of the watched ones. A run
-nobody watches costs one dictionary lookup per commit that changed it, and nothing when no
-stream is open at all.
+changed runs has committed, the committer thread hands each watched run's news to its
+streams: the history rows the transaction wrote, the run's status and last seq after them.
+A stream that has sent everything up to those rows sends them as they are, with no read of
+the database; one that missed something (a commit of another control plane, news from
+before it subscribed) reads. A run nobody watches costs one dictionary lookup per commit that
+changed it, and nothing at all when no stream is open.
 """
 
 from __future__ import annotations
@@ -11,35 +14,76 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunNews:
+    """What one commit did to a run: its history rows (in seq order), and the run's status
+    and last seq once they are applied."""
+
+    status: str
+    last_seq: int
+    rows: list[dict[str, Any]]
+
+
+@dataclass(eq=False)
+class Watch:
+    """One stream's subscription (its event loop's side)."""
+
+    loop: asyncio.AbstractEventLoop
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    news: list[RunNews] = field(default_factory=list)
+
+    def take(self) -> list[RunNews]:
+        """The news received since the last call, oldest first (on the event loop)."""
+        news, self.news = self.news, []
+        return news
+
+    def _receive(self, news: RunNews) -> None:
+        self.news.append(news)
+        self.woken.set()
 
 
 class RunWatches:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # run id -> the events of the streams following it, with the loop each waits on.
-        self._events: dict[str, dict[asyncio.Event, asyncio.AbstractEventLoop]] = {}
+        self._watches: dict[str, list[Watch]] = {}
 
-    def subscribe(self, run_id: str) -> asyncio.Event:
-        """An event set whenever a commit changes `run_id` (call on the event loop)."""
-        event = asyncio.Event()
+    def subscribe(self, run_id: str) -> Watch:
+        """A subscription to `run_id`'s news (call on the event loop that will wait on it)."""
+        watch = Watch(asyncio.get_running_loop())
         with self._lock:
-            self._events.setdefault(run_id, {})[event] = asyncio.get_running_loop()
-        return event
+            self._watches.setdefault(run_id, []).append(watch)
+        return watch
 
-    def unsubscribe(self, run_id: str, event: asyncio.Event) -> None:
+    def unsubscribe(self, run_id: str, watch: Watch) -> None:
         with self._lock:
-            watchers = self._events.get(run_id)
-            if watchers is not None:
-                watchers.pop(event, None)
-                if not watchers:
-                    del self._events[run_id]
+            watches = self._watches.get(run_id)
+            if watches is not None and watch in watches:
+                watches.remove(watch)
+                if not watches:
+                    del self._watches[run_id]
 
-    def changed(self, run_ids: Iterable[str]) -> None:
-        """Runs a commit changed (any thread): wake their streams."""
-        if not self._events:
+    def followed(self) -> set[str]:
+        """Every run some stream follows (any thread)."""
+        with self._lock:
+            return set(self._watches)
+
+    def watched(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of `run_ids` some stream follows (any thread)."""
+        if not self._watches:
+            return set()
+        with self._lock:
+            return {run_id for run_id in run_ids if run_id in self._watches}
+
+    def changed(self, news: dict[str, RunNews]) -> None:
+        """News of runs a commit changed (any thread): hand it to their streams."""
+        if not news:
             return
         with self._lock:
-            woken = [w for run_id in run_ids for w in self._events.get(run_id, {}).items()]
-        for event, loop in woken:
-            # asyncio.Event is not thread-safe: it is set on the loop that waits on it.
-            loop.call_soon_threadsafe(event.set)
+            targets = [(w, n) for run_id, n in news.items() for w in self._watches.get(run_id, ())]
+        for watch, run_news in targets:
+            # The stream's list and event belong to its loop: both are changed there.
+            watch.loop.call_soon_threadsafe(watch._receive, run_news)

@@ -3,6 +3,7 @@ they leave the run in."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,9 @@ class HistoryTail:
     # The run's status after its event `last_seq` (the last one committed).
     status: str
     last_seq: int
-    # The events after the seq asked for, in seq order, none past `last_seq`.
-    events: list[Row[Any]]
+    # The events after the seq asked for, in seq order, none past `last_seq`: history rows,
+    # or objects with the same attributes.
+    events: Sequence[Any]
 
 
 def read_tail(

@@ -155,6 +155,14 @@ class RunBatch:
                 found[row.id] = row
         return found
 
+    def history_rows(self, run_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The history rows this batch writes for each of `run_ids`, in seq order."""
+        found: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+        for row in self._history_rows:
+            if row["run_id"] in found:
+                found[row["run_id"]].append(row)
+        return found
+
     def queued_history(self, run_id: str) -> list[dict[str, Any]]:
         """History rows of `run_id` this batch will write (not readable from the table yet)."""
         return [row for row in self._history_rows if row["run_id"] == run_id]

@@ -50,8 +50,7 @@ def plane(database_url: str) -> Iterator[InProcessControlPlane]:
 def watched_runs(plane: InProcessControlPlane) -> set[str]:
     """The runs some stream of `plane` is subscribed to, read from its committer."""
     watches = plane._plane._committer.watches  # type: ignore[union-attr]
-    with watches._lock:
-        return set(watches._events)
+    return watches.followed()  # type: ignore[no-any-return]
 
 
 def ended_gated_run(plane: InProcessControlPlane) -> str:
@@ -230,3 +229,27 @@ def test_a_watch_on_one_control_plane_sees_the_steps_run_on_another(
                 assert any(type_name(e) == "ATTEMPT_COMPLETED" for e in events_of(rest))
         finally:
             other.stop()
+
+
+def test_news_of_this_process_s_commits_go_out_without_a_read(
+    plane: InProcessControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    read = run_watch._read
+
+    def counted(*args: object) -> object:
+        reads.append(1)
+        return read(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_watch, "_read", counted)
+    monkeypatch.setattr(run_watch, "REREAD_SECONDS", 3600.0)
+    stub = plane.stub
+    run = start_gated_run(stub)
+    stream = watch(stub, run.run_id)
+    read_until(stream, "EVENT_WAIT_STARTED", "first")
+    run.release(stub, "first")
+    run.release(stub, "second")
+    rest = list(stream)
+    assert type_name(events_of(rest)[-1]) == "RUN_COMPLETED"
+    # The stream's first round reads; every later commit's rows came with its wake-up.
+    assert len(reads) == 1
