@@ -10,7 +10,7 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import convert
+from controlplane.api import convert, run_wait
 from controlplane.api.backend import Backend
 from controlplane.api.definitions import no_definition
 from controlplane.api.namespaces import checked_namespace
@@ -31,6 +31,7 @@ async def start(
     if len(request.request_id) > MAX_REQUEST_ID:
         raise errors.InvalidArgument.field("request_id", f"is longer than {MAX_REQUEST_ID}")
     value = parse_json("input", request.input, empty={})
+    wait = run_wait.checked_wait(request)
     operation = ops.StartRun(
         namespace,
         request.workflow_name,
@@ -38,17 +39,17 @@ async def start(
         value,
         request.request_id,
         await backend.auth.acting_principal(context),
+        wait=wait > 0,
     )
     try:
         started: ops.StartedRun = await backend.committer.submit(operation)
     except errors.NotFound:
         # The dispatcher knows the name; the caller also asked for a version and namespace.
         raise errors.NotFound(no_definition(request, namespace)) from None
-    return ws.StartRunResponse(
-        run_id=started.run_id,
-        created=started.created,
-        workflow_version=started.workflow_version,
-    )
+    status, output = started.status, started.output
+    if wait > 0:
+        status, output = await run_wait.wait_for_end(backend, namespace, operation, started, wait)
+    return run_wait.answer(started, status, output)
 
 
 async def get(

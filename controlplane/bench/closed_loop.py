@@ -1,11 +1,14 @@
 """Closed loop: N loops, each starting a run and following it to its end before the next.
 
 This is the latency figure at a chosen concurrency, the way most systems run: a run's latency
-is from its StartRun being sent to its RUN_COMPLETED event reaching the client through the
-`WatchRun` stream, so it includes the client's own round trips and nothing polls. Each setting
-warms up (WARMUP_SECONDS, and until every loop has finished a run) before a window of fixed
-duration is measured; a run counts in the window it completed in. The loops then finish the
-runs they hold, so that no setting leaves work for the next.
+is from its StartRun being sent to the client learning that the run completed, so it includes
+the client's own round trips and nothing polls. A loop learns it one of two ways (`follow`):
+"wait", the StartRun call itself answers at the end (`wait_seconds`: one call per run, as a
+service is called), or "watch", StartRun then a `WatchRun` stream of the run's events until
+RUN_COMPLETED (two calls, every event on the wire; StartRun's own latency shows separately).
+Each setting warms up (WARMUP_SECONDS, and until every loop has finished a run) before a
+window of fixed duration is measured; a run counts in the window it completed in. The loops
+then finish the runs they hold, so that no setting leaves work for the next.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ WARMUP_SECONDS = 1.0
 PROGRESS_TIMEOUT = 60.0
 # Between two tries of a call the control plane refused as unavailable (restart mode only).
 RETRY_PAUSE_SECONDS = 0.01
+# StartRun's wait in the "wait" mode: far more than a no-op run takes.
+WAIT_SECONDS = 60.0
 _ENDED_OTHERWISE = {
     run_pb2.EVENT_TYPE_RUN_FAILED: "FAILED",
     run_pb2.EVENT_TYPE_RUN_CANCELLED: "CANCELLED",
@@ -53,9 +58,16 @@ class ClosedLoop:
     """`in_flight` loops over one stub, each starting a run and watching it to its end."""
 
     def __init__(
-        self, stub: Any, name: str, in_flight: int, tag: str, survive_unavailable: bool = False
+        self,
+        stub: Any,
+        name: str,
+        in_flight: int,
+        tag: str,
+        survive_unavailable: bool = False,
+        follow: str = "watch",
     ) -> None:
         self._stub = stub
+        self._follow_mode = follow
         self._name = name
         self._in_flight = in_flight
         self._tag = tag
@@ -129,14 +141,28 @@ class ClosedLoop:
         while not self._stopping:
             request = start_request(self._name, f"{self._tag}-{index}-{count}")
             count += 1
+            if self._follow_mode == "wait":
+                request.wait_seconds = WAIT_SECONDS
             sent = time.monotonic()
             response = await self._retrying("StartRun", request)
             started = time.monotonic()
-            completed_at = await self._follow(response.run_id)
+            if self._follow_mode == "wait":
+                completed_at = self._ended(response)
+            else:
+                completed_at = await self._follow(response.run_id)
             timing = RunTiming(sent, started, time.monotonic(), completed_at)
             async with self._progress:
                 self.timings.append(timing)
                 self._progress.notify_all()
+
+    @staticmethod
+    def _ended(response: ws.StartRunResponse) -> datetime:
+        """The end a waiting StartRun answered with; the client's clock (wait mode has no
+        event to read the server's from)."""
+        if response.status != run_pb2.RUN_STATUS_COMPLETED:
+            status = run_pb2.RunStatus.Name(response.status)
+            raise BenchError(f"run {response.run_id} answered {status}, not COMPLETED")
+        return datetime.now(UTC)
 
     async def _follow(self, run_id: str) -> datetime:
         """Watch the run until its RUN_COMPLETED event arrives; that event's server time."""
@@ -175,11 +201,12 @@ class ClosedLoop:
 
 
 async def measure_setting(
-    stub: Any, name: str, in_flight: int, seconds: float, meter: CpuMeter
+    stub: Any, name: str, in_flight: int, seconds: float, meter: CpuMeter, follow: str = "watch"
 ) -> dict[str, Any]:
     """One closed-loop setting: warm up, measure `seconds`, let the runs held finish."""
-    print(f"closed loop, {in_flight} in flight: warming up", file=sys.stderr)
-    loop = ClosedLoop(stub, name, in_flight, f"{name}-closed-{in_flight}")
+    print(f"closed loop, {in_flight} in flight ({follow}): warming up", file=sys.stderr)
+    tag = f"{name}-closed-{in_flight}-{follow}"
+    loop = ClosedLoop(stub, name, in_flight, tag, follow=follow)
     loop.start()
     try:
         await loop.run_for(WARMUP_SECONDS)
@@ -195,32 +222,33 @@ async def measure_setting(
         raise BenchError(f"no run completed in {seconds} s at {in_flight} in flight")
     elapsed = end - begin
     steps = len(window) * STEPS
-    figures = {
+    figures: dict[str, Any] = {
         "in_flight": in_flight,
+        "follow": follow,
         "seconds": round(elapsed, 3),
         "runs": len(window),
         "steps": steps,
         "runs_per_second": round(len(window) / elapsed, 1),
         "steps_per_second": round(steps / elapsed, 1),
         "run_latency_ms": percentiles([(t.ended - t.sent) * 1000 for t in window]),
-        "start_latency_ms": percentiles([(t.started - t.sent) * 1000 for t in window]),
         "cpu_ms_per_step": cpu_ms_per_step(before, after, steps),
     }
+    if follow == "watch":
+        # In "wait" mode StartRun's answer is the run's end: no start latency of its own.
+        figures["start_latency_ms"] = percentiles([(t.started - t.sent) * 1000 for t in window])
     print(_summary(figures), file=sys.stderr)
     return figures
 
 
 def _summary(figures: dict[str, Any]) -> str:
-    run, start, cpu = (
-        figures["run_latency_ms"],
-        figures["start_latency_ms"],
-        figures["cpu_ms_per_step"],
-    )
+    run, cpu = figures["run_latency_ms"], figures["cpu_ms_per_step"]
+    start = figures.get("start_latency_ms")
+    starts = f"; StartRun p50/p99 {start['p50']}/{start['p99']} ms" if start else ""
     return (
-        f"closed loop, {figures['in_flight']} in flight: {figures['runs']} runs in "
-        f"{figures['seconds']} s, {figures['runs_per_second']} runs/s, "
-        f"{figures['steps_per_second']} steps/s; run p50/p95/p99 {run['p50']}/{run['p95']}/"
-        f"{run['p99']} ms; StartRun p50/p99 {start['p50']}/{start['p99']} ms; CPU per step: "
+        f"closed loop, {figures['in_flight']} in flight ({figures['follow']}): "
+        f"{figures['runs']} runs in {figures['seconds']} s, {figures['runs_per_second']} "
+        f"runs/s, {figures['steps_per_second']} steps/s; run p50/p95/p99 {run['p50']}/"
+        f"{run['p95']}/{run['p99']} ms{starts}; CPU per step: "
         f"control plane {cpu['control_plane']} ms, workers {cpu['workers']} ms, "
         f"bench client {cpu['bench_client']} ms"
     )

@@ -60,6 +60,7 @@ def run_bench(
     tls: bool = False,
     auth: bool = False,
     in_flight: Sequence[int] = (),
+    follow: Sequence[str] = ("wait", "watch"),
     seconds: float = DEFAULT_SECONDS,
     restart: bool = False,
 ) -> int:
@@ -68,6 +69,8 @@ def run_bench(
     Args:
         runs: runs of the open loop (DEFAULT_RUNS when None and it runs).
         in_flight: one closed-loop setting per value; without any, the open loop runs.
+        follow: how the closed loop learns a run ended ("wait": StartRun's wait_seconds;
+            "watch": a WatchRun stream); each setting is measured once per mode.
         seconds: measured window of each closed-loop setting, after its warm-up.
         restart: measure the gap a control-plane restart leaves, after the other modes.
     """
@@ -89,6 +92,7 @@ def run_bench(
                 open_loop=runs is not None or not in_flight,
                 runs=runs or DEFAULT_RUNS,
                 in_flight=tuple(in_flight),
+                follow=tuple(follow),
                 seconds=seconds,
                 restart=restart,
             )
@@ -119,6 +123,7 @@ class _Plan:
     open_loop: bool
     runs: int
     in_flight: tuple[int, ...]
+    follow: tuple[str, ...]
     seconds: float
     restart: bool
 
@@ -139,7 +144,9 @@ async def _measure(
             result |= await measure_open_loop(stub, name, plan.runs, workers)
         if plan.in_flight:
             result["closed_loop"] = [
-                await measure_setting(stub, name, n, plan.seconds, meter) for n in plan.in_flight
+                await measure_setting(stub, name, n, plan.seconds, meter, follow)
+                for n in plan.in_flight
+                for follow in plan.follow
             ]
         if plan.restart:
             result |= await measure_restart(stub, name, control_plane)

@@ -18,6 +18,9 @@ from controlplane.cli.channels import add_connection_arguments, connection_from_
 from controlplane.cli.client import add_address_arguments
 from controlplane.cli.errors import usage_error
 
+# How the bench's closed loop follows its runs (controlplane/bench/closed_loop.py).
+FOLLOW_MODES = ("wait", "watch")
+
 DEFAULT_LISTEN = "127.0.0.1:7233"
 
 
@@ -159,8 +162,17 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         type=whole_number(),
         action="append",
         metavar="N",
-        help="closed loop: keep N runs going, each followed through WatchRun to its end "
-        "before the next starts; repeat for several settings (--in-flight 1 --in-flight 16)",
+        help="closed loop: keep N runs going, each followed to its end before the next "
+        "starts; repeat for several settings (--in-flight 1 --in-flight 16)",
+    )
+    bench.add_argument(
+        "--follow",
+        choices=FOLLOW_MODES,
+        action="append",
+        help="closed loop: how a loop learns its run ended: `wait`, the StartRun call "
+        "answers at the end (wait_seconds; one call per run), or `watch`, a WatchRun stream "
+        "of its events (also reports StartRun's own latency); repeat for both "
+        "(default: both, each setting measured once per mode)",
     )
     bench.add_argument(
         "--seconds",
@@ -393,6 +405,7 @@ def run_bench(args: argparse.Namespace) -> int:
             tls=args.tls,
             auth=args.auth,
             in_flight=args.in_flight or (),
+            follow=tuple(args.follow or FOLLOW_MODES),
             seconds=args.seconds,
             restart=args.restart,
             **options,

@@ -40,6 +40,7 @@ from controlplane.dispatch.held_connection import HeldConnection
 from controlplane.dispatch.reaping import Reaper
 from controlplane.dispatch.run_watches import RunNews, RunWatches
 from controlplane.dispatch.sessions import SessionRegistry
+from controlplane.dispatch.starts import StartedRun
 from controlplane.dispatch.transaction import Resources, Transaction
 from controlplane.dispatch.wakeups import notify_tasks_ready
 from controlplane.store.definitions import DefinitionCache
@@ -285,6 +286,10 @@ class Committer:
         if reap:
             self._reaper.reaped()
         txn.out.cancels.extend(txn.batch.cancelled_tasks)
+        for operation, result in txn.out.results:
+            if isinstance(operation, ops.StartRun) and isinstance(result, StartedRun):
+                # Before any later commit of the run: a start that waits misses no change.
+                operation.follow(self.watches, result)
         txn.out.run_news = self._news_for_watches(txn)
         return txn.out
 
@@ -297,7 +302,10 @@ class Committer:
         rows = batch.history_rows(watched)
         return {
             run_id: RunNews(
-                batch.runs[run_id].state.status, batch.runs[run_id].last_seq, rows[run_id]
+                batch.runs[run_id].state.status,
+                batch.runs[run_id].last_seq,
+                rows[run_id],
+                batch.runs[run_id].state.output,
             )
             for run_id in watched
         }

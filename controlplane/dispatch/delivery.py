@@ -185,6 +185,7 @@ def resolve(operation: Operation, *, result: Any = None, exc: BaseException | No
 
     def settle() -> None:
         if future.done():
+            operation.abandoned()  # cancelled: what was kept for the caller goes
             return
         if exc is not None:
             future.set_exception(exc)

@@ -26,12 +26,15 @@ class RunNews:
     status: str
     last_seq: int
     rows: list[dict[str, Any]]
+    # The run's output (None until it completes).
+    output: Any = None
 
 
 @dataclass(eq=False)
 class Watch:
     """One stream's subscription (its event loop's side)."""
 
+    run_id: str
     loop: asyncio.AbstractEventLoop
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     news: list[RunNews] = field(default_factory=list)
@@ -51,9 +54,11 @@ class RunWatches:
         self._lock = threading.Lock()
         self._watches: dict[str, list[Watch]] = {}
 
-    def subscribe(self, run_id: str) -> Watch:
-        """A subscription to `run_id`'s news (call on the event loop that will wait on it)."""
-        watch = Watch(asyncio.get_running_loop())
+    def subscribe(self, run_id: str, loop: asyncio.AbstractEventLoop | None = None) -> Watch:
+        """A subscription to `run_id`'s news, waited on in `loop` (default: the running
+        one). The committer subscribes for a StartRun that waits, in the thread that will
+        commit the run's next change, so that no change falls between start and subscription."""
+        watch = Watch(run_id, loop or asyncio.get_running_loop())
         with self._lock:
             self._watches.setdefault(run_id, []).append(watch)
         return watch

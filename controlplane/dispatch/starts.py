@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from controlplane import errors
 from controlplane.engine import machine
 from controlplane.store import definitions as defs
 from controlplane.store.bulk import among
+from controlplane.store.codec import load_json
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.run_batch import RunBatch
 from controlplane.store.schema import runs
@@ -34,6 +35,9 @@ class StartedRun:
     run_id: str
     created: bool
     workflow_version: str
+    # The run's status and output once the start committed (a run may end in its start).
+    status: str
+    output: Any = None
 
 
 class InvalidInput(errors.InvalidArgument):
@@ -72,11 +76,16 @@ class BatchStarts:
         request_ids = sorted({op.request_id for op in starts if op.request_id})
         for first in range(0, len(request_ids), CHUNK):
             query = select(
-                runs.c.id, runs.c.namespace, runs.c.request_id, runs.c.workflow_version
+                runs.c.id,
+                runs.c.namespace,
+                runs.c.request_id,
+                runs.c.workflow_version,
+                runs.c.status,
+                runs.c.output,
             ).where(among(batch.connection, runs.c.request_id, request_ids[first : first + CHUNK]))
             for row in batch.connection.execute(query):
                 self._known[(row.namespace, row.request_id)] = StartedRun(
-                    row.id, False, row.workflow_version
+                    row.id, False, row.workflow_version, row.status, load_json(row.output)
                 )
 
     def start(self, op: StartRun) -> StartedRun:
@@ -116,7 +125,7 @@ class BatchStarts:
         )
         trace_id = uuid.uuid4().hex
         batch.add_run(state, row.id, trace_id, op.request_id or None, transition)
-        started = StartedRun(state.id, True, state.workflow_version)
+        started = StartedRun(state.id, True, state.workflow_version, state.status, state.output)
         if op.request_id:
             self._known[(op.namespace, op.request_id)] = started
         return started

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, or_, select
 
+from controlplane.store.codec import load_json
 from controlplane.store.schema import history, runs, tasks
 
 
@@ -30,6 +31,18 @@ def get_run(connection: Connection, namespace: str, run_id: str) -> RunView | No
         return None
     task_rows = list(connection.execute(select(tasks).where(tasks.c.run_id == run_id)))
     return RunView(row, task_rows)
+
+
+def status_and_output(
+    connection: Connection, namespace: str, run_id: str
+) -> tuple[str, Any] | None:
+    """The run's status and (once completed) output; None if it is not in `namespace`."""
+    row = connection.execute(
+        select(runs.c.status, runs.c.output).where(
+            runs.c.id == run_id, runs.c.namespace == namespace
+        )
+    ).first()
+    return None if row is None else (row.status, load_json(row.output))
 
 
 def run_exists(connection: Connection, namespace: str, run_id: str) -> bool:

@@ -61,6 +61,7 @@ REQUESTS: dict[str, Request] = {
     "GetRun": lambda ns, o: ws.GetRunRequest(namespace=ns, run_id=o.run_id),
     "ListRuns": lambda ns, o: ws.ListRunsRequest(namespace=ns),
     "GetRunHistory": lambda ns, o: ws.GetRunHistoryRequest(namespace=ns, run_id=o.run_id),
+    "WatchRun": lambda ns, o: ws.WatchRunRequest(namespace=ns, run_id=o.run_id),
     "CancelRun": lambda ns, o: ws.CancelRunRequest(namespace=ns, run_id=o.run_id, reason="x"),
     "ListApprovals": lambda ns, o: apb.ListApprovalsRequest(namespace=ns),
     "GetApproval": lambda ns, o: apb.GetApprovalRequest(namespace=ns, approval_id=o.approval_id),
@@ -86,6 +87,7 @@ BY_ID = [
     "StartRun",
     "GetRun",
     "GetRunHistory",
+    "WatchRun",
     "CancelRun",
     "GetApproval",
     "DecideApproval",
@@ -110,6 +112,9 @@ def test_every_workflow_rpc_is_in_the_matrix() -> None:
 
 def _call(secured: SecuredControlPlane, rpc: str) -> Any:
     stub = workflow_service_pb2_grpc.WorkflowServiceStub(secured.channel)
+    if rpc == "WatchRun":
+        # A stream's status comes with its messages: read them all.
+        return lambda request, **options: list(stub.WatchRun(request, **options))
     return getattr(stub, rpc)
 
 

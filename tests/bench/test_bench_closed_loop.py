@@ -27,6 +27,7 @@ pytestmark = pytest.mark.postgres
 BENCH_TIMEOUT = 240.0
 SETTING_KEYS = {
     "in_flight",
+    "follow",
     "seconds",
     "runs",
     "steps",
@@ -68,7 +69,12 @@ def assert_ordered(percentiles: dict[str, float]) -> None:
 
 
 def assert_setting_shape(setting: dict[str, Any], seconds: int) -> None:
-    assert set(setting) == SETTING_KEYS
+    if setting["follow"] == "wait":
+        # StartRun answers at the run's end: there is no start latency of its own to show.
+        assert set(setting) == SETTING_KEYS - {"start_latency_ms"}
+        setting = setting | {"start_latency_ms": setting["run_latency_ms"]}
+    else:
+        assert setting["follow"] == "watch" and set(setting) == SETTING_KEYS
     assert isinstance(setting["runs"], int) and setting["runs"] > 0
     assert setting["steps"] == 3 * setting["runs"]
     assert setting["seconds"] >= seconds
@@ -88,7 +94,12 @@ def assert_setting_shape(setting: dict[str, Any], seconds: int) -> None:
 def test_each_in_flight_setting_reports_throughput_latency_and_cpu(database_url: str) -> None:
     figures, stderr = bench(database_url, "--in-flight", "1", "--in-flight", "4", "--seconds", "1")
 
-    assert [s["in_flight"] for s in figures["closed_loop"]] == [1, 4]
+    assert [(s["in_flight"], s["follow"]) for s in figures["closed_loop"]] == [
+        (1, "wait"),
+        (1, "watch"),
+        (4, "wait"),
+        (4, "watch"),
+    ]
     for setting in figures["closed_loop"]:
         assert_setting_shape(setting, seconds=1)
     assert sum(s["cpu_ms_per_step"]["workers"] for s in figures["closed_loop"]) > 0
@@ -96,7 +107,8 @@ def test_each_in_flight_setting_reports_throughput_latency_and_cpu(database_url:
     assert "steps_per_second" not in figures and "restart_gap_ms" not in figures
     assert figures["workers"] == 1 and figures["cpu_seconds"]["control_plane"] > 0
     for n in (1, 4):
-        assert f"closed loop, {n} in flight: " in stderr
+        for follow in ("wait", "watch"):
+            assert f"closed loop, {n} in flight ({follow}): " in stderr
     # Each setting lets the runs it holds finish: nothing is left running in the database.
     statuses = run_statuses(database_url)
     assert set(statuses) == {"COMPLETED"}, statuses
@@ -104,7 +116,8 @@ def test_each_in_flight_setting_reports_throughput_latency_and_cpu(database_url:
 
 def test_restart_reports_the_gap_after_the_open_and_closed_loops(database_url: str) -> None:
     figures, stderr = bench(
-        database_url, "--runs", "20", "--in-flight", "2", "--seconds", "1", "--restart"
+        database_url,
+        *("--runs", "20", "--in-flight", "2", "--follow", "watch", "--seconds", "1", "--restart"),
     )
 
     # --runs with --in-flight runs both modes; the open loop's keys stay at the top level.

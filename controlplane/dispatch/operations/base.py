@@ -46,6 +46,9 @@ class Operation:
         """The effect inside the transaction; returns what the caller is answered."""
         return None
 
+    def abandoned(self) -> None:
+        """The caller stopped waiting before the answer came (on its event loop)."""
+
 
 @dataclass
 class SessionChange(Operation):

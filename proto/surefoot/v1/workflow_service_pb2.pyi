@@ -282,12 +282,20 @@ class StartRunRequest(_message.Message):
     WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WAIT_SECONDS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     workflow_name: _builtins.str
     workflow_version: _builtins.str
     """Empty or "latest" for the newest version."""
     request_id: _builtins.str
     """A client that retries StartRun with the same request id gets the same run."""
+    wait_seconds: _builtins.float
+    """Answer once the run has ended or after this many seconds, whichever comes first (0:
+    as soon as the start is durable). The run is started either way: a run still going
+    when the wait is over is answered with its status, never with an error, so a client
+    that gets no answer retries with the same request id and waits for the same run.
+    At most 3600.
+    """
     @_builtins.property
     def input(self) -> _common_pb2.Payload: ...
     def __init__(
@@ -298,10 +306,11 @@ class StartRunRequest(_message.Message):
         workflow_version: _builtins.str = ...,
         input: _common_pb2.Payload | None = ...,
         request_id: _builtins.str = ...,
+        wait_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "namespace", b"namespace", "request_id", b"request_id", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "namespace", b"namespace", "request_id", b"request_id", "wait_seconds", b"wait_seconds", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -314,20 +323,30 @@ class StartRunResponse(_message.Message):
     RUN_ID_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     created: _builtins.bool
     """False when the request id matched an existing run."""
     workflow_version: _builtins.str
+    status: _run_pb2.RunStatus.ValueType
+    """The run's status when answered (with wait_seconds: the end, if it came in time)."""
+    @_builtins.property
+    def output(self) -> _common_pb2.Payload:
+        """The run's output, once it COMPLETED."""
+
     def __init__(
         self,
         *,
         run_id: _builtins.str = ...,
         created: _builtins.bool = ...,
         workflow_version: _builtins.str = ...,
+        status: _run_pb2.RunStatus.ValueType = ...,
+        output: _common_pb2.Payload | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "run_id", b"run_id", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "output", b"output", "run_id", b"run_id", "status", b"status", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
