@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -205,7 +206,9 @@ async def measure_setting(
 ) -> dict[str, Any]:
     """One closed-loop setting: warm up, measure `seconds`, let the runs held finish."""
     print(f"closed loop, {in_flight} in flight ({follow}): warming up", file=sys.stderr)
-    tag = f"{name}-closed-{in_flight}-{follow}"
+    # Request ids unique to this setting: a setting repeated (--in-flight 64 --in-flight 64)
+    # must start new runs, not find the previous one's (a retried start's answer).
+    tag = f"{name}-closed-{in_flight}-{follow}-{uuid.uuid4().hex[:8]}"
     loop = ClosedLoop(stub, name, in_flight, tag, follow=follow)
     loop.start()
     try:

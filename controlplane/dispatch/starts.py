@@ -8,6 +8,7 @@ workflows.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -73,20 +74,31 @@ class BatchStarts:
         keys = {(op.namespace, op.workflow_name, op.workflow_version) for op in starts}
         self._rows = {key: defs.find(batch.connection, *key) for key in keys}
         self._known: dict[tuple[str, str], StartedRun] = {}
-        request_ids = sorted({op.request_id for op in starts if op.request_id})
-        for first in range(0, len(request_ids), CHUNK):
-            query = select(
-                runs.c.id,
-                runs.c.namespace,
-                runs.c.request_id,
-                runs.c.workflow_version,
-                runs.c.status,
-                runs.c.output,
-            ).where(among(batch.connection, runs.c.request_id, request_ids[first : first + CHUNK]))
-            for row in batch.connection.execute(query):
-                self._known[(row.namespace, row.request_id)] = StartedRun(
-                    row.id, False, row.workflow_version, row.status, load_json(row.output)
+        by_namespace: dict[str, set[str]] = defaultdict(set)
+        for op in starts:
+            if op.request_id:
+                by_namespace[op.namespace].add(op.request_id)
+        for namespace, ids in sorted(by_namespace.items()):
+            request_ids = sorted(ids)
+            for first in range(0, len(request_ids), CHUNK):
+                chunk = request_ids[first : first + CHUNK]
+                # The namespace first, as the unique index (namespace, request_id) has it:
+                # without it the lookup reads the whole index, a cost that grows with every
+                # run ever started.
+                query = select(
+                    runs.c.id,
+                    runs.c.request_id,
+                    runs.c.workflow_version,
+                    runs.c.status,
+                    runs.c.output,
+                ).where(
+                    runs.c.namespace == namespace,
+                    among(batch.connection, runs.c.request_id, chunk),
                 )
+                for row in batch.connection.execute(query):
+                    self._known[(namespace, row.request_id)] = StartedRun(
+                        row.id, False, row.workflow_version, row.status, load_json(row.output)
+                    )
 
     def start(self, op: StartRun) -> StartedRun:
         """The run `op` asks for: a new one, or the one its request id started before.

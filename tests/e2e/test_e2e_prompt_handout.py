@@ -3,20 +3,25 @@
 Each control plane here polls for ready tasks once a minute only (`--poll-interval 60`),
 while every wait below gives up after 30 s: a task that reached the worker did so through
 the hand-out itself (in the commit that scheduled it, on a Credit, on a freed slot, when
-its retry came due), never through the safety-net poll.
+its retry came due, when the wait before it ended), never through the safety-net poll.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from surefoot.v1 import worker_service_pb2 as wpb
+from surefoot_worker.authoring import definition_from_dict
 
+from tests.support.approval_auth import ALICE, WORKER, AuthControlPlane, write_auth_file
 from tests.support.processes import ControlPlane, ProcessRegistry
 from tests.support.raw_worker import RawWorkerStream, declaration
 from tests.support.runs import events_of, history, register, start_run, wait_for_status
-from tests.support.workflows import single_step, three_steps
+from tests.support.waits import decide, send_event
+from tests.support.workflows import single_step, task_node, three_steps
 
 POLL_SECONDS = 60.0
 # Within the safety net's interval by a wide margin: waiting this long proves no poll came.
@@ -31,9 +36,22 @@ def server(database_url: str, processes: ProcessRegistry) -> Iterator[ControlPla
     control_plane.stop()
 
 
-def _worker(server: ControlPlane, name: str, credit: int) -> RawWorkerStream:
+@pytest.fixture
+def auth_server(
+    database_url: str, processes: ProcessRegistry, tmp_path: Path
+) -> Iterator[AuthControlPlane]:
+    """The same, with credentials: deciding an approval needs an authenticated caller."""
+    auth_file = write_auth_file(tmp_path / "auth.yaml")
+    poll = ("--poll-interval", str(POLL_SECONDS))
+    control_plane = AuthControlPlane(processes, database_url, auth_file, extra_args=poll)
+    control_plane.start()
+    yield control_plane
+    control_plane.stop()
+
+
+def _worker(server: ControlPlane, name: str, credit: int, token: str = "") -> RawWorkerStream:
     steps = [declaration("e2e-work"), declaration("e2e-work-sync")]
-    stream = RawWorkerStream(server.channel, name, steps, credit)
+    stream = RawWorkerStream(server.channel, name, steps, credit, token=token)
     stream.next_of("welcome")
     return stream
 
@@ -101,3 +119,37 @@ def test_a_retry_is_handed_out_when_its_backoff_ends(server: ControlPlane) -> No
     (retry_scheduled,) = events_of(events, "RETRY_SCHEDULED", "step")
     started = [e for e in events_of(events, "ATTEMPT_STARTED", "step") if e.attempt == 2]
     assert started and started[0].time >= retry_scheduled.data["due_at"] - 1e-3
+
+
+WAITS: dict[str, dict[str, Any]] = {
+    "approval": {"approval": {"title": "go on?", "approvers": []}},
+    "sleep": {"sleep": {"seconds": 0.5}},
+    "wait_event": {"wait_event": {"event_name": "go", "correlation_key": "input.key"}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WAITS))
+def test_the_step_after_a_wait_is_handed_out_when_the_wait_ends(
+    auth_server: AuthControlPlane, kind: str
+) -> None:
+    server = auth_server
+    name = f"after-{kind.replace('_', '-')}"
+    gate = {"id": "gate", "next": "a", **WAITS[kind]}
+    work = task_node("a", None, "{trail: `[]`}")
+    register(
+        server.stub, definition_from_dict({"name": name, "version": "1", "nodes": [gate, work]})
+    )
+    stream = _worker(server, "w1", credit=1, token=WORKER)
+    run_id = start_run(server.stub, name, {"key": "k1"})
+
+    if kind == "approval":
+        decide(server.stub, f"{run_id}:gate", approve=True, token=ALICE)
+    elif kind == "wait_event":
+        send_event(server.stub, "go", "k1", {})
+    # The decision, the event or the fired timer commits the task and its lease together.
+    assert _complete(stream).node_id == "a"
+    wait_for_status(server.stub, run_id, "COMPLETED", timeout=WAIT)
+    events = history(server.stub, run_id)
+    (scheduled,) = events_of(events, "STEP_SCHEDULED", "a")
+    (started,) = events_of(events, "ATTEMPT_STARTED", "a")
+    assert started.time == scheduled.time
