@@ -39,6 +39,7 @@ from controlplane.dispatch.wakeups import WakeupListener
 from controlplane.store.database import masked, open_engine
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.migrate import upgrade_engine
+from controlplane.store.statistics import FirstAnalyze
 from controlplane.store.step_types import StepCatalogCache
 from controlplane.tls_files import TlsFilesError, server_credentials
 
@@ -96,6 +97,7 @@ class ControlPlane:
         self._committer: Committer | None = None
         self._workers: WorkerService | None = None
         self._listener: WakeupListener | None = None
+        self._statistics: FirstAnalyze | None = None
         self._engine = open_engine(config.database_url)
         self._health = health.HealthServicer()
         self._auth = authenticator_for(config, self._engine)
@@ -193,6 +195,8 @@ class ControlPlane:
         if self._engine.dialect.name == "postgresql":
             self._listener = WakeupListener(self._engine, committer.origin, committer.wake)
             self._listener.start()
+            self._statistics = FirstAnalyze(self._engine)
+            self._statistics.start()
         await server.start()
         if self.config.health_listen:
             await self._start_health_listener(self.config.health_listen)
@@ -226,6 +230,8 @@ class ControlPlane:
             await self._health_server.stop(0)
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
+        if self._statistics is not None:
+            await asyncio.to_thread(self._statistics.stop)
         if self._committer is not None:
             await asyncio.to_thread(self._committer.stop)
         await asyncio.to_thread(telemetry.shutdown)

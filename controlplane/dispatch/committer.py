@@ -37,6 +37,7 @@ from controlplane.dispatch import operations as ops
 from controlplane.dispatch import waiting
 from controlplane.dispatch.delivery import Deliveries, Handout, deliver, resolve
 from controlplane.dispatch.held_connection import HeldConnection
+from controlplane.dispatch.loop_calls import LoopCalls
 from controlplane.dispatch.reaping import Reaper
 from controlplane.dispatch.run_watches import RunNews, RunWatches
 from controlplane.dispatch.sessions import SessionRegistry
@@ -200,8 +201,10 @@ class Committer:
                     self._fail(batch, again)
                 return
         self._database_reached()
-        deliver(deliveries, self.sessions)
-        self.watches.changed(deliveries.run_news)
+        calls = LoopCalls()
+        deliver(deliveries, self.sessions, calls)
+        self.watches.changed(deliveries.run_news, calls)
+        calls.flush()
 
     def _database_lost(self, batch: list[ops.Operation], exc: BaseException | None) -> None:
         """The batch could not reach the database: its callers are told so at once, what

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from surefoot.v1 import worker_service_pb2 as wpb
 
 from controlplane import telemetry
 from controlplane.dispatch import claims
+from controlplane.dispatch.loop_calls import LoopCalls
 from controlplane.dispatch.run_watches import RunNews
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.tasks import task_message
@@ -148,28 +150,34 @@ class Handout:
             self.due_at = at
 
 
-def deliver(out: Deliveries, sessions: SessionRegistry) -> None:
-    """Answer the callers and message the workers; the transaction has committed."""
+def deliver(out: Deliveries, sessions: SessionRegistry, calls: LoopCalls) -> None:
+    """Answer the callers and message the workers; the transaction has committed. What runs
+    on an event loop is gathered in `calls`, which the caller flushes."""
     for operation, result in out.results:
+        future = operation.future
+        if future is None:
+            continue
         if isinstance(result, Exception):
-            resolve(operation, exc=result)
+            calls.add(future.get_loop(), _settler(operation, None, result))
         else:
-            resolve(operation, result=result)
+            calls.add(future.get_loop(), _settler(operation, result, None))
     for session_id, rows in out.tasks.items():
         session = sessions.by_id.get(session_id)
         if session is None or not rows:
             continue  # closed meanwhile: its leases are released by CloseSession
         session.outstanding.update((row["id"], to_epoch(row["leased_at"])) for row in rows)
         batch = wpb.TaskBatch(tasks=[task_message(row) for row in rows])
-        session.send(wpb.ServerMessage(tasks=batch))
+        calls.add(session.loop, session.outbound.put_nowait, wpb.ServerMessage(tasks=batch))
     for session_id, task_ids in out.acks.items():
         session = sessions.by_id.get(session_id)
         if session is not None:
-            session.send(wpb.ServerMessage(ack=wpb.Ack(task_ids=task_ids)))
+            message = wpb.ServerMessage(ack=wpb.Ack(task_ids=task_ids))
+            calls.add(session.loop, session.outbound.put_nowait, message)
     for task_id in out.cancels:
         holder = sessions.holder_of(task_id)
         if holder is not None:
-            holder.send(wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id)))
+            message = wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id))
+            calls.add(holder.loop, holder.outbound.put_nowait, message)
     for session in sessions.by_id.values():
         if session.refusals:
             session.tell_refusals()
@@ -180,8 +188,14 @@ def deliver(out: Deliveries, sessions: SessionRegistry) -> None:
 def resolve(operation: Operation, *, result: Any = None, exc: BaseException | None = None) -> None:
     """Settle the operation's future (if anyone waits for it) on its event loop."""
     future = operation.future
-    if future is None:
-        return
+    if future is not None:
+        future.get_loop().call_soon_threadsafe(_settler(operation, result, exc))
+
+
+def _settler(operation: Operation, result: Any, exc: BaseException | None) -> Callable[[], None]:
+    """What settles `operation`'s future, to run on its event loop."""
+    future = operation.future
+    assert future is not None
 
     def settle() -> None:
         if future.done():
@@ -192,4 +206,4 @@ def resolve(operation: Operation, *, result: Any = None, exc: BaseException | No
         else:
             future.set_result(result)
 
-    future.get_loop().call_soon_threadsafe(settle)
+    return settle

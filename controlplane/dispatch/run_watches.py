@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.dispatch.loop_calls import LoopCalls
+
 
 @dataclass(frozen=True)
 class RunNews:
@@ -83,12 +85,12 @@ class RunWatches:
         with self._lock:
             return {run_id for run_id in run_ids if run_id in self._watches}
 
-    def changed(self, news: dict[str, RunNews]) -> None:
-        """News of runs a commit changed (any thread): hand it to their streams."""
+    def changed(self, news: dict[str, RunNews], calls: LoopCalls) -> None:
+        """News of runs a commit changed (any thread): hand it to their streams, through
+        `calls` (the stream's list and event belong to its loop: both change there)."""
         if not news:
             return
         with self._lock:
             targets = [(w, n) for run_id, n in news.items() for w in self._watches.get(run_id, ())]
         for watch, run_news in targets:
-            # The stream's list and event belong to its loop: both are changed there.
-            watch.loop.call_soon_threadsafe(watch._receive, run_news)
+            calls.add(watch.loop, watch._receive, run_news)

@@ -13,16 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from controlplane import errors
 from controlplane.engine import machine
 from controlplane.store import definitions as defs
-from controlplane.store.bulk import among
+from controlplane.store import run_queries
 from controlplane.store.codec import load_json
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.run_batch import RunBatch
-from controlplane.store.schema import runs
 from controlplane.store.step_types import BatchCatalog
 
 if TYPE_CHECKING:
@@ -82,20 +79,7 @@ class BatchStarts:
             request_ids = sorted(ids)
             for first in range(0, len(request_ids), CHUNK):
                 chunk = request_ids[first : first + CHUNK]
-                # The namespace first, as the unique index (namespace, request_id) has it:
-                # without it the lookup reads the whole index, a cost that grows with every
-                # run ever started.
-                query = select(
-                    runs.c.id,
-                    runs.c.request_id,
-                    runs.c.workflow_version,
-                    runs.c.status,
-                    runs.c.output,
-                ).where(
-                    runs.c.namespace == namespace,
-                    among(batch.connection, runs.c.request_id, chunk),
-                )
-                for row in batch.connection.execute(query):
+                for row in run_queries.by_request_id(batch.connection, namespace, chunk):
                     self._known[(namespace, row.request_id)] = StartedRun(
                         row.id, False, row.workflow_version, row.status, load_json(row.output)
                     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, or_, select
 
+from controlplane.store.bulk import among
 from controlplane.store.codec import load_json
 from controlplane.store.schema import history, runs, tasks
 
@@ -43,6 +44,19 @@ def status_and_output(
         )
     ).first()
     return None if row is None else (row.status, load_json(row.output))
+
+
+def by_request_id(connection: Connection, namespace: str, request_ids: list[str]) -> list[Any]:
+    """(id, request_id, workflow_version, status, output) of the runs in `namespace` that
+    these request ids started.
+
+    The namespace comes first, as in the unique index (namespace, request_id): without it
+    the lookup reads the whole index, a cost growing with every run ever started.
+    """
+    query = select(
+        runs.c.id, runs.c.request_id, runs.c.workflow_version, runs.c.status, runs.c.output
+    ).where(runs.c.namespace == namespace, among(connection, runs.c.request_id, request_ids))
+    return list(connection.execute(query))
 
 
 def run_exists(connection: Connection, namespace: str, run_id: str) -> bool:
