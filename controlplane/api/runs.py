@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
@@ -10,13 +11,16 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import convert, run_wait
+from controlplane.api import blocked_on, convert, run_wait
 from controlplane.api.backend import Backend
 from controlplane.api.definitions import no_definition
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.payloads import parse_json
 from controlplane.dispatch import operations as ops
+from controlplane.engine.state import RunState, StepState
 from controlplane.store import run_queries
+from controlplane.store.blocked_queries import BlockingRows, blocking_rows
+from controlplane.store.codec import load_json
 
 MAX_PAGE = 1000
 MAX_REQUEST_ID = 200
@@ -60,11 +64,31 @@ async def get(
 
 
 async def run_detail(backend: Backend, namespace: str, run_id: str) -> run_pb2.Run:
-    """The run with its steps and attempts as a GetRun shows it; NotFound if there is none."""
-    view = await backend.read(lambda c: run_queries.get_run(c, namespace, run_id))
-    if view is None:
+    """The run with its steps and attempts as a GetRun shows it, and what it is blocked on;
+    NotFound if there is none."""
+
+    def query(
+        c: Connection,
+    ) -> tuple[run_queries.RunView, dict[str, StepState], BlockingRows] | None:
+        view = run_queries.get_run(c, namespace, run_id)
+        if view is None:
+            return None
+        _, steps = RunState.steps_from_json(load_json(view.run.state))
+        return view, steps, blocking_rows(c, namespace, run_id, steps)
+
+    found = await backend.read(query)
+    if found is None:
         raise errors.NotFound(no_run(run_id, namespace))
-    return convert.run_detail(view)
+    view, steps, rows = found
+    run = convert.run_detail(view)
+    committer = backend.committer
+    circumstances = blocked_on.Circumstances(
+        now=time.time(),
+        lease_seconds=committer.lease_seconds,
+        workers=committer.sessions.connected,
+    )
+    run.blocked_on.extend(blocked_on.blockers(view.run, steps, view.tasks, rows, circumstances))
+    return run
 
 
 async def list_page(

@@ -62,6 +62,22 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_arguments(show)
     show.set_defaults(func=show_run)
 
+    why = commands.add_parser(
+        "why",
+        help="what a run that is not moving waits for, one line per blocker",
+        description=_paragraph(
+            "Print what keeps a run from moving on, one line per open branch: an approval "
+            "(who may decide, since when, deadline), a timer, a retry (attempt n of m, the "
+            "last error), an event (name, key), a task no connected worker can take (which "
+            "versions are connected), a worker whose heartbeat is late, a dead letter. "
+            "Computed by the control plane from the database when asked. With --json, the "
+            "blockers as GetRun returns them."
+        ),
+    )
+    why.add_argument("run_id", metavar="RUN_ID")
+    add_client_arguments(why)
+    why.set_defaults(func=why_run)
+
     list_ = commands.add_parser("list", help="list runs, newest first")
     list_.add_argument("--workflow", metavar="NAME[@VERSION]", help="only runs of this workflow")
     list_.add_argument(
@@ -261,11 +277,55 @@ def show_run(args: argparse.Namespace) -> int:
             ("trace id", run.trace_id),
         ]
     )
+    if run.blocked_on:
+        print()
+        print("BLOCKED ON")
+        for line in _blocker_lines(run.blocked_on):
+            print(f"  {line}")
     if run.steps:
         print()
         for line in _steps_lines(run.steps):
             print(line)
     return 0
+
+
+def why_run(args: argparse.Namespace) -> int:
+    with ControlPlaneClient.from_args(args) as client:
+        request = ws.GetRunRequest(namespace=args.namespace, run_id=args.run_id)
+        run = client.call(client.workflows.GetRun, request).run
+    status = output.enum_name(run_pb2.RunStatus, run.status)
+    if args.json:
+        output.print_json(
+            {
+                "run_id": run.id,
+                "status": status,
+                "blocked_on": [output.message_dict(b) for b in run.blocked_on],
+            }
+        )
+        return 0
+    if not run.blocked_on:
+        ended = run.status in _ENDED
+        print(f"run {run.id} is {status}: " + ("it has ended" if ended else "nothing blocks it"))
+        return 0
+    for line in _blocker_lines(run.blocked_on):
+        print(line)
+    return 0
+
+
+_ENDED = (
+    run_pb2.RUN_STATUS_COMPLETED,
+    run_pb2.RUN_STATUS_FAILED,
+    run_pb2.RUN_STATUS_COMPENSATED,
+    run_pb2.RUN_STATUS_CANCELLED,
+)
+
+
+def _blocker_lines(blockers: Any) -> list[str]:
+    """One line per blocker: its kind (as the enum names it, lower case) and description."""
+    return [
+        f"{output.enum_name(run_pb2.BlockedOnKind, b.kind).lower()}: {b.description}"
+        for b in blockers
+    ]
 
 
 def _error_text(error: run_pb2.StepError) -> str:

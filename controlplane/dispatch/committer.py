@@ -76,6 +76,9 @@ class Committer:
         self._queue: queue.SimpleQueue[ops.Operation | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="surefoot-committer", daemon=True)
         self.sessions = SessionRegistry()
+        # How long a lease lasts from its grant or last heartbeat: GetRun tells a late
+        # heartbeat from the lease's expiry with it.
+        self.lease_seconds = lease_seconds
         # The WatchRun streams of this process, woken after each commit that changed runs.
         self.watches = RunWatches()
         self._resources = Resources(

@@ -21,6 +21,7 @@ COMMANDS = [
     ["runs"],
     ["runs", "start"],
     ["runs", "show"],
+    ["runs", "why"],
     ["runs", "list"],
     ["runs", "history"],
     ["runs", "watch"],

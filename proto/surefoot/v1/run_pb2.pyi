@@ -114,6 +114,68 @@ ATTEMPT_OUTCOME_LOST: AttemptOutcome.ValueType  # 4
 ATTEMPT_OUTCOME_CANCELLED: AttemptOutcome.ValueType  # 5
 Global___AttemptOutcome: _TypeAlias = AttemptOutcome  # noqa: Y015
 
+class _BlockedOnKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BlockedOnKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BlockedOnKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BLOCKED_ON_KIND_UNSPECIFIED: _BlockedOnKind.ValueType  # 0
+    BLOCKED_ON_KIND_APPROVAL: _BlockedOnKind.ValueType  # 1
+    """A person's decision (ApprovalWait)."""
+    BLOCKED_ON_KIND_TIMER: _BlockedOnKind.ValueType  # 2
+    """A sleep node's timer, due at `until`."""
+    BLOCKED_ON_KIND_RETRY: _BlockedOnKind.ValueType  # 3
+    """A failed step's retry delay: its next attempt is due at `until` (RetryWait)."""
+    BLOCKED_ON_KIND_EVENT: _BlockedOnKind.ValueType  # 4
+    """An external event with a name and a correlation key (EventWait); `until`: its timeout."""
+    BLOCKED_ON_KIND_NO_CAPABLE_WORKER: _BlockedOnKind.ValueType  # 5
+    """A task ready to run that no connected worker implements in the version it needs
+    (TaskWait: which versions are connected and declared).
+    """
+    BLOCKED_ON_KIND_QUEUED: _BlockedOnKind.ValueType  # 6
+    """A task ready to run that waits for a free slot on a worker that implements it."""
+    BLOCKED_ON_KIND_RUNNING: _BlockedOnKind.ValueType  # 7
+    """A task running on a worker whose heartbeats arrive (TaskWait)."""
+    BLOCKED_ON_KIND_HEARTBEAT_LATE: _BlockedOnKind.ValueType  # 8
+    """A task whose worker's heartbeat is late: once its lease runs out (`until`) the attempt
+    is taken back and run again (or dead-lettered, for a step declared idempotency none).
+    """
+    BLOCKED_ON_KIND_DEAD_LETTER: _BlockedOnKind.ValueType  # 9
+    """A dead-lettered step: an operator retries, skips or abandons it (DeadLetterWait)."""
+    BLOCKED_ON_KIND_PAUSED: _BlockedOnKind.ValueType  # 10
+    """Reserved for PauseRun (PausedWait); not produced yet."""
+
+class BlockedOnKind(_BlockedOnKind, metaclass=_BlockedOnKindEnumTypeWrapper):
+    """What keeps a run (one branch of it) from moving on."""
+
+BLOCKED_ON_KIND_UNSPECIFIED: BlockedOnKind.ValueType  # 0
+BLOCKED_ON_KIND_APPROVAL: BlockedOnKind.ValueType  # 1
+"""A person's decision (ApprovalWait)."""
+BLOCKED_ON_KIND_TIMER: BlockedOnKind.ValueType  # 2
+"""A sleep node's timer, due at `until`."""
+BLOCKED_ON_KIND_RETRY: BlockedOnKind.ValueType  # 3
+"""A failed step's retry delay: its next attempt is due at `until` (RetryWait)."""
+BLOCKED_ON_KIND_EVENT: BlockedOnKind.ValueType  # 4
+"""An external event with a name and a correlation key (EventWait); `until`: its timeout."""
+BLOCKED_ON_KIND_NO_CAPABLE_WORKER: BlockedOnKind.ValueType  # 5
+"""A task ready to run that no connected worker implements in the version it needs
+(TaskWait: which versions are connected and declared).
+"""
+BLOCKED_ON_KIND_QUEUED: BlockedOnKind.ValueType  # 6
+"""A task ready to run that waits for a free slot on a worker that implements it."""
+BLOCKED_ON_KIND_RUNNING: BlockedOnKind.ValueType  # 7
+"""A task running on a worker whose heartbeats arrive (TaskWait)."""
+BLOCKED_ON_KIND_HEARTBEAT_LATE: BlockedOnKind.ValueType  # 8
+"""A task whose worker's heartbeat is late: once its lease runs out (`until`) the attempt
+is taken back and run again (or dead-lettered, for a step declared idempotency none).
+"""
+BLOCKED_ON_KIND_DEAD_LETTER: BlockedOnKind.ValueType  # 9
+"""A dead-lettered step: an operator retries, skips or abandons it (DeadLetterWait)."""
+BLOCKED_ON_KIND_PAUSED: BlockedOnKind.ValueType  # 10
+"""Reserved for PauseRun (PausedWait); not produced yet."""
+Global___BlockedOnKind: _TypeAlias = BlockedOnKind  # noqa: Y015
+
 class _EventType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -351,6 +413,7 @@ class Run(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     WAITING_FOR_FIELD_NUMBER: _builtins.int
     WAITING_SINCE_FIELD_NUMBER: _builtins.int
+    BLOCKED_ON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     namespace: _builtins.str
     workflow_name: _builtins.str
@@ -379,6 +442,12 @@ class Run(_message.Message):
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]: ...
     @_builtins.property
     def waiting_since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def blocked_on(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockedOn]:
+        """What the run waits for, one entry per open branch, computed from the database when
+        GetRun is served (lists leave it empty). Empty for a run that has ended.
+        """
+
     def __init__(
         self,
         *,
@@ -399,14 +468,304 @@ class Run(_message.Message):
         trace_id: _builtins.str = ...,
         waiting_for: _builtins.str = ...,
         waiting_since: _timestamp_pb2.Timestamp | None = ...,
+        blocked_on: _abc.Iterable[Global___BlockedOn] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "created_at", b"created_at", "input", b"input", "last_error", b"last_error", "output", b"output", "updated_at", b"updated_at", "waiting_since", b"waiting_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "created_at", b"created_at", "current_node", b"current_node", "id", b"id", "input", b"input", "last_error", b"last_error", "namespace", b"namespace", "output", b"output", "request_id", b"request_id", "status", b"status", "steps", b"steps", "trace_id", b"trace_id", "updated_at", b"updated_at", "waiting_for", b"waiting_for", "waiting_since", b"waiting_since", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_on", b"blocked_on", "closed_at", b"closed_at", "created_at", b"created_at", "current_node", b"current_node", "id", b"id", "input", b"input", "last_error", b"last_error", "namespace", b"namespace", "output", b"output", "request_id", b"request_id", "status", b"status", "steps", b"steps", "trace_id", b"trace_id", "updated_at", b"updated_at", "waiting_for", b"waiting_for", "waiting_since", b"waiting_since", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Run: _TypeAlias = Run  # noqa: Y015
+
+@_typing.final
+class BlockedOn(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    APPROVAL_FIELD_NUMBER: _builtins.int
+    RETRY_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    DEAD_LETTER_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    kind: Global___BlockedOnKind.ValueType
+    node_id: _builtins.str
+    """The node the branch waits at."""
+    description: _builtins.str
+    """One line for a person, as `surefoot runs why` prints it."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Since when: the approval's request, the wait's start, the failure a retry follows, the
+        moment a task became ready, an attempt's start, the last heartbeat, the dead letter.
+        """
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """When the wait ends unless someone acts first: a timer's due time, an approval's
+        deadline, an event wait's timeout, a late task's lease expiry. Unset: not by itself.
+        """
+
+    @_builtins.property
+    def approval(self) -> Global___ApprovalWait: ...
+    @_builtins.property
+    def retry(self) -> Global___RetryWait: ...
+    @_builtins.property
+    def event(self) -> Global___EventWait: ...
+    @_builtins.property
+    def task(self) -> Global___TaskWait: ...
+    @_builtins.property
+    def dead_letter(self) -> Global___DeadLetterWait: ...
+    @_builtins.property
+    def paused(self) -> Global___PausedWait: ...
+    def __init__(
+        self,
+        *,
+        kind: Global___BlockedOnKind.ValueType = ...,
+        node_id: _builtins.str = ...,
+        description: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        approval: Global___ApprovalWait | None = ...,
+        retry: Global___RetryWait | None = ...,
+        event: Global___EventWait | None = ...,
+        task: Global___TaskWait | None = ...,
+        dead_letter: Global___DeadLetterWait | None = ...,
+        paused: Global___PausedWait | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "dead_letter", b"dead_letter", "detail", b"detail", "event", b"event", "paused", b"paused", "retry", b"retry", "since", b"since", "task", b"task", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "dead_letter", b"dead_letter", "description", b"description", "detail", b"detail", "event", b"event", "kind", b"kind", "node_id", b"node_id", "paused", b"paused", "retry", b"retry", "since", b"since", "task", b"task", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["approval", "retry", "event", "task", "dead_letter", "paused"]  # noqa: Y015
+    _WhichOneofArgType_detail: _TypeAlias = _typing.Literal["detail", b"detail"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_detail) -> _WhichOneofReturnType_detail | None: ...
+
+Global___BlockedOn: _TypeAlias = BlockedOn  # noqa: Y015
+
+@_typing.final
+class ApprovalWait(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPROVAL_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    APPROVERS_FIELD_NUMBER: _builtins.int
+    ESCALATED_FIELD_NUMBER: _builtins.int
+    approval_id: _builtins.str
+    """What DecideApproval takes."""
+    title: _builtins.str
+    escalated: _builtins.bool
+    """The deadline passed and the approval was escalated to more approvers."""
+    @_builtins.property
+    def approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who may decide (principals and "group:<name>"), escalations included; empty: anyone
+        with the approver role in the namespace.
+        """
+
+    def __init__(
+        self,
+        *,
+        approval_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        approvers: _abc.Iterable[_builtins.str] | None = ...,
+        escalated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approvers", b"approvers", "escalated", b"escalated", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApprovalWait: _TypeAlias = ApprovalWait  # noqa: Y015
+
+@_typing.final
+class RetryWait(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_TYPE_FIELD_NUMBER: _builtins.int
+    STEP_VERSION_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    POLICY_ATTEMPT_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    step_type: _builtins.str
+    step_version: _builtins.str
+    attempt: _builtins.int
+    """The attempt that is due, as history numbers it."""
+    policy_attempt: _builtins.int
+    """"Attempt n of m": n counts the attempts since the last operator retry (whose budget
+    starts again), m is the retry policy's max_attempts.
+    """
+    max_attempts: _builtins.int
+    @_builtins.property
+    def last_error(self) -> Global___StepError: ...
+    def __init__(
+        self,
+        *,
+        step_type: _builtins.str = ...,
+        step_version: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        policy_attempt: _builtins.int = ...,
+        max_attempts: _builtins.int = ...,
+        last_error: Global___StepError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_error", b"last_error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "last_error", b"last_error", "max_attempts", b"max_attempts", "policy_attempt", b"policy_attempt", "step_type", b"step_type", "step_version", b"step_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryWait: _TypeAlias = RetryWait  # noqa: Y015
+
+@_typing.final
+class EventWait(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_NAME_FIELD_NUMBER: _builtins.int
+    CORRELATION_KEY_FIELD_NUMBER: _builtins.int
+    event_name: _builtins.str
+    correlation_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        event_name: _builtins.str = ...,
+        correlation_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["correlation_key", b"correlation_key", "event_name", b"event_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventWait: _TypeAlias = EventWait  # noqa: Y015
+
+@_typing.final
+class TaskWait(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_TYPE_FIELD_NUMBER: _builtins.int
+    STEP_VERSION_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    POLICY_ATTEMPT_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    LAST_HEARTBEAT_AT_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CONNECTED_VERSIONS_FIELD_NUMBER: _builtins.int
+    DECLARED_VERSIONS_FIELD_NUMBER: _builtins.int
+    CAPABLE_WORKERS_FIELD_NUMBER: _builtins.int
+    FREE_SLOTS_FIELD_NUMBER: _builtins.int
+    step_type: _builtins.str
+    step_version: _builtins.str
+    """Empty: any version of the step type."""
+    attempt: _builtins.int
+    policy_attempt: _builtins.int
+    max_attempts: _builtins.int
+    worker_id: _builtins.str
+    """RUNNING and HEARTBEAT_LATE: the worker holding the attempt's lease."""
+    capable_workers: _builtins.int
+    """Connected workers that implement the needed version, and how many have a free slot."""
+    free_slots: _builtins.int
+    @_builtins.property
+    def last_heartbeat_at(self) -> _timestamp_pb2.Timestamp:
+        """RUNNING and HEARTBEAT_LATE: when the lease was last given or extended by a heartbeat
+        (the lease's expiry less the answering control plane's lease length).
+        """
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def connected_versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Versions of the step type implemented by the workers connected to the control plane
+        that answered (another control plane's workers are not counted).
+        """
+
+    @_builtins.property
+    def declared_versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Versions of the step type any worker ever declared in the namespace."""
+
+    def __init__(
+        self,
+        *,
+        step_type: _builtins.str = ...,
+        step_version: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        policy_attempt: _builtins.int = ...,
+        max_attempts: _builtins.int = ...,
+        worker_id: _builtins.str = ...,
+        last_heartbeat_at: _timestamp_pb2.Timestamp | None = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        connected_versions: _abc.Iterable[_builtins.str] | None = ...,
+        declared_versions: _abc.Iterable[_builtins.str] | None = ...,
+        capable_workers: _builtins.int = ...,
+        free_slots: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat_at", b"last_heartbeat_at", "lease_expires_at", b"lease_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "capable_workers", b"capable_workers", "connected_versions", b"connected_versions", "declared_versions", b"declared_versions", "free_slots", b"free_slots", "last_heartbeat_at", b"last_heartbeat_at", "lease_expires_at", b"lease_expires_at", "max_attempts", b"max_attempts", "policy_attempt", b"policy_attempt", "step_type", b"step_type", "step_version", b"step_version", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskWait: _TypeAlias = TaskWait  # noqa: Y015
+
+@_typing.final
+class DeadLetterWait(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_TYPE_FIELD_NUMBER: _builtins.int
+    STEP_VERSION_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    COMPENSATION_FIELD_NUMBER: _builtins.int
+    step_type: _builtins.str
+    step_version: _builtins.str
+    attempts: _builtins.int
+    compensation: _builtins.bool
+    """The dead-lettered step is a compensation (saga)."""
+    @_builtins.property
+    def error(self) -> Global___StepError: ...
+    def __init__(
+        self,
+        *,
+        step_type: _builtins.str = ...,
+        step_version: _builtins.str = ...,
+        error: Global___StepError | None = ...,
+        attempts: _builtins.int = ...,
+        compensation: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation", b"compensation", "error", b"error", "step_type", b"step_type", "step_version", b"step_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadLetterWait: _TypeAlias = DeadLetterWait  # noqa: Y015
+
+@_typing.final
+class PausedWait(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAUSED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    paused_by: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        paused_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paused_by", b"paused_by", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PausedWait: _TypeAlias = PausedWait  # noqa: Y015
 
 @_typing.final
 class HistoryEvent(_message.Message):

@@ -1,0 +1,74 @@
+"""What GetRun reads, beside the run and its tasks, to say what a run waits for.
+
+Each read is by primary key or a primary-key prefix, and only for what the run's state says
+it waits on: a run at a task pays nothing here but the declared versions of that task's
+step types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from controlplane.engine import state as s
+from controlplane.engine.kinds import NodeKind
+from controlplane.store.bulk import among
+from controlplane.store.schema import approvals, dead_letters, step_types
+
+
+@dataclass(frozen=True)
+class BlockingRows:
+    """The rows behind a run's blockers."""
+
+    # Pending approvals by id (the approval step's idempotency key).
+    approvals: dict[str, Row[Any]] = field(default_factory=dict)
+    # The run's dead letter, while it needs attention.
+    dead_letter: Row[Any] | None = None
+    # Versions of each step type the run waits to run, as declared in the namespace.
+    declared_versions: dict[str, list[str]] = field(default_factory=dict)
+
+
+def blocking_rows(
+    connection: Connection, namespace: str, run_id: str, steps: dict[str, s.StepState]
+) -> BlockingRows:
+    """Read what the open steps of one run (its state's `steps`) wait on."""
+    approval_ids = [
+        step.idempotency_key
+        for step in steps.values()
+        if step.status == s.STEP_WAITING and step.kind == NodeKind.APPROVAL
+    ]
+    wanted_types = sorted(
+        {
+            step.step_type
+            for step in steps.values()
+            if step.status in s.OPEN_STEP and step.kind in s.WORKER_KINDS
+        }
+    )
+    found_approvals: dict[str, Row[Any]] = {}
+    if approval_ids:
+        query = select(approvals).where(
+            approvals.c.namespace == namespace, among(connection, approvals.c.id, approval_ids)
+        )
+        found_approvals = {row.id: row for row in connection.execute(query)}
+    dead_letter = None
+    if any(step.status == s.DEAD_LETTERED for step in steps.values()):
+        dead_letter = connection.execute(
+            select(dead_letters).where(
+                dead_letters.c.run_id == run_id, dead_letters.c.namespace == namespace
+            )
+        ).first()
+    declared: dict[str, list[str]] = {}
+    if wanted_types:
+        query = (
+            select(step_types.c.name, step_types.c.version)
+            .where(
+                step_types.c.namespace == namespace,
+                among(connection, step_types.c.name, wanted_types),
+            )
+            .order_by(step_types.c.name, step_types.c.version)
+        )
+        for row in connection.execute(query):
+            declared.setdefault(row.name, []).append(row.version)
+    return BlockingRows(found_approvals, dead_letter, declared)
