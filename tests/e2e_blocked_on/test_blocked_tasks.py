@@ -2,7 +2,7 @@
 
 A retry timer (attempt n of m, due when, the last error), a task that no connected worker
 implements in the version it asks for (which versions are connected and declared), a task
-running on a worker, and one whose worker stopped heartbeating (a SIGSTOPped process whose
+queued behind a busy worker, a task running on a worker, and one whose worker stopped heartbeating (a SIGSTOPped process whose
 stream stays open), which turns back into a running one when its heartbeats resume.
 """
 
@@ -25,7 +25,15 @@ from tests.e2e_blocked_on.blocked_support import (
     why,
 )
 from tests.support.eventually import assert_eventually
-from tests.support.processes import ControlPlane, ProcessRegistry, StartWorker, start_worker
+from tests.support.processes import (
+    STEPS_MODULE,
+    WORKER_CONNECTED,
+    ControlPlane,
+    ProcessRegistry,
+    StartWorker,
+    start_worker,
+    surefoot_command,
+)
 from tests.support.runs import (
     events_of,
     get_run,
@@ -110,6 +118,32 @@ def test_task_no_connected_worker_implements_names_the_versions_connected(
     worker(ROUTED_V2)
     done = wait_for_status(stub, run_id, "COMPLETED")
     assert list(done.blocked_on) == []
+
+
+def test_task_behind_a_busy_worker_is_queued_not_missing_a_worker(
+    control_plane: ControlPlane, processes: ProcessRegistry
+) -> None:
+    stub = control_plane.stub
+    register(stub, single_step("busy", {"max_attempts": 3}))
+    command = surefoot_command(
+        "worker", str(STEPS_MODULE), "--address", control_plane.address, "--concurrency", "1"
+    )
+    one_slot = processes.start("worker", command)
+    try:
+        worker_id = one_slot.wait_for_stdout(WORKER_CONNECTED).group(1)
+        first = start_run(stub, "busy", {"sleep_seconds": 300})
+        blocked_on(stub, first, "RUNNING")
+        second = start_run(stub, "busy", {"sleep_seconds": 300})
+        run = blocked_on(stub, second, "QUEUED")
+
+        (blocker,) = run.blocked_on
+        assert (blocker.task.capable_workers, blocker.task.free_slots) == (1, 0)
+        assert list(blocker.task.connected_versions) == ["1"]
+        assert "1 capable worker(s), all busy" in blocker.description
+        (running,) = get_run(stub, first).blocked_on
+        assert running.task.worker_id == worker_id
+    finally:
+        one_slot.kill()
 
 
 @pytest.fixture
