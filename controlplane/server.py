@@ -18,6 +18,8 @@ from surefoot.v1 import (
     audit_service_pb2_grpc,
     credential_service_pb2,
     credential_service_pb2_grpc,
+    worker_admin_service_pb2,
+    worker_admin_service_pb2_grpc,
     worker_service_pb2,
     worker_service_pb2_grpc,
     workflow_service_pb2,
@@ -32,9 +34,11 @@ from controlplane.api.connector_outcomes import ConnectorOutcomeService
 from controlplane.api.credentials import CredentialService
 from controlplane.api.failures import ErrorMapped
 from controlplane.api.principal import Authenticator
+from controlplane.api.worker_admin import WorkerAdminService
 from controlplane.api.worker_service import WorkerService
 from controlplane.api.workflow_service import WorkflowService
 from controlplane.dispatch.committer import Committer
+from controlplane.dispatch.session_confirmation import SessionConfirmer
 from controlplane.dispatch.wakeups import WakeupListener
 from controlplane.store.database import masked, open_engine
 from controlplane.store.definitions import DefinitionCache
@@ -97,6 +101,7 @@ class ControlPlane:
         self._committer: Committer | None = None
         self._workers: WorkerService | None = None
         self._listener: WakeupListener | None = None
+        self._confirmer: SessionConfirmer | None = None
         self._statistics: FirstAnalyze | None = None
         self._engine = open_engine(config.database_url)
         self._health = health.HealthServicer()
@@ -171,6 +176,9 @@ class ControlPlane:
         credential_service_pb2_grpc.add_CredentialServiceServicer_to_server(
             CredentialService(self._engine, self._auth), mapped
         )
+        worker_admin_service_pb2_grpc.add_WorkerAdminServiceServicer_to_server(
+            WorkerAdminService(self._engine, self._auth), mapped
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
             workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
@@ -178,6 +186,7 @@ class ControlPlane:
             worker_service_pb2.DESCRIPTOR.services_by_name["ConnectorOutcomeService"].full_name,
             audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"].full_name,
+            worker_admin_service_pb2.DESCRIPTOR.services_by_name["WorkerAdminService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
@@ -192,6 +201,9 @@ class ControlPlane:
         if port == 0:
             raise PortInUse(f"cannot listen on {self.config.listen}: address in use")
         committer.start()
+        # Keeps this process's worker streams listed (worker_sessions) while they stay open.
+        self._confirmer = SessionConfirmer(committer, self.config.lease_seconds)
+        self._confirmer.start()
         if self._engine.dialect.name == "postgresql":
             self._listener = WakeupListener(self._engine, committer.origin, committer.wake)
             self._listener.start()
@@ -228,6 +240,8 @@ class ControlPlane:
         if self._health_server is not None:
             # After the API: probes see NOT_SERVING for as long as the drain lasts.
             await self._health_server.stop(0)
+        if self._confirmer is not None:
+            await self._confirmer.stop()
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         if self._statistics is not None:

@@ -92,6 +92,9 @@ RULES: dict[str, Rule] = {
     _OUTCOMES + "CompleteCall": Rule(Role.WORKER),
     _OUTCOMES + "ClearCall": Rule(Role.WORKER),
     "/surefoot.v1.AuditService/VerifyRuns": Rule(Role.VIEWER),
+    # The workers view: who is connected, and which queues nobody serves.
+    "/surefoot.v1.WorkerAdminService/ListWorkers": Rule(Role.VIEWER),
+    "/surefoot.v1.WorkerAdminService/ListQueuedStepTypes": Rule(Role.VIEWER),
     # Credentials: admins of the namespaces concerned (see api/credentials.py).
     _CREDENTIALS + "CreateCredential": Rule(Role.ADMIN, _granted),
     _CREDENTIALS + "ListCredentials": Rule(Role.ADMIN, _filtered),

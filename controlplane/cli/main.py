@@ -22,6 +22,7 @@ from controlplane.cli import (
     events,
     runs,
     servers,
+    workers,
 )
 from controlplane.cli.errors import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, CliError
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     credentials.register_commands(subparsers)
     connectors.register_commands(subparsers)
     console.register_commands(subparsers)
+    workers.register_commands(subparsers)
     return parser
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -309,4 +310,35 @@ audit_log = Table(
     Column("action", String(100), nullable=False),
     # JSON object: what the action was about (never a secret).
     Column("details", Text, nullable=False),
+)
+
+# The worker streams connected to every control plane of the database, so that any of them
+# can list them all (law 9). A control plane inserts a row when a stream's Hello is accepted
+# and deletes it when the stream closes, both in its committer's transactions, and pushes
+# `expires_at` forward at a coarse interval while the stream stays open: a row past it belongs
+# to a control plane that stopped confirming its streams (killed, crashed, cut off from the
+# database) and is no longer shown as connected. The id is the stream's lease holder
+# (tasks.session_id), never the secret session id the worker resumes with.
+worker_sessions = Table(
+    "worker_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("namespace", String(200), nullable=False),
+    Column("worker_id", String(300), nullable=False),
+    Column("principal", String(300), nullable=False),
+    # JSON list of [step type, version] pairs the worker declared.
+    Column("step_types", Text, nullable=False),
+    # The window the worker granted (Credit messages add up).
+    Column("credit", Integer, nullable=False, server_default=text("0")),
+    Column("draining", Boolean, nullable=False, server_default=text("false")),
+    # host:pid of the control plane holding the stream, for an operator looking for its logs.
+    Column("control_plane", String(300), nullable=False),
+    # The holding control plane's lease length: a leased task whose expiry is more than this
+    # after its lease began was extended by a heartbeat, at expiry minus this.
+    Column("lease_seconds", Float, nullable=True),
+    Column("connected_at", UtcDateTime(), nullable=False),
+    Column("seen_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_worker_sessions_namespace", "namespace", "worker_id", "id"),
+    Index("ix_worker_sessions_expires", "expires_at"),
 )

@@ -57,6 +57,8 @@ COMMANDS = [
     ["dev"],
     ["bench"],
     ["console"],
+    ["workers"],
+    ["workers", "list"],
 ]
 
 
