@@ -18,6 +18,8 @@ from surefoot.v1 import (
     audit_service_pb2_grpc,
     credential_service_pb2,
     credential_service_pb2_grpc,
+    operation_service_pb2,
+    operation_service_pb2_grpc,
     worker_admin_service_pb2,
     worker_admin_service_pb2_grpc,
     worker_service_pb2,
@@ -33,11 +35,13 @@ from controlplane.api.audit import AuditService
 from controlplane.api.connector_outcomes import ConnectorOutcomeService
 from controlplane.api.credentials import CredentialService
 from controlplane.api.failures import ErrorMapped
+from controlplane.api.operations import OperationService
 from controlplane.api.principal import Authenticator
 from controlplane.api.worker_admin import WorkerAdminService
 from controlplane.api.worker_service import WorkerService
 from controlplane.api.workflow_service import WorkflowService
 from controlplane.dispatch.committer import Committer
+from controlplane.dispatch.redrives import RedriveRunner
 from controlplane.dispatch.session_confirmation import SessionConfirmer
 from controlplane.dispatch.wakeups import WakeupListener
 from controlplane.store.database import masked, open_engine
@@ -103,6 +107,7 @@ class ControlPlane:
         self._listener: WakeupListener | None = None
         self._confirmer: SessionConfirmer | None = None
         self._statistics: FirstAnalyze | None = None
+        self._redrives: RedriveRunner | None = None
         self._engine = open_engine(config.database_url)
         self._health = health.HealthServicer()
         self._auth = authenticator_for(config, self._engine)
@@ -176,6 +181,10 @@ class ControlPlane:
         credential_service_pb2_grpc.add_CredentialServiceServicer_to_server(
             CredentialService(self._engine, self._auth), mapped
         )
+        redrives = RedriveRunner(self._engine, committer)
+        operation_service_pb2_grpc.add_OperationServiceServicer_to_server(
+            OperationService(self._engine, self._auth, redrives), mapped
+        )
         worker_admin_service_pb2_grpc.add_WorkerAdminServiceServicer_to_server(
             WorkerAdminService(self._engine, self._auth), mapped
         )
@@ -186,6 +195,7 @@ class ControlPlane:
             worker_service_pb2.DESCRIPTOR.services_by_name["ConnectorOutcomeService"].full_name,
             audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"].full_name,
+            operation_service_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
             worker_admin_service_pb2.DESCRIPTOR.services_by_name["WorkerAdminService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
@@ -201,6 +211,9 @@ class ControlPlane:
         if port == 0:
             raise PortInUse(f"cannot listen on {self.config.listen}: address in use")
         committer.start()
+        # Redrives left unfinished by a control plane that stopped are taken up again here.
+        redrives.start()
+        self._redrives = redrives
         # Keeps this process's worker streams listed (worker_sessions) while they stay open.
         self._confirmer = SessionConfirmer(committer, self.config.lease_seconds)
         self._confirmer.start()
@@ -242,6 +255,8 @@ class ControlPlane:
             await self._health_server.stop(0)
         if self._confirmer is not None:
             await self._confirmer.stop()
+        if self._redrives is not None:
+            await self._redrives.stop()
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         if self._statistics is not None:

@@ -62,6 +62,7 @@ class Rule:
 _WORKFLOWS = "/surefoot.v1.WorkflowService/"
 _OUTCOMES = "/surefoot.v1.ConnectorOutcomeService/"
 _CREDENTIALS = "/surefoot.v1.CredentialService/"
+_OPERATIONS = "/surefoot.v1.OperationService/"
 
 RULES: dict[str, Rule] = {
     # Definitions: reading is viewing; changing what runs is an admin's.
@@ -86,6 +87,13 @@ RULES: dict[str, Rule] = {
     _WORKFLOWS + "RetryStep": Rule(Role.OPERATOR),
     _WORKFLOWS + "SkipStep": Rule(Role.OPERATOR),
     _WORKFLOWS + "RedriveDeadLetters": Rule(Role.OPERATOR),
+    # Durable operations (redrives): starting and cancelling is operating, following viewing.
+    _OPERATIONS + "StartRedrive": Rule(Role.OPERATOR),
+    _OPERATIONS + "GetOperation": Rule(Role.VIEWER),
+    _OPERATIONS + "WatchOperation": Rule(Role.VIEWER),
+    _OPERATIONS + "CancelOperation": Rule(Role.OPERATOR),
+    _OPERATIONS + "ListOperations": Rule(Role.VIEWER),
+    _OPERATIONS + "ListOperationItems": Rule(Role.VIEWER),
     # Workers: the stream's namespace comes in its Hello, checked by the servicer.
     "/surefoot.v1.WorkerService/Connect": Rule(None),
     _OUTCOMES + "BeginCall": Rule(Role.WORKER),

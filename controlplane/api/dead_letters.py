@@ -1,5 +1,8 @@
 """Dead letters on WorkflowService: list or group them, retry or skip one, redrive many.
 
+A durable, throttled redrive with a dry run and progress is OperationService's
+(api/operations.py); RedriveDeadLetters here retries up to a limit within one call.
+
 Retrying and skipping are human actions: they need an authenticated caller where the
 server knows tokens, and they are history with the principal (law 7).
 """
@@ -7,6 +10,7 @@ server knows tokens, and they are history with the principal (law 7).
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import grpc
@@ -18,6 +22,7 @@ from controlplane.api import convert
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.payloads import parse_json
+from controlplane.api.redrive_requests import dead_letter_filter
 from controlplane.dispatch import operations as ops
 from controlplane.engine.events import StepRetryRequested, StepSkipRequested
 from controlplane.store import dead_letter_queries as dlq
@@ -38,8 +43,14 @@ async def list_page(
     where = _filter(request.filter)
     size = request.page_size or 100
     if request.grouped:
-        groups = await backend.read(lambda c: dlq.group_dead_letters(c, namespace, where, size))
-        return ws.ListDeadLettersResponse(groups=[_group(g) for g in groups])
+        offset = _group_offset(request.page_token)
+        groups = await backend.read(
+            lambda c: dlq.group_dead_letters(c, namespace, where, size + 1, offset)
+        )
+        token = _group_token(offset + size) if len(groups) > size else ""
+        return ws.ListDeadLettersResponse(
+            groups=[_group(g) for g in groups[:size]], next_page_token=token
+        )
     try:
         rows, token = await backend.read(
             lambda c: dlq.list_dead_letters(
@@ -150,7 +161,25 @@ def _checked(request: ws.RetryStepRequest | ws.SkipStepRequest) -> str:
 
 
 def _filter(message: ws.DeadLetterFilter) -> dlq.DeadLetterFilter:
-    return dlq.DeadLetterFilter(message.workflow_name, message.step_type, message.error_type)
+    return dead_letter_filter(message)
+
+
+def _group_offset(token: str) -> int:
+    """Groups are ordered by count, which changes as dead letters come and go: a page token
+    is the position of the next group (a group may move across pages meanwhile)."""
+    if not token:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("g"))
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise errors.InvalidArgument.field("page_token", "is not one this server issued")
+    return offset
+
+
+def _group_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"g{offset}".encode()).decode()
 
 
 def _dead_letter(row: Any) -> ws.DeadLetter:
@@ -165,6 +194,9 @@ def _dead_letter(row: Any) -> ws.DeadLetter:
         attempts=row["attempts"],
         dead_lettered_at=convert.timestamp(row["dead_lettered_at"]),
         compensation=bool(row["compensation"]),
+        step_version=row["step_version"],
+        idempotency=row["idempotency"],
+        error_signature=row["error_signature"],
     )
 
 
@@ -178,4 +210,16 @@ def _group(group: dlq.Group) -> ws.DeadLetterGroup:
         newest=convert.timestamp(group.newest),
         sample_message=group.sample_message,
         sample_run_id=group.sample_run_id,
+        workflow_version=group.workflow_version,
+        step_version=group.step_version,
+        error_signature=group.error_signature,
+        idempotency=group.idempotency,
+        filter=ws.DeadLetterFilter(
+            workflow_name=group.workflow_name,
+            workflow_version=group.workflow_version,
+            step_type=group.step_type,
+            step_version=group.step_version,
+            error_type=group.error_type,
+            error_signature=group.error_signature,
+        ),
     )

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 
+from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli import output
+from controlplane.cli import operations, output
 from controlplane.cli.arguments import page_size, whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.errors import usage_error
+from controlplane.cli.operations import EXIT_INCOMPLETE
 from controlplane.cli.payloads import json_payload
 
 # Wide enough for the usual "card 4242 declined", short enough to keep a row on one line.
 MESSAGE_WIDTH = 60
-MAX_REDRIVE = 10_000
+DEFAULT_RATE = 20.0
+MAX_RATE = 10_000.0
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -49,10 +53,13 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
     groups = commands.add_parser(
         "groups",
-        help="dead letters grouped by workflow, step type and error type, largest first",
-        description="One row per (workflow, step type, error type) with how many, the oldest "
-        "and newest, and the newest one's message and run: an incident of thousands of "
-        "identical failures is one row. Redrive a group with `deadletters redrive`.",
+        help="dead letters grouped by workflow, step type, error type and signature",
+        description="One row per (workflow and version, step type and version, error type, "
+        "error signature) with how many, when first and last seen, the step type's "
+        "idempotency declaration, and the newest one's run: an incident of thousands of "
+        "failures is one row. The signature is the message with ids, numbers, hex and "
+        "times normalised. Redrive a group with `deadletters redrive` and its filters "
+        "(--json prints each group's filter).",
     )
     _add_filters(groups)
     groups.add_argument(
@@ -62,6 +69,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="at most N groups (1-1000; default 100)",
     )
+    groups.add_argument("--page-token", default="", metavar="T", help="continue a listing")
     add_client_arguments(groups)
     groups.set_defaults(func=list_groups)
 
@@ -105,28 +113,73 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
     redrive = commands.add_parser(
         "redrive",
-        help="retry every dead letter matching a filter",
-        description="Retry every dead letter matching the filters, oldest first, at most "
-        "--limit of them. At least one filter is required: redriving everything is refused.",
+        help="retry every dead letter matching a filter, at a rate, as a durable operation",
+        description="Retry every dead letter matching the filters (and --run ids), oldest "
+        "first, through their steps' normal queues at --rate per second. It is a durable "
+        "operation: the control planes work through it across restarts and never retry one "
+        "dead letter twice; follow it with --wait or `surefoot operations watch`. Steps "
+        "declared idempotency none (they may have happened) are left alone without "
+        "--include-unsafe. --dry-run says how many, per step type, and how long, and "
+        "changes nothing. At least one filter is required: redriving everything is refused.",
     )
     _add_filters(redrive)
     redrive.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="RUN_ID",
+        help="only this run's dead letter (repeat for several)",
+    )
+    redrive.add_argument(
         "--limit",
-        type=whole_number(1, MAX_REDRIVE),
+        type=whole_number(1),
         default=0,
         metavar="N",
-        help=f"at most N (1-{MAX_REDRIVE}; default 1000)",
+        help="at most N, oldest first (default: every match)",
     )
-    redrive.add_argument("--comment", default="", help="why (kept with each decision)")
+    redrive.add_argument(
+        "--rate",
+        type=_rate,
+        default=DEFAULT_RATE,
+        metavar="N",
+        help=f"retries per second over every control plane (default {DEFAULT_RATE:g})",
+    )
+    redrive.add_argument("--dry-run", action="store_true", help="say what it would do, only")
+    redrive.add_argument(
+        "--include-unsafe",
+        action="store_true",
+        help="redrive steps declared idempotency none too (they may have happened)",
+    )
+    redrive.add_argument("--comment", default="", help="why (kept with each run's retry)")
+    redrive.add_argument(
+        "--request-id",
+        default="",
+        metavar="ID",
+        help="repeating the command with the same id returns the first operation "
+        "(default: a new id each time)",
+    )
+    redrive.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the operation until it is done; exit 0 if every item succeeded, "
+        f"{EXIT_INCOMPLETE} otherwise",
+    )
     add_client_arguments(redrive)
     redrive.set_defaults(func=redrive_dead_letters)
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workflow", default="", metavar="NAME", help="only this workflow's")
+    parser.add_argument(
+        "--workflow-version", default="", metavar="V", help="only this workflow version's"
+    )
     parser.add_argument("--step-type", default="", metavar="T", help="only this step type's")
+    parser.add_argument("--step-version", default="", metavar="V", help="only this step version's")
     parser.add_argument(
         "--error-type", default="", metavar="E", help="only those that gave up with error E"
+    )
+    parser.add_argument(
+        "--signature", default="", metavar="S", help="only those with this error signature"
     )
 
 
@@ -139,8 +192,23 @@ def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _filter(args: argparse.Namespace) -> ws.DeadLetterFilter:
     return ws.DeadLetterFilter(
-        workflow_name=args.workflow, step_type=args.step_type, error_type=args.error_type
+        workflow_name=args.workflow,
+        workflow_version=args.workflow_version,
+        step_type=args.step_type,
+        step_version=args.step_version,
+        error_type=args.error_type,
+        error_signature=args.signature,
     )
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_RATE:g}")
+    return value
 
 
 def _error_text(error_type: str, message: str) -> str:
@@ -186,7 +254,11 @@ def list_dead_letters(args: argparse.Namespace) -> int:
 
 def list_groups(args: argparse.Namespace) -> int:
     request = ws.ListDeadLettersRequest(
-        namespace=args.namespace, filter=_filter(args), grouped=True, page_size=args.limit
+        namespace=args.namespace,
+        filter=_filter(args),
+        grouped=True,
+        page_size=args.limit,
+        page_token=args.page_token,
     )
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.ListDeadLetters, request)
@@ -196,24 +268,38 @@ def list_groups(args: argparse.Namespace) -> int:
     if not response.groups:
         print("no dead letters")
     output.print_table(
-        ["count", "workflow", "step type", "error type", "oldest", "newest", "sample"],
+        [
+            "count",
+            "workflow",
+            "step type",
+            "idempotency",
+            "error type",
+            "signature",
+            "first seen",
+            "last seen",
+            "sample run",
+        ],
         [
             (
                 g.count,
-                g.workflow_name,
-                g.step_type or "-",
+                f"{g.workflow_name}@{g.workflow_version}",
+                f"{g.step_type}@{g.step_version}" if g.step_type else "-",
+                g.idempotency or "-",
                 g.error_type,
+                _one_line(g.error_signature),
                 output.timestamp(g.oldest),
                 output.timestamp(g.newest),
-                f"{_sample_message(g.sample_message)} (run {g.sample_run_id})",
+                g.sample_run_id,
             )
             for g in response.groups
         ],
     )
+    if response.next_page_token:
+        print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)
     return 0
 
 
-def _sample_message(message: str) -> str:
+def _one_line(message: str) -> str:
     return output.truncate(" ".join(message.split()), MESSAGE_WIDTH) or "-"
 
 
@@ -271,19 +357,36 @@ def skip_step(args: argparse.Namespace) -> int:
 
 def redrive_dead_letters(args: argparse.Namespace) -> int:
     where = _filter(args)
-    if not (where.workflow_name or where.step_type or where.error_type):
+    if where == ws.DeadLetterFilter() and not args.run:
         # The server refuses it too; saying so here spares a round trip and names the options.
         raise usage_error(
-            "redrive needs --workflow, --step-type or --error-type: "
-            "redriving every dead letter is refused"
+            "redrive needs --workflow, --step-type, --error-type, --signature (or another "
+            "filter) or --run: redriving every dead letter is refused"
         )
-    request = ws.RedriveDeadLettersRequest(
-        namespace=args.namespace, filter=where, comment=args.comment, limit=args.limit
+    request = opb.StartRedriveRequest(
+        namespace=args.namespace,
+        selection=opb.RedriveSelection(filter=where, run_ids=args.run, limit=args.limit),
+        dry_run=args.dry_run,
+        rate_per_second=args.rate,
+        include_unsafe=args.include_unsafe,
+        comment=args.comment,
+        # A retried command (a timeout, a lost connection) with the same id acts once.
+        request_id=args.request_id or str(uuid.uuid4()),
     )
-    with ControlPlaneClient.from_args(args) as client:
-        response = client.call(client.workflows.RedriveDeadLetters, request)
-    if args.json:
-        output.print_json(response)
-        return 0
-    print(f"retried {response.retried}; {response.remaining} still match")
-    return 0
+    with operations.OperationsClient.from_args(args) as client:
+        response = client.call(client.operations.StartRedrive, request)
+        if args.json and not args.wait:
+            output.print_json(response)
+            return 0
+        if args.dry_run:
+            operations.print_plan(response.plan)
+            return 0
+        operation = response.operation
+        if not args.json:
+            operations.print_plan(response.plan)
+            started = "already started" if response.existing else "started"
+            print(f"redrive {operation.id} {started}")
+        if not args.wait:
+            print(f"follow it with: surefoot operations watch {operation.id}")
+            return 0
+        return operations.follow(client, operation.id, as_json=args.json)

@@ -20,6 +20,7 @@ from controlplane.cli import (
     deadletters,
     definitions,
     events,
+    operations,
     runs,
     servers,
     workers,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.register_commands(subparsers)
     approvals.register_commands(subparsers)
     deadletters.register_commands(subparsers)
+    operations.register_commands(subparsers)
     events.register_commands(subparsers)
     audit.register_commands(subparsers)
     servers.register_commands(subparsers)

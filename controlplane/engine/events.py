@@ -100,6 +100,8 @@ class StepRetryRequested:
     # The operator checked the service: a connector's record of a call that may have
     # happened is wrong, so drop it and let the retry call again.
     forget_outcome: bool = False
+    # The durable operation (a redrive) that made this retry, recorded with it.
+    operation_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def retry(flow: Flow, event: StepRetryRequested) -> None:
         **({"input": step.input} if runs_on_a_worker else {}),
         input_edited=event.edit_input,
         forget_connector_outcome=event.forget_outcome,
+        **({"operation_id": event.operation_id} if event.operation_id else {}),
     )
     _resume(flow, step)
     if not runs_on_a_worker:

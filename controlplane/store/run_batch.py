@@ -22,6 +22,7 @@ from controlplane.engine.events import Transition
 from controlplane.engine.state import COMPENSATING, NEEDS_ATTENTION, RUNNING, RunState
 from controlplane.store.bulk import among, delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
+from controlplane.store.error_signatures import error_signature
 from controlplane.store.schema import (
     connector_outcomes,
     dead_letters,
@@ -323,6 +324,7 @@ def _dead_letter_row(state: RunState) -> dict[str, Any] | None:
         return None
     step = state.steps[state.attention]
     error = step.last_error or {}
+    message = str(error.get("message", ""))[:MAX_ERROR_MESSAGE]
     return {
         "run_id": state.id,
         "namespace": state.namespace,
@@ -331,11 +333,15 @@ def _dead_letter_row(state: RunState) -> dict[str, Any] | None:
         "workflow_version": state.workflow_version,
         "step_type": step.step_type,
         "error_type": str(error.get("type", "") or "Error")[:200],
-        "error_message": str(error.get("message", ""))[:MAX_ERROR_MESSAGE],
+        "error_message": message,
         "attempts": step.attempt,
         "compensation": step.kind == "compensation",
         # The moment the run began waiting on an operator, so a rewrite keeps it.
         "dead_lettered_at": to_datetime(state.waiting_since or state.updated_at),
+        "step_version": step.step_version,
+        "idempotency": step.idempotency,
+        # Computed here, once per dead letter: grouping an incident reads an index.
+        "error_signature": error_signature(message),
     }
 
 

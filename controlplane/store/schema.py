@@ -22,6 +22,7 @@ from sqlalchemy import (
     text,
 )
 
+from controlplane.store import operation_tables
 from controlplane.store.types import UtcDateTime
 
 metadata = MetaData()
@@ -260,16 +261,30 @@ dead_letters = Table(
     Column("attempts", Integer, nullable=False),
     Column("compensation", Boolean, nullable=False),
     Column("dead_lettered_at", UtcDateTime(), nullable=False),
+    Column("step_version", String(100), nullable=False, server_default=""),
+    # The step type's declaration ("key", "natural", "none"): a redrive leaves `none` alone
+    # unless told otherwise.
+    Column("idempotency", String(16), nullable=False, server_default=""),
+    # The message with ids, numbers, hex and times normalised (store/error_signatures.py),
+    # computed when the row is written: grouping reads this index, never history.
+    Column("error_signature", String(300), nullable=False, server_default=""),
     Index(
-        "ix_dead_letters_group",
+        "ix_dead_letters_signature",
         "namespace",
         "workflow_name",
+        "workflow_version",
         "step_type",
+        "step_version",
         "error_type",
+        "error_signature",
         "dead_lettered_at",
     ),
     Index("ix_dead_letters_namespace_time", "namespace", "dead_lettered_at", "run_id"),
 )
+
+# Durable operations over many runs (redrives) and their items, declared in their own
+# module on this metadata.
+operations, operation_items = operation_tables.define_tables(metadata)
 
 
 # Credentials created through the API (CredentialService) or by `surefoot credentials create

@@ -12,6 +12,7 @@ import yaml
 from surefoot.v1 import (
     audit_service_pb2,
     credential_service_pb2,
+    operation_service_pb2,
     worker_service_pb2,
     workflow_service_pb2,
 )
@@ -29,6 +30,7 @@ SERVICES = [
     worker_service_pb2.DESCRIPTOR.services_by_name["ConnectorOutcomeService"],
     audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
     credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"],
+    operation_service_pb2.DESCRIPTOR.services_by_name["OperationService"],
 ]
 
 

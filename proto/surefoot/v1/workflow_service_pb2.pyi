@@ -625,6 +625,9 @@ class DeadLetter(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     DEAD_LETTERED_AT_FIELD_NUMBER: _builtins.int
     COMPENSATION_FIELD_NUMBER: _builtins.int
+    STEP_VERSION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_FIELD_NUMBER: _builtins.int
+    ERROR_SIGNATURE_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     node_id: _builtins.str
     workflow_name: _builtins.str
@@ -635,6 +638,15 @@ class DeadLetter(_message.Message):
     attempts: _builtins.int
     compensation: _builtins.bool
     """A compensation that gave up while the run was unwinding, not a forward step."""
+    step_version: _builtins.str
+    idempotency: _builtins.str
+    """The step type's idempotency declaration: "key", "natural" or "none". A `none` step may
+    have happened before it failed: a redrive retries it only when told to.
+    """
+    error_signature: _builtins.str
+    """The message with ids, numbers, hex and timestamps normalised: what the failures of one
+    incident have in common.
+    """
     @_builtins.property
     def dead_lettered_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -650,10 +662,13 @@ class DeadLetter(_message.Message):
         attempts: _builtins.int = ...,
         dead_lettered_at: _timestamp_pb2.Timestamp | None = ...,
         compensation: _builtins.bool = ...,
+        step_version: _builtins.str = ...,
+        idempotency: _builtins.str = ...,
+        error_signature: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dead_lettered_at", b"dead_lettered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation", b"compensation", "dead_lettered_at", b"dead_lettered_at", "error_message", b"error_message", "error_type", b"error_type", "node_id", b"node_id", "run_id", b"run_id", "step_type", b"step_type", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation", b"compensation", "dead_lettered_at", b"dead_lettered_at", "error_message", b"error_message", "error_signature", b"error_signature", "error_type", b"error_type", "idempotency", b"idempotency", "node_id", b"node_id", "run_id", b"run_id", "step_type", b"step_type", "step_version", b"step_version", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -661,6 +676,10 @@ Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
 
 @_typing.final
 class DeadLetterGroup(_message.Message):
+    """The dead letters of one (workflow and version, step type and version, error type, error
+    signature): 4,000 failures of one outage are one group.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
@@ -671,6 +690,11 @@ class DeadLetterGroup(_message.Message):
     NEWEST_FIELD_NUMBER: _builtins.int
     SAMPLE_MESSAGE_FIELD_NUMBER: _builtins.int
     SAMPLE_RUN_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    STEP_VERSION_FIELD_NUMBER: _builtins.int
+    ERROR_SIGNATURE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
     step_type: _builtins.str
     error_type: _builtins.str
@@ -678,10 +702,21 @@ class DeadLetterGroup(_message.Message):
     sample_message: _builtins.str
     """The newest one's message and run, to look at one example."""
     sample_run_id: _builtins.str
+    workflow_version: _builtins.str
+    step_version: _builtins.str
+    error_signature: _builtins.str
+    idempotency: _builtins.str
+    """The step type's idempotency declaration ("key", "natural" or "none")."""
     @_builtins.property
-    def oldest(self) -> _timestamp_pb2.Timestamp: ...
+    def oldest(self) -> _timestamp_pb2.Timestamp:
+        """First and last seen: when the oldest and the newest of them were dead-lettered."""
+
     @_builtins.property
     def newest(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def filter(self) -> Global___DeadLetterFilter:
+        """The filter that selects exactly this group (for ListDeadLetters or a redrive)."""
+
     def __init__(
         self,
         *,
@@ -693,10 +728,15 @@ class DeadLetterGroup(_message.Message):
         newest: _timestamp_pb2.Timestamp | None = ...,
         sample_message: _builtins.str = ...,
         sample_run_id: _builtins.str = ...,
+        workflow_version: _builtins.str = ...,
+        step_version: _builtins.str = ...,
+        error_signature: _builtins.str = ...,
+        idempotency: _builtins.str = ...,
+        filter: Global___DeadLetterFilter | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["newest", b"newest", "oldest", b"oldest"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "newest", b"newest", "oldest", b"oldest"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "error_type", b"error_type", "newest", b"newest", "oldest", b"oldest", "sample_message", b"sample_message", "sample_run_id", b"sample_run_id", "step_type", b"step_type", "workflow_name", b"workflow_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "error_signature", b"error_signature", "error_type", b"error_type", "filter", b"filter", "idempotency", b"idempotency", "newest", b"newest", "oldest", b"oldest", "sample_message", b"sample_message", "sample_run_id", b"sample_run_id", "step_type", b"step_type", "step_version", b"step_version", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -711,19 +751,29 @@ class DeadLetterFilter(_message.Message):
     WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
     STEP_TYPE_FIELD_NUMBER: _builtins.int
     ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    STEP_VERSION_FIELD_NUMBER: _builtins.int
+    ERROR_SIGNATURE_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
     step_type: _builtins.str
     error_type: _builtins.str
+    workflow_version: _builtins.str
+    step_version: _builtins.str
+    error_signature: _builtins.str
+    """A group's `error_signature`, exactly."""
     def __init__(
         self,
         *,
         workflow_name: _builtins.str = ...,
         step_type: _builtins.str = ...,
         error_type: _builtins.str = ...,
+        workflow_version: _builtins.str = ...,
+        step_version: _builtins.str = ...,
+        error_signature: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_type", b"error_type", "step_type", b"step_type", "workflow_name", b"workflow_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_signature", b"error_signature", "error_type", b"error_type", "step_type", b"step_type", "step_version", b"step_version", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -740,9 +790,11 @@ class ListDeadLettersRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     grouped: _builtins.bool
-    """One row per (workflow, step type, error type) with a count, largest first."""
+    """One row per (workflow and version, step type and version, error type, error signature)
+    with a count, largest first.
+    """
     page_size: _builtins.int
-    """1..1000; 0 means 100. Oldest first when not grouped."""
+    """1..1000; 0 means 100. Oldest first when not grouped. Groups are paged too."""
     page_token: _builtins.str
     @_builtins.property
     def filter(self) -> Global___DeadLetterFilter: ...

@@ -241,7 +241,8 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RedriveDeadLetters(self, request, context):
-        """Retry every dead letter matching a filter: an incident's thousands of identical failures.
+        """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
+        OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

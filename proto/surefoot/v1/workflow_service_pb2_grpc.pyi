@@ -59,7 +59,9 @@ class WorkflowServiceStub:
     RetryStep: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryStepRequest, _workflow_service_pb2.RetryStepResponse]
     SkipStep: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.SkipStepRequest, _workflow_service_pb2.SkipStepResponse]
     RedriveDeadLetters: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RedriveDeadLettersRequest, _workflow_service_pb2.RedriveDeadLettersResponse]
-    """Retry every dead letter matching a filter: an incident's thousands of identical failures."""
+    """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
+    OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
+    """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -91,7 +93,9 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     RetryStep: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryStepRequest, _workflow_service_pb2.RetryStepResponse]  # type: ignore[assignment]
     SkipStep: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.SkipStepRequest, _workflow_service_pb2.SkipStepResponse]  # type: ignore[assignment]
     RedriveDeadLetters: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RedriveDeadLettersRequest, _workflow_service_pb2.RedriveDeadLettersResponse]  # type: ignore[assignment]
-    """Retry every dead letter matching a filter: an incident's thousands of identical failures."""
+    """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
+    OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
+    """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     """Definitions and runs. Every request names a namespace; empty means "default"."""
@@ -228,6 +232,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.RedriveDeadLettersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.RedriveDeadLettersResponse, _abc.Awaitable[_workflow_service_pb2.RedriveDeadLettersResponse]]:
-        """Retry every dead letter matching a filter: an incident's thousands of identical failures."""
+        """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
+        OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
+        """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
