@@ -13,6 +13,7 @@ from surefoot.v1 import (
     audit_service_pb2,
     credential_service_pb2,
     operation_service_pb2,
+    worker_admin_service_pb2,
     worker_service_pb2,
     workflow_service_pb2,
 )
@@ -30,6 +31,7 @@ SERVICES = [
     worker_service_pb2.DESCRIPTOR.services_by_name["ConnectorOutcomeService"],
     audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
     credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"],
+    worker_admin_service_pb2.DESCRIPTOR.services_by_name["WorkerAdminService"],
     operation_service_pb2.DESCRIPTOR.services_by_name["OperationService"],
 ]
 
