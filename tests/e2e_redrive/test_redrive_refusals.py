@@ -128,7 +128,10 @@ def test_bad_requests_are_refused_with_the_field_and_write_nothing(
     assert "completed" in details
     refused_with(
         lambda: items(
-            opb.ListOperationItemsRequest(operation_id=operation.id, state=99), timeout=30
+            opb.ListOperationItemsRequest(
+                operation_id=operation.id, state=opb.OperationItemState.ValueType(99)
+            ),
+            timeout=30,
         ),
         invalid,
         "state",
