@@ -2,8 +2,9 @@
 
 A retry timer (attempt n of m, due when, the last error), a task that no connected worker
 implements in the version it asks for (which versions are connected and declared), a task
-queued behind a busy worker, a task running on a worker, and one whose worker stopped heartbeating (a SIGSTOPped process whose
-stream stays open), which turns back into a running one when its heartbeats resume.
+queued behind a busy worker, a task running on a worker, and one whose worker stopped
+heartbeating (a SIGSTOPped process whose stream stays open), which turns back into a running
+one when its heartbeats resume.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ signature) reads one index: the signature is computed when a dead letter is writ
 rows already there get theirs here (with their step's version and idempotency, read from the
 run's state). `operations` and `operation_items` hold durable redrives.
 
-Revision ID: 0011
-Revises: 0014
+Revision ID: 0012
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -18,8 +18,8 @@ from alembic import op
 from controlplane.store.error_signatures import error_signature
 from controlplane.store.types import UtcDateTime
 
-revision: str = "0011"
-down_revision: str | None = "0014"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

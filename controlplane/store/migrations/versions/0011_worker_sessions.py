@@ -1,6 +1,6 @@
 """worker_sessions: the worker streams of every control plane, for ListWorkers
 
-Revision ID: 0014
+Revision ID: 0011
 Revises: 0010
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 from controlplane.store.types import UtcDateTime
 
-revision: str = "0014"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
