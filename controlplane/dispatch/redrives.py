@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row
 
+from controlplane import errors
 from controlplane.dispatch.committer import Committer
 from controlplane.dispatch.operations.redrive_item import RedriveItem
 from controlplane.engine import state as s
@@ -31,6 +32,7 @@ from controlplane.store import operation_queries as oq
 from controlplane.store.codec import load_json
 from controlplane.store.database import reader
 from controlplane.store.error_signatures import error_signature
+from controlplane.store.reachability import DATABASE, is_unreachable, reason
 from controlplane.store.run_batch import MAX_ERROR_MESSAGE
 
 log = logging.getLogger("surefoot.redrives")
@@ -86,7 +88,10 @@ class RedriveRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be away; try again
-                log.warning("redrive pass failed: %s", exc)
+                if is_unreachable(exc):
+                    DATABASE.lost(exc)  # one line for the whole outage, whoever sees it first
+                elif not isinstance(exc, errors.Unavailable):  # the committer's word for it
+                    log.warning("redrive pass failed: %s", reason(exc))
                 delay = IDLE_SECONDS
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
