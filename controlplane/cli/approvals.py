@@ -110,7 +110,10 @@ def list_approvals(args: argparse.Namespace) -> int:
     if not response.approvals:
         print("no approvals" if args.status else "no pending approvals")
     output.print_table(
-        ["id", "workflow", "title", "approvers", "requested", "deadline", "status"],
+        [
+            *("id", "workflow", "title", "approvers", "requested", "deadline", "status"),
+            *("run", "node", "decided by", "decided at"),
+        ],
         [
             (
                 a.id,
@@ -120,9 +123,14 @@ def list_approvals(args: argparse.Namespace) -> int:
                 output.timestamp(a.requested_at),
                 output.timestamp(a.deadline) or "-",
                 output.enum_name(apb.ApprovalStatus, a.status),
+                a.run_id,
+                a.node_id,
+                a.decided_by or "-",
+                output.timestamp(a.decided_at) or "-",
             )
             for a in response.approvals
         ],
+        wide_from=7,
     )
     if response.next_page_token:
         print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)

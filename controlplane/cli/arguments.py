@@ -26,3 +26,14 @@ def whole_number(low: int = 1, high: int | None = None) -> Callable[[str], int]:
 
 # Pages of list commands: the API's own bounds.
 page_size = whole_number(1, 1000)
+
+
+def positive_seconds(text: str) -> float:
+    """A duration in seconds greater than 0 (`--timeout 2.5`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds greater than 0")
+    return value

@@ -7,7 +7,6 @@ such run naming the first event that was edited, inserted or deleted.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
 
 from google.protobuf import json_format
@@ -75,7 +74,7 @@ def verify_runs(args: argparse.Namespace) -> int:
                 )
             altered += not verification.ok
     if args.json:
-        print(json.dumps(documents, indent=2))
+        output.print_json(documents)
     elif args.all:
         print(f"{checked} runs verified: {altered or 'none'} altered")
     return EXIT_REFUSED if altered else EXIT_OK

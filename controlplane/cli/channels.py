@@ -34,6 +34,8 @@ class Connection:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_server_name: str | None = None
+    # The deadline of each unary call, in seconds (--timeout).
+    timeout: float = 10.0
 
     @property
     def tls(self) -> bool:
@@ -155,6 +157,7 @@ def connection_from_args(args: argparse.Namespace) -> Connection:
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
         tls_server_name=getattr(args, "tls_server_name", None),
+        timeout=getattr(args, "timeout", None) or Connection.timeout,
     ).check()
 
 

@@ -12,6 +12,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from surefoot.v1 import workflow_service_pb2_grpc
 
+from controlplane.cli import output
+from controlplane.cli.arguments import positive_seconds
 from controlplane.cli.channels import (
     Connection,
     add_connection_arguments,
@@ -24,7 +26,7 @@ from controlplane.cli.errors import EXIT_REFUSED, EXIT_UNREACHABLE, CliError
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
 CALL_TIMEOUT_SECONDS = 10.0
-# After a call fails with UNAVAILABLE or DEADLINE_EXCEEDED, how long to wait for the channel
+# After a call fails with UNAVAILABLE, how long to wait for the channel
 # to connect before concluding that nothing is listening (rather than a slow or busy server).
 _CONNECTED_PROBE_SECONDS = 0.5
 
@@ -47,22 +49,34 @@ def add_address_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every client command takes: address, namespace, --token, TLS and --json."""
+    """The options every client command takes: address, namespace, --token, TLS, --timeout
+    and the output format (-o, --json)."""
     add_address_arguments(parser)
     add_connection_arguments(parser)
     parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON document on stdout (protobuf JSON mapping, proto field names)",
+        "--timeout",
+        type=positive_seconds,
+        default=_default_timeout(),
+        metavar="SECONDS",
+        help="deadline of each call to the control plane; no answer in time is exit 3 "
+        "(env SUREFOOT_TIMEOUT; default %(default)g). Watch streams have none",
     )
+    output.add_output_arguments(parser)
+
+
+def _default_timeout() -> float:
+    # A bad SUREFOOT_TIMEOUT is reported when parsed as the default, by argparse (exit 2).
+    text = os.environ.get("SUREFOOT_TIMEOUT")
+    return positive_seconds(text) if text else CALL_TIMEOUT_SECONDS
 
 
 class ControlPlaneClient:
     """A synchronous WorkflowService client bound to one namespace.
 
-    Use as a context manager so that the channel is closed. Every call has a 10 s deadline
-    and carries the bearer token, if any, over TLS when the connection has a CA bundle;
-    failures come out as CliError with the exit code the CLI promises.
+    Use as a context manager so that the channel is closed. Every call has the deadline of
+    the connection (--timeout, 10 s by default) and carries the bearer token, if any, over
+    TLS when the connection has a CA bundle; failures come out as CliError with the exit
+    code the CLI promises.
     """
 
     def __init__(self, connection: Connection, namespace: str) -> None:
@@ -90,17 +104,24 @@ class ControlPlaneClient:
             CliError: exit 3 when no control plane answers, exit 1 when it refuses.
         """
         try:
-            return rpc(request, timeout=CALL_TIMEOUT_SECONDS, metadata=self._metadata)
+            return rpc(request, timeout=self.connection.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self._translate(exc) from exc
 
     def _translate(self, exc: grpc.RpcError) -> CliError:
         call: Any = exc  # a failed unary call is both the RpcError and the grpc.Call
         code: grpc.StatusCode = call.code()
-        unreachable_codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            details = " ".join((call.details() or "").split())
+            return CliError(
+                transport_failure(self.connection, details)
+                or f"no answer from the control plane at {self.address} within "
+                f"{self.connection.timeout:g} s (--timeout); a change may still have been made",
+                EXIT_UNREACHABLE,
+            )
         # A server that answers UNAVAILABLE (draining, database down) has a connected channel;
         # only a channel that cannot connect means "nothing is listening there".
-        if code in unreachable_codes and not self._connected():
+        if code == grpc.StatusCode.UNAVAILABLE and not self._connected():
             failure = transport_failure(self.connection, " ".join((call.details() or "").split()))
             if failure:
                 return CliError(failure, EXIT_UNREACHABLE)

@@ -31,11 +31,8 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Each connector's step type, version, idempotency and summary, then "
         "its input fields. Needs no server.",
     )
-    list_.add_argument(
-        "--json",
-        action="store_true",
-        help="print the registry as one JSON document, with the full input JSON Schemas",
-    )
+    # -o json|yaml: the registry as one document, with the full input JSON Schemas.
+    output.add_output_arguments(list_)
     list_.set_defaults(func=list_connectors)
 
     worker = commands.add_parser(

@@ -232,7 +232,10 @@ def list_dead_letters(args: argparse.Namespace) -> int:
     if not response.dead_letters:
         print("no dead letters")
     output.print_table(
-        ["run", "node", "workflow", "step type", "error", "attempts", "since"],
+        [
+            *("run", "node", "workflow", "step type", "error", "attempts", "since"),
+            *("step version", "idempotency", "signature"),
+        ],
         [
             (
                 d.run_id,
@@ -242,9 +245,13 @@ def list_dead_letters(args: argparse.Namespace) -> int:
                 _error_text(d.error_type, d.error_message),
                 d.attempts,
                 output.timestamp(d.dead_lettered_at),
+                d.step_version or "-",
+                d.idempotency or "-",
+                d.error_signature or "-",
             )
             for d in response.dead_letters
         ],
+        wide_from=7,
     )
     if response.next_page_token:
         # On stderr so that `surefoot deadletters list | ...` pipes only the table.

@@ -10,6 +10,7 @@ import yaml
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
+from controlplane.cli.arguments import page_size
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.errors import CliError, usage_error
 
@@ -37,8 +38,24 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_arguments(apply)
     apply.set_defaults(func=apply_definitions)
 
-    list_ = commands.add_parser("list", help="list registered definitions")
+    list_ = commands.add_parser(
+        "list",
+        help="list registered definitions",
+        description="List the registered definitions, by name and registration order. "
+        "ListDefinitions answers with every version at once, so --limit and --page-token "
+        "page on this side of the call: the same flags as every other list.",
+    )
     list_.add_argument("--name", default="", help="only the versions of this workflow")
+    list_.add_argument(
+        "--limit", type=page_size, default=0, metavar="N", help="at most N (1-1000; default all)"
+    )
+    list_.add_argument(
+        "--page-token",
+        type=_page_offset,
+        default=0,
+        metavar="T",
+        help="continue a previous listing",
+    )
     add_client_arguments(list_)
     list_.set_defaults(func=list_definitions)
 
@@ -99,6 +116,13 @@ def split_ref(ref: str, need_version: bool = False) -> tuple[str, str]:
     return name, version
 
 
+def _page_offset(text: str) -> int:
+    # The token of a client-side page is how many definitions came before it.
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a page token of this command")
+    return int(text)
+
+
 def apply_definitions(args: argparse.Namespace) -> int:
     # Imported here: the worker SDK package is only needed by commands that author definitions.
     from surefoot_worker.authoring import DefinitionFileError, load_definitions
@@ -137,14 +161,25 @@ def list_definitions(args: argparse.Namespace) -> int:
     with ControlPlaneClient.from_args(args) as client:
         request = ws.ListDefinitionsRequest(namespace=args.namespace, name=args.name)
         response = client.call(client.workflows.ListDefinitions, request)
+    # Paged here: the API returns every version (see the command's description).
+    end = args.page_token + args.limit if args.limit else len(response.definitions)
+    page = response.definitions[args.page_token : end]
+    next_token = str(end) if end < len(response.definitions) else ""
+    if next_token:
+        print(f"next page: --page-token {next_token}", file=sys.stderr)
     if args.json:
-        output.print_json(response)
+        output.print_json(
+            {
+                "definitions": [output.message_dict(d) for d in page],
+                "next_page_token": next_token,
+            }
+        )
         return 0
-    if not response.definitions:
+    if not page:
         print(f"no definitions in namespace {args.namespace}")
         return 0
     output.print_table(
-        ["name", "version", "seq", "hash", "status", "in flight"],
+        ["name", "version", "seq", "hash", "status", "in flight", "registered", "full hash"],
         [
             (
                 d.name,
@@ -153,9 +188,12 @@ def list_definitions(args: argparse.Namespace) -> int:
                 output.short_hash(d.content_hash),
                 f"deprecated by {d.deprecated_by or '?'}" if d.deprecated else "active",
                 d.runs_in_flight,
+                output.timestamp(d.registered_at),
+                d.content_hash,
             )
-            for d in response.definitions
+            for d in page
         ],
+        wide_from=6,
     )
     return 0
 

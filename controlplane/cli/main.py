@@ -7,6 +7,7 @@ on stderr and a documented exit code; a traceback is never what a user sees.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from controlplane.cli import (
     approvals,
     audit,
+    completion,
     connectors,
     console,
     credentials,
@@ -21,6 +23,7 @@ from controlplane.cli import (
     definitions,
     events,
     operations,
+    output,
     runs,
     servers,
     workers,
@@ -32,13 +35,15 @@ exit codes:
   0    success
   1    the control plane refused the request (or an unexpected error)
   2    bad arguments or bad local input; nothing was sent
-  3    the control plane cannot be reached
+  3    the control plane cannot be reached, or did not answer within --timeout
+       (a change may then still have been made: repeat it with the same request id)
   130  interrupted (Ctrl-C)
 
 environment:
   SUREFOOT_ADDRESS       control plane address (default 127.0.0.1:7233)
   SUREFOOT_NAMESPACE     namespace (default "default")
   SUREFOOT_TOKEN         bearer token of the client commands (who you are)
+  SUREFOOT_TIMEOUT       deadline of each call in seconds (default 10; --timeout)
   SUREFOOT_AUTH_FILE     credentials file of `server` (hashed tokens, certificate subjects)
   SUREFOOT_DATABASE_URL  database of `server`, `db upgrade` and `bench`
   SUREFOOT_DEBUG=1       show the traceback of an unexpected error
@@ -52,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"surefoot {package_version()}")
     parser.set_defaults(func=None)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     definitions.register_commands(subparsers)
@@ -66,7 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     connectors.register_commands(subparsers)
     console.register_commands(subparsers)
     workers.register_commands(subparsers)
+    completion.register_commands(subparsers, build_parser)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version: the one `pip show surefoot` reports."""
+    try:
+        return importlib.metadata.version("surefoot")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.func is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    output.select_format(args)
     try:
         return int(args.func(args))
     except CliError as exc:

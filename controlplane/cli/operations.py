@@ -143,7 +143,10 @@ def list_operations(args: argparse.Namespace) -> int:
         print("no operations")
         return EXIT_OK
     output.print_table(
-        ["id", "kind", "state", "rate", "matched", "retried", "succeeded", "failed", "created"],
+        [
+            *("id", "kind", "state", "rate", "matched", "retried", "succeeded", "failed"),
+            *("created", "running", "pending", "by", "finished", "comment"),
+        ],
         [
             (
                 o.id,
@@ -155,9 +158,15 @@ def list_operations(args: argparse.Namespace) -> int:
                 o.progress.succeeded,
                 o.progress.failed_again,
                 output.timestamp(o.created_at),
+                o.progress.running,
+                o.progress.pending,
+                o.created_by or "-",
+                output.timestamp(o.finished_at) or "-",
+                " ".join(o.comment.split()) or "-",
             )
             for o in response.operations
         ],
+        wide_from=9,
     )
     if response.next_page_token:
         print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)
@@ -225,7 +234,7 @@ def follow(client: OperationsClient, operation_id: str, *, as_json: bool = False
     for operation in client.watch(operation_id):
         last = operation
         if as_json:
-            output.print_json(operation)
+            output.print_stream_item(operation)
         else:
             print(progress_line(operation), flush=True)
     if last is None:

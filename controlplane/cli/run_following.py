@@ -133,8 +133,8 @@ def follow(
 
 
 def print_message_json(message: ws.WatchRunResponse) -> None:
-    """One stream message as one line of JSON (JSON Lines: a line per message)."""
-    print(json.dumps(output.message_dict(message), ensure_ascii=False), flush=True)
+    """One stream message as one line of JSON (JSON Lines), or one YAML document."""
+    output.print_stream_item(message)
 
 
 class EventPrinter:

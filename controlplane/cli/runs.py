@@ -13,7 +13,7 @@ from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
 from controlplane.cli import run_following as following
-from controlplane.cli.arguments import page_size
+from controlplane.cli.arguments import page_size, whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
 from controlplane.cli.errors import EXIT_REFUSED
@@ -105,6 +105,13 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     history.add_argument("run_id", metavar="RUN_ID")
     history.add_argument(
         "--after", type=int, default=0, metavar="SEQ", help="only events after SEQ"
+    )
+    history.add_argument(
+        "--limit",
+        type=whole_number(0),
+        default=0,
+        metavar="N",
+        help="at most N events (default 0: all); the next page is --after the last seq",
     )
     add_client_arguments(history)
     history.set_defaults(func=run_history)
@@ -407,7 +414,7 @@ def list_runs(args: argparse.Namespace) -> int:
     if not response.runs:
         print("no runs")
     output.print_table(
-        ["id", "workflow", "status", "created", "updated"],
+        ["id", "workflow", "status", "created", "updated", "current node", "waiting for"],
         [
             (
                 r.id,
@@ -415,9 +422,12 @@ def list_runs(args: argparse.Namespace) -> int:
                 output.enum_name(run_pb2.RunStatus, r.status),
                 output.timestamp(r.created_at),
                 output.timestamp(r.updated_at),
+                r.current_node or "-",
+                r.waiting_for or "-",
             )
             for r in response.runs
         ],
+        wide_from=5,
     )
     if response.next_page_token:
         # On stderr so that `surefoot runs list | ...` pipes only the table.
@@ -427,17 +437,21 @@ def list_runs(args: argparse.Namespace) -> int:
 
 def run_history(args: argparse.Namespace) -> int:
     request = ws.GetRunHistoryRequest(
-        namespace=args.namespace, run_id=args.run_id, after_seq=args.after
+        namespace=args.namespace, run_id=args.run_id, after_seq=args.after, limit=args.limit
     )
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.GetRunHistory, request)
     if args.json:
         output.print_json(response)
-        return 0
-    if not response.events:
+    elif not response.events:
         print(f"no events after seq {args.after}" if args.after else "no events")
-        return 0
-    output.print_table(following.EVENT_HEADERS, [following.event_cells(e) for e in response.events])
+    else:
+        output.print_table(
+            following.EVENT_HEADERS, [following.event_cells(e) for e in response.events]
+        )
+    if args.limit and len(response.events) == args.limit:
+        # A full page: there may be more (stderr, so that the table or document pipes alone).
+        print(f"next page: --after {response.events[-1].seq}", file=sys.stderr)
     return 0
 
 

@@ -62,6 +62,7 @@ COMMANDS = [
     ["dev"],
     ["bench"],
     ["console"],
+    ["completion"],
     ["workers"],
     ["workers", "list"],
 ]
