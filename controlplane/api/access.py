@@ -77,6 +77,10 @@ RULES: dict[str, Rule] = {
     _WORKFLOWS + "GetRunHistory": Rule(Role.VIEWER),
     _WORKFLOWS + "WatchRun": Rule(Role.VIEWER),
     _WORKFLOWS + "CancelRun": Rule(Role.OPERATOR),
+    _WORKFLOWS + "PauseRun": Rule(Role.OPERATOR),
+    _WORKFLOWS + "ResumeRun": Rule(Role.OPERATOR),
+    _WORKFLOWS + "GetRunAt": Rule(Role.VIEWER),
+    _WORKFLOWS + "ForkRun": Rule(Role.OPERATOR),
     # Approvals: deciding also needs to be one of the approvers the node names.
     _WORKFLOWS + "ListApprovals": Rule(Role.VIEWER),
     _WORKFLOWS + "GetApproval": Rule(Role.VIEWER),

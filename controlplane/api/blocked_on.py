@@ -70,13 +70,19 @@ def blockers(
     if run.status in s.TERMINAL:
         return []
     live = {(t.node_id, t.attempt): t for t in tasks}
-    attention = s.RunState.attention_from_json(load_json(run.state))
+    saved = load_json(run.state)
+    attention = s.RunState.attention_from_json(saved)
+    paused = s.RunState.paused_from_json(saved)
     found: list[run_pb2.BlockedOn] = []
     for node_id, step in steps.items():
         if step.status == s.STEP_WAITING:
             found.extend(_wait(step, rows))
         elif step.status in s.OPEN_STEP and step.kind in s.WORKER_KINDS:
             task = live.get((node_id, step.attempt))
+            if paused is not None and (task is None or task.status != "leased"):
+                # Held by the pause: no worker gets it, whatever is connected.
+                found.append(_paused(step.node_id, paused))
+                continue
             found.append(_task(run.namespace, step, task, rows, circumstances))
         elif (
             step.status == s.DEAD_LETTERED
@@ -86,7 +92,26 @@ def blockers(
             and attention in (None, node_id)
         ):
             found.append(_dead_letter(step, rows.dead_letter, run))
+    if paused is not None and not any(b.kind == run_pb2.BLOCKED_ON_KIND_PAUSED for b in found):
+        # Nothing is held yet (a running attempt, an approval): the pause still says why the
+        # run will not start its next step.
+        found.insert(0, _paused(run.current_node or "", paused))
     return found
+
+
+def _paused(node_id: str, paused: dict[str, Any]) -> run_pb2.BlockedOn:
+    by, reason = str(paused.get("by", "")), str(paused.get("reason", ""))
+    since = paused.get("since")
+    text = f"paused by {by} since {_at(since)}" + (f": {reason}" if reason else "")
+    if node_id:
+        text = f"{node_id!r} waits: run " + text
+    return run_pb2.BlockedOn(
+        kind=run_pb2.BLOCKED_ON_KIND_PAUSED,
+        node_id=node_id,
+        description=text,
+        since=convert.timestamp(since),
+        paused=run_pb2.PausedWait(paused_by=by, reason=reason),
+    )
 
 
 # -- waits -----------------------------------------------------------------------------------

@@ -77,7 +77,14 @@ def run_detail(view: RunView) -> run_pb2.Run:
     """The run with every step and attempt: steps and their finished attempts from the run's
     state, and what is happening right now from the task rows."""
     run = run_summary(view.run)
-    _, steps = s.RunState.steps_from_json(load_json(view.run.state))
+    saved = load_json(view.run.state)
+    _, steps = s.RunState.steps_from_json(saved)
+    paused = s.RunState.paused_from_json(saved)
+    if paused is not None:
+        run.paused.paused_by = str(paused.get("by", ""))
+        run.paused.reason = str(paused.get("reason", ""))
+        if (since := timestamp(paused.get("since"))) is not None:
+            run.paused_at.CopyFrom(since)
     live = {(t.node_id, t.attempt): t for t in view.tasks}
     waiting: list[str] = []
     for node_id, step in steps.items():

@@ -11,7 +11,7 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import blocked_on, convert, run_wait
+from controlplane.api import blocked_on, convert, run_links, run_wait
 from controlplane.api.backend import Backend
 from controlplane.api.definitions import no_definition
 from controlplane.api.namespaces import checked_namespace
@@ -21,6 +21,8 @@ from controlplane.engine.state import RunState, StepState
 from controlplane.store import run_queries
 from controlplane.store.blocked_queries import BlockingRows, blocking_rows
 from controlplane.store.codec import load_json
+from controlplane.store.run_forks import ForkLink, links_of
+from controlplane.store.schema import forks
 
 MAX_PAGE = 1000
 MAX_REQUEST_ID = 200
@@ -69,18 +71,19 @@ async def run_detail(backend: Backend, namespace: str, run_id: str) -> run_pb2.R
 
     def query(
         c: Connection,
-    ) -> tuple[run_queries.RunView, dict[str, StepState], BlockingRows] | None:
+    ) -> tuple[run_queries.RunView, dict[str, StepState], BlockingRows, list[ForkLink]] | None:
         view = run_queries.get_run(c, namespace, run_id)
         if view is None:
             return None
         _, steps = RunState.steps_from_json(load_json(view.run.state))
-        return view, steps, blocking_rows(c, namespace, run_id, steps)
+        return view, steps, blocking_rows(c, namespace, run_id, steps), links_of(c, forks, run_id)
 
     found = await backend.read(query)
     if found is None:
         raise errors.NotFound(no_run(run_id, namespace))
-    view, steps, rows = found
+    view, steps, rows, links = found
     run = convert.run_detail(view)
+    run_links.add_links(run, links)
     committer = backend.committer
     circumstances = blocked_on.Circumstances(
         now=time.time(),

@@ -15,7 +15,17 @@ import grpc
 from sqlalchemy import Engine
 from surefoot.v1 import workflow_service_pb2_grpc
 
-from controlplane.api import approvals, dead_letters, definitions, events, run_watch, runs
+from controlplane.api import (
+    approvals,
+    dead_letters,
+    definitions,
+    events,
+    run_control,
+    run_forks,
+    run_replay,
+    run_watch,
+    runs,
+)
 from controlplane.api.backend import Backend
 from controlplane.api.principal import Authenticator
 from controlplane.dispatch.committer import Committer
@@ -71,6 +81,10 @@ class WorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):  # typ
     GetRunHistory = _method(runs.history)
     WatchRun = _streaming_method(run_watch.watch)
     CancelRun = _method(runs.cancel)
+    PauseRun = _method(run_control.pause)
+    ResumeRun = _method(run_control.resume)
+    GetRunAt = _method(run_replay.get_at)
+    ForkRun = _method(run_forks.fork)
 
     ListApprovals = _method(approvals.list_page)
     GetApproval = _method(approvals.get)

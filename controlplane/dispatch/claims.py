@@ -1,4 +1,11 @@
-"""SQL for handing out tasks: claiming ready ones, finding expired and orphaned leases."""
+"""SQL for handing out tasks: claiming ready ones, finding expired and orphaned leases.
+
+A task is 'ready' (claimable once due), 'leased' (held by a worker's stream) or 'paused'
+(its run is paused: engine/pausing.py). Holding a paused run's tasks in a status of their
+own, rather than joining every claim to `runs`, keeps the claim query and its partial index
+as they are: a pause or a resume is one UPDATE of the run's few task rows, and the hot path
+pays nothing for runs that are never paused.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from controlplane.store.schema import tasks
 # 'ready' / 'leased') are only usable when the planner sees the same literal.
 READY = text("tasks.status = 'ready'")
 LEASED = text("tasks.status = 'leased'")
+PAUSED = "paused"
 
 
 def claim_ready_tasks(
@@ -142,3 +150,19 @@ def take_over_leases(
         .returning(tasks.c.id, tasks.c.leased_at, tasks.c.worker_id)
     )
     return [(row.id, row.leased_at, row.worker_id or "") for row in connection.execute(statement)]
+
+
+def hold_run_tasks(connection: Connection, run_id: str) -> int:
+    """Keep the run's unleased tasks from being handed out (it was paused); how many."""
+    statement = update(tasks).where(tasks.c.run_id == run_id, READY).values(status=PAUSED)
+    return connection.execute(statement).rowcount or 0
+
+
+def release_run_tasks(connection: Connection, run_id: str) -> int:
+    """Make the held tasks of a resumed run ready again; how many."""
+    statement = (
+        update(tasks)
+        .where(tasks.c.run_id == run_id, tasks.c.status == PAUSED)
+        .values(status="ready")
+    )
+    return connection.execute(statement).rowcount or 0

@@ -45,7 +45,8 @@ class Handout:
     """Leases tasks to this process's sessions (committer thread only).
 
     Tasks a batch schedules go to sessions with free credit at once, in the transaction that
-    schedules them. The database is asked for ready tasks only when one may be there for a
+    schedules them, except those of a paused run, which are written held ('paused') for
+    ResumeRun to release. The database is asked for ready tasks only when one may be there for a
     session with free credit: a session connected or gained credit while tasks waited,
     another control plane said so, a task found no session, a retry this process knows of
     came due, or, as a safety net only, every `poll_interval`.
@@ -85,6 +86,11 @@ class Handout:
         leased_at = to_datetime(now)
         due = []
         for task in batch.new_tasks.values():
+            loaded = batch.runs.get(task["run_id"])
+            if loaded is not None and loaded.state.paused is not None:
+                # Written held: ResumeRun makes it ready (claims.release_run_tasks).
+                task["status"] = claims.PAUSED
+                continue
             # Compared as the datetimes written: a float's round trip through a datetime may
             # land a microsecond later, which must not make a task due now look like a retry.
             if task["available_at"] > leased_at:

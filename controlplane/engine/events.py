@@ -115,6 +115,23 @@ class StepSkipRequested:
     output: Any = None
 
 
+@dataclass(frozen=True)
+class PauseRequested:
+    """An operator holds the run: no new task of it is handed out until it is resumed."""
+
+    reason: str
+    principal: str
+    time: float
+
+
+@dataclass(frozen=True)
+class ResumeRequested:
+    """An operator lets a paused run go on: its waiting tasks are handed out again."""
+
+    principal: str
+    time: float
+
+
 RunEvent = (
     AttemptCompleted
     | AttemptFailed
@@ -126,6 +143,8 @@ RunEvent = (
     | EventReceived
     | StepRetryRequested
     | StepSkipRequested
+    | PauseRequested
+    | ResumeRequested
 )
 
 

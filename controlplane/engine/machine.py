@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from controlplane.engine import nodes, saga, triage
+from controlplane.engine import nodes, pausing, saga, triage
 from controlplane.engine import state as s
 from controlplane.engine.definition import CompiledDefinition
 from controlplane.engine.events import (
@@ -23,6 +23,8 @@ from controlplane.engine.events import (
     CancelRequested,
     EventReceived,
     NewHistoryEvent,
+    PauseRequested,
+    ResumeRequested,
     RunEvent,
     StepRetryRequested,
     StepSkipRequested,
@@ -93,6 +95,7 @@ def apply(
     Raises:
         RunClosed: a cancellation or abandonment of a run that has ended.
         NotWaiting: a decision for an approval that is not pending.
+        PauseRefused: a pause of a paused or ended run, a resume of a run not paused.
     """
     run = dataclasses.replace(run, steps=dict(run.steps), compensation=list(run.compensation))
     flow = Flow(run, definition, catalog, uniform, event.time, Transition())
@@ -110,6 +113,10 @@ def apply(
         triage.retry(flow, event)
     elif isinstance(event, StepSkipRequested):
         triage.skip(flow, event)
+    elif isinstance(event, PauseRequested):
+        pausing.pause(flow, event)
+    elif isinstance(event, ResumeRequested):
+        pausing.resume(flow, event)
     else:
         step = _current_step(flow, event)
         if step is not None:

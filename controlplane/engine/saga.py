@@ -34,6 +34,8 @@ def start_compensation(flow: Flow, reason: str, principal: str = "system") -> No
         for step in run.steps.values()
         if step.kind == NodeKind.TASK
         and step.status == s.STEP_COMPLETED
+        # A fork's reused step ran in its parent run: undoing it is the parent's business.
+        and "reused_from" not in step.data
         and flow.definition.task(step.node_id).compensate_step
     ]
     done.sort(key=lambda step: step.completion_index or 0, reverse=True)

@@ -190,6 +190,9 @@ class RunState:
     compensation: list[str] = field(default_factory=list)
     # The dead-lettered step an operator must decide on while the run is NEEDS_ATTENTION.
     attention: str | None = None
+    # Set while an operator holds the run (PauseRun): {"by", "since", "reason"}. Its tasks
+    # wait unleased until ResumeRun (engine/pausing.py says what a pause holds).
+    paused: dict[str, Any] | None = None
 
     def context(self) -> dict[str, Any]:
         """What expressions read: the run input and every completed step's output."""
@@ -207,6 +210,7 @@ class RunState:
             "completions": self.completions,
             "compensation": self.compensation,
             "attention": self.attention,
+            "paused": self.paused,
             # vars() rather than asdict(): the fields are plain JSON values, and asdict's
             # deep copy is the most expensive part of saving a run.
             "steps": {node: vars(step) for node, step in self.steps.items()},
@@ -225,6 +229,11 @@ class RunState:
     def attention_from_json(data: dict[str, Any]) -> str | None:
         found = data.get("attention")
         return str(found) if found else None
+
+    @staticmethod
+    def paused_from_json(data: dict[str, Any]) -> dict[str, Any] | None:
+        found = data.get("paused")
+        return dict(found) if found else None
 
 
 def compensation_key(node_id: str) -> str:

@@ -313,6 +313,7 @@ def _loaded(row: Row[Any]) -> LoadedRun:
         completions=completions,
         compensation=RunState.compensation_from_json(saved),
         attention=RunState.attention_from_json(saved),
+        paused=RunState.paused_from_json(saved),
     )
     return LoadedRun(
         state, row.definition_id, row.last_seq, row.trace_id, row.request_id, row.last_hash

@@ -22,7 +22,7 @@ from sqlalchemy import (
     text,
 )
 
-from controlplane.store import operation_tables
+from controlplane.store import operation_tables, run_forks
 from controlplane.store.types import UtcDateTime
 
 metadata = MetaData()
@@ -285,6 +285,9 @@ dead_letters = Table(
 # Durable operations over many runs (redrives) and their items, declared in their own
 # module on this metadata.
 operations, operation_items = operation_tables.define_tables(metadata)
+
+# Which run was forked from which (ForkRun), declared with its queries.
+forks = run_forks.define_table(metadata)
 
 
 # Credentials created through the API (CredentialService) or by `surefoot credentials create

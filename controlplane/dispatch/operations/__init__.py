@@ -30,6 +30,8 @@ from controlplane.dispatch.operations.base import (
 from controlplane.dispatch.operations.cancel_run import CancelRun
 from controlplane.dispatch.operations.decide_approval import DecideApproval, approval_run
 from controlplane.dispatch.operations.extend_leases import ExtendLeases
+from controlplane.dispatch.operations.fork_run import ForkRun
+from controlplane.dispatch.operations.pause_run import PauseRun
 from controlplane.dispatch.operations.record_result import RecordResult
 from controlplane.dispatch.operations.run_changes import CommittedRun
 from controlplane.dispatch.operations.send_event import SendEvent, SentEvent
@@ -52,6 +54,7 @@ __all__ = [
     "Conflict",
     "DecideApproval",
     "ExtendLeases",
+    "ForkRun",
     "GrantCredit",
     "HeartbeatDetails",
     "InvalidInput",
@@ -60,6 +63,7 @@ __all__ = [
     "OpenSession",
     "Operation",
     "PermissionDenied",
+    "PauseRun",
     "RecordResult",
     "SendEvent",
     "SentEvent",

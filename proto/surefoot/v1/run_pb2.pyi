@@ -144,7 +144,7 @@ class _BlockedOnKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Blocked
     BLOCKED_ON_KIND_DEAD_LETTER: _BlockedOnKind.ValueType  # 9
     """A dead-lettered step: an operator retries, skips or abandons it (DeadLetterWait)."""
     BLOCKED_ON_KIND_PAUSED: _BlockedOnKind.ValueType  # 10
-    """Reserved for PauseRun (PausedWait); not produced yet."""
+    """An operator paused the run (PausedWait): a task that would start waits for ResumeRun."""
 
 class BlockedOnKind(_BlockedOnKind, metaclass=_BlockedOnKindEnumTypeWrapper):
     """What keeps a run (one branch of it) from moving on."""
@@ -173,7 +173,7 @@ is taken back and run again (or dead-lettered, for a step declared idempotency n
 BLOCKED_ON_KIND_DEAD_LETTER: BlockedOnKind.ValueType  # 9
 """A dead-lettered step: an operator retries, skips or abandons it (DeadLetterWait)."""
 BLOCKED_ON_KIND_PAUSED: BlockedOnKind.ValueType  # 10
-"""Reserved for PauseRun (PausedWait); not produced yet."""
+"""An operator paused the run (PausedWait): a task that would start waits for ResumeRun."""
 Global___BlockedOnKind: _TypeAlias = BlockedOnKind  # noqa: Y015
 
 class _EventType:
@@ -215,6 +215,12 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """An operator completed a dead-lettered step with a given output instead of running it."""
     EVENT_TYPE_APPROVAL_DECISION_REFUSED: _EventType.ValueType  # 29
     """A principal was refused a decision by the approval's separation of duties."""
+    EVENT_TYPE_RUN_PAUSED: _EventType.ValueType  # 30
+    """An operator paused the run (PauseRun): no new step starts until it is resumed."""
+    EVENT_TYPE_RUN_RESUMED: _EventType.ValueType  # 31
+    """An operator resumed a paused run (ResumeRun)."""
+    EVENT_TYPE_STEP_REUSED: _EventType.ValueType  # 32
+    """A forked run took a step's output as its parent recorded it (ForkRun), without running it."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper): ...
 
@@ -251,6 +257,12 @@ EVENT_TYPE_STEP_SKIPPED: EventType.ValueType  # 28
 """An operator completed a dead-lettered step with a given output instead of running it."""
 EVENT_TYPE_APPROVAL_DECISION_REFUSED: EventType.ValueType  # 29
 """A principal was refused a decision by the approval's separation of duties."""
+EVENT_TYPE_RUN_PAUSED: EventType.ValueType  # 30
+"""An operator paused the run (PauseRun): no new step starts until it is resumed."""
+EVENT_TYPE_RUN_RESUMED: EventType.ValueType  # 31
+"""An operator resumed a paused run (ResumeRun)."""
+EVENT_TYPE_STEP_REUSED: EventType.ValueType  # 32
+"""A forked run took a step's output as its parent recorded it (ForkRun), without running it."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -414,6 +426,10 @@ class Run(_message.Message):
     WAITING_FOR_FIELD_NUMBER: _builtins.int
     WAITING_SINCE_FIELD_NUMBER: _builtins.int
     BLOCKED_ON_FIELD_NUMBER: _builtins.int
+    FORKED_FROM_FIELD_NUMBER: _builtins.int
+    FORKS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    PAUSED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     namespace: _builtins.str
     workflow_name: _builtins.str
@@ -448,6 +464,20 @@ class Run(_message.Message):
         GetRun is served (lists leave it empty). Empty for a run that has ended.
         """
 
+    @_builtins.property
+    def forked_from(self) -> Global___RunLink:
+        """The run this one was forked from, and the node it executed from (ForkRun)."""
+
+    @_builtins.property
+    def forks(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunLink]:
+        """Runs forked from this one, oldest first (GetRun only)."""
+
+    @_builtins.property
+    def paused(self) -> Global___PausedWait:
+        """Who paused the run, since when and why; unset unless it is paused."""
+
+    @_builtins.property
+    def paused_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -469,14 +499,127 @@ class Run(_message.Message):
         waiting_for: _builtins.str = ...,
         waiting_since: _timestamp_pb2.Timestamp | None = ...,
         blocked_on: _abc.Iterable[Global___BlockedOn] | None = ...,
+        forked_from: Global___RunLink | None = ...,
+        forks: _abc.Iterable[Global___RunLink] | None = ...,
+        paused: Global___PausedWait | None = ...,
+        paused_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "created_at", b"created_at", "input", b"input", "last_error", b"last_error", "output", b"output", "updated_at", b"updated_at", "waiting_since", b"waiting_since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "created_at", b"created_at", "forked_from", b"forked_from", "input", b"input", "last_error", b"last_error", "output", b"output", "paused", b"paused", "paused_at", b"paused_at", "updated_at", b"updated_at", "waiting_since", b"waiting_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_on", b"blocked_on", "closed_at", b"closed_at", "created_at", b"created_at", "current_node", b"current_node", "id", b"id", "input", b"input", "last_error", b"last_error", "namespace", b"namespace", "output", b"output", "request_id", b"request_id", "status", b"status", "steps", b"steps", "trace_id", b"trace_id", "updated_at", b"updated_at", "waiting_for", b"waiting_for", "waiting_since", b"waiting_since", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_on", b"blocked_on", "closed_at", b"closed_at", "created_at", b"created_at", "current_node", b"current_node", "forked_from", b"forked_from", "forks", b"forks", "id", b"id", "input", b"input", "last_error", b"last_error", "namespace", b"namespace", "output", b"output", "paused", b"paused", "paused_at", b"paused_at", "request_id", b"request_id", "status", b"status", "steps", b"steps", "trace_id", b"trace_id", "updated_at", b"updated_at", "waiting_for", b"waiting_for", "waiting_since", b"waiting_since", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Run: _TypeAlias = Run  # noqa: Y015
+
+@_typing.final
+class RunLink(_message.Message):
+    """One end of a fork: the other run, the node the fork executed from, who forked and when."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    node_id: _builtins.str
+    principal: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        principal: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "node_id", b"node_id", "principal", b"principal", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunLink: _TypeAlias = RunLink  # noqa: Y015
+
+@_typing.final
+class RunSnapshot(_message.Message):
+    """A run as it was just after one of its history events, derived from history alone."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CURRENT_NODE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    seq: _builtins.int
+    """The event the snapshot is as of, its time, and the run's latest seq now."""
+    last_seq: _builtins.int
+    status: Global___RunStatus.ValueType
+    current_node: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def event(self) -> Global___HistoryEvent:
+        """The event at `seq` (what changed to make this state)."""
+
+    @_builtins.property
+    def input(self) -> _common_pb2.Payload: ...
+    @_builtins.property
+    def output(self) -> _common_pb2.Payload:
+        """The run's output once it COMPLETED."""
+
+    @_builtins.property
+    def last_error(self) -> Global___StepError: ...
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
+        """Every node entered by then, in the order first entered, with its input, output,
+        attempts and status as they were (attempt outcomes included).
+        """
+
+    @_builtins.property
+    def paused(self) -> Global___PausedWait:
+        """Paused at that moment (by whom and why)."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What history alone does not say (and so is left out), in words for a person."""
+
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        last_seq: _builtins.int = ...,
+        event: Global___HistoryEvent | None = ...,
+        status: Global___RunStatus.ValueType = ...,
+        input: _common_pb2.Payload | None = ...,
+        output: _common_pb2.Payload | None = ...,
+        last_error: Global___StepError | None = ...,
+        current_node: _builtins.str = ...,
+        steps: _abc.Iterable[Global___Step] | None = ...,
+        paused: Global___PausedWait | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "input", b"input", "last_error", b"last_error", "output", b"output", "paused", b"paused", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_node", b"current_node", "event", b"event", "input", b"input", "last_error", b"last_error", "last_seq", b"last_seq", "notes", b"notes", "output", b"output", "paused", b"paused", "run_id", b"run_id", "seq", b"seq", "status", b"status", "steps", b"steps", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunSnapshot: _TypeAlias = RunSnapshot  # noqa: Y015
 
 @_typing.final
 class BlockedOn(_message.Message):

@@ -86,6 +86,26 @@ class WorkflowServiceStub:
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunResponse.FromString,
                 _registered_method=True)
+        self.PauseRun = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/PauseRun',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.PauseRunRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.PauseRunResponse.FromString,
+                _registered_method=True)
+        self.ResumeRun = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/ResumeRun',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ResumeRunRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ResumeRunResponse.FromString,
+                _registered_method=True)
+        self.GetRunAt = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/GetRunAt',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunAtRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunAtResponse.FromString,
+                _registered_method=True)
+        self.ForkRun = channel.unary_unary(
+                '/surefoot.v1.WorkflowService/ForkRun',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ForkRunRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ForkRunResponse.FromString,
+                _registered_method=True)
         self.ListApprovals = channel.unary_unary(
                 '/surefoot.v1.WorkflowService/ListApprovals',
                 request_serializer=surefoot_dot_v1_dot_approval__pb2.ListApprovalsRequest.SerializeToString,
@@ -197,6 +217,38 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseRun(self, request, context):
+        """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
+        are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeRun(self, request, context):
+        """Let a paused run go on: its waiting tasks are handed out at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunAt(self, request, context):
+        """The run as it was just after its history event `seq`: status, each step's status,
+        input and output, derived by replaying events 1..seq (nothing is executed again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForkRun(self, request, context):
+        """A new run of the same workflow version that takes the recorded outputs of the steps
+        completed before `from_node` was first entered and executes from `from_node` on. The
+        fork is a new business action: its steps have new idempotency keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListApprovals(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -300,6 +352,26 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.CancelRun,
                     request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.CancelRunResponse.SerializeToString,
+            ),
+            'PauseRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseRun,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.PauseRunRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.PauseRunResponse.SerializeToString,
+            ),
+            'ResumeRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeRun,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ResumeRunRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ResumeRunResponse.SerializeToString,
+            ),
+            'GetRunAt': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunAt,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunAtRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunAtResponse.SerializeToString,
+            ),
+            'ForkRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForkRun,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ForkRunRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ForkRunResponse.SerializeToString,
             ),
             'ListApprovals': grpc.unary_unary_rpc_method_handler(
                     servicer.ListApprovals,
@@ -613,6 +685,114 @@ class WorkflowService:
             '/surefoot.v1.WorkflowService/CancelRun',
             surefoot_dot_v1_dot_workflow__service__pb2.CancelRunRequest.SerializeToString,
             surefoot_dot_v1_dot_workflow__service__pb2.CancelRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/PauseRun',
+            surefoot_dot_v1_dot_workflow__service__pb2.PauseRunRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.PauseRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/ResumeRun',
+            surefoot_dot_v1_dot_workflow__service__pb2.ResumeRunRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.ResumeRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunAt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/GetRunAt',
+            surefoot_dot_v1_dot_workflow__service__pb2.GetRunAtRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.GetRunAtResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForkRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/ForkRun',
+            surefoot_dot_v1_dot_workflow__service__pb2.ForkRunRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.ForkRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

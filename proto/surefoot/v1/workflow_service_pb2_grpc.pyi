@@ -50,6 +50,21 @@ class WorkflowServiceStub:
     lost the stream reconnects with the last seq it saw and misses nothing.
     """
     CancelRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]
+    PauseRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.PauseRunRequest, _workflow_service_pb2.PauseRunResponse]
+    """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
+    are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+    """
+    ResumeRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ResumeRunRequest, _workflow_service_pb2.ResumeRunResponse]
+    """Let a paused run go on: its waiting tasks are handed out at once."""
+    GetRunAt: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunAtRequest, _workflow_service_pb2.GetRunAtResponse]
+    """The run as it was just after its history event `seq`: status, each step's status,
+    input and output, derived by replaying events 1..seq (nothing is executed again).
+    """
+    ForkRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ForkRunRequest, _workflow_service_pb2.ForkRunResponse]
+    """A new run of the same workflow version that takes the recorded outputs of the steps
+    completed before `from_node` was first entered and executes from `from_node` on. The
+    fork is a new business action: its steps have new idempotency keys.
+    """
     ListApprovals: _grpc.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]
     GetApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]
     DecideApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]
@@ -84,6 +99,21 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     lost the stream reconnects with the last seq it saw and misses nothing.
     """
     CancelRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]  # type: ignore[assignment]
+    PauseRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.PauseRunRequest, _workflow_service_pb2.PauseRunResponse]  # type: ignore[assignment]
+    """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
+    are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+    """
+    ResumeRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ResumeRunRequest, _workflow_service_pb2.ResumeRunResponse]  # type: ignore[assignment]
+    """Let a paused run go on: its waiting tasks are handed out at once."""
+    GetRunAt: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunAtRequest, _workflow_service_pb2.GetRunAtResponse]  # type: ignore[assignment]
+    """The run as it was just after its history event `seq`: status, each step's status,
+    input and output, derived by replaying events 1..seq (nothing is executed again).
+    """
+    ForkRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ForkRunRequest, _workflow_service_pb2.ForkRunResponse]  # type: ignore[assignment]
+    """A new run of the same workflow version that takes the recorded outputs of the steps
+    completed before `from_node` was first entered and executes from `from_node` on. The
+    fork is a new business action: its steps have new idempotency keys.
+    """
     ListApprovals: _aio.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]  # type: ignore[assignment]
     GetApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]  # type: ignore[assignment]
     DecideApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]  # type: ignore[assignment]
@@ -175,6 +205,45 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.CancelRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.CancelRunResponse, _abc.Awaitable[_workflow_service_pb2.CancelRunResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PauseRun(
+        self,
+        request: _workflow_service_pb2.PauseRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.PauseRunResponse, _abc.Awaitable[_workflow_service_pb2.PauseRunResponse]]:
+        """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
+        are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeRun(
+        self,
+        request: _workflow_service_pb2.ResumeRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.ResumeRunResponse, _abc.Awaitable[_workflow_service_pb2.ResumeRunResponse]]:
+        """Let a paused run go on: its waiting tasks are handed out at once."""
+
+    @_abc_1.abstractmethod
+    def GetRunAt(
+        self,
+        request: _workflow_service_pb2.GetRunAtRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.GetRunAtResponse, _abc.Awaitable[_workflow_service_pb2.GetRunAtResponse]]:
+        """The run as it was just after its history event `seq`: status, each step's status,
+        input and output, derived by replaying events 1..seq (nothing is executed again).
+        """
+
+    @_abc_1.abstractmethod
+    def ForkRun(
+        self,
+        request: _workflow_service_pb2.ForkRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.ForkRunResponse, _abc.Awaitable[_workflow_service_pb2.ForkRunResponse]]:
+        """A new run of the same workflow version that takes the recorded outputs of the steps
+        completed before `from_node` was first entered and executes from `from_node` on. The
+        fork is a new business action: its steps have new idempotency keys.
+        """
 
     @_abc_1.abstractmethod
     def ListApprovals(
