@@ -1,4 +1,5 @@
-"""`surefoot runs ...`: start, inspect, follow, list and cancel runs."""
+"""`surefoot runs ...`: start, inspect, follow, list and cancel runs (pause, resume, replay
+and fork: run_control.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli import output
+from controlplane.cli import output, run_control
 from controlplane.cli import run_following as following
 from controlplane.cli.arguments import page_size, whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
@@ -21,7 +22,9 @@ from controlplane.cli.payloads import json_payload
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("runs", help="start, inspect, follow, list and cancel runs")
+    group = subparsers.add_parser(
+        "runs", help="start, inspect, follow, list, cancel, pause, replay and fork runs"
+    )
     group.set_defaults(func=lambda args: output.print_group_help(group))
     commands = group.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -178,6 +181,8 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_arguments(cancel)
     cancel.set_defaults(func=cancel_run)
 
+    run_control.register_commands(commands)
+
 
 def _paragraph(text: str) -> str:
     # The commands whose epilog lists exit codes print their help raw: wrap the text here.
@@ -282,6 +287,9 @@ def show_run(args: argparse.Namespace) -> int:
             ("input", output.payload_text(run.input)),
             ("output", output.payload_text(run.output)),
             ("trace id", run.trace_id),
+            ("paused", _paused_text(run)),
+            ("forked from", _link_text(run.forked_from) if run.HasField("forked_from") else ""),
+            ("forks", ", ".join(_link_text(f) for f in run.forks)),
         ]
     )
     if run.blocked_on:
@@ -294,6 +302,17 @@ def show_run(args: argparse.Namespace) -> int:
         for line in _steps_lines(run.steps):
             print(line)
     return 0
+
+
+def _paused_text(run: run_pb2.Run) -> str:
+    if not run.HasField("paused"):
+        return ""
+    reason = f": {run.paused.reason}" if run.paused.reason else ""
+    return f"by {run.paused.paused_by} since {output.timestamp(run.paused_at)}{reason}"
+
+
+def _link_text(link: run_pb2.RunLink) -> str:
+    return f"{link.run_id} (from {link.node_id})"
 
 
 def why_run(args: argparse.Namespace) -> int:
