@@ -20,6 +20,11 @@ from controlplane.store import dead_letter_queries as dlq
 from controlplane.store import operation_queries as oq
 
 MAX_RATE = 10_000.0
+# One retry every 1,000 s at the slowest: a slower rate is a mistake, not a plan, and its
+# expected duration must still fit a protobuf Duration.
+MIN_RATE = 0.001
+# google.protobuf.Duration's largest value, in seconds (about 10,000 years).
+MAX_DURATION_SECONDS = 315_576_000_000
 MAX_RUN_IDS = 10_000
 MAX_COMMENT = 2000
 MAX_REQUEST_ID = 200
@@ -53,9 +58,10 @@ def checked(request: ops_pb.StartRedriveRequest) -> RedriveRequest:
             "needs a filter field or run ids: redriving every dead letter is refused",
         )
     rate = request.rate_per_second
-    if not math.isfinite(rate) or not 0 < rate <= MAX_RATE:
+    if not math.isfinite(rate) or not MIN_RATE <= rate <= MAX_RATE:
         raise errors.InvalidArgument.field(
-            "rate_per_second", f"must be more than 0 and at most {MAX_RATE:.0f} retries a second"
+            "rate_per_second",
+            f"must be between {MIN_RATE:g} and {MAX_RATE:.0f} retries a second",
         )
     if len(request.comment) > MAX_COMMENT:
         raise errors.InvalidArgument.field("comment", f"is longer than {MAX_COMMENT} characters")
@@ -111,7 +117,8 @@ def plan(items: list[oq.PlannedItems], rate: float) -> ops_pb.RedrivePlan:
     unsafe = sum(p.count for p in items if p.idempotency == oq.UNSAFE)
     to_redrive = sum(p.count for p in items if not p.excluded)
     duration = Duration()
-    duration.FromNanoseconds(round(to_redrive / rate * 1e9) if rate > 0 else 0)
+    seconds = min(to_redrive / rate, MAX_DURATION_SECONDS) if rate > 0 else 0.0
+    duration.FromNanoseconds(round(seconds * 1e9))
     return ops_pb.RedrivePlan(
         matched=matched,
         unsafe=unsafe,

@@ -41,6 +41,18 @@ def checked_wait(request: ws.StartRunRequest) -> float:
     return wait
 
 
+# Answered this long before the caller's deadline: a status, not DEADLINE_EXCEEDED.
+DEADLINE_MARGIN_SECONDS = 0.2
+
+
+def within_deadline(wait: float, time_remaining: float | None) -> float:
+    """The wait, shortened to end before the call's deadline (if it has one): a caller whose
+    deadline is shorter than its wait still learns that the run started, and its status."""
+    if time_remaining is None:
+        return wait
+    return max(0.0, min(wait, time_remaining - DEADLINE_MARGIN_SECONDS))
+
+
 async def wait_for_end(
     backend: Backend,
     namespace: str,

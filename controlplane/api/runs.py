@@ -54,6 +54,7 @@ async def start(
         raise errors.NotFound(no_definition(request, namespace)) from None
     status, output = started.status, started.output
     if wait > 0:
+        wait = run_wait.within_deadline(wait, context.time_remaining())
         status, output = await run_wait.wait_for_end(backend, namespace, operation, started, wait)
     return run_wait.answer(started, status, output)
 

@@ -26,6 +26,8 @@ from controlplane.cli.payloads import json_payload
 # Wide enough for the usual "card 4242 declined", short enough to keep a row on one line.
 MESSAGE_WIDTH = 60
 DEFAULT_RATE = 20.0
+# The server's bounds (controlplane/api/redrive_requests.py), checked before anything is sent.
+MIN_RATE = 0.001
 MAX_RATE = 10_000.0
 
 
@@ -206,8 +208,8 @@ def _rate(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= MAX_RATE:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_RATE:g}")
+    if not MIN_RATE <= value <= MAX_RATE:  # NaN fails both
+        raise argparse.ArgumentTypeError(f"must be between {MIN_RATE:g} and {MAX_RATE:g}")
     return value
 
 

@@ -79,6 +79,9 @@ def schema_problems(text: str) -> Problems:
         return [(SCHEMA_FIELD, f"is not valid JSON: {exc}")]
     except RecursionError:
         return [(SCHEMA_FIELD, "nests too deeply")]
+    if not isinstance(schema, dict | bool):
+        # jsonschema's own lookup of "$schema" fails on anything else (5, "x", [...]).
+        return [(SCHEMA_FIELD, "is not a JSON Schema: it must be a JSON object (or true/false)")]
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:

@@ -54,7 +54,8 @@ def test_bad_requests_are_refused_with_the_field_and_write_nothing(
 
     invalid = grpc.StatusCode.INVALID_ARGUMENT
     refused_with(start(selection=opb.RedriveSelection()), invalid, "selection")
-    for rate in (0.0, -1.0, 10_001.0, math.nan, math.inf):
+    # 1e-300 a second would make the expected duration infinite (it answered INTERNAL).
+    for rate in (0.0, -1.0, 1e-300, 0.0009, 10_001.0, math.nan, math.inf):
         refused_with(start(rate_per_second=rate), invalid, "rate_per_second")
     refused_with(start(comment="x" * 2001), invalid, "comment")
     refused_with(start(request_id="r" * 201), invalid, "request_id")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from surefoot.v1 import common_pb2
 
+from controlplane.engine.checks import SCHEMA_FIELD, schema_problems
 from controlplane.engine.definition import compile_definition, validate_definition
 from controlplane.engine.validation import retry_policy_problems
 from tests.engine.workflow_builders import NO_STEP_TYPES, task_node, workflow
@@ -93,3 +94,10 @@ def test_retry_policy_problems_refuse_negative_and_non_finite_values(
     problems = retry_policy_problems("step.retry", policy)
     assert [field for field, _ in problems] == [where]
     assert retry_policy_problems("step.retry", common_pb2.RetryPolicy(max_attempts=3)) == []
+
+
+@pytest.mark.parametrize("text", ["5", '"object"', "[1]", "null"])
+def test_a_schema_that_is_not_an_object_is_refused_with_a_reason(text: str) -> None:
+    assert schema_problems(text) == [
+        (SCHEMA_FIELD, "is not a JSON Schema: it must be a JSON object (or true/false)")
+    ]

@@ -144,6 +144,17 @@ def valid_requests(seeded: Seeded) -> dict[str, list[Message]]:
             ws.CancelRunRequest(run_id=run, reason="fuzz", compensate=True)
             for run in approval_runs + dead
         ],
+        "WorkflowService.PauseRun": [
+            ws.PauseRunRequest(run_id=run, reason="fuzz") for run in approval_runs + dead
+        ],
+        "WorkflowService.ResumeRun": [
+            ws.ResumeRunRequest(run_id=run) for run in approval_runs + dead
+        ],
+        "WorkflowService.GetRunAt": [ws.GetRunAtRequest(run_id=run, seq=2) for run in dead],
+        "WorkflowService.ForkRun": [
+            ws.ForkRunRequest(run_id=run, from_node="charge", request_id=f"fuzz-fork-{run}")
+            for run in dead
+        ],
         "WorkflowService.ListApprovals": [
             apb.ListApprovalsRequest(workflow_name="fuzz-approval", page_size=1)
         ],

@@ -51,7 +51,12 @@ CALL_TIMEOUT = 30.0
 def _unary_methods() -> dict[str, Any]:
     """Every unary RPC of the API by "Service.Method"; new services are fuzzed as they come."""
     methods: dict[str, Any] = {}
-    modules = (workflow_service_pb2, worker_service_pb2, credential_service_pb2, audit_service_pb2)
+    modules = (
+        workflow_service_pb2,
+        worker_service_pb2,
+        credential_service_pb2,
+        audit_service_pb2,
+    )
     for module in modules:
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
