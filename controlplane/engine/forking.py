@@ -19,8 +19,8 @@ from typing import Any
 from controlplane.engine import state as s
 from controlplane.engine.definition import CompiledDefinition
 from controlplane.engine.events import Transition
-from controlplane.engine.flow import Flow
 from controlplane.engine.kinds import NodeKind
+from controlplane.engine.machine import new_run
 from controlplane.engine.replay import RecordedEvent, state_at
 from controlplane.engine.step_types import StepCatalog
 
@@ -95,27 +95,20 @@ def fork_run(
     comment: str = "",
 ) -> tuple[s.RunState, Transition]:
     """The forked run and its first commands: its start, the reused steps, `point.node_id`."""
-    run = s.RunState(
-        id=run_id,
-        namespace=namespace,
-        workflow_name=definition.name,
-        workflow_version=definition.version,
-        status=s.RUNNING,
-        input=input,
-        created_at=time,
-        updated_at=time,
-    )
-    flow = Flow(run, definition, catalog, uniform, time, Transition())
-    flow.record(
-        "RUN_STARTED",
-        principal=principal,
-        workflow=definition.name,
-        version=definition.version,
-        input=input,
-        request_id=request_id,
+    flow = new_run(
+        run_id,
+        namespace,
+        definition,
+        input,
+        time,
+        catalog,
+        uniform,
+        principal,
+        request_id,
         forked_from={"run_id": parent_id, "node_id": point.node_id},
         comment=comment,
     )
+    run = flow.run
     for parent_step in point.reused:
         run.completions += 1
         step = s.StepState(

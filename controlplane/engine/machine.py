@@ -42,12 +42,7 @@ Uniform = Callable[[], float]
 __all__ = ["NotWaiting", "RunClosed", "Uniform", "apply", "start_run"]
 
 
-class RunClosed(Exception):
-    """The run has ended (or is already unwinding); the request cannot change it."""
-
-
-def start_run(
-    *,
+def new_run(
     run_id: str,
     namespace: str,
     definition: CompiledDefinition,
@@ -55,10 +50,12 @@ def start_run(
     time: float,
     catalog: StepCatalog,
     uniform: Uniform,
-    request_id: str = "",
-    principal: str = "system",
-) -> tuple[s.RunState, Transition]:
-    """The state of a new run and its first commands (history, first task or wait)."""
+    principal: str,
+    request_id: str,
+    **started: Any,
+) -> Flow:
+    """A new run's flow with its RUN_STARTED recorded (`started`: more of that event's data);
+    the caller enters its first node."""
     run = s.RunState(
         id=run_id,
         namespace=namespace,
@@ -77,10 +74,34 @@ def start_run(
         version=definition.version,
         input=input,
         request_id=request_id,
+        **started,
+    )
+    return flow
+
+
+class RunClosed(Exception):
+    """The run has ended (or is already unwinding); the request cannot change it."""
+
+
+def start_run(
+    *,
+    run_id: str,
+    namespace: str,
+    definition: CompiledDefinition,
+    input: Any,
+    time: float,
+    catalog: StepCatalog,
+    uniform: Uniform,
+    request_id: str = "",
+    principal: str = "system",
+) -> tuple[s.RunState, Transition]:
+    """The state of a new run and its first commands (history, first task or wait)."""
+    flow = new_run(
+        run_id, namespace, definition, input, time, catalog, uniform, principal, request_id
     )
     flow.enter(definition.start)
     flow.settle()
-    return run, flow.transition
+    return flow.run, flow.transition
 
 
 def apply(
