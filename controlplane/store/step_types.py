@@ -17,6 +17,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from sqlalchemy import Connection, Engine, Row, select
+from sqlalchemy.dialects import postgresql, sqlite
 from surefoot.v1 import common_pb2
 
 from controlplane.engine.step_types import (
@@ -43,6 +44,13 @@ MISS_RETRY_SECONDS = 0.25
 _READS = 3
 
 
+def _insert_for(connection: Connection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL, SQLite 3.24+)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
 def upsert_step_types(
     connection: Connection, namespace: str, declarations: Iterable[common_pb2.StepTypeDeclaration]
 ) -> None:
@@ -55,17 +63,11 @@ def upsert_step_types(
             "updated_at": to_datetime(now + index * _DECLARATION_STEP_SECONDS),
         }
         key = {"namespace": namespace, "name": declaration.name, "version": declaration.version}
-        updated = connection.execute(
-            step_types.update()
-            .where(
-                step_types.c.namespace == namespace,
-                step_types.c.name == declaration.name,
-                step_types.c.version == declaration.version,
-            )
-            .values(**values)
-        )
-        if updated.rowcount == 0:
-            connection.execute(step_types.insert().values(**key, **values))
+        # One statement, not an update then an insert: two workers declaring a new step type
+        # at the same moment (replicas of one deployment) both found nothing to update, and
+        # the second insert broke its stream with an IntegrityError.
+        insert = _insert_for(connection)(step_types).values(**key, **values)
+        connection.execute(insert.on_conflict_do_update(index_elements=list(key), set_=values))
 
 
 def load_step_types(connection: Connection, namespace: str) -> StepTypes:
