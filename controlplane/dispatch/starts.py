@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from controlplane import errors
 from controlplane.engine import machine
+from controlplane.engine.definition import CompiledDefinition
 from controlplane.store import definitions as defs
 from controlplane.store import run_queries
 from controlplane.store.codec import load_json
@@ -50,6 +51,21 @@ class InvalidInput(errors.InvalidArgument):
                 ("input" + ("" if where == "/" else where.replace("/", ".")), text)
                 for where, text in problems
             ],
+        )
+
+    @classmethod
+    def check(cls, definition: CompiledDefinition, value: Any, name: str = "input") -> None:
+        """Raise if `value` does not match `definition`'s input schema; `name` is the request
+        field that carried it."""
+        problems = definition.input_problems(value)
+        if not problems:
+            return
+        where, first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise cls(
+            f"{name} does not match the input schema of {definition.name}@{definition.version}: "
+            f"{first}" + (f" (at {where})" if where != "/" else "") + more,
+            problems,
         )
 
 
@@ -97,15 +113,7 @@ class BatchStarts:
                 return known
         row = self._definition_row(op)
         definition = self._definitions.get(row.id, batch.connection)
-        problems = definition.input_problems(op.input)
-        if problems:
-            where, first = problems[0]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise InvalidInput(
-                f"input does not match the input schema of {row.name}@{row.version}: "
-                f"{first}" + (f" (at {where})" if where != "/" else "") + more,
-                problems,
-            )
+        InvalidInput.check(definition, op.input)
         state, transition = machine.start_run(
             run_id=str(uuid.uuid4()),
             namespace=op.namespace,

@@ -23,6 +23,7 @@ from controlplane.dispatch.operations.run_changes import CommittedRun, ReadBack
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.starts import BatchStarts
 from controlplane.engine import machine
+from controlplane.engine.definition import CompiledDefinition
 from controlplane.engine.events import AttemptCompleted, AttemptFailed, AttemptLost, RunEvent
 from controlplane.store import heartbeats, run_queries
 from controlplane.store.codec import to_datetime
@@ -87,11 +88,20 @@ class Transaction:
         assert self._starts is not None, "StartRun.run_ids declares its start"
         return self._starts
 
+    @property
+    def uniform(self) -> Callable[[], float]:
+        """The committer's random source: the engine's only randomness (law 4)."""
+        return self._resources.uniform
+
+    def definition_of(self, loaded: LoadedRun) -> CompiledDefinition:
+        """The version `loaded` runs on, from the committer's cache."""
+        return self._resources.definitions.get(loaded.definition_id, self.connection)
+
     def transition(self, run_id: str, event: RunEvent) -> None:
         """Apply an engine event to a locked run and queue its writes."""
         loaded = self.batch.runs[run_id]
         resources = self._resources
-        definition = resources.definitions.get(loaded.definition_id, self.connection)
+        definition = self.definition_of(loaded)
         catalog = self.catalog.catalog_for(
             loaded.state.namespace, self.connection, definition.step_types
         )

@@ -60,9 +60,8 @@ class ForkRun(Operation):
             raise errors.NotFound(f"run {self.run_id} not found in namespace {self.namespace!r}")
         if self._earlier is not None:
             return self._earlier_fork(txn, self._earlier)
-        # The transaction's definition cache: a fork runs the parent's pinned version.
-        resources = txn._resources
-        definition = resources.definitions.get(parent.definition_id, connection)
+        # A fork runs the parent's pinned version.
+        definition = txn.definition_of(parent)
         if self.from_node not in definition.nodes:
             raise errors.InvalidArgument.field(
                 "from_node",
@@ -76,14 +75,7 @@ class ForkRun(Operation):
         except forking.ForkRefused as exc:
             raise errors.FailedPrecondition(str(exc)) from exc
         value = self.input if self.override else parent.state.input
-        problems = definition.input_problems(value)
-        if problems:
-            where, first = problems[0]
-            raise InvalidInput(
-                f"input_override does not match the input schema of "
-                f"{definition.name}@{definition.version}: {first} (at {where})",
-                problems,
-            )
+        InvalidInput.check(definition, value, "input_override")
         state, transition = forking.fork_run(
             run_id=str(uuid.uuid4()),
             namespace=self.namespace,
@@ -93,7 +85,7 @@ class ForkRun(Operation):
             input=value,
             time=txn.now,
             catalog=txn.catalog.catalog_for(self.namespace, connection, definition.step_types),
-            uniform=resources.uniform,
+            uniform=txn.uniform,
             request_id=self.request_id,
             principal=self.principal,
             comment=self.comment,
