@@ -76,6 +76,7 @@ RULES: dict[str, Rule] = {
     _WORKFLOWS + "ListRuns": Rule(Role.VIEWER),
     _WORKFLOWS + "GetRunHistory": Rule(Role.VIEWER),
     _WORKFLOWS + "WatchRun": Rule(Role.VIEWER),
+    _WORKFLOWS + "WatchRuns": Rule(Role.VIEWER),
     _WORKFLOWS + "CancelRun": Rule(Role.OPERATOR),
     _WORKFLOWS + "PauseRun": Rule(Role.OPERATOR),
     _WORKFLOWS + "ResumeRun": Rule(Role.OPERATOR),

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from surefoot.v1 import common_pb2 as surefoot_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asurefoot/v1/approval.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18surefoot/v1/common.proto\"\xec\x03\n\x08\x41pproval\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x15\n\rworkflow_name\x18\x05 \x01(\t\x12\x18\n\x10workflow_version\x18\x06 \x01(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12\x11\n\tapprovers\x18\x08 \x03(\t\x12#\n\x05shown\x18\t \x01(\x0b\x32\x14.surefoot.v1.Payload\x12+\n\x06status\x18\n \x01(\x0e\x32\x1b.surefoot.v1.ApprovalStatus\x12\x30\n\x0crequested_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\r \x01(\t\x12.\n\ndecided_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x0f \x01(\t\x12\x1a\n\x12\x64\x65\x63ided_by_timeout\x18\x10 \x01(\x08\x12\x14\n\x0c\x65scalated_to\x18\x11 \x03(\t\x12\x14\n\x0c\x63ontent_hash\x18\x12 \x01(\t\"\xa8\x01\n\x14ListApprovalsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x10\n\x08\x61pprover\x18\x03 \x01(\t\x12-\n\x08statuses\x18\x04 \x03(\x0e\x32\x1b.surefoot.v1.ApprovalStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"Z\n\x15ListApprovalsResponse\x12(\n\tapprovals\x18\x01 \x03(\x0b\x32\x15.surefoot.v1.Approval\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12GetApprovalRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\">\n\x13GetApprovalResponse\x12\'\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x15.surefoot.v1.Approval\"u\n\x15\x44\x65\x63ideApprovalRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x03 \x01(\x08\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x12\n\nshown_hash\x18\x05 \x01(\t\"A\n\x16\x44\x65\x63ideApprovalResponse\x12\'\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x15.surefoot.v1.Approval\"\x8b\x01\n\x10SendEventRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x12\n\nevent_name\x18\x02 \x01(\t\x12\x17\n\x0f\x63orrelation_key\x18\x03 \x01(\t\x12%\n\x07payload\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"K\n\x11SendEventResponse\x12\x14\n\x0c\x64\x65livered_to\x18\x01 \x03(\t\x12\x0e\n\x06stored\x18\x02 \x01(\x08\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t*\xa9\x01\n\x0e\x41pprovalStatus\x12\x1f\n\x1b\x41PPROVAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x41PPROVAL_STATUS_APPROVED\x10\x02\x12\x1c\n\x18\x41PPROVAL_STATUS_REJECTED\x10\x03\x12\x1d\n\x19\x41PPROVAL_STATUS_WITHDRAWN\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asurefoot/v1/approval.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18surefoot/v1/common.proto\"\xec\x03\n\x08\x41pproval\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x15\n\rworkflow_name\x18\x05 \x01(\t\x12\x18\n\x10workflow_version\x18\x06 \x01(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12\x11\n\tapprovers\x18\x08 \x03(\t\x12#\n\x05shown\x18\t \x01(\x0b\x32\x14.surefoot.v1.Payload\x12+\n\x06status\x18\n \x01(\x0e\x32\x1b.surefoot.v1.ApprovalStatus\x12\x30\n\x0crequested_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\r \x01(\t\x12.\n\ndecided_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x0f \x01(\t\x12\x1a\n\x12\x64\x65\x63ided_by_timeout\x18\x10 \x01(\x08\x12\x14\n\x0c\x65scalated_to\x18\x11 \x03(\t\x12\x14\n\x0c\x63ontent_hash\x18\x12 \x01(\t\"\xa8\x01\n\x14ListApprovalsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x10\n\x08\x61pprover\x18\x03 \x01(\t\x12-\n\x08statuses\x18\x04 \x03(\x0e\x32\x1b.surefoot.v1.ApprovalStatus\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"Z\n\x15ListApprovalsResponse\x12(\n\tapprovals\x18\x01 \x03(\x0b\x32\x15.surefoot.v1.Approval\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12GetApprovalRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\">\n\x13GetApprovalResponse\x12\'\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x15.surefoot.v1.Approval\"\x89\x01\n\x15\x44\x65\x63ideApprovalRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x03 \x01(\x08\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x12\n\nshown_hash\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"A\n\x16\x44\x65\x63ideApprovalResponse\x12\'\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\x15.surefoot.v1.Approval\"\x8b\x01\n\x10SendEventRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x12\n\nevent_name\x18\x02 \x01(\t\x12\x17\n\x0f\x63orrelation_key\x18\x03 \x01(\t\x12%\n\x07payload\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"K\n\x11SendEventResponse\x12\x14\n\x0c\x64\x65livered_to\x18\x01 \x03(\t\x12\x0e\n\x06stored\x18\x02 \x01(\x08\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t*\xa9\x01\n\x0e\x41pprovalStatus\x12\x1f\n\x1b\x41PPROVAL_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41PPROVAL_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x41PPROVAL_STATUS_APPROVED\x10\x02\x12\x1c\n\x18\x41PPROVAL_STATUS_REJECTED\x10\x03\x12\x1d\n\x19\x41PPROVAL_STATUS_WITHDRAWN\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surefoot.v1.approval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPROVALSTATUS']._serialized_start=1392
-  _globals['_APPROVALSTATUS']._serialized_end=1561
+  _globals['_APPROVALSTATUS']._serialized_start=1413
+  _globals['_APPROVALSTATUS']._serialized_end=1582
   _globals['_APPROVAL']._serialized_start=103
   _globals['_APPROVAL']._serialized_end=595
   _globals['_LISTAPPROVALSREQUEST']._serialized_start=598
@@ -45,12 +45,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETAPPROVALREQUEST']._serialized_end=920
   _globals['_GETAPPROVALRESPONSE']._serialized_start=922
   _globals['_GETAPPROVALRESPONSE']._serialized_end=984
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=986
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=1103
-  _globals['_DECIDEAPPROVALRESPONSE']._serialized_start=1105
-  _globals['_DECIDEAPPROVALRESPONSE']._serialized_end=1170
-  _globals['_SENDEVENTREQUEST']._serialized_start=1173
-  _globals['_SENDEVENTREQUEST']._serialized_end=1312
-  _globals['_SENDEVENTRESPONSE']._serialized_start=1314
-  _globals['_SENDEVENTRESPONSE']._serialized_end=1389
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=987
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=1124
+  _globals['_DECIDEAPPROVALRESPONSE']._serialized_start=1126
+  _globals['_DECIDEAPPROVALRESPONSE']._serialized_end=1191
+  _globals['_SENDEVENTREQUEST']._serialized_start=1194
+  _globals['_SENDEVENTREQUEST']._serialized_end=1333
+  _globals['_SENDEVENTRESPONSE']._serialized_start=1335
+  _globals['_SENDEVENTRESPONSE']._serialized_end=1410
 # @@protoc_insertion_point(module_scope)

@@ -244,6 +244,7 @@ class DecideApprovalRequest(_message.Message):
     APPROVE_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
     SHOWN_HASH_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     approval_id: _builtins.str
     approve: _builtins.bool
@@ -253,6 +254,10 @@ class DecideApprovalRequest(_message.Message):
     the approval's current content the decision is refused (FAILED_PRECONDITION) and nothing
     is written: nobody approves something other than what they were shown.
     """
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     def __init__(
         self,
         *,
@@ -261,10 +266,11 @@ class DecideApprovalRequest(_message.Message):
         approve: _builtins.bool = ...,
         comment: _builtins.str = ...,
         shown_hash: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approve", b"approve", "comment", b"comment", "namespace", b"namespace", "shown_hash", b"shown_hash"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approve", b"approve", "comment", b"comment", "namespace", b"namespace", "request_id", b"request_id", "shown_hash", b"shown_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -303,7 +309,9 @@ class SendEventRequest(_message.Message):
     event_name: _builtins.str
     correlation_key: _builtins.str
     event_id: _builtins.str
-    """Optional: a retried SendEvent with the same id is delivered once."""
+    """Optional: a retried SendEvent with the same id is delivered once and answered as the
+    first time (the event id is SendEvent's request id).
+    """
     @_builtins.property
     def payload(self) -> _common_pb2.Payload: ...
     def __init__(

@@ -177,6 +177,7 @@ class CreateCredentialRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     principal: _builtins.str
     """Who the credential says the caller is (history records it)."""
     description: _builtins.str
@@ -184,6 +185,10 @@ class CreateCredentialRequest(_message.Message):
     """Unspecified: a token."""
     subject: _builtins.str
     """CREDENTIAL_KIND_CERTIFICATE: the subject CN of the client certificates it stands for."""
+    request_id: _builtins.str
+    """Repeating a request id does not create a second credential: it is refused with
+    ALREADY_EXISTS naming the credential made (its secret is shown once, never again).
+    """
     @_builtins.property
     def namespaces(self) -> _containers.MessageMap[_builtins.str, Global___NamespaceRoles]: ...
     @_builtins.property
@@ -200,10 +205,11 @@ class CreateCredentialRequest(_message.Message):
         description: _builtins.str = ...,
         kind: Global___CredentialKind.ValueType = ...,
         subject: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "groups", b"groups", "kind", b"kind", "namespaces", b"namespaces", "principal", b"principal", "step_types", b"step_types", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "groups", b"groups", "kind", b"kind", "namespaces", b"namespaces", "principal", b"principal", "request_id", b"request_id", "step_types", b"step_types", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -283,15 +289,21 @@ class RevokeCredentialRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -539,19 +539,25 @@ class CancelOperationRequest(_message.Message):
     NAMESPACE_FIELD_NUMBER: _builtins.int
     OPERATION_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     operation_id: _builtins.str
     reason: _builtins.str
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     def __init__(
         self,
         *,
         namespace: _builtins.str = ...,
         operation_id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "operation_id", b"operation_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "operation_id", b"operation_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -82,7 +82,12 @@ class RegisterDefinitionRequest(_message.Message):
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     DEFINITION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     @_builtins.property
     def definition(self) -> _definition_pb2.WorkflowDefinition: ...
     def __init__(
@@ -90,10 +95,11 @@ class RegisterDefinitionRequest(_message.Message):
         *,
         namespace: _builtins.str = ...,
         definition: _definition_pb2.WorkflowDefinition | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "namespace", b"namespace", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -225,6 +231,7 @@ class DeprecateDefinitionRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     REINSTATE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     name: _builtins.str
     version: _builtins.str
@@ -232,6 +239,10 @@ class DeprecateDefinitionRequest(_message.Message):
     reason: _builtins.str
     reinstate: _builtins.bool
     """Reinstate a deprecated version instead."""
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     def __init__(
         self,
         *,
@@ -240,10 +251,11 @@ class DeprecateDefinitionRequest(_message.Message):
         version: _builtins.str = ...,
         reason: _builtins.str = ...,
         reinstate: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "reason", b"reason", "reinstate", b"reinstate", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "reason", b"reason", "reinstate", b"reinstate", "request_id", b"request_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -404,14 +416,25 @@ class ListRunsRequest(_message.Message):
     STATUSES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CREATED_AFTER_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    RUN_ID_PREFIX_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     workflow_name: _builtins.str
     workflow_version: _builtins.str
     page_size: _builtins.int
     """1..1000; 0 means 100."""
     page_token: _builtins.str
+    run_id_prefix: _builtins.str
+    """Runs whose id starts with this (at least 4 characters, lower-case hex and dashes)."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]: ...
+    @_builtins.property
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Created at or after / before (either may be unset)."""
+
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -421,10 +444,13 @@ class ListRunsRequest(_message.Message):
         statuses: _abc.Iterable[_run_pb2.RunStatus.ValueType] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        created_after: _timestamp_pb2.Timestamp | None = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
+        run_id_prefix: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "run_id_prefix", b"run_id_prefix", "statuses", b"statuses", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -436,8 +462,11 @@ class ListRunsResponse(_message.Message):
 
     RUNS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Empty on the last page."""
+    total: _builtins.int
+    """Every run the filters match, over all pages."""
     @_builtins.property
     def runs(self) -> _containers.RepeatedCompositeFieldContainer[_run_pb2.Run]:
         """Runs without steps, newest first."""
@@ -447,14 +476,137 @@ class ListRunsResponse(_message.Message):
         *,
         runs: _abc.Iterable[_run_pb2.Run] | None = ...,
         next_page_token: _builtins.str = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "runs", b"runs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "runs", b"runs", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListRunsResponse: _TypeAlias = ListRunsResponse  # noqa: Y015
+
+@_typing.final
+class RunFilter(_message.Message):
+    """Which runs: empty fields match everything."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
+    WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    CREATED_AFTER_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    RUN_ID_PREFIX_FIELD_NUMBER: _builtins.int
+    workflow_name: _builtins.str
+    workflow_version: _builtins.str
+    run_id_prefix: _builtins.str
+    """Runs whose id starts with this (at least 4 characters)."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]: ...
+    @_builtins.property
+    def created_after(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        workflow_name: _builtins.str = ...,
+        workflow_version: _builtins.str = ...,
+        statuses: _abc.Iterable[_run_pb2.RunStatus.ValueType] | None = ...,
+        created_after: _timestamp_pb2.Timestamp | None = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
+        run_id_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "run_id_prefix", b"run_id_prefix", "statuses", b"statuses", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunFilter: _TypeAlias = RunFilter  # noqa: Y015
+
+@_typing.final
+class WatchRunsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    INITIAL_LIMIT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    initial_limit: _builtins.int
+    """How many runs the first message holds (0 means 100; at most 1000)."""
+    @_builtins.property
+    def filter(self) -> Global___RunFilter: ...
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        filter: Global___RunFilter | None = ...,
+        initial_limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "initial_limit", b"initial_limit", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRunsRequest: _TypeAlias = WatchRunsRequest  # noqa: Y015
+
+@_typing.final
+class RunChange(_message.Message):
+    """One run's summary as committed (a Run without steps, input or output)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    LEFT_FILTER_FIELD_NUMBER: _builtins.int
+    left_filter: _builtins.bool
+    """The run no longer matches the filter (its status moved out of `statuses`)."""
+    @_builtins.property
+    def run(self) -> _run_pb2.Run: ...
+    def __init__(
+        self,
+        *,
+        run: _run_pb2.Run | None = ...,
+        left_filter: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["left_filter", b"left_filter", "run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunChange: _TypeAlias = RunChange  # noqa: Y015
+
+@_typing.final
+class WatchRunsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    INITIAL_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    initial: _builtins.bool
+    total: _builtins.int
+    """Runs matching the filter as of this message."""
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunChange]:
+        """The first message: the matching runs then (`initial` true), later ones: what changed."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___RunChange] | None = ...,
+        initial: _builtins.bool = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "initial", b"initial", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRunsResponse: _TypeAlias = WatchRunsResponse  # noqa: Y015
 
 @_typing.final
 class GetRunHistoryRequest(_message.Message):
@@ -570,11 +722,16 @@ class CancelRunRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     COMPENSATE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     run_id: _builtins.str
     reason: _builtins.str
     compensate: _builtins.bool
     """Abandon instead of cancel: compensate the completed steps (saga), then end COMPENSATED."""
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     def __init__(
         self,
         *,
@@ -582,10 +739,11 @@ class CancelRunRequest(_message.Message):
         run_id: _builtins.str = ...,
         reason: _builtins.str = ...,
         compensate: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensate", b"compensate", "namespace", b"namespace", "reason", b"reason", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensate", b"compensate", "namespace", b"namespace", "reason", b"reason", "request_id", b"request_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -618,20 +776,26 @@ class PauseRunRequest(_message.Message):
     NAMESPACE_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     run_id: _builtins.str
     reason: _builtins.str
     """Why, recorded in the RUN_PAUSED event and shown with the run's blocked-on."""
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     def __init__(
         self,
         *,
         namespace: _builtins.str = ...,
         run_id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "reason", b"reason", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "reason", b"reason", "request_id", b"request_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -663,17 +827,23 @@ class ResumeRunRequest(_message.Message):
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     run_id: _builtins.str
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     def __init__(
         self,
         *,
         namespace: _builtins.str = ...,
         run_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "request_id", b"request_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1057,6 +1227,7 @@ class RetryStepRequest(_message.Message):
     INPUT_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
     FORGET_CONNECTOR_OUTCOME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     run_id: _builtins.str
     node_id: _builtins.str
@@ -1064,6 +1235,10 @@ class RetryStepRequest(_message.Message):
     forget_connector_outcome: _builtins.bool
     """For a connector step dead-lettered as OutcomeUnknown: the operator checked the service and
     the call did not happen, so forget the connector's record and let the retry call again.
+    """
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
     """
     @_builtins.property
     def input(self) -> _common_pb2.Payload:
@@ -1078,10 +1253,11 @@ class RetryStepRequest(_message.Message):
         input: _common_pb2.Payload | None = ...,
         comment: _builtins.str = ...,
         forget_connector_outcome: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "forget_connector_outcome", b"forget_connector_outcome", "input", b"input", "namespace", b"namespace", "node_id", b"node_id", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "forget_connector_outcome", b"forget_connector_outcome", "input", b"input", "namespace", b"namespace", "node_id", b"node_id", "request_id", b"request_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1116,10 +1292,15 @@ class SkipStepRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     run_id: _builtins.str
     node_id: _builtins.str
     comment: _builtins.str
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     @_builtins.property
     def output(self) -> _common_pb2.Payload:
         """What the step is taken to have returned; the nodes after it read this."""
@@ -1132,10 +1313,11 @@ class SkipStepRequest(_message.Message):
         node_id: _builtins.str = ...,
         output: _common_pb2.Payload | None = ...,
         comment: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "namespace", b"namespace", "node_id", b"node_id", "output", b"output", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "namespace", b"namespace", "node_id", b"node_id", "output", b"output", "request_id", b"request_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1169,10 +1351,15 @@ class RedriveDeadLettersRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     comment: _builtins.str
     limit: _builtins.int
     """At most this many (1..10000); 0 means 1000."""
+    request_id: _builtins.str
+    """Repeating a request id returns the first request's outcome instead of acting twice
+    (a different request under a used id is refused with ALREADY_EXISTS).
+    """
     @_builtins.property
     def filter(self) -> Global___DeadLetterFilter:
         """At least one field must be set: a redrive of everything is refused."""
@@ -1184,10 +1371,11 @@ class RedriveDeadLettersRequest(_message.Message):
         filter: Global___DeadLetterFilter | None = ...,
         comment: _builtins.str = ...,
         limit: _builtins.int = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "filter", b"filter", "limit", b"limit", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "filter", b"filter", "limit", b"limit", "namespace", b"namespace", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -71,6 +71,11 @@ class WorkflowServiceStub:
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.WatchRuns = channel.unary_stream(
+                '/surefoot.v1.WorkflowService/WatchRuns',
+                request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunsRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunsResponse.FromString,
+                _registered_method=True)
         self.GetRunHistory = channel.unary_unary(
                 '/surefoot.v1.WorkflowService/GetRunHistory',
                 request_serializer=surefoot_dot_v1_dot_workflow__service__pb2.GetRunHistoryRequest.SerializeToString,
@@ -190,7 +195,18 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRuns(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Runs matching filters, newest first, paged, with the total count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRuns(self, request, context):
+        """The runs a filter matches, live: first the matching runs now (newest first, up to
+        `initial_limit`) with the total, then each change to a run's summary (status, current
+        node, what it waits for) as its transaction commits, on any control plane sharing the
+        database, including runs that stop or start matching the filter.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -337,6 +353,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.ListRuns,
                     request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.ListRunsRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'WatchRuns': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRuns,
+                    request_deserializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunsRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_workflow__service__pb2.WatchRunsResponse.SerializeToString,
             ),
             'GetRunHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRunHistory,
@@ -604,6 +625,33 @@ class WorkflowService:
             '/surefoot.v1.WorkflowService/ListRuns',
             surefoot_dot_v1_dot_workflow__service__pb2.ListRunsRequest.SerializeToString,
             surefoot_dot_v1_dot_workflow__service__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/surefoot.v1.WorkflowService/WatchRuns',
+            surefoot_dot_v1_dot_workflow__service__pb2.WatchRunsRequest.SerializeToString,
+            surefoot_dot_v1_dot_workflow__service__pb2.WatchRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

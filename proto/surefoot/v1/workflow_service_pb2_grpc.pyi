@@ -42,6 +42,13 @@ class WorkflowServiceStub:
     StartRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.StartRunRequest, _workflow_service_pb2.StartRunResponse]
     GetRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]
     ListRuns: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]
+    """Runs matching filters, newest first, paged, with the total count."""
+    WatchRuns: _grpc.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunsRequest, _workflow_service_pb2.WatchRunsResponse]
+    """The runs a filter matches, live: first the matching runs now (newest first, up to
+    `initial_limit`) with the total, then each change to a run's summary (status, current
+    node, what it waits for) as its transaction commits, on any control plane sharing the
+    database, including runs that stop or start matching the filter.
+    """
     GetRunHistory: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]
     WatchRun: _grpc.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunRequest, _workflow_service_pb2.WatchRunResponse]
     """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
@@ -91,6 +98,13 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     StartRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.StartRunRequest, _workflow_service_pb2.StartRunResponse]  # type: ignore[assignment]
     GetRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]  # type: ignore[assignment]
     ListRuns: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]  # type: ignore[assignment]
+    """Runs matching filters, newest first, paged, with the total count."""
+    WatchRuns: _aio.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunsRequest, _workflow_service_pb2.WatchRunsResponse]  # type: ignore[assignment]
+    """The runs a filter matches, live: first the matching runs now (newest first, up to
+    `initial_limit`) with the total, then each change to a run's summary (status, current
+    node, what it waits for) as its transaction commits, on any control plane sharing the
+    database, including runs that stop or start matching the filter.
+    """
     GetRunHistory: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]  # type: ignore[assignment]
     WatchRun: _aio.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunRequest, _workflow_service_pb2.WatchRunResponse]  # type: ignore[assignment]
     """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
@@ -178,7 +192,20 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _workflow_service_pb2.ListRunsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.ListRunsResponse, _abc.Awaitable[_workflow_service_pb2.ListRunsResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.ListRunsResponse, _abc.Awaitable[_workflow_service_pb2.ListRunsResponse]]:
+        """Runs matching filters, newest first, paged, with the total count."""
+
+    @_abc_1.abstractmethod
+    def WatchRuns(
+        self,
+        request: _workflow_service_pb2.WatchRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_workflow_service_pb2.WatchRunsResponse], _abc.AsyncIterator[_workflow_service_pb2.WatchRunsResponse]]:
+        """The runs a filter matches, live: first the matching runs now (newest first, up to
+        `initial_limit`) with the total, then each change to a run's summary (status, current
+        node, what it waits for) as its transaction commits, on any control plane sharing the
+        database, including runs that stop or start matching the filter.
+        """
 
     @_abc_1.abstractmethod
     def GetRunHistory(
