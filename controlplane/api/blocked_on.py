@@ -1,10 +1,10 @@
 """Why a run is not moving: one `BlockedOn` per open branch, as GetRun serves it.
 
-Everything comes from what the database holds (the run's state, its task rows, approvals,
-the dead letter, declared step types) except which workers are connected, which only the
-control plane holding their streams knows. That is this process's sessions: a worker
-connected to another control plane on the same database is not seen here, which is why
-the description of a task nobody takes says "connected to this control plane".
+Everything comes from what the database holds: the run's state, its task rows, approvals,
+the dead letter, declared step types, and the worker streams every control plane of the
+database records in `worker_sessions` (store/blocked_queries.py reads them), so a worker
+connected to another control plane on the same database counts as connected here, and one
+whose control plane stopped confirming it does not (law 9).
 
 Waits describe themselves from the run's state; tasks are read against their task row
 (ready, leased, when its lease runs out) and the connected workers; a dead letter against
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Row
 from surefoot.v1 import run_pb2
@@ -33,21 +33,6 @@ from controlplane.store.codec import load_json, to_datetime, to_epoch
 LATE_HEARTBEAT_SHARE = 2 / 3
 
 
-class ConnectedWorker(Protocol):
-    """What blocked-on needs of a connected worker (a dispatch.sessions.WorkerSession)."""
-
-    @property
-    def namespace(self) -> str: ...
-
-    @property
-    def implements(self) -> frozenset[tuple[str, str]]: ...
-
-    @property
-    def free(self) -> int: ...
-
-    def can_run(self, namespace: str, step_type: str, step_version: str) -> bool: ...
-
-
 @dataclass(frozen=True)
 class Circumstances:
     """What the blockers of a run are judged against, besides its rows."""
@@ -56,7 +41,6 @@ class Circumstances:
     now: float
     # The lease length of this control plane (a heartbeat extends a lease by this much).
     lease_seconds: float
-    workers: Sequence[ConnectedWorker]
 
 
 def blockers(
@@ -83,7 +67,7 @@ def blockers(
                 # Held by the pause: no worker gets it, whatever is connected.
                 found.append(_paused(step.node_id, paused))
                 continue
-            found.append(_task(run.namespace, step, task, rows, circumstances))
+            found.append(_task(step, task, rows, circumstances))
         elif (
             step.status == s.DEAD_LETTERED
             and run.status == s.NEEDS_ATTENTION
@@ -188,7 +172,6 @@ def _approval(step: s.StepState, row: Row[Any] | None) -> run_pb2.BlockedOn:
 
 
 def _task(
-    namespace: str,
     step: s.StepState,
     task: Row[Any] | None,
     rows: BlockingRows,
@@ -199,17 +182,21 @@ def _task(
     if step.status == s.RETRY_WAIT and due is not None and due > now:
         return _retry(step, due)
     wanted = _wanted(step)
-    detail = _task_detail(step, namespace, rows, circumstances.workers)
+    detail = _task_detail(step, rows)
     if task is not None and task.status == "leased":
         return _leased(step, task, wanted, detail, circumstances)
     since: datetime | float = task.available_at if task is not None else step.scheduled_at
     if detail.capable_workers == 0:
         connected = ", ".join(f"{step.step_type}@{v}" for v in detail.connected_versions)
         declared = ", ".join(detail.declared_versions)
+        draining = sum(
+            w.draining and w.declares(step.step_type, step.step_version) for w in rows.workers
+        )
         text = (
-            f"step {step.node_id!r} needs {wanted}: no worker connected to this control plane"
-            f" implements it (connected: {connected or 'none'}; declared versions:"
-            f" {declared or 'none'}), ready since {_at(since)}"
+            f"step {step.node_id!r} needs {wanted}: no connected worker can take it"
+            f" (connected: {connected or 'none'}"
+            + (f"; {draining} worker(s) that implement it are draining" if draining else "")
+            + f"; declared versions: {declared or 'none'}), ready since {_at(since)}"
         )
         kind = run_pb2.BLOCKED_ON_KIND_NO_CAPABLE_WORKER
     else:
@@ -293,22 +280,11 @@ def _retry(step: s.StepState, due: float) -> run_pb2.BlockedOn:
     return entry
 
 
-def _task_detail(
-    step: s.StepState,
-    namespace: str,
-    rows: BlockingRows,
-    workers: Sequence[ConnectedWorker],
-) -> run_pb2.TaskWait:
-    capable = [w for w in workers if w.can_run(namespace, step.step_type, step.step_version)]
-    connected = sorted(
-        {
-            version
-            for w in workers
-            if w.namespace == namespace
-            for name, version in w.implements
-            if name == step.step_type
-        }
-    )
+def _task_detail(step: s.StepState, rows: BlockingRows) -> run_pb2.TaskWait:
+    """The task against the connected workers: those of its namespace that declare its step
+    type (blocking_rows reads no others)."""
+    capable = [w for w in rows.workers if w.can_take(step.step_type, step.step_version)]
+    connected = sorted({v for w in rows.workers for v in w.versions_of(step.step_type)})
     policy_attempt, max_attempts = _budget(step)
     return run_pb2.TaskWait(
         step_type=step.step_type,

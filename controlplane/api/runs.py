@@ -77,7 +77,8 @@ async def run_detail(backend: Backend, namespace: str, run_id: str) -> run_pb2.R
         if view is None:
             return None
         _, steps = RunState.steps_from_json(load_json(view.run.state))
-        return view, steps, blocking_rows(c, namespace, run_id, steps), links_of(c, forks, run_id)
+        rows = blocking_rows(c, namespace, run_id, steps, time.time())
+        return view, steps, rows, links_of(c, forks, run_id)
 
     found = await backend.read(query)
     if found is None:
@@ -89,7 +90,6 @@ async def run_detail(backend: Backend, namespace: str, run_id: str) -> run_pb2.R
     circumstances = blocked_on.Circumstances(
         now=time.time(),
         lease_seconds=committer.lease_seconds,
-        workers=committer.sessions.connected,
     )
     run.blocked_on.extend(blocked_on.blockers(view.run, steps, view.tasks, rows, circumstances))
     return run

@@ -79,24 +79,20 @@ class WorkerSession:
 
 
 class SessionRegistry:
-    """Sessions of this process by id (committer thread only, except `connected`)."""
+    """Sessions of this process by id (committer thread only).
+
+    Other threads read the streams of every control plane from `worker_sessions` instead
+    (GetRun's blocked-on, ListWorkers): the same answer whichever control plane is asked.
+    """
 
     def __init__(self) -> None:
         self.by_id: dict[str, WorkerSession] = {}
-        # The sessions as of the last add or remove, for readers on other threads (GetRun's
-        # blocked-on): a new tuple replaces the old one, so a reader never iterates a dict
-        # the committer is changing. Only a session's fields fixed at its Hello (namespace,
-        # worker id, implements) are exact when read there; `free` is a moment's estimate.
-        self.connected: tuple[WorkerSession, ...] = ()
 
     def add(self, session: WorkerSession) -> None:
         self.by_id[session.id] = session
-        self.connected = tuple(self.by_id.values())
 
     def remove(self, session_id: str) -> WorkerSession | None:
-        removed = self.by_id.pop(session_id, None)
-        self.connected = tuple(self.by_id.values())
-        return removed
+        return self.by_id.pop(session_id, None)
 
     def with_credit(self) -> list[WorkerSession]:
         return [s for s in self.by_id.values() if s.free > 0]

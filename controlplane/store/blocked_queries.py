@@ -2,7 +2,12 @@
 
 Each read is by primary key or a primary-key prefix, and only for what the run's state says
 it waits on: a run at a task pays nothing here but the declared versions of that task's
-step types.
+step types and the worker streams that declare them.
+
+Which workers are connected is read from `worker_sessions`, where every control plane of
+the database keeps its own streams and confirms them: the answer is the same whichever
+control plane is asked (law 9), and a stream whose control plane stopped confirming it
+(killed, cut off from the database) no longer counts once its row expired.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from sqlalchemy import Connection, Row, select
 from controlplane.engine import state as s
 from controlplane.engine.kinds import NodeKind
 from controlplane.store.bulk import among
+from controlplane.store.codec import to_datetime
 from controlplane.store.schema import approvals, dead_letters, step_types
+from controlplane.store.worker_sessions import LiveWorker, live_workers
 
 
 @dataclass(frozen=True)
@@ -28,12 +35,20 @@ class BlockingRows:
     dead_letter: Row[Any] | None = None
     # Versions of each step type the run waits to run, as declared in the namespace.
     declared_versions: dict[str, list[str]] = field(default_factory=dict)
+    # Connected streams (any control plane's) declaring one of those step types, with the
+    # tasks each holds.
+    workers: list[LiveWorker] = field(default_factory=list)
 
 
 def blocking_rows(
-    connection: Connection, namespace: str, run_id: str, steps: dict[str, s.StepState]
+    connection: Connection,
+    namespace: str,
+    run_id: str,
+    steps: dict[str, s.StepState],
+    now: float,
 ) -> BlockingRows:
-    """Read what the open steps of one run (its state's `steps`) wait on."""
+    """Read what the open steps of one run (its state's `steps`) wait on, `now` (epoch
+    seconds: which worker streams are still confirmed then)."""
     approval_ids = [
         step.idempotency_key
         for step in steps.values()
@@ -60,7 +75,11 @@ def blocking_rows(
             )
         ).first()
     declared: dict[str, list[str]] = {}
+    workers: list[LiveWorker] = []
     if wanted_types:
+        workers = live_workers(
+            connection, namespace, to_datetime(now), wanted_types, count_in_flight=True
+        )
         query = (
             select(step_types.c.name, step_types.c.version)
             .where(
@@ -71,4 +90,4 @@ def blocking_rows(
         )
         for row in connection.execute(query):
             declared.setdefault(row.name, []).append(row.version)
-    return BlockingRows(found_approvals, dead_letter, declared)
+    return BlockingRows(found_approvals, dead_letter, declared, workers)

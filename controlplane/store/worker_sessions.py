@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 
+from controlplane.store.bulk import among
 from controlplane.store.schema import tasks, worker_sessions
 
 if TYPE_CHECKING:
@@ -242,17 +243,74 @@ def _last_heartbeat(
     return max(beats, default=None)
 
 
-def live_step_types(
-    connection: Connection, namespace: str, now: datetime
-) -> list[tuple[tuple[tuple[str, str], ...], bool]]:
-    """What each connected stream of the namespace declares, and whether it is draining."""
-    query = select(worker_sessions.c.step_types, worker_sessions.c.draining).where(
-        worker_sessions.c.namespace == namespace, worker_sessions.c.expires_at >= now
+@dataclass(frozen=True)
+class LiveWorker:
+    """A stream held by a control plane that still confirms it: who can take a task, as
+    blocked-on and the queued step types judge it (one rule for both)."""
+
+    session_id: str
+    namespace: str
+    implements: frozenset[tuple[str, str]]
+    draining: bool
+    credit: int
+    # Tasks leased to the stream now; counted only when asked for (`live_workers`).
+    in_flight: int = 0
+
+    @property
+    def free(self) -> int:
+        """Slots of its window not holding a task (none once it drains)."""
+        return 0 if self.draining else max(0, self.credit - self.in_flight)
+
+    def versions_of(self, step_type: str) -> set[str]:
+        return {version for name, version in self.implements if name == step_type}
+
+    def declares(self, step_type: str, step_version: str) -> bool:
+        """It implements the version asked for (any version, when the task names none)."""
+        if step_version:
+            return (step_type, step_version) in self.implements
+        return bool(self.versions_of(step_type))
+
+    def can_take(self, step_type: str, step_version: str) -> bool:
+        """Whether the stream would be handed such a task: it declares it and is not
+        draining (a draining worker takes nothing new)."""
+        return not self.draining and self.declares(step_type, step_version)
+
+
+def live_workers(
+    connection: Connection,
+    namespace: str,
+    now: datetime,
+    step_types: Collection[str] | None = None,
+    *,
+    count_in_flight: bool = False,
+) -> list[LiveWorker]:
+    """The namespace's streams whose control plane confirmed them recently (`expires_at`
+    not passed), whichever control plane holds them; only those declaring one of
+    `step_types`, when given. `count_in_flight` reads how many tasks each holds now."""
+    c = worker_sessions.c
+    query = select(c.id, c.step_types, c.credit, c.draining).where(
+        c.namespace == namespace, c.expires_at >= now
     )
-    return [
-        (tuple((name, version) for name, version in json.loads(row.step_types)), row.draining)
-        for row in connection.execute(query)
-    ]
+    wanted = None if step_types is None else set(step_types)
+    found = []
+    for row in connection.execute(query):
+        implements = frozenset((name, version) for name, version in json.loads(row.step_types))
+        if wanted is not None and not any(name in wanted for name, _ in implements):
+            continue
+        found.append(LiveWorker(row.id, namespace, implements, row.draining, row.credit))
+    if not count_in_flight or not found:
+        return found
+    held = _in_flight(connection, [worker.session_id for worker in found])
+    return [replace(w, in_flight=held.get(w.session_id, 0)) for w in found]
+
+
+def _in_flight(connection: Connection, session_ids: list[str]) -> dict[str, int]:
+    query = (
+        select(tasks.c.session_id, func.count().label("held"))
+        .where(_LEASED, among(connection, tasks.c.session_id, session_ids))
+        .group_by(tasks.c.session_id)
+    )
+    return {row.session_id: row.held for row in connection.execute(query)}
 
 
 def queued_step_types(
@@ -276,17 +334,12 @@ def queued_step_types(
     ]
     if not queued:
         return []
-    streams = live_step_types(connection, namespace, now)
+    workers = live_workers(connection, namespace, now, {entry.name for entry in queued})
     for entry in queued:
-        versions: set[str] = set()
-        for declared, draining in streams:
-            mine = {version for name, version in declared if name == entry.name}
-            versions |= mine
-            if draining or not mine:
-                continue
-            if not entry.version or entry.version in mine:
-                entry.capable_workers += 1
-        entry.connected_versions = sorted(versions)
+        entry.capable_workers = sum(w.can_take(entry.name, entry.version) for w in workers)
+        entry.connected_versions = sorted(
+            {version for w in workers for version in w.versions_of(entry.name)}
+        )
     return sorted(queued, key=lambda e: (e.capable_workers > 0, -e.queued, e.name, e.version))
 
 
