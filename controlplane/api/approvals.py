@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row
 from surefoot.v1 import approval_pb2 as apb
 
 from controlplane import errors
-from controlplane.api import convert
+from controlplane.api import convert, request_ids
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.audit.content import shown_hash
@@ -103,5 +103,11 @@ async def decide(
         caller.groups,
         request.shown_hash,
     )
-    row = await backend.committer.submit(operation)
-    return apb.DecideApprovalResponse(approval=served(row))
+    return await request_ids.submitted(
+        backend,
+        context,
+        request_ids.key_of(namespace, request, caller.principal),
+        operation,
+        lambda row: apb.DecideApprovalResponse(approval=served(row)),
+        apb.DecideApprovalResponse,
+    )

@@ -13,16 +13,17 @@ import asyncio
 from datetime import UTC, datetime
 
 import grpc
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from surefoot.v1 import credential_service_pb2 as cpb
 from surefoot.v1 import credential_service_pb2_grpc
 
 from controlplane import errors
-from controlplane.api import convert
+from controlplane.api import convert, request_ids
 from controlplane.auth.authenticator import Authenticator
 from controlplane.auth.caller import ANY_NAMESPACE, Caller, Role
 from controlplane.auth.grants import checked_grant, issue
 from controlplane.store import credentials as store
+from controlplane.store import write_requests
 from controlplane.store.database import reader
 
 _KINDS = {
@@ -57,10 +58,24 @@ class CredentialService(credential_service_pb2_grpc.CredentialServiceServicer): 
             description=request.description,
         )
         creator = await self._auth.acting_principal(context)
+        # Credentials belong to no namespace: their request ids are kept under "".
+        key = request_ids.key_of("", request, creator)
 
         def write() -> tuple[store.Credential, str]:
             with self._engine.begin() as connection:
-                return issue(connection, grant, creator, datetime.now(UTC))
+                if key is not None and (first := write_requests.find(connection, key)):
+                    # The answer kept has no token: a secret is shown once, never kept.
+                    made = cpb.CreateCredentialResponse.FromString(first).credential
+                    raise errors.AlreadyExists(
+                        f"request id {key.request_id!r} already created credential {made.id} "
+                        f"for {made.principal}; its token was shown only in that answer "
+                        "(revoke it and create another if it was lost)"
+                    )
+                created, token = issue(connection, grant, creator, datetime.now(UTC))
+                if key is not None:
+                    kept = cpb.CreateCredentialResponse(credential=credential_message(created))
+                    request_ids.keep(connection, key, kept)
+                return created, token
 
         created, token = await asyncio.to_thread(write)
         return cpb.CreateCredentialResponse(credential=credential_message(created), token=token)
@@ -92,19 +107,24 @@ class CredentialService(credential_service_pb2_grpc.CredentialServiceServicer): 
         caller = await self._auth.caller(context)
         revoker = await self._auth.acting_principal(context)
 
-        def change() -> tuple[store.Credential, bool]:
-            with self._engine.begin() as connection:
-                found = store.get(connection, request.id)
-                if found is None or not any(caller.roles_in(ns) for ns in found.namespaces):
-                    raise errors.NotFound(f"credential {request.id} not found")
-                for namespace in sorted(found.namespaces):
-                    caller.require(namespace, Role.ADMIN)
-                return store.revoke(connection, found, revoker, datetime.now(UTC))
+        def change(connection: Connection) -> cpb.RevokeCredentialResponse:
+            found = store.get(connection, request.id)
+            if found is None or not any(caller.roles_in(ns) for ns in found.namespaces):
+                raise errors.NotFound(f"credential {request.id} not found")
+            for namespace in sorted(found.namespaces):
+                caller.require(namespace, Role.ADMIN)
+            revoked, changed = store.revoke(connection, found, revoker, datetime.now(UTC))
+            return cpb.RevokeCredentialResponse(
+                credential=credential_message(revoked), changed=changed
+            )
 
-        revoked, changed = await asyncio.to_thread(change)
+        key = request_ids.key_of("", request, revoker)
+        response = await request_ids.written(
+            self._engine, context, key, change, lambda made: made, cpb.RevokeCredentialResponse
+        )
         # Calls to this process stop working now; other control planes within a second.
         self._auth.forget()
-        return cpb.RevokeCredentialResponse(credential=credential_message(revoked), changed=changed)
+        return response
 
 
 def manages(caller: Caller, credential: store.Credential) -> bool:

@@ -9,16 +9,14 @@ server knows tokens, and they are history with the principal (law 7).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any
 
 import grpc
-from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import convert
+from controlplane.api import convert, request_ids
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.payloads import parse_json
@@ -80,7 +78,15 @@ async def retry(
         edit_input=edit,
         forget_outcome=request.forget_connector_outcome,
     )
-    return ws.RetryStepResponse(run=await _triage(backend, namespace, request.run_id, event))
+    key = request_ids.key_of(namespace, request, principal)
+    return await request_ids.submitted(
+        backend,
+        context,
+        key,
+        ops.TriageStep(namespace, request.run_id, event),
+        lambda committed: ws.RetryStepResponse(run=convert.run_detail(committed.view)),
+        ws.RetryStepResponse,
+    )
 
 
 async def skip(
@@ -94,7 +100,15 @@ async def skip(
     value = parse_json("output", request.output)
     principal = await backend.auth.acting_principal(context)
     event = StepSkipRequested(request.node_id, principal, request.comment, _NOW, value)
-    return ws.SkipStepResponse(run=await _triage(backend, namespace, request.run_id, event))
+    key = request_ids.key_of(namespace, request, principal)
+    return await request_ids.submitted(
+        backend,
+        context,
+        key,
+        ops.TriageStep(namespace, request.run_id, event),
+        lambda committed: ws.SkipStepResponse(run=convert.run_detail(committed.view)),
+        ws.SkipStepResponse,
+    )
 
 
 async def redrive(
@@ -111,42 +125,20 @@ async def redrive(
     if len(request.comment) > MAX_COMMENT:
         raise errors.InvalidArgument.field("comment", f"is longer than {MAX_COMMENT} characters")
     principal = await backend.auth.acting_principal(context)
+    key = request_ids.key_of(namespace, request, principal)
     limit = request.limit or DEFAULT_REDRIVE
     found = await backend.read(lambda c: dlq.matching(c, namespace, where, limit))
-    # One operation per run, group-committed together; a run someone else decided on
-    # meanwhile answers FAILED_PRECONDITION and is simply not counted.
-    outcomes = await asyncio.gather(
-        *(
-            backend.committer.submit(
-                ops.TriageStep(
-                    namespace,
-                    run_id,
-                    StepRetryRequested(node_id, principal, request.comment, _NOW),
-                    read_back=False,
-                )
-            )
-            for run_id, node_id in found
-        ),
-        return_exceptions=True,
+    # One transaction retries them all: a run someone else decided on since it was read is
+    # passed over and not counted.
+    operation = ops.RetryDeadLetters(namespace, found, principal, request.comment, where)
+    return await request_ids.submitted(
+        backend,
+        context,
+        key,
+        operation,
+        lambda done: ws.RedriveDeadLettersResponse(retried=done.retried, remaining=done.remaining),
+        ws.RedriveDeadLettersResponse,
     )
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(
-            outcome, errors.NotFound | errors.FailedPrecondition
-        ):
-            raise outcome
-    retried = sum(1 for o in outcomes if not isinstance(o, BaseException))
-    remaining = await backend.read(lambda c: dlq.count_matching(c, namespace, where))
-    return ws.RedriveDeadLettersResponse(retried=retried, remaining=remaining)
-
-
-async def _triage(
-    backend: Backend, namespace: str, run_id: str, event: StepRetryRequested | StepSkipRequested
-) -> run_pb2.Run:
-    """Apply an operator's retry or skip; the run as that transaction committed it."""
-    committed: ops.CommittedRun = await backend.committer.submit(
-        ops.TriageStep(namespace, run_id, event)
-    )
-    return convert.run_detail(committed.view)
 
 
 def _checked(request: ws.RetryStepRequest | ws.SkipStepRequest) -> str:

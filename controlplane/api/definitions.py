@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import convert
+from controlplane.api import convert, request_ids
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.engine.definition import validate_definition
@@ -25,7 +25,8 @@ async def register(
 ) -> ws.RegisterDefinitionResponse:
     namespace = checked_namespace(request.namespace)
     # Who may change what runs: on a server with an auth file, only a known caller.
-    await backend.auth.caller(context)
+    caller = await backend.auth.caller(context)
+    key = request_ids.key_of(namespace, request, caller.principal)
     if not request.HasField("definition"):
         raise errors.InvalidArgument.field("definition", "is required")
     definition = request.definition
@@ -36,8 +37,14 @@ async def register(
         summary = "; ".join(description for _, description in problems[:3])
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise errors.InvalidArgument(f"definition {label} is invalid: {summary}{more}", problems)
-    row, created = await backend.write(lambda c: defs.register(c, namespace, definition))
-    return ws.RegisterDefinitionResponse(info=info(row, 0), created=created)
+    return await request_ids.written(
+        backend.engine,
+        context,
+        key,
+        lambda c: defs.register(c, namespace, definition),
+        lambda made: ws.RegisterDefinitionResponse(info=info(made[0], 0), created=made[1]),
+        ws.RegisterDefinitionResponse,
+    )
 
 
 async def get(
@@ -83,20 +90,20 @@ async def deprecate(
     principal = await backend.auth.acting_principal(context)
     now = time.time()
 
-    def change(c: Connection) -> tuple[defs.DefinitionRow, bool, int] | None:
+    def change(c: Connection) -> ws.DeprecateDefinitionResponse:
         row = defs.find(c, namespace, request.name, request.version)
         if row is None:
-            return None
+            raise errors.NotFound(no_definition(request, namespace))
         changed_row, changed = defs.set_deprecated(
             c, row, not request.reinstate, principal, request.reason, now
         )
-        return changed_row, changed, defs.in_flight(c, row.id)
+        in_flight = defs.in_flight(c, row.id)
+        return ws.DeprecateDefinitionResponse(info=info(changed_row, in_flight), changed=changed)
 
-    outcome = await backend.write(change)
-    if outcome is None:
-        raise errors.NotFound(no_definition(request, namespace))
-    row, changed, in_flight = outcome
-    return ws.DeprecateDefinitionResponse(info=info(row, in_flight), changed=changed)
+    key = request_ids.key_of(namespace, request, principal)
+    return await request_ids.written(
+        backend.engine, context, key, change, lambda made: made, ws.DeprecateDefinitionResponse
+    )
 
 
 def info(row: defs.DefinitionRow, in_flight: int) -> ws.DefinitionInfo:

@@ -21,7 +21,7 @@ from surefoot.v1 import operation_service_pb2 as ops_pb
 from surefoot.v1 import operation_service_pb2_grpc
 
 from controlplane import errors
-from controlplane.api import convert, redrive_requests
+from controlplane.api import convert, redrive_requests, request_ids
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.principal import Authenticator
 from controlplane.dispatch.redrives import RedriveRunner
@@ -145,22 +145,26 @@ class OperationService(operation_service_pb2_grpc.OperationServiceServicer):  # 
             raise errors.InvalidArgument.field("reason", f"is longer than {MAX_REASON} characters")
         principal = await self._auth.acting_principal(context)
 
-        def cancel(connection: Connection) -> None:
+        def cancel(connection: Connection) -> ops_pb.CancelOperationResponse:
             row = oq.get(connection, namespace, operation_id)
             if row is None:
                 raise _no_operation(namespace, operation_id)
-            if oq.cancel(connection, operation_id, principal, request.reason, time.time()):
-                return
-            if row.state == oq.COMPLETED:
+            cancelled = oq.cancel(connection, operation_id, principal, request.reason, time.time())
+            if not cancelled and row.state == oq.COMPLETED:
                 raise errors.FailedPrecondition(
                     f"operation {operation_id} has completed: there is nothing left to cancel"
                 )
+            # As this transaction leaves it: the answer a repeated request id gets again.
+            return ops_pb.CancelOperationResponse(
+                operation=_found(connection, namespace, operation_id)
+            )
 
-        await self._write(cancel)
-        self._runner.wake()
-        return ops_pb.CancelOperationResponse(
-            operation=await self._read(lambda c: _found(c, namespace, operation_id))
+        key = request_ids.key_of(namespace, request, principal)
+        response = await request_ids.written(
+            self._engine, context, key, cancel, lambda made: made, ops_pb.CancelOperationResponse
         )
+        self._runner.wake()
+        return response
 
     async def ListOperations(
         self, request: ops_pb.ListOperationsRequest, context: grpc.aio.ServicerContext

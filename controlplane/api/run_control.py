@@ -6,7 +6,7 @@ import grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import convert
+from controlplane.api import convert, request_ids
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.dispatch import operations as ops
@@ -25,8 +25,14 @@ async def pause(
         raise errors.InvalidArgument.field("reason", f"is longer than {MAX_REASON}")
     principal = await backend.auth.acting_principal(context)
     operation = ops.PauseRun(namespace, request.run_id, principal, reason=request.reason)
-    committed: ops.CommittedRun = await backend.committer.submit(operation)
-    return ws.PauseRunResponse(run=convert.run_detail(committed.view))
+    return await request_ids.submitted(
+        backend,
+        context,
+        request_ids.key_of(namespace, request, principal),
+        operation,
+        lambda committed: ws.PauseRunResponse(run=convert.run_detail(committed.view)),
+        ws.PauseRunResponse,
+    )
 
 
 async def resume(
@@ -37,5 +43,11 @@ async def resume(
         raise errors.InvalidArgument.field("run_id", "is required")
     principal = await backend.auth.acting_principal(context)
     operation = ops.PauseRun(namespace, request.run_id, principal, resume=True)
-    committed: ops.CommittedRun = await backend.committer.submit(operation)
-    return ws.ResumeRunResponse(run=convert.run_detail(committed.view))
+    return await request_ids.submitted(
+        backend,
+        context,
+        request_ids.key_of(namespace, request, principal),
+        operation,
+        lambda committed: ws.ResumeRunResponse(run=convert.run_detail(committed.view)),
+        ws.ResumeRunResponse,
+    )

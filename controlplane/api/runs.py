@@ -11,7 +11,7 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import blocked_on, convert, run_links, run_wait
+from controlplane.api import blocked_on, convert, request_ids, run_links, run_wait
 from controlplane.api.backend import Backend
 from controlplane.api.definitions import no_definition
 from controlplane.api.namespaces import checked_namespace
@@ -153,9 +153,15 @@ async def cancel(
     operation = ops.CancelRun(
         namespace, request.run_id, request.reason, principal, compensate=request.compensate
     )
-    committed: ops.CommittedRun = await backend.committer.submit(operation)
     # The run as the cancelling transaction left it: no second read, no later change mixed in.
-    return ws.CancelRunResponse(run=convert.run_detail(committed.view))
+    return await request_ids.submitted(
+        backend,
+        context,
+        request_ids.key_of(namespace, request, principal),
+        operation,
+        lambda committed: ws.CancelRunResponse(run=convert.run_detail(committed.view)),
+        ws.CancelRunResponse,
+    )
 
 
 def no_run(run_id: str, namespace: str) -> str:

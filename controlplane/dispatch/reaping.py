@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from controlplane.dispatch import claims, waiting
 from controlplane.engine.events import AttemptLost
+from controlplane.store import write_requests
 from controlplane.store.codec import to_datetime, to_epoch
 
 if TYPE_CHECKING:
@@ -43,9 +44,11 @@ class Reaper:
         )
 
     def tidy(self, connection: Connection, now: float) -> None:
-        """Inside a reaping transaction: forget events past their keeping time, now and then."""
+        """Inside a reaping transaction, now and then: forget events past their keeping time
+        and the answers kept for request ids past theirs."""
         if now >= self._next_purge:
             waiting.purge_expired_events(connection, now)
+            write_requests.purge(connection, to_datetime(now))
             self._next_purge = now + PURGE_INTERVAL
 
     def reaped(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -19,18 +19,20 @@ from controlplane import errors, telemetry
 from controlplane.dispatch import claims, reaping, waiting
 from controlplane.dispatch.attempt_spans import attempt_span
 from controlplane.dispatch.delivery import Deliveries
+from controlplane.dispatch.operations.once import Repeated
 from controlplane.dispatch.operations.run_changes import CommittedRun, ReadBack
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.starts import BatchStarts
 from controlplane.engine import machine
 from controlplane.engine.definition import CompiledDefinition
 from controlplane.engine.events import AttemptCompleted, AttemptFailed, AttemptLost, RunEvent
-from controlplane.store import heartbeats, run_queries
+from controlplane.store import heartbeats, run_queries, write_requests
 from controlplane.store.codec import to_datetime
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.heartbeats import HeartbeatDetails
 from controlplane.store.run_batch import LoadedRun, RunBatch, RunCache
 from controlplane.store.step_types import BatchCatalog, StepCatalogCache
+from controlplane.store.write_requests import RequestKey
 
 if TYPE_CHECKING:
     from controlplane.dispatch.operations.base import Operation
@@ -69,6 +71,10 @@ class Transaction:
         self._heartbeats: dict[str, list[str]] = defaultdict(list)
         self._details: dict[str, HeartbeatDetails] = {}
         self._read_backs: list[int] = []
+        # Request ids answered by this transaction: (namespace, id) -> (key, result index,
+        # render); and results that repeat one of them in the same batch.
+        self._requests: dict[tuple[str, str], tuple[RequestKey, int, Callable[[Any], bytes]]] = {}
+        self._repeats: list[tuple[int, int]] = []
         self.catalog = BatchCatalog(resources.catalog)
 
     # -- what operations declare before the runs are locked ------------------------------
@@ -129,6 +135,30 @@ class Transaction:
         self._heartbeats[session_id].extend(task_ids)
         self._details.update(details)
 
+    def once(
+        self, key: RequestKey, apply: Callable[[], Any], render: Callable[[Any], bytes]
+    ) -> Any:
+        """`apply()` unless `key`'s request id was answered: then `Repeated`, its answer.
+
+        Called from an operation's `apply`, whose result is the next one appended.
+
+        Raises:
+            errors.AlreadyExists: the id was used for a different request.
+        """
+        index = len(self.out.results)
+        earlier = self._requests.get((key.namespace, key.request_id))
+        if earlier is not None:
+            if earlier[0] != key:
+                raise write_requests.reused(key, earlier[0].method)
+            self._repeats.append((index, earlier[1]))
+            return _PENDING_REPEAT
+        found = write_requests.find(self.connection, key)
+        if found is not None:
+            return Repeated(found)
+        result = apply()
+        self._requests[(key.namespace, key.request_id)] = (key, index, render)
+        return result
+
     # -- the batch -----------------------------------------------------------------------
 
     def apply(
@@ -188,3 +218,19 @@ class Transaction:
             assert view is not None, "a run changed in this transaction exists"
             state = self.batch.runs[back.run_id].state
             results[index] = (operation, CommittedRun(state, view))
+        self._keep_answers()
+
+    def _keep_answers(self) -> None:
+        """Write the answers of the request ids applied, for the calls that repeat them."""
+        results = self.out.results
+        answers: dict[int, bytes] = {}
+        now = to_datetime(self.now)
+        for key, index, render in self._requests.values():
+            answers[index] = render(results[index][1])
+            write_requests.record(self.connection, key, answers[index], now)
+        for index, first in self._repeats:
+            results[index] = (results[index][0], Repeated(answers[first]))
+
+
+# Stands for the answer to a request id given twice in one batch until the first is written.
+_PENDING_REPEAT = object()

@@ -290,6 +290,25 @@ operations, operation_items = operation_tables.define_tables(metadata)
 forks = run_forks.define_table(metadata)
 
 
+# What a write RPC answered, by its caller's request id (store/write_requests.py): a call
+# repeated after a client-side timeout gets the first answer instead of acting twice.
+write_requests = Table(
+    "write_requests",
+    metadata,
+    # "" for requests outside any namespace (credentials).
+    Column("namespace", String(200), primary_key=True),
+    Column("request_id", String(200), primary_key=True),
+    # The RPC's name ("CancelRun"), and sha256 of the principal and the request without its id.
+    Column("method", String(100), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("principal", String(300), nullable=False),
+    # The serialized response message the first call was answered with.
+    Column("response", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_write_requests_created", "created_at"),
+)
+
+
 # Credentials created through the API (CredentialService) or by `surefoot credentials create
 # --database-url`: a bearer token kept as its sha256, or a client certificate's subject CN.
 # Rows are never deleted: a revoked credential stays, so that the audit can name it.

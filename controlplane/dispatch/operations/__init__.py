@@ -13,7 +13,8 @@ A new write RPC touches, and only touches:
 3. one operation module here: a dataclass subclassing `Operation` with `run_ids(txn)` (the
    runs it locks) and `apply(txn)` (its effect, returning its result), re-exported below;
    if it changes a run, an engine event in `controlplane/engine/events.py` and its handling
-   in the engine, which `txn.transition(run_id, event)` applies;
+   in the engine, which `txn.transition(run_id, event)` applies; the servicer submits it
+   through `controlplane.api.request_ids` so that a repeated request id acts once;
 4. the CLI command in `controlplane/cli/`;
 5. the console's client call in `console/`.
 
@@ -31,6 +32,7 @@ from controlplane.dispatch.operations.cancel_run import CancelRun
 from controlplane.dispatch.operations.decide_approval import DecideApproval, approval_run
 from controlplane.dispatch.operations.extend_leases import ExtendLeases
 from controlplane.dispatch.operations.fork_run import ForkRun
+from controlplane.dispatch.operations.once import Once, Repeated
 from controlplane.dispatch.operations.pause_run import PauseRun
 from controlplane.dispatch.operations.record_result import RecordResult
 from controlplane.dispatch.operations.run_changes import CommittedRun
@@ -43,7 +45,7 @@ from controlplane.dispatch.operations.session_changes import (
     StartDraining,
 )
 from controlplane.dispatch.operations.start_run import StartRun
-from controlplane.dispatch.operations.triage_step import TriageStep
+from controlplane.dispatch.operations.triage_step import Redriven, RetryDeadLetters, TriageStep
 from controlplane.dispatch.starts import InvalidInput, StartedRun
 from controlplane.store.heartbeats import HeartbeatDetails
 
@@ -60,11 +62,15 @@ __all__ = [
     "InvalidInput",
     "LookForTasks",
     "NotFound",
+    "Once",
     "OpenSession",
     "Operation",
     "PermissionDenied",
     "PauseRun",
     "RecordResult",
+    "Redriven",
+    "Repeated",
+    "RetryDeadLetters",
     "SendEvent",
     "SentEvent",
     "SessionChange",

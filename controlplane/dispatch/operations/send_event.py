@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from controlplane import errors
 from controlplane.dispatch import waiting
 from controlplane.dispatch.operations.base import Operation
 from controlplane.engine.events import EventReceived
@@ -50,11 +51,23 @@ class SendEvent(Operation):
         event_id = self.event_id or uuid.uuid4().hex
         if self.event_id:
             known = c.execute(
-                select(events.c.delivered_to).where(
-                    events.c.namespace == self.namespace, events.c.id == self.event_id
-                )
+                select(
+                    events.c.delivered_to,
+                    events.c.event_name,
+                    events.c.correlation_key,
+                    events.c.payload,
+                ).where(events.c.namespace == self.namespace, events.c.id == self.event_id)
             ).first()
             if known is not None:
+                sent = (known.event_name, known.correlation_key, known.payload)
+                if sent != (self.event_name, self.correlation_key, dump_json(self.payload)):
+                    # A retry sends the same event: another under a used id is a client's bug,
+                    # and answering it as delivered would hide that it was not.
+                    raise errors.AlreadyExists(
+                        f"event id {self.event_id!r} was sent before as another event "
+                        f"({known.event_name} for {known.correlation_key!r}): a new event "
+                        "needs a new id"
+                    )
                 earlier: list[str] = load_json(known.delivered_to) or []
                 return SentEvent(event_id, earlier, not earlier)
         delivered: list[str] = []
