@@ -78,7 +78,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
             help="the content hash `approvals show` printed: the decision is refused if the "
             "approval no longer shows what you saw",
         )
-        add_client_arguments(decide)
+        add_client_arguments(decide, writes=True)
         decide.set_defaults(func=decide_approval, approve=approve)
 
 

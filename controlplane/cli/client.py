@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,9 +49,11 @@ def add_address_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+def add_client_arguments(parser: argparse.ArgumentParser, *, writes: bool = False) -> None:
     """The options every client command takes: address, namespace, --token, TLS, --timeout
-    and the output format (-o, --json)."""
+    and the output format (-o, --json); with `writes`, --request-id too."""
+    if writes:
+        add_request_id_argument(parser)
     add_address_arguments(parser)
     add_connection_arguments(parser)
     parser.add_argument(
@@ -62,6 +65,18 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
         "(env SUREFOOT_TIMEOUT; default %(default)g). Watch streams have none",
     )
     output.add_output_arguments(parser)
+
+
+def add_request_id_argument(parser: argparse.ArgumentParser) -> None:
+    """--request-id for a command that writes: the id its calls carry (default: a new one)."""
+    parser.add_argument(
+        "--request-id",
+        default="",
+        metavar="ID",
+        help="the request id to send (default: a new one each time). A command that got no "
+        "answer prints the id it sent: run it again with --request-id ID to get the first "
+        "outcome without acting twice",
+    )
 
 
 def _default_timeout() -> float:
@@ -79,8 +94,13 @@ class ControlPlaneClient:
     code the CLI promises.
     """
 
-    def __init__(self, connection: Connection, namespace: str) -> None:
+    def __init__(self, connection: Connection, namespace: str, request_id: str = "") -> None:
         self.connection = connection.check()
+        # Given by --request-id: the first write carries it, the nth one "ID.n" (a command
+        # repeated with the same arguments sends the same ids again).
+        self._request_id = request_id
+        self._writes = 0
+        self._repeatable = False
         self.address = connection.address
         self.namespace = namespace
         self._metadata = connection.metadata
@@ -89,7 +109,9 @@ class ControlPlaneClient:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ControlPlaneClient:
-        return cls(connection_from_args(args), args.namespace)
+        client = cls(connection_from_args(args), args.namespace, getattr(args, "request_id", ""))
+        client._repeatable = hasattr(args, "request_id")
+        return client
 
     def __enter__(self) -> ControlPlaneClient:
         return self
@@ -103,20 +125,40 @@ class ControlPlaneClient:
         Raises:
             CliError: exit 3 when no control plane answers, exit 1 when it refuses.
         """
+        request_id = self._identify(request)
         try:
             return rpc(request, timeout=self.connection.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc, request_id) from exc
 
-    def _translate(self, exc: grpc.RpcError) -> CliError:
+    def _identify(self, request: Any) -> str:
+        """A write request's id: the one it has, --request-id's, or a new one."""
+        if "request_id" not in request.DESCRIPTOR.fields_by_name:
+            return ""
+        if not request.request_id:
+            self._writes += 1
+            given = self._request_id
+            if not given:
+                request.request_id = str(uuid.uuid4())
+            else:
+                request.request_id = given if self._writes == 1 else f"{given}.{self._writes}"
+        return str(request.request_id)
+
+    def _translate(self, exc: grpc.RpcError, request_id: str = "") -> CliError:
         call: Any = exc  # a failed unary call is both the RpcError and the grpc.Call
         code: grpc.StatusCode = call.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             details = " ".join((call.details() or "").split())
+            maybe = "a change may still have been made"
+            if request_id and self._repeatable:
+                maybe = (
+                    f"it may still have been made: run the command again with --request-id "
+                    f"{request_id} to get its outcome without acting twice"
+                )
             return CliError(
                 transport_failure(self.connection, details)
                 or f"no answer from the control plane at {self.address} within "
-                f"{self.connection.timeout:g} s (--timeout); a change may still have been made",
+                f"{self.connection.timeout:g} s (--timeout); {maybe}",
                 EXIT_UNREACHABLE,
             )
         # A server that answers UNAVAILABLE (draining, database down) has a connected channel;

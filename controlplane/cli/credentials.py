@@ -80,7 +80,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="write to this database directly instead of asking the control plane: how the "
         "first admin is made (no environment default, so that it is never done by accident)",
     )
-    add_client_arguments(create)
+    add_client_arguments(create, writes=True)
     create.set_defaults(func=create_credential)
 
     listing = commands.add_parser(
@@ -101,7 +101,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="revoke a credential: refused within a second on every control plane",
     )
     revoke.add_argument("id", metavar="ID", help="credential id, as `credentials list` shows")
-    add_client_arguments(revoke)
+    add_client_arguments(revoke, writes=True)
     revoke.set_defaults(func=revoke_credential)
 
     hashing = commands.add_parser(

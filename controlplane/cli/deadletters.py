@@ -94,7 +94,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="for a connector step dead-lettered as OutcomeUnknown: you checked that the call "
         "did not happen, so the retry may call again",
     )
-    add_client_arguments(retry)
+    add_client_arguments(retry, writes=True)
     retry.set_defaults(func=retry_step)
 
     skip = commands.add_parser(
@@ -110,7 +110,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "--output-file", metavar="PATH", help="read the output JSON from PATH (-: stdin)"
     )
     skip.add_argument("--comment", default="", help="why (kept with the decision)")
-    add_client_arguments(skip)
+    add_client_arguments(skip, writes=True)
     skip.set_defaults(func=skip_step)
 
     redrive = commands.add_parser(

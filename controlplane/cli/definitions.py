@@ -35,7 +35,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     apply.add_argument("source", metavar="FILE|MODULE", help="definition file or module")
-    add_client_arguments(apply)
+    add_client_arguments(apply, writes=True)
     apply.set_defaults(func=apply_definitions)
 
     list_ = commands.add_parser(
@@ -95,14 +95,14 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     deprecate.add_argument("ref", metavar="NAME@VERSION", help="the version to deprecate")
     deprecate.add_argument("--reason", default="", help="why, kept with the version")
-    add_client_arguments(deprecate)
+    add_client_arguments(deprecate, writes=True)
     deprecate.set_defaults(func=lambda args: change_deprecation(args, reinstate=False))
 
     reinstate = commands.add_parser(
         "reinstate", help="allow new runs on a deprecated version again"
     )
     reinstate.add_argument("ref", metavar="NAME@VERSION", help="the version to reinstate")
-    add_client_arguments(reinstate)
+    add_client_arguments(reinstate, writes=True)
     reinstate.set_defaults(func=lambda args: change_deprecation(args, reinstate=True))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from surefoot.v1 import approval_pb2 as apb
 from surefoot.v1 import common_pb2
@@ -116,11 +118,16 @@ def test_a_decision_is_sent_with_the_token_and_never_names_the_decider(
     )
     assert (code, err) == (0, "")
     assert out == f"{verb.removesuffix('e')}ed run-1:approve as alice\n"
-    assert service.requests == [
-        apb.DecideApprovalRequest(
-            namespace="default", approval_id="run-1:approve", approve=approve, comment="ok by me"
-        )
-    ]
+    (sent,) = service.requests
+    # A new request id each time (a repeat after a timeout names it with --request-id).
+    assert uuid.UUID(sent.request_id)
+    assert sent == apb.DecideApprovalRequest(
+        namespace="default",
+        approval_id="run-1:approve",
+        approve=approve,
+        comment="ok by me",
+        request_id=sent.request_id,
+    )
     assert service.metadata[0]["authorization"] == "Bearer alice-token"
 
 
