@@ -43,6 +43,8 @@ class CancelRequested:
     reason: str
     principal: str
     time: float
+    # The durable operation (a bulk action over runs) that made it, recorded with it.
+    operation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class AbandonRequested:
     reason: str
     principal: str
     time: float
+    operation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class PauseRequested:
     reason: str
     principal: str
     time: float
+    operation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ class ResumeRequested:
 
     principal: str
     time: float
+    reason: str = ""
+    operation_id: str = ""
 
 
 RunEvent = (

@@ -93,6 +93,7 @@ def fork_run(
     request_id: str = "",
     principal: str = "system",
     comment: str = "",
+    operation_id: str = "",
 ) -> tuple[s.RunState, Transition]:
     """The forked run and its first commands: its start, the reused steps, `point.node_id`."""
     flow = new_run(
@@ -107,6 +108,8 @@ def fork_run(
         request_id,
         forked_from={"run_id": parent_id, "node_id": point.node_id},
         comment=comment,
+        # A fork made by a durable operation (a bulk fork) names it in its start.
+        **({"operation_id": operation_id} if operation_id else {}),
     )
     run = flow.run
     for parent_step in point.reused:

@@ -319,7 +319,9 @@ def _cancel(flow: Flow, event: CancelRequested) -> None:
     if run.status in s.TERMINAL:
         raise RunClosed(f"run {run.id} is already {run.status}")
     flow.cancel_open()
-    flow.record("RUN_CANCELLED", principal=event.principal, reason=event.reason)
+    # A cancellation made by a durable operation (a bulk cancel) names it.
+    made_by: dict[str, Any] = {"operation_id": event.operation_id} if event.operation_id else {}
+    flow.record("RUN_CANCELLED", principal=event.principal, reason=event.reason, **made_by)
     flow.close(s.CANCELLED, announce=False)
 
 
@@ -329,4 +331,4 @@ def _abandon(flow: Flow, event: AbandonRequested) -> None:
         raise RunClosed(f"run {run.id} is already {run.status}")
     why = f"abandoned by {event.principal}" + (f": {event.reason}" if event.reason else "")
     run.last_error = s.StepError("Abandoned", why).to_json()
-    saga.start_compensation(flow, why, principal=event.principal)
+    saga.start_compensation(flow, why, principal=event.principal, operation_id=event.operation_id)

@@ -11,6 +11,8 @@ they lead to waits like the others. Resuming makes the waiting tasks ready at on
 
 from __future__ import annotations
 
+from typing import Any
+
 from controlplane.engine import state as s
 from controlplane.engine.events import PauseRequested, ResumeRequested
 from controlplane.engine.flow import Flow
@@ -27,7 +29,12 @@ def pause(flow: Flow, event: PauseRequested) -> None:
     if run.paused is not None:
         raise PauseRefused(f"run {run.id} is already paused by {run.paused.get('by', '')!r}")
     run.paused = {"by": event.principal, "since": event.time, "reason": event.reason}
-    flow.record("RUN_PAUSED", principal=event.principal, reason=event.reason)
+    flow.record(
+        "RUN_PAUSED",
+        principal=event.principal,
+        reason=event.reason,
+        **_made_by(event.operation_id),
+    )
 
 
 def resume(flow: Flow, event: ResumeRequested) -> None:
@@ -42,4 +49,10 @@ def resume(flow: Flow, event: ResumeRequested) -> None:
         "RUN_RESUMED",
         principal=event.principal,
         paused_seconds=round(max(0.0, event.time - since), 6),
+        **({"reason": event.reason} if event.reason else {}) | _made_by(event.operation_id),
     )
+
+
+def _made_by(operation_id: str) -> dict[str, Any]:
+    """The durable operation behind the event, when one made it (a bulk pause or resume)."""
+    return {"operation_id": operation_id} if operation_id else {}

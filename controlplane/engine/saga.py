@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controlplane.engine import nodes
 from controlplane.engine import state as s
@@ -25,7 +25,9 @@ def cancel_open(flow: Flow) -> None:
         flow.record("STEP_CANCELLED", node_id, step.attempt, was=was, kind=step.kind)
 
 
-def start_compensation(flow: Flow, reason: str, principal: str = "system") -> None:
+def start_compensation(
+    flow: Flow, reason: str, principal: str = "system", operation_id: str = ""
+) -> None:
     """Cancel what is open, then run the compensations of completed steps, newest first."""
     cancel_open(flow)
     run = flow.run
@@ -40,7 +42,15 @@ def start_compensation(flow: Flow, reason: str, principal: str = "system") -> No
     ]
     done.sort(key=lambda step: step.completion_index or 0, reverse=True)
     run.compensation = [step.node_id for step in done]
-    flow.record("COMPENSATION_STARTED", reason=reason, order=run.compensation, principal=principal)
+    # An abandonment made by a durable operation (a bulk abandon) names it.
+    made_by: dict[str, Any] = {"operation_id": operation_id} if operation_id else {}
+    flow.record(
+        "COMPENSATION_STARTED",
+        reason=reason,
+        order=run.compensation,
+        principal=principal,
+        **made_by,
+    )
     if not run.compensation:
         flow.close(s.COMPENSATED)
         return

@@ -27,6 +27,8 @@ class CancelRun(Operation):
     compensate: bool = False
     # False for a caller that does not show the run: spares reading it back.
     read_back: bool = True
+    # The durable operation (a bulk cancel or abandon) acting, recorded in the run's history.
+    operation_id: str = ""
 
     def run_ids(self, txn: Transaction) -> Iterable[str]:
         return (self.run_id,)
@@ -34,7 +36,7 @@ class CancelRun(Operation):
     def apply(self, txn: Transaction) -> ReadBack | RunState:
         event: RunEvent
         if self.compensate:
-            event = AbandonRequested(self.reason, self.principal, txn.now)
+            event = AbandonRequested(self.reason, self.principal, txn.now, self.operation_id)
         else:
-            event = CancelRequested(self.reason, self.principal, txn.now)
+            event = CancelRequested(self.reason, self.principal, txn.now, self.operation_id)
         return change_run(txn, self.namespace, self.run_id, event, read_back=self.read_back)

@@ -37,6 +37,8 @@ class ForkRun(Operation):
     override: bool = False
     request_id: str = ""
     comment: str = ""
+    # The durable operation (a bulk fork) acting, recorded in the fork's start.
+    operation_id: str = ""
     created: bool = field(default=False, init=False)
     reused: list[str] = field(default_factory=list, init=False)
 
@@ -89,6 +91,7 @@ class ForkRun(Operation):
             request_id=self.request_id,
             principal=self.principal,
             comment=self.comment,
+            operation_id=self.operation_id,
         )
         txn.batch.add_run(
             state, parent.definition_id, uuid.uuid4().hex, self.request_id or None, transition

@@ -40,6 +40,8 @@ class PauseRun(Operation):
     principal: str
     reason: str = ""
     resume: bool = False
+    # The durable operation (a bulk pause or resume) acting, recorded in the run's history.
+    operation_id: str = ""
 
     def change_sessions(self, sessions: SessionRegistry, handout: Handout) -> None:
         if self.resume:
@@ -52,9 +54,9 @@ class PauseRun(Operation):
     def apply(self, txn: Transaction) -> ReadBack:
         event: RunEvent
         if self.resume:
-            event = ResumeRequested(self.principal, txn.now)
+            event = ResumeRequested(self.principal, txn.now, self.reason, self.operation_id)
         else:
-            event = PauseRequested(self.reason, self.principal, txn.now)
+            event = PauseRequested(self.reason, self.principal, txn.now, self.operation_id)
         try:
             back = change_run(txn, self.namespace, self.run_id, event, read_back=True)
         except PauseRefused as exc:
