@@ -24,58 +24,75 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from surefoot.v1 import common_pb2 as surefoot_dot_v1_dot_common__pb2
 from surefoot.v1 import workflow_service_pb2 as surefoot_dot_v1_dot_workflow__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#surefoot/v1/operation_service.proto\x12\x0bsurefoot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"surefoot/v1/workflow_service.proto\"a\n\x10RedriveSelection\x12-\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.surefoot.v1.DeadLetterFilter\x12\x0f\n\x07run_ids\x18\x02 \x03(\t\x12\r\n\x05limit\x18\x03 \x01(\x03\"\xc1\x01\n\x13StartRedriveRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x30\n\tselection\x18\x02 \x01(\x0b\x32\x1d.surefoot.v1.RedriveSelection\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x17\n\x0frate_per_second\x18\x04 \x01(\x01\x12\x16\n\x0einclude_unsafe\x18\x05 \x01(\x08\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"p\n\x0fPlannedStepType\x12\x11\n\tstep_type\x18\x01 \x01(\t\x12\x14\n\x0cstep_version\x18\x02 \x01(\t\x12\x13\n\x0bidempotency\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x10\n\x08\x65xcluded\x18\x05 \x01(\x08\"\xc3\x01\n\x0bRedrivePlan\x12\x0f\n\x07matched\x18\x01 \x01(\x03\x12\x0e\n\x06unsafe\x18\x02 \x01(\x03\x12\x12\n\nto_redrive\x18\x03 \x01(\x03\x12\x30\n\nstep_types\x18\x04 \x03(\x0b\x32\x1c.surefoot.v1.PlannedStepType\x12\x17\n\x0frate_per_second\x18\x05 \x01(\x01\x12\x34\n\x11\x65xpected_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"{\n\x14StartRedriveResponse\x12&\n\x04plan\x18\x01 \x01(\x0b\x32\x18.surefoot.v1.RedrivePlan\x12)\n\toperation\x18\x02 \x01(\x0b\x32\x16.surefoot.v1.Operation\x12\x10\n\x08\x65xisting\x18\x03 \x01(\x08\"\xb6\x02\n\x11OperationProgress\x12\x0f\n\x07matched\x18\x01 \x01(\x03\x12\x10\n\x08\x65xcluded\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0f\n\x07retried\x18\x04 \x01(\x03\x12\x0f\n\x07running\x18\x05 \x01(\x03\x12\x11\n\tsucceeded\x18\x06 \x01(\x03\x12\x14\n\x0c\x66\x61iled_again\x18\x07 \x01(\x03\x12\x13\n\x0bnot_retried\x18\x08 \x01(\x03\x12\x11\n\tcancelled\x18\t \x01(\x03\x12\x13\n\x0binterrupted\x18\n \x01(\x03\x12\x32\n\x0e\x66irst_retry_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_retry_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x10OperationFailure\x12\x12\n\nerror_type\x18\x01 \x01(\t\x12\x17\n\x0f\x65rror_signature\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x16\n\x0esample_message\x18\x04 \x01(\t\x12\x16\n\x0esample_run_ids\x18\x05 \x03(\t\"\xd9\x04\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.surefoot.v1.OperationState\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\tselection\x18\n \x01(\x0b\x32\x1d.surefoot.v1.RedriveSelection\x12\x17\n\x0frate_per_second\x18\x0b \x01(\x01\x12\x16\n\x0einclude_unsafe\x18\x0c \x01(\x08\x12\x30\n\x08progress\x18\r \x01(\x0b\x32\x1e.surefoot.v1.OperationProgress\x12/\n\x08\x66\x61ilures\x18\x0e \x03(\x0b\x32\x1d.surefoot.v1.OperationFailure\x12\x14\n\x0c\x63\x61ncelled_by\x18\x0f \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcancel_reason\x18\x11 \x01(\t\x12&\n\x04plan\x18\x12 \x01(\x0b\x32\x18.surefoot.v1.RedrivePlan\x12\x0c\n\x04\x64one\x18\x13 \x01(\x08\">\n\x13GetOperationRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\"A\n\x14GetOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.surefoot.v1.Operation\"@\n\x15WatchOperationRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\"C\n\x16WatchOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.surefoot.v1.Operation\"e\n\x16\x43\x61ncelOperationRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"D\n\x17\x43\x61ncelOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.surefoot.v1.Operation\"g\n\x15ListOperationsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x14\n\x0crunning_only\x18\x04 \x01(\x08\"]\n\x16ListOperationsResponse\x12*\n\noperations\x18\x01 \x03(\x0b\x32\x16.surefoot.v1.Operation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd8\x02\n\rOperationItem\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x11\n\tstep_type\x18\x03 \x01(\t\x12\x14\n\x0cstep_version\x18\x04 \x01(\t\x12\x13\n\x0bidempotency\x18\x05 \x01(\t\x12.\n\x05state\x18\x06 \x01(\x0e\x32\x1f.surefoot.v1.OperationItemState\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12.\n\nretried_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsettled_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nerror_type\x18\n \x01(\t\x12\x15\n\rerror_message\x18\x0b \x01(\t\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0b\n\x03seq\x18\r \x01(\x03\"\x9b\x01\n\x19ListOperationItemsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.surefoot.v1.OperationItemState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"`\n\x1aListOperationItemsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.surefoot.v1.OperationItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8c\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x01\x12\x1d\n\x19OPERATION_STATE_COMPLETED\x10\x02\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x03*\xdc\x02\n\x12OperationItemState\x12$\n OPERATION_ITEM_STATE_UNSPECIFIED\x10\x00\x12 \n\x1cOPERATION_ITEM_STATE_PENDING\x10\x01\x12!\n\x1dOPERATION_ITEM_STATE_EXCLUDED\x10\x02\x12 \n\x1cOPERATION_ITEM_STATE_RUNNING\x10\x03\x12\"\n\x1eOPERATION_ITEM_STATE_SUCCEEDED\x10\x04\x12%\n!OPERATION_ITEM_STATE_FAILED_AGAIN\x10\x05\x12$\n OPERATION_ITEM_STATE_NOT_RETRIED\x10\x06\x12\"\n\x1eOPERATION_ITEM_STATE_CANCELLED\x10\x07\x12$\n OPERATION_ITEM_STATE_INTERRUPTED\x10\x08\x32\xb9\x04\n\x10OperationService\x12S\n\x0cStartRedrive\x12 .surefoot.v1.StartRedriveRequest\x1a!.surefoot.v1.StartRedriveResponse\x12S\n\x0cGetOperation\x12 .surefoot.v1.GetOperationRequest\x1a!.surefoot.v1.GetOperationResponse\x12[\n\x0eWatchOperation\x12\".surefoot.v1.WatchOperationRequest\x1a#.surefoot.v1.WatchOperationResponse0\x01\x12\\\n\x0f\x43\x61ncelOperation\x12#.surefoot.v1.CancelOperationRequest\x1a$.surefoot.v1.CancelOperationResponse\x12Y\n\x0eListOperations\x12\".surefoot.v1.ListOperationsRequest\x1a#.surefoot.v1.ListOperationsResponse\x12\x65\n\x12ListOperationItems\x12&.surefoot.v1.ListOperationItemsRequest\x1a\'.surefoot.v1.ListOperationItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#surefoot/v1/operation_service.proto\x12\x0bsurefoot.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18surefoot/v1/common.proto\x1a\"surefoot/v1/workflow_service.proto\"a\n\x10RedriveSelection\x12-\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.surefoot.v1.DeadLetterFilter\x12\x0f\n\x07run_ids\x18\x02 \x03(\t\x12\r\n\x05limit\x18\x03 \x01(\x03\"\xc1\x01\n\x13StartRedriveRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x30\n\tselection\x18\x02 \x01(\x0b\x32\x1d.surefoot.v1.RedriveSelection\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x17\n\x0frate_per_second\x18\x04 \x01(\x01\x12\x16\n\x0einclude_unsafe\x18\x05 \x01(\x08\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"p\n\x0fPlannedStepType\x12\x11\n\tstep_type\x18\x01 \x01(\t\x12\x14\n\x0cstep_version\x18\x02 \x01(\t\x12\x13\n\x0bidempotency\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x10\n\x08\x65xcluded\x18\x05 \x01(\x08\"\xc3\x01\n\x0bRedrivePlan\x12\x0f\n\x07matched\x18\x01 \x01(\x03\x12\x0e\n\x06unsafe\x18\x02 \x01(\x03\x12\x12\n\nto_redrive\x18\x03 \x01(\x03\x12\x30\n\nstep_types\x18\x04 \x03(\x0b\x32\x1c.surefoot.v1.PlannedStepType\x12\x17\n\x0frate_per_second\x18\x05 \x01(\x01\x12\x34\n\x11\x65xpected_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"{\n\x14StartRedriveResponse\x12&\n\x04plan\x18\x01 \x01(\x0b\x32\x18.surefoot.v1.RedrivePlan\x12)\n\toperation\x18\x02 \x01(\x0b\x32\x16.surefoot.v1.Operation\x12\x10\n\x08\x65xisting\x18\x03 \x01(\x08\"\xca\x03\n\x11OperationProgress\x12\x0f\n\x07matched\x18\x01 \x01(\x03\x12\x10\n\x08\x65xcluded\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0f\n\x07retried\x18\x04 \x01(\x03\x12\x0f\n\x07running\x18\x05 \x01(\x03\x12\x11\n\tsucceeded\x18\x06 \x01(\x03\x12\x14\n\x0c\x66\x61iled_again\x18\x07 \x01(\x03\x12\x13\n\x0bnot_retried\x18\x08 \x01(\x03\x12\x11\n\tcancelled\x18\t \x01(\x03\x12\x13\n\x0binterrupted\x18\n \x01(\x03\x12\x32\n\x0e\x66irst_retry_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_retry_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61pplied\x18\r \x01(\x03\x12\x16\n\x0enot_applicable\x18\x0e \x01(\x03\x12\x34\n\x10\x66irst_applied_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_applied_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x10OperationFailure\x12\x12\n\nerror_type\x18\x01 \x01(\t\x12\x17\n\x0f\x65rror_signature\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x16\n\x0esample_message\x18\x04 \x01(\t\x12\x16\n\x0esample_run_ids\x18\x05 \x03(\t\"\xe1\x05\n\tOperation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.surefoot.v1.OperationState\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\tselection\x18\n \x01(\x0b\x32\x1d.surefoot.v1.RedriveSelection\x12\x17\n\x0frate_per_second\x18\x0b \x01(\x01\x12\x16\n\x0einclude_unsafe\x18\x0c \x01(\x08\x12\x30\n\x08progress\x18\r \x01(\x0b\x32\x1e.surefoot.v1.OperationProgress\x12/\n\x08\x66\x61ilures\x18\x0e \x03(\x0b\x32\x1d.surefoot.v1.OperationFailure\x12\x14\n\x0c\x63\x61ncelled_by\x18\x0f \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcancel_reason\x18\x11 \x01(\t\x12&\n\x04plan\x18\x12 \x01(\x0b\x32\x18.surefoot.v1.RedrivePlan\x12\x0c\n\x04\x64one\x18\x13 \x01(\x08\x12\x30\n\rrun_selection\x18\x14 \x01(\x0b\x32\x19.surefoot.v1.RunSelection\x12&\n\x06\x61\x63tion\x18\x15 \x01(\x0b\x32\x16.surefoot.v1.RunAction\x12,\n\x08run_plan\x18\x16 \x01(\x0b\x32\x1a.surefoot.v1.RunActionPlan\">\n\x13GetOperationRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\"A\n\x14GetOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.surefoot.v1.Operation\"@\n\x15WatchOperationRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\"C\n\x16WatchOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.surefoot.v1.Operation\"e\n\x16\x43\x61ncelOperationRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"D\n\x17\x43\x61ncelOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.surefoot.v1.Operation\"g\n\x15ListOperationsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x14\n\x0crunning_only\x18\x04 \x01(\x08\"]\n\x16ListOperationsResponse\x12*\n\noperations\x18\x01 \x03(\x0b\x32\x16.surefoot.v1.Operation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xce\x03\n\rOperationItem\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x11\n\tstep_type\x18\x03 \x01(\t\x12\x14\n\x0cstep_version\x18\x04 \x01(\t\x12\x13\n\x0bidempotency\x18\x05 \x01(\t\x12.\n\x05state\x18\x06 \x01(\x0e\x32\x1f.surefoot.v1.OperationItemState\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12.\n\nretried_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsettled_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nerror_type\x18\n \x01(\t\x12\x15\n\rerror_message\x18\x0b \x01(\t\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0b\n\x03seq\x18\r \x01(\x03\x12\x15\n\rworkflow_name\x18\x0e \x01(\t\x12\x18\n\x10workflow_version\x18\x0f \x01(\t\x12.\n\napplied_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66ork_run_id\x18\x11 \x01(\t\"\x9b\x01\n\x19ListOperationItemsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.surefoot.v1.OperationItemState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x0cRunSelection\x12&\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x16.surefoot.v1.RunFilter\x12\x0f\n\x07run_ids\x18\x02 \x03(\t\x12\r\n\x05limit\x18\x03 \x01(\x03\x12\x10\n\x08\x61ll_runs\x18\x04 \x01(\x08\"v\n\tRunAction\x12(\n\x04type\x18\x01 \x01(\x0e\x32\x1a.surefoot.v1.RunActionType\x12\x11\n\tfrom_node\x18\x02 \x01(\t\x12,\n\x0einput_override\x18\x03 \x01(\x0b\x32\x14.surefoot.v1.Payload\"\xcf\x01\n\x15StartRunActionRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12,\n\tselection\x18\x02 \x01(\x0b\x32\x19.surefoot.v1.RunSelection\x12&\n\x06\x61\x63tion\x18\x03 \x01(\x0b\x32\x16.surefoot.v1.RunAction\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x17\n\x0frate_per_second\x18\x05 \x01(\x01\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"g\n\x0fPlannedWorkflow\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\x03\x12\x12\n\napplicable\x18\x04 \x01(\x03\"2\n\x11NotApplicableRuns\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xfd\x01\n\rRunActionPlan\x12\x0f\n\x07matched\x18\x01 \x01(\x03\x12\x12\n\napplicable\x18\x02 \x01(\x03\x12\x16\n\x0enot_applicable\x18\x03 \x01(\x03\x12/\n\tworkflows\x18\x04 \x03(\x0b\x32\x1c.surefoot.v1.PlannedWorkflow\x12/\n\x07reasons\x18\x05 \x03(\x0b\x32\x1e.surefoot.v1.NotApplicableRuns\x12\x17\n\x0frate_per_second\x18\x06 \x01(\x01\x12\x34\n\x11\x65xpected_duration\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x7f\n\x16StartRunActionResponse\x12(\n\x04plan\x18\x01 \x01(\x0b\x32\x1a.surefoot.v1.RunActionPlan\x12)\n\toperation\x18\x02 \x01(\x0b\x32\x16.surefoot.v1.Operation\x12\x10\n\x08\x65xisting\x18\x03 \x01(\x08\"`\n\x1aListOperationItemsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.surefoot.v1.OperationItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8c\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x01\x12\x1d\n\x19OPERATION_STATE_COMPLETED\x10\x02\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x03*\xa7\x03\n\x12OperationItemState\x12$\n OPERATION_ITEM_STATE_UNSPECIFIED\x10\x00\x12 \n\x1cOPERATION_ITEM_STATE_PENDING\x10\x01\x12!\n\x1dOPERATION_ITEM_STATE_EXCLUDED\x10\x02\x12 \n\x1cOPERATION_ITEM_STATE_RUNNING\x10\x03\x12\"\n\x1eOPERATION_ITEM_STATE_SUCCEEDED\x10\x04\x12%\n!OPERATION_ITEM_STATE_FAILED_AGAIN\x10\x05\x12$\n OPERATION_ITEM_STATE_NOT_RETRIED\x10\x06\x12\"\n\x1eOPERATION_ITEM_STATE_CANCELLED\x10\x07\x12$\n OPERATION_ITEM_STATE_INTERRUPTED\x10\x08\x12 \n\x1cOPERATION_ITEM_STATE_APPLIED\x10\t\x12\'\n#OPERATION_ITEM_STATE_NOT_APPLICABLE\x10\n*\xba\x01\n\rRunActionType\x12\x1f\n\x1bRUN_ACTION_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RUN_ACTION_TYPE_CANCEL\x10\x01\x12\x1b\n\x17RUN_ACTION_TYPE_ABANDON\x10\x02\x12\x19\n\x15RUN_ACTION_TYPE_PAUSE\x10\x03\x12\x1a\n\x16RUN_ACTION_TYPE_RESUME\x10\x04\x12\x18\n\x14RUN_ACTION_TYPE_FORK\x10\x05\x32\x94\x05\n\x10OperationService\x12S\n\x0cStartRedrive\x12 .surefoot.v1.StartRedriveRequest\x1a!.surefoot.v1.StartRedriveResponse\x12Y\n\x0eStartRunAction\x12\".surefoot.v1.StartRunActionRequest\x1a#.surefoot.v1.StartRunActionResponse\x12S\n\x0cGetOperation\x12 .surefoot.v1.GetOperationRequest\x1a!.surefoot.v1.GetOperationResponse\x12[\n\x0eWatchOperation\x12\".surefoot.v1.WatchOperationRequest\x1a#.surefoot.v1.WatchOperationResponse0\x01\x12\\\n\x0f\x43\x61ncelOperation\x12#.surefoot.v1.CancelOperationRequest\x1a$.surefoot.v1.CancelOperationResponse\x12Y\n\x0eListOperations\x12\".surefoot.v1.ListOperationsRequest\x1a#.surefoot.v1.ListOperationsResponse\x12\x65\n\x12ListOperationItems\x12&.surefoot.v1.ListOperationItemsRequest\x1a\'.surefoot.v1.ListOperationItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surefoot.v1.operation_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OPERATIONSTATE']._serialized_start=3173
-  _globals['_OPERATIONSTATE']._serialized_end=3313
-  _globals['_OPERATIONITEMSTATE']._serialized_start=3316
-  _globals['_OPERATIONITEMSTATE']._serialized_end=3664
-  _globals['_REDRIVESELECTION']._serialized_start=153
-  _globals['_REDRIVESELECTION']._serialized_end=250
-  _globals['_STARTREDRIVEREQUEST']._serialized_start=253
-  _globals['_STARTREDRIVEREQUEST']._serialized_end=446
-  _globals['_PLANNEDSTEPTYPE']._serialized_start=448
-  _globals['_PLANNEDSTEPTYPE']._serialized_end=560
-  _globals['_REDRIVEPLAN']._serialized_start=563
-  _globals['_REDRIVEPLAN']._serialized_end=758
-  _globals['_STARTREDRIVERESPONSE']._serialized_start=760
-  _globals['_STARTREDRIVERESPONSE']._serialized_end=883
-  _globals['_OPERATIONPROGRESS']._serialized_start=886
-  _globals['_OPERATIONPROGRESS']._serialized_end=1196
-  _globals['_OPERATIONFAILURE']._serialized_start=1198
-  _globals['_OPERATIONFAILURE']._serialized_end=1324
-  _globals['_OPERATION']._serialized_start=1327
-  _globals['_OPERATION']._serialized_end=1928
-  _globals['_GETOPERATIONREQUEST']._serialized_start=1930
-  _globals['_GETOPERATIONREQUEST']._serialized_end=1992
-  _globals['_GETOPERATIONRESPONSE']._serialized_start=1994
-  _globals['_GETOPERATIONRESPONSE']._serialized_end=2059
-  _globals['_WATCHOPERATIONREQUEST']._serialized_start=2061
-  _globals['_WATCHOPERATIONREQUEST']._serialized_end=2125
-  _globals['_WATCHOPERATIONRESPONSE']._serialized_start=2127
-  _globals['_WATCHOPERATIONRESPONSE']._serialized_end=2194
-  _globals['_CANCELOPERATIONREQUEST']._serialized_start=2196
-  _globals['_CANCELOPERATIONREQUEST']._serialized_end=2297
-  _globals['_CANCELOPERATIONRESPONSE']._serialized_start=2299
-  _globals['_CANCELOPERATIONRESPONSE']._serialized_end=2367
-  _globals['_LISTOPERATIONSREQUEST']._serialized_start=2369
-  _globals['_LISTOPERATIONSREQUEST']._serialized_end=2472
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=2474
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=2567
-  _globals['_OPERATIONITEM']._serialized_start=2570
-  _globals['_OPERATIONITEM']._serialized_end=2914
-  _globals['_LISTOPERATIONITEMSREQUEST']._serialized_start=2917
-  _globals['_LISTOPERATIONITEMSREQUEST']._serialized_end=3072
-  _globals['_LISTOPERATIONITEMSRESPONSE']._serialized_start=3074
-  _globals['_LISTOPERATIONITEMSRESPONSE']._serialized_end=3170
-  _globals['_OPERATIONSERVICE']._serialized_start=3667
-  _globals['_OPERATIONSERVICE']._serialized_end=4236
+  _globals['_OPERATIONSTATE']._serialized_start=4579
+  _globals['_OPERATIONSTATE']._serialized_end=4719
+  _globals['_OPERATIONITEMSTATE']._serialized_start=4722
+  _globals['_OPERATIONITEMSTATE']._serialized_end=5145
+  _globals['_RUNACTIONTYPE']._serialized_start=5148
+  _globals['_RUNACTIONTYPE']._serialized_end=5334
+  _globals['_REDRIVESELECTION']._serialized_start=179
+  _globals['_REDRIVESELECTION']._serialized_end=276
+  _globals['_STARTREDRIVEREQUEST']._serialized_start=279
+  _globals['_STARTREDRIVEREQUEST']._serialized_end=472
+  _globals['_PLANNEDSTEPTYPE']._serialized_start=474
+  _globals['_PLANNEDSTEPTYPE']._serialized_end=586
+  _globals['_REDRIVEPLAN']._serialized_start=589
+  _globals['_REDRIVEPLAN']._serialized_end=784
+  _globals['_STARTREDRIVERESPONSE']._serialized_start=786
+  _globals['_STARTREDRIVERESPONSE']._serialized_end=909
+  _globals['_OPERATIONPROGRESS']._serialized_start=912
+  _globals['_OPERATIONPROGRESS']._serialized_end=1370
+  _globals['_OPERATIONFAILURE']._serialized_start=1372
+  _globals['_OPERATIONFAILURE']._serialized_end=1498
+  _globals['_OPERATION']._serialized_start=1501
+  _globals['_OPERATION']._serialized_end=2238
+  _globals['_GETOPERATIONREQUEST']._serialized_start=2240
+  _globals['_GETOPERATIONREQUEST']._serialized_end=2302
+  _globals['_GETOPERATIONRESPONSE']._serialized_start=2304
+  _globals['_GETOPERATIONRESPONSE']._serialized_end=2369
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=2371
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=2435
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_start=2437
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_end=2504
+  _globals['_CANCELOPERATIONREQUEST']._serialized_start=2506
+  _globals['_CANCELOPERATIONREQUEST']._serialized_end=2607
+  _globals['_CANCELOPERATIONRESPONSE']._serialized_start=2609
+  _globals['_CANCELOPERATIONRESPONSE']._serialized_end=2677
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=2679
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=2782
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=2784
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=2877
+  _globals['_OPERATIONITEM']._serialized_start=2880
+  _globals['_OPERATIONITEM']._serialized_end=3342
+  _globals['_LISTOPERATIONITEMSREQUEST']._serialized_start=3345
+  _globals['_LISTOPERATIONITEMSREQUEST']._serialized_end=3500
+  _globals['_RUNSELECTION']._serialized_start=3502
+  _globals['_RUNSELECTION']._serialized_end=3606
+  _globals['_RUNACTION']._serialized_start=3608
+  _globals['_RUNACTION']._serialized_end=3726
+  _globals['_STARTRUNACTIONREQUEST']._serialized_start=3729
+  _globals['_STARTRUNACTIONREQUEST']._serialized_end=3936
+  _globals['_PLANNEDWORKFLOW']._serialized_start=3938
+  _globals['_PLANNEDWORKFLOW']._serialized_end=4041
+  _globals['_NOTAPPLICABLERUNS']._serialized_start=4043
+  _globals['_NOTAPPLICABLERUNS']._serialized_end=4093
+  _globals['_RUNACTIONPLAN']._serialized_start=4096
+  _globals['_RUNACTIONPLAN']._serialized_end=4349
+  _globals['_STARTRUNACTIONRESPONSE']._serialized_start=4351
+  _globals['_STARTRUNACTIONRESPONSE']._serialized_end=4478
+  _globals['_LISTOPERATIONITEMSRESPONSE']._serialized_start=4480
+  _globals['_LISTOPERATIONITEMSRESPONSE']._serialized_end=4576
+  _globals['_OPERATIONSERVICE']._serialized_start=5337
+  _globals['_OPERATIONSERVICE']._serialized_end=5997
 # @@protoc_insertion_point(module_scope)

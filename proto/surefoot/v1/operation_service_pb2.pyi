@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from surefoot.v1 import common_pb2 as _common_pb2
 from surefoot.v1 import workflow_service_pb2 as _workflow_service_pb2
 import builtins as _builtins
 import sys
@@ -30,9 +31,11 @@ class _OperationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Operat
     DESCRIPTOR: _descriptor.EnumDescriptor
     OPERATION_STATE_UNSPECIFIED: _OperationState.ValueType  # 0
     OPERATION_STATE_RUNNING: _OperationState.ValueType  # 1
-    """Items are being retried, or retried items have not finished yet."""
+    """Items are being retried (acted on), or retried items have not finished yet."""
     OPERATION_STATE_COMPLETED: _OperationState.ValueType  # 2
-    """Every item retried (or found decided already) and every retry finished."""
+    """Every item retried (or found decided already) and every retry finished; for a run
+    action, every run acted on or found not applicable.
+    """
     OPERATION_STATE_CANCELLED: _OperationState.ValueType  # 3
     """Stopped by an operator; retries already made are still followed until they finish."""
 
@@ -40,9 +43,11 @@ class OperationState(_OperationState, metaclass=_OperationStateEnumTypeWrapper):
 
 OPERATION_STATE_UNSPECIFIED: OperationState.ValueType  # 0
 OPERATION_STATE_RUNNING: OperationState.ValueType  # 1
-"""Items are being retried, or retried items have not finished yet."""
+"""Items are being retried (acted on), or retried items have not finished yet."""
 OPERATION_STATE_COMPLETED: OperationState.ValueType  # 2
-"""Every item retried (or found decided already) and every retry finished."""
+"""Every item retried (or found decided already) and every retry finished; for a run
+action, every run acted on or found not applicable.
+"""
 OPERATION_STATE_CANCELLED: OperationState.ValueType  # 3
 """Stopped by an operator; retries already made are still followed until they finish."""
 Global___OperationState: _TypeAlias = OperationState  # noqa: Y015
@@ -62,6 +67,10 @@ class _OperationItemStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Op
     OPERATION_ITEM_STATE_NOT_RETRIED: _OperationItemState.ValueType  # 6
     OPERATION_ITEM_STATE_CANCELLED: _OperationItemState.ValueType  # 7
     OPERATION_ITEM_STATE_INTERRUPTED: _OperationItemState.ValueType  # 8
+    OPERATION_ITEM_STATE_APPLIED: _OperationItemState.ValueType  # 9
+    """Run actions: the run was acted on."""
+    OPERATION_ITEM_STATE_NOT_APPLICABLE: _OperationItemState.ValueType  # 10
+    """Run actions: the action did not apply to the run (`reason` says why)."""
 
 class OperationItemState(_OperationItemState, metaclass=_OperationItemStateEnumTypeWrapper): ...
 
@@ -74,7 +83,48 @@ OPERATION_ITEM_STATE_FAILED_AGAIN: OperationItemState.ValueType  # 5
 OPERATION_ITEM_STATE_NOT_RETRIED: OperationItemState.ValueType  # 6
 OPERATION_ITEM_STATE_CANCELLED: OperationItemState.ValueType  # 7
 OPERATION_ITEM_STATE_INTERRUPTED: OperationItemState.ValueType  # 8
+OPERATION_ITEM_STATE_APPLIED: OperationItemState.ValueType  # 9
+"""Run actions: the run was acted on."""
+OPERATION_ITEM_STATE_NOT_APPLICABLE: OperationItemState.ValueType  # 10
+"""Run actions: the action did not apply to the run (`reason` says why)."""
 Global___OperationItemState: _TypeAlias = OperationItemState  # noqa: Y015
+
+class _RunActionType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RunActionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunActionType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RUN_ACTION_TYPE_UNSPECIFIED: _RunActionType.ValueType  # 0
+    RUN_ACTION_TYPE_CANCEL: _RunActionType.ValueType  # 1
+    """Stop the run; it ends CANCELLED (CancelRun)."""
+    RUN_ACTION_TYPE_ABANDON: _RunActionType.ValueType  # 2
+    """Compensate its completed steps, newest first; it ends COMPENSATED (CancelRun with
+    compensate).
+    """
+    RUN_ACTION_TYPE_PAUSE: _RunActionType.ValueType  # 3
+    """Start no new step until resumed (PauseRun)."""
+    RUN_ACTION_TYPE_RESUME: _RunActionType.ValueType  # 4
+    """Let a paused run go on (ResumeRun)."""
+    RUN_ACTION_TYPE_FORK: _RunActionType.ValueType  # 5
+    """A new linked run executing from `from_node` (ForkRun); its id is on the item."""
+
+class RunActionType(_RunActionType, metaclass=_RunActionTypeEnumTypeWrapper): ...
+
+RUN_ACTION_TYPE_UNSPECIFIED: RunActionType.ValueType  # 0
+RUN_ACTION_TYPE_CANCEL: RunActionType.ValueType  # 1
+"""Stop the run; it ends CANCELLED (CancelRun)."""
+RUN_ACTION_TYPE_ABANDON: RunActionType.ValueType  # 2
+"""Compensate its completed steps, newest first; it ends COMPENSATED (CancelRun with
+compensate).
+"""
+RUN_ACTION_TYPE_PAUSE: RunActionType.ValueType  # 3
+"""Start no new step until resumed (PauseRun)."""
+RUN_ACTION_TYPE_RESUME: RunActionType.ValueType  # 4
+"""Let a paused run go on (ResumeRun)."""
+RUN_ACTION_TYPE_FORK: RunActionType.ValueType  # 5
+"""A new linked run executing from `from_node` (ForkRun); its id is on the item."""
+Global___RunActionType: _TypeAlias = RunActionType  # noqa: Y015
 
 @_typing.final
 class RedriveSelection(_message.Message):
@@ -259,8 +309,9 @@ Global___StartRedriveResponse: _TypeAlias = StartRedriveResponse  # noqa: Y015
 
 @_typing.final
 class OperationProgress(_message.Message):
-    """Counts from the database, item by item. retried = running + succeeded + failed_again +
-    interrupted; matched = excluded + pending + retried + not_retried + cancelled.
+    """Counts from the database, item by item. A redrive: retried = running + succeeded +
+    failed_again + interrupted; matched = excluded + pending + retried + not_retried +
+    cancelled. A run action: matched = pending + applied + not_applicable + cancelled.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -277,6 +328,10 @@ class OperationProgress(_message.Message):
     INTERRUPTED_FIELD_NUMBER: _builtins.int
     FIRST_RETRY_AT_FIELD_NUMBER: _builtins.int
     LAST_RETRY_AT_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    NOT_APPLICABLE_FIELD_NUMBER: _builtins.int
+    FIRST_APPLIED_AT_FIELD_NUMBER: _builtins.int
+    LAST_APPLIED_AT_FIELD_NUMBER: _builtins.int
     matched: _builtins.int
     excluded: _builtins.int
     """Idempotency `none` without include_unsafe."""
@@ -297,10 +352,22 @@ class OperationProgress(_message.Message):
     """Retried, then the run ended otherwise (cancelled, or the step skipped) before the step
     finished.
     """
+    applied: _builtins.int
+    """Run actions: runs acted on (paused, resumed, cancelled, abandoned, forked)."""
+    not_applicable: _builtins.int
+    """Run actions: runs the action did not apply to, when selected (see the plan's reasons)
+    or when their turn came (ended meanwhile: the item says why).
+    """
     @_builtins.property
     def first_retry_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def last_retry_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def first_applied_at(self) -> _timestamp_pb2.Timestamp:
+        """Run actions: when the first and the last run were acted on."""
+
+    @_builtins.property
+    def last_applied_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -316,10 +383,14 @@ class OperationProgress(_message.Message):
         interrupted: _builtins.int = ...,
         first_retry_at: _timestamp_pb2.Timestamp | None = ...,
         last_retry_at: _timestamp_pb2.Timestamp | None = ...,
+        applied: _builtins.int = ...,
+        not_applicable: _builtins.int = ...,
+        first_applied_at: _timestamp_pb2.Timestamp | None = ...,
+        last_applied_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["first_retry_at", b"first_retry_at", "last_retry_at", b"last_retry_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_applied_at", b"first_applied_at", "first_retry_at", b"first_retry_at", "last_applied_at", b"last_applied_at", "last_retry_at", b"last_retry_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "excluded", b"excluded", "failed_again", b"failed_again", "first_retry_at", b"first_retry_at", "interrupted", b"interrupted", "last_retry_at", b"last_retry_at", "matched", b"matched", "not_retried", b"not_retried", "pending", b"pending", "retried", b"retried", "running", b"running", "succeeded", b"succeeded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "cancelled", b"cancelled", "excluded", b"excluded", "failed_again", b"failed_again", "first_applied_at", b"first_applied_at", "first_retry_at", b"first_retry_at", "interrupted", b"interrupted", "last_applied_at", b"last_applied_at", "last_retry_at", b"last_retry_at", "matched", b"matched", "not_applicable", b"not_applicable", "not_retried", b"not_retried", "pending", b"pending", "retried", b"retried", "running", b"running", "succeeded", b"succeeded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,10 +455,15 @@ class Operation(_message.Message):
     CANCEL_REASON_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    RUN_SELECTION_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    RUN_PLAN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     namespace: _builtins.str
     kind: _builtins.str
-    """"redrive"."""
+    """"redrive", or a run action: "cancel-runs", "abandon-runs", "pause-runs",
+    "resume-runs", "fork-runs".
+    """
     state: Global___OperationState.ValueType
     created_by: _builtins.str
     """Who started it: the principal on every retry it makes."""
@@ -417,6 +493,16 @@ class Operation(_message.Message):
     def plan(self) -> Global___RedrivePlan:
         """The plan as the operation selected it (what a dry run said, at the start)."""
 
+    @_builtins.property
+    def run_selection(self) -> Global___RunSelection:
+        """Run actions (`selection`, `include_unsafe` and `plan` are a redrive's): the runs
+        selected, what is done to each, and the plan as the operation selected it.
+        """
+
+    @_builtins.property
+    def action(self) -> Global___RunAction: ...
+    @_builtins.property
+    def run_plan(self) -> Global___RunActionPlan: ...
     def __init__(
         self,
         *,
@@ -439,10 +525,13 @@ class Operation(_message.Message):
         cancel_reason: _builtins.str = ...,
         plan: Global___RedrivePlan | None = ...,
         done: _builtins.bool = ...,
+        run_selection: Global___RunSelection | None = ...,
+        action: Global___RunAction | None = ...,
+        run_plan: Global___RunActionPlan | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled_at", b"cancelled_at", "created_at", b"created_at", "finished_at", b"finished_at", "plan", b"plan", "progress", b"progress", "selection", b"selection"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancelled_at", b"cancelled_at", "created_at", b"created_at", "finished_at", b"finished_at", "plan", b"plan", "progress", b"progress", "run_plan", b"run_plan", "run_selection", b"run_selection", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "cancelled_at", b"cancelled_at", "cancelled_by", b"cancelled_by", "comment", b"comment", "created_at", b"created_at", "created_by", b"created_by", "done", b"done", "failures", b"failures", "finished_at", b"finished_at", "id", b"id", "include_unsafe", b"include_unsafe", "kind", b"kind", "namespace", b"namespace", "plan", b"plan", "progress", b"progress", "rate_per_second", b"rate_per_second", "request_id", b"request_id", "selection", b"selection", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancel_reason", b"cancel_reason", "cancelled_at", b"cancelled_at", "cancelled_by", b"cancelled_by", "comment", b"comment", "created_at", b"created_at", "created_by", b"created_by", "done", b"done", "failures", b"failures", "finished_at", b"finished_at", "id", b"id", "include_unsafe", b"include_unsafe", "kind", b"kind", "namespace", b"namespace", "plan", b"plan", "progress", b"progress", "rate_per_second", b"rate_per_second", "request_id", b"request_id", "run_plan", b"run_plan", "run_selection", b"run_selection", "selection", b"selection", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -638,6 +727,10 @@ Global___ListOperationsResponse: _TypeAlias = ListOperationsResponse  # noqa: Y0
 
 @_typing.final
 class OperationItem(_message.Message):
+    """One selected dead letter of a redrive, or one selected run of a run action (whose
+    node, step and attempts fields are empty).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_ID_FIELD_NUMBER: _builtins.int
@@ -653,6 +746,10 @@ class OperationItem(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
+    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
+    WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    APPLIED_AT_FIELD_NUMBER: _builtins.int
+    FORK_RUN_ID_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     node_id: _builtins.str
     step_type: _builtins.str
@@ -667,10 +764,16 @@ class OperationItem(_message.Message):
     reason: _builtins.str
     seq: _builtins.int
     """The order of the selection, from 1."""
+    workflow_name: _builtins.str
+    """Run actions: the run's workflow version, when it was acted on, and a fork's new run."""
+    workflow_version: _builtins.str
+    fork_run_id: _builtins.str
     @_builtins.property
     def retried_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def settled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def applied_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -687,10 +790,14 @@ class OperationItem(_message.Message):
         error_message: _builtins.str = ...,
         reason: _builtins.str = ...,
         seq: _builtins.int = ...,
+        workflow_name: _builtins.str = ...,
+        workflow_version: _builtins.str = ...,
+        applied_at: _timestamp_pb2.Timestamp | None = ...,
+        fork_run_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["retried_at", b"retried_at", "settled_at", b"settled_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied_at", b"applied_at", "retried_at", b"retried_at", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error_message", b"error_message", "error_type", b"error_type", "idempotency", b"idempotency", "node_id", b"node_id", "reason", b"reason", "retried_at", b"retried_at", "run_id", b"run_id", "seq", b"seq", "settled_at", b"settled_at", "state", b"state", "step_type", b"step_type", "step_version", b"step_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_at", b"applied_at", "attempts", b"attempts", "error_message", b"error_message", "error_type", b"error_type", "fork_run_id", b"fork_run_id", "idempotency", b"idempotency", "node_id", b"node_id", "reason", b"reason", "retried_at", b"retried_at", "run_id", b"run_id", "seq", b"seq", "settled_at", b"settled_at", "state", b"state", "step_type", b"step_type", "step_version", b"step_version", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -728,6 +835,255 @@ class ListOperationItemsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOperationItemsRequest: _TypeAlias = ListOperationItemsRequest  # noqa: Y015
+
+@_typing.final
+class RunSelection(_message.Message):
+    """Which runs a run action acts on: those `filter` matches, among `run_ids` if given, oldest
+    first. Whatever matches is acted on: there is no limit but `limit`. An empty selection
+    (no filter field, no run id) would be every run of the namespace: it is refused unless
+    `all_runs` asks for exactly that.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    RUN_IDS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    ALL_RUNS_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """At most this many (oldest first); 0: all that match."""
+    all_runs: _builtins.bool
+    """Every run of the namespace; only with an empty filter and no run ids."""
+    @_builtins.property
+    def filter(self) -> _workflow_service_pb2.RunFilter: ...
+    @_builtins.property
+    def run_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 10000."""
+
+    def __init__(
+        self,
+        *,
+        filter: _workflow_service_pb2.RunFilter | None = ...,
+        run_ids: _abc.Iterable[_builtins.str] | None = ...,
+        limit: _builtins.int = ...,
+        all_runs: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_runs", b"all_runs", "filter", b"filter", "limit", b"limit", "run_ids", b"run_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunSelection: _TypeAlias = RunSelection  # noqa: Y015
+
+@_typing.final
+class RunAction(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    FROM_NODE_FIELD_NUMBER: _builtins.int
+    INPUT_OVERRIDE_FIELD_NUMBER: _builtins.int
+    type: Global___RunActionType.ValueType
+    from_node: _builtins.str
+    """FORK only, and required: the node each fork executes from."""
+    @_builtins.property
+    def input_override(self) -> _common_pb2.Payload:
+        """FORK only: every fork's input; unset: each fork takes its parent's input."""
+
+    def __init__(
+        self,
+        *,
+        type: Global___RunActionType.ValueType = ...,
+        from_node: _builtins.str = ...,
+        input_override: _common_pb2.Payload | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input_override", b"input_override"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_node", b"from_node", "input_override", b"input_override", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunAction: _TypeAlias = RunAction  # noqa: Y015
+
+@_typing.final
+class StartRunActionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    SELECTION_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    RATE_PER_SECOND_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    dry_run: _builtins.bool
+    """Count and plan, write nothing."""
+    rate_per_second: _builtins.float
+    """Runs acted on per second, over every control plane (0.001 <= rate <= 10000)."""
+    comment: _builtins.str
+    """Kept with the operation and in each run's history: the reason of its RUN_PAUSED,
+    RUN_RESUMED, RUN_CANCELLED or COMPENSATION_STARTED event, the comment of a fork's
+    RUN_STARTED.
+    """
+    request_id: _builtins.str
+    """Repeating a request id returns the operation it started instead of starting another
+    (another request under a used id is refused with ALREADY_EXISTS).
+    """
+    @_builtins.property
+    def selection(self) -> Global___RunSelection: ...
+    @_builtins.property
+    def action(self) -> Global___RunAction: ...
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        selection: Global___RunSelection | None = ...,
+        action: Global___RunAction | None = ...,
+        dry_run: _builtins.bool = ...,
+        rate_per_second: _builtins.float = ...,
+        comment: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "selection", b"selection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "comment", b"comment", "dry_run", b"dry_run", "namespace", b"namespace", "rate_per_second", b"rate_per_second", "request_id", b"request_id", "selection", b"selection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartRunActionRequest: _TypeAlias = StartRunActionRequest  # noqa: Y015
+
+@_typing.final
+class PlannedWorkflow(_message.Message):
+    """The runs of one workflow version a run action selected."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
+    WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    APPLICABLE_FIELD_NUMBER: _builtins.int
+    workflow_name: _builtins.str
+    workflow_version: _builtins.str
+    matched: _builtins.int
+    applicable: _builtins.int
+    """Of them, those the action applies to."""
+    def __init__(
+        self,
+        *,
+        workflow_name: _builtins.str = ...,
+        workflow_version: _builtins.str = ...,
+        matched: _builtins.int = ...,
+        applicable: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicable", b"applicable", "matched", b"matched", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlannedWorkflow: _TypeAlias = PlannedWorkflow  # noqa: Y015
+
+@_typing.final
+class NotApplicableRuns(_message.Message):
+    """Runs the action does not apply to, by why ("already paused", "the run has ended
+    (COMPLETED)", ...).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotApplicableRuns: _TypeAlias = NotApplicableRuns  # noqa: Y015
+
+@_typing.final
+class RunActionPlan(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCHED_FIELD_NUMBER: _builtins.int
+    APPLICABLE_FIELD_NUMBER: _builtins.int
+    NOT_APPLICABLE_FIELD_NUMBER: _builtins.int
+    WORKFLOWS_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    RATE_PER_SECOND_FIELD_NUMBER: _builtins.int
+    EXPECTED_DURATION_FIELD_NUMBER: _builtins.int
+    matched: _builtins.int
+    """Runs the selection matches."""
+    applicable: _builtins.int
+    """Of them, those the action applies to now (a pause: runs not ended and not paused)."""
+    not_applicable: _builtins.int
+    """matched - applicable: left alone, counted by reason in `reasons`."""
+    rate_per_second: _builtins.float
+    @_builtins.property
+    def workflows(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedWorkflow]: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotApplicableRuns]: ...
+    @_builtins.property
+    def expected_duration(self) -> _duration_pb2.Duration:
+        """`applicable` runs at the rate."""
+
+    def __init__(
+        self,
+        *,
+        matched: _builtins.int = ...,
+        applicable: _builtins.int = ...,
+        not_applicable: _builtins.int = ...,
+        workflows: _abc.Iterable[Global___PlannedWorkflow] | None = ...,
+        reasons: _abc.Iterable[Global___NotApplicableRuns] | None = ...,
+        rate_per_second: _builtins.float = ...,
+        expected_duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_duration", b"expected_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicable", b"applicable", "expected_duration", b"expected_duration", "matched", b"matched", "not_applicable", b"not_applicable", "rate_per_second", b"rate_per_second", "reasons", b"reasons", "workflows", b"workflows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunActionPlan: _TypeAlias = RunActionPlan  # noqa: Y015
+
+@_typing.final
+class StartRunActionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    EXISTING_FIELD_NUMBER: _builtins.int
+    existing: _builtins.bool
+    """The request id named an operation started before: this is it, nothing new started."""
+    @_builtins.property
+    def plan(self) -> Global___RunActionPlan: ...
+    @_builtins.property
+    def operation(self) -> Global___Operation:
+        """Unset on a dry run."""
+
+    def __init__(
+        self,
+        *,
+        plan: Global___RunActionPlan | None = ...,
+        operation: Global___Operation | None = ...,
+        existing: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operation", b"operation", "plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["existing", b"existing", "operation", b"operation", "plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartRunActionResponse: _TypeAlias = StartRunActionResponse  # noqa: Y015
 
 @_typing.final
 class ListOperationItemsResponse(_message.Message):

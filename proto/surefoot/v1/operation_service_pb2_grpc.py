@@ -26,9 +26,10 @@ if _version_not_supported:
 
 
 class OperationServiceStub:
-    """Durable operations over many runs: a redrive of an incident's dead letters. An operation
-    is rows in the database, worked through by every control plane at its rate; it survives
-    restarts, never acts twice on one item, and its progress is counted from the database.
+    """Durable operations over many runs: a redrive of an incident's dead letters, or a bulk
+    cancel, abandon, pause, resume or fork of the runs a filter selects. An operation is rows
+    in the database, worked through by every control plane at its rate; it survives restarts,
+    never acts twice on one item, and its progress is counted from the database.
     """
 
     def __init__(self, channel):
@@ -41,6 +42,11 @@ class OperationServiceStub:
                 '/surefoot.v1.OperationService/StartRedrive',
                 request_serializer=surefoot_dot_v1_dot_operation__service__pb2.StartRedriveRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_operation__service__pb2.StartRedriveResponse.FromString,
+                _registered_method=True)
+        self.StartRunAction = channel.unary_unary(
+                '/surefoot.v1.OperationService/StartRunAction',
+                request_serializer=surefoot_dot_v1_dot_operation__service__pb2.StartRunActionRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_operation__service__pb2.StartRunActionResponse.FromString,
                 _registered_method=True)
         self.GetOperation = channel.unary_unary(
                 '/surefoot.v1.OperationService/GetOperation',
@@ -70,15 +76,29 @@ class OperationServiceStub:
 
 
 class OperationServiceServicer:
-    """Durable operations over many runs: a redrive of an incident's dead letters. An operation
-    is rows in the database, worked through by every control plane at its rate; it survives
-    restarts, never acts twice on one item, and its progress is counted from the database.
+    """Durable operations over many runs: a redrive of an incident's dead letters, or a bulk
+    cancel, abandon, pause, resume or fork of the runs a filter selects. An operation is rows
+    in the database, worked through by every control plane at its rate; it survives restarts,
+    never acts twice on one item, and its progress is counted from the database.
     """
 
     def StartRedrive(self, request, context):
         """Redrive the dead letters a selection matches through their steps' normal queues, at
         `rate_per_second`. With `dry_run`, say what it would do and write nothing. Repeating a
         request id returns the operation it started. Role: operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartRunAction(self, request, context):
+        """Cancel, abandon, pause, resume or fork every run a selection matches, at
+        `rate_per_second`, each through the same change as the one-run RPC (CancelRun, PauseRun,
+        ResumeRun, ForkRun) with the operation's creator as principal and its comment. With
+        `dry_run`, say how many runs match, how many the action applies to, per workflow version,
+        and how long it takes; write nothing. Repeating a request id returns the operation it
+        started. Role: operator; abandon and fork (other than a dry run): admin, since each is a
+        business action (compensations, steps executed again) repeated over the selection.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +149,11 @@ def add_OperationServiceServicer_to_server(servicer, server):
                     request_deserializer=surefoot_dot_v1_dot_operation__service__pb2.StartRedriveRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_operation__service__pb2.StartRedriveResponse.SerializeToString,
             ),
+            'StartRunAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRunAction,
+                    request_deserializer=surefoot_dot_v1_dot_operation__service__pb2.StartRunActionRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_operation__service__pb2.StartRunActionResponse.SerializeToString,
+            ),
             'GetOperation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOperation,
                     request_deserializer=surefoot_dot_v1_dot_operation__service__pb2.GetOperationRequest.FromString,
@@ -163,9 +188,10 @@ def add_OperationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OperationService:
-    """Durable operations over many runs: a redrive of an incident's dead letters. An operation
-    is rows in the database, worked through by every control plane at its rate; it survives
-    restarts, never acts twice on one item, and its progress is counted from the database.
+    """Durable operations over many runs: a redrive of an incident's dead letters, or a bulk
+    cancel, abandon, pause, resume or fork of the runs a filter selects. An operation is rows
+    in the database, worked through by every control plane at its rate; it survives restarts,
+    never acts twice on one item, and its progress is counted from the database.
     """
 
     @staticmethod
@@ -185,6 +211,33 @@ class OperationService:
             '/surefoot.v1.OperationService/StartRedrive',
             surefoot_dot_v1_dot_operation__service__pb2.StartRedriveRequest.SerializeToString,
             surefoot_dot_v1_dot_operation__service__pb2.StartRedriveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRunAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.OperationService/StartRunAction',
+            surefoot_dot_v1_dot_operation__service__pb2.StartRunActionRequest.SerializeToString,
+            surefoot_dot_v1_dot_operation__service__pb2.StartRunActionResponse.FromString,
             options,
             channel_credentials,
             insecure,

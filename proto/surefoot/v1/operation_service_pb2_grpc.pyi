@@ -27,9 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OperationServiceStub:
-    """Durable operations over many runs: a redrive of an incident's dead letters. An operation
-    is rows in the database, worked through by every control plane at its rate; it survives
-    restarts, never acts twice on one item, and its progress is counted from the database.
+    """Durable operations over many runs: a redrive of an incident's dead letters, or a bulk
+    cancel, abandon, pause, resume or fork of the runs a filter selects. An operation is rows
+    in the database, worked through by every control plane at its rate; it survives restarts,
+    never acts twice on one item, and its progress is counted from the database.
     """
 
     @_typing.overload
@@ -40,6 +41,15 @@ class OperationServiceStub:
     """Redrive the dead letters a selection matches through their steps' normal queues, at
     `rate_per_second`. With `dry_run`, say what it would do and write nothing. Repeating a
     request id returns the operation it started. Role: operator.
+    """
+    StartRunAction: _grpc.UnaryUnaryMultiCallable[_operation_service_pb2.StartRunActionRequest, _operation_service_pb2.StartRunActionResponse]
+    """Cancel, abandon, pause, resume or fork every run a selection matches, at
+    `rate_per_second`, each through the same change as the one-run RPC (CancelRun, PauseRun,
+    ResumeRun, ForkRun) with the operation's creator as principal and its comment. With
+    `dry_run`, say how many runs match, how many the action applies to, per workflow version,
+    and how long it takes; write nothing. Repeating a request id returns the operation it
+    started. Role: operator; abandon and fork (other than a dry run): admin, since each is a
+    business action (compensations, steps executed again) repeated over the selection.
     """
     GetOperation: _grpc.UnaryUnaryMultiCallable[_operation_service_pb2.GetOperationRequest, _operation_service_pb2.GetOperationResponse]
     """An operation with its progress. Role: viewer."""
@@ -58,9 +68,10 @@ class OperationServiceStub:
 
 @_typing.type_check_only
 class OperationServiceAsyncStub(OperationServiceStub):
-    """Durable operations over many runs: a redrive of an incident's dead letters. An operation
-    is rows in the database, worked through by every control plane at its rate; it survives
-    restarts, never acts twice on one item, and its progress is counted from the database.
+    """Durable operations over many runs: a redrive of an incident's dead letters, or a bulk
+    cancel, abandon, pause, resume or fork of the runs a filter selects. An operation is rows
+    in the database, worked through by every control plane at its rate; it survives restarts,
+    never acts twice on one item, and its progress is counted from the database.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -68,6 +79,15 @@ class OperationServiceAsyncStub(OperationServiceStub):
     """Redrive the dead letters a selection matches through their steps' normal queues, at
     `rate_per_second`. With `dry_run`, say what it would do and write nothing. Repeating a
     request id returns the operation it started. Role: operator.
+    """
+    StartRunAction: _aio.UnaryUnaryMultiCallable[_operation_service_pb2.StartRunActionRequest, _operation_service_pb2.StartRunActionResponse]  # type: ignore[assignment]
+    """Cancel, abandon, pause, resume or fork every run a selection matches, at
+    `rate_per_second`, each through the same change as the one-run RPC (CancelRun, PauseRun,
+    ResumeRun, ForkRun) with the operation's creator as principal and its comment. With
+    `dry_run`, say how many runs match, how many the action applies to, per workflow version,
+    and how long it takes; write nothing. Repeating a request id returns the operation it
+    started. Role: operator; abandon and fork (other than a dry run): admin, since each is a
+    business action (compensations, steps executed again) repeated over the selection.
     """
     GetOperation: _aio.UnaryUnaryMultiCallable[_operation_service_pb2.GetOperationRequest, _operation_service_pb2.GetOperationResponse]  # type: ignore[assignment]
     """An operation with its progress. Role: viewer."""
@@ -85,9 +105,10 @@ class OperationServiceAsyncStub(OperationServiceStub):
     """
 
 class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Durable operations over many runs: a redrive of an incident's dead letters. An operation
-    is rows in the database, worked through by every control plane at its rate; it survives
-    restarts, never acts twice on one item, and its progress is counted from the database.
+    """Durable operations over many runs: a redrive of an incident's dead letters, or a bulk
+    cancel, abandon, pause, resume or fork of the runs a filter selects. An operation is rows
+    in the database, worked through by every control plane at its rate; it survives restarts,
+    never acts twice on one item, and its progress is counted from the database.
     """
 
     @_abc_1.abstractmethod
@@ -99,6 +120,21 @@ class OperationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Redrive the dead letters a selection matches through their steps' normal queues, at
         `rate_per_second`. With `dry_run`, say what it would do and write nothing. Repeating a
         request id returns the operation it started. Role: operator.
+        """
+
+    @_abc_1.abstractmethod
+    def StartRunAction(
+        self,
+        request: _operation_service_pb2.StartRunActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operation_service_pb2.StartRunActionResponse, _abc.Awaitable[_operation_service_pb2.StartRunActionResponse]]:
+        """Cancel, abandon, pause, resume or fork every run a selection matches, at
+        `rate_per_second`, each through the same change as the one-run RPC (CancelRun, PauseRun,
+        ResumeRun, ForkRun) with the operation's creator as principal and its comment. With
+        `dry_run`, say how many runs match, how many the action applies to, per workflow version,
+        and how long it takes; write nothing. Repeating a request id returns the operation it
+        started. Role: operator; abandon and fork (other than a dry run): admin, since each is a
+        business action (compensations, steps executed again) repeated over the selection.
         """
 
     @_abc_1.abstractmethod
