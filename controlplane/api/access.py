@@ -112,6 +112,8 @@ RULES: dict[str, Rule] = {
     _CREDENTIALS + "CreateCredential": Rule(Role.ADMIN, _granted),
     _CREDENTIALS + "ListCredentials": Rule(Role.ADMIN, _filtered),
     _CREDENTIALS + "RevokeCredential": Rule(None),
+    # Who the caller is: anyone the server lets in may ask about themselves.
+    _CREDENTIALS + "WhoAmI": Rule(None),
 }
 
 # What a method nobody listed gets: installation-wide admins only.

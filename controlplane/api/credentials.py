@@ -126,6 +126,28 @@ class CredentialService(credential_service_pb2_grpc.CredentialServiceServicer): 
         self._auth.forget()
         return response
 
+    async def WhoAmI(
+        self, request: cpb.WhoAmIRequest, context: grpc.aio.ServicerContext
+    ) -> cpb.WhoAmIResponse:
+        caller = await self._auth.caller(context)
+        return cpb.WhoAmIResponse(
+            principal=caller.principal,
+            groups=[g.removeprefix("group:") for g in caller.groups],
+            namespaces={
+                ns: cpb.NamespaceRoles(roles=sorted(role.value for role in held))
+                for ns, held in sorted(caller.roles.items())
+            },
+            source=self._source(caller),
+            credential_id=caller.credential_id,
+        )
+
+    def _source(self, caller: Caller) -> cpb.CallerSource.ValueType:
+        # The trusted caller of a server without credentials is the one object it hands to
+        # every call that brings none; any other caller came from a credential.
+        if caller is not self._auth.trusted:
+            return cpb.CALLER_SOURCE_CREDENTIAL
+        return cpb.CALLER_SOURCE_DEV if caller.authenticated else cpb.CALLER_SOURCE_NO_AUTH
+
 
 def manages(caller: Caller, credential: store.Credential) -> bool:
     """Whether `caller` is admin of every namespace `credential` has a role in."""

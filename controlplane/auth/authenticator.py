@@ -84,6 +84,11 @@ class Authenticator:
     def requires_credentials(self) -> bool:
         return not (self._local_user or self._anonymous_allowed)
 
+    @property
+    def trusted(self) -> Caller | None:
+        """Who a call without a credential is (dev mode, --no-auth); None where one is needed."""
+        return self._trusted
+
     async def caller(self, context: grpc.aio.ServicerContext) -> Caller:
         """Who calls; Unauthenticated for an unknown credential, or none where one is needed."""
         current = _CURRENT.get()

@@ -37,6 +37,32 @@ CREDENTIAL_KIND_TOKEN: CredentialKind.ValueType  # 1
 CREDENTIAL_KIND_CERTIFICATE: CredentialKind.ValueType  # 2
 Global___CredentialKind: _TypeAlias = CredentialKind  # noqa: Y015
 
+class _CallerSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CallerSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallerSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALLER_SOURCE_UNSPECIFIED: _CallerSource.ValueType  # 0
+    CALLER_SOURCE_CREDENTIAL: _CallerSource.ValueType  # 1
+    """A bearer token or a client certificate it knows."""
+    CALLER_SOURCE_DEV: _CallerSource.ValueType  # 2
+    """No credential, on `surefoot dev`: the local OS user, with every role."""
+    CALLER_SOURCE_NO_AUTH: _CallerSource.ValueType  # 3
+    """No credential, on a server started with `--no-auth`: anonymous, with every role."""
+
+class CallerSource(_CallerSource, metaclass=_CallerSourceEnumTypeWrapper):
+    """How the control plane knew who calls."""
+
+CALLER_SOURCE_UNSPECIFIED: CallerSource.ValueType  # 0
+CALLER_SOURCE_CREDENTIAL: CallerSource.ValueType  # 1
+"""A bearer token or a client certificate it knows."""
+CALLER_SOURCE_DEV: CallerSource.ValueType  # 2
+"""No credential, on `surefoot dev`: the local OS user, with every role."""
+CALLER_SOURCE_NO_AUTH: CallerSource.ValueType  # 3
+"""No credential, on a server started with `--no-auth`: anonymous, with every role."""
+Global___CallerSource: _TypeAlias = CallerSource  # noqa: Y015
+
 @_typing.final
 class NamespaceRoles(_message.Message):
     """The roles held in one namespace: viewer, operator, approver, worker, admin."""
@@ -332,3 +358,80 @@ class RevokeCredentialResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeCredentialResponse: _TypeAlias = RevokeCredentialResponse  # noqa: Y015
+
+@_typing.final
+class WhoAmIRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WhoAmIRequest: _TypeAlias = WhoAmIRequest  # noqa: Y015
+
+@_typing.final
+class WhoAmIResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class NamespacesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___NamespaceRoles: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___NamespaceRoles | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    NAMESPACES_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    principal: _builtins.str
+    """As history records the caller's actions ("anonymous" on a --no-auth server)."""
+    source: Global___CallerSource.ValueType
+    credential_id: _builtins.str
+    """The stored credential presented; empty for dev mode, --no-auth and auth-file entries."""
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """As approvals name them, without the "group:" prefix."""
+
+    @_builtins.property
+    def namespaces(self) -> _containers.MessageMap[_builtins.str, Global___NamespaceRoles]:
+        """Namespace ("*": every namespace) -> the roles held there, with those they imply
+        (an admin is also viewer, operator, approver and worker).
+        """
+
+    def __init__(
+        self,
+        *,
+        principal: _builtins.str = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
+        namespaces: _abc.Mapping[_builtins.str, Global___NamespaceRoles] | None = ...,
+        source: Global___CallerSource.ValueType = ...,
+        credential_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_id", b"credential_id", "groups", b"groups", "namespaces", b"namespaces", "principal", b"principal", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WhoAmIResponse: _TypeAlias = WhoAmIResponse  # noqa: Y015

@@ -52,6 +52,11 @@ class CredentialServiceStub:
                 request_serializer=surefoot_dot_v1_dot_credential__service__pb2.RevokeCredentialRequest.SerializeToString,
                 response_deserializer=surefoot_dot_v1_dot_credential__service__pb2.RevokeCredentialResponse.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/surefoot.v1.CredentialService/WhoAmI',
+                request_serializer=surefoot_dot_v1_dot_credential__service__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=surefoot_dot_v1_dot_credential__service__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class CredentialServiceServicer:
@@ -82,6 +87,15 @@ class CredentialServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Who the control plane takes the caller for: its principal, groups and roles in each
+        namespace, and how it knew (a credential, the local user of `surefoot dev`, or nobody on a
+        `--no-auth` server). Any caller the server lets in may ask; it writes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CredentialServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +113,11 @@ def add_CredentialServiceServicer_to_server(servicer, server):
                     servicer.RevokeCredential,
                     request_deserializer=surefoot_dot_v1_dot_credential__service__pb2.RevokeCredentialRequest.FromString,
                     response_serializer=surefoot_dot_v1_dot_credential__service__pb2.RevokeCredentialResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=surefoot_dot_v1_dot_credential__service__pb2.WhoAmIRequest.FromString,
+                    response_serializer=surefoot_dot_v1_dot_credential__service__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,6 +204,33 @@ class CredentialService:
             '/surefoot.v1.CredentialService/RevokeCredential',
             surefoot_dot_v1_dot_credential__service__pb2.RevokeCredentialRequest.SerializeToString,
             surefoot_dot_v1_dot_credential__service__pb2.RevokeCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/surefoot.v1.CredentialService/WhoAmI',
+            surefoot_dot_v1_dot_credential__service__pb2.WhoAmIRequest.SerializeToString,
+            surefoot_dot_v1_dot_credential__service__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,11 @@ class CredentialServiceStub:
     """Never returns a secret."""
     RevokeCredential: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.RevokeCredentialRequest, _credential_service_pb2.RevokeCredentialResponse]
     """Calls with a revoked credential are UNAUTHENTICATED within a second on every control plane."""
+    WhoAmI: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.WhoAmIRequest, _credential_service_pb2.WhoAmIResponse]
+    """Who the control plane takes the caller for: its principal, groups and roles in each
+    namespace, and how it knew (a credential, the local user of `surefoot dev`, or nobody on a
+    `--no-auth` server). Any caller the server lets in may ask; it writes nothing.
+    """
 
 @_typing.type_check_only
 class CredentialServiceAsyncStub(CredentialServiceStub):
@@ -61,6 +66,11 @@ class CredentialServiceAsyncStub(CredentialServiceStub):
     """Never returns a secret."""
     RevokeCredential: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.RevokeCredentialRequest, _credential_service_pb2.RevokeCredentialResponse]  # type: ignore[assignment]
     """Calls with a revoked credential are UNAUTHENTICATED within a second on every control plane."""
+    WhoAmI: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.WhoAmIRequest, _credential_service_pb2.WhoAmIResponse]  # type: ignore[assignment]
+    """Who the control plane takes the caller for: its principal, groups and roles in each
+    namespace, and how it knew (a credential, the local user of `surefoot dev`, or nobody on a
+    `--no-auth` server). Any caller the server lets in may ask; it writes nothing.
+    """
 
 class CredentialServiceServicer(metaclass=_abc_1.ABCMeta):
     """Credentials: who may call, in which namespaces, with which role in each. A caller manages
@@ -93,5 +103,16 @@ class CredentialServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_credential_service_pb2.RevokeCredentialResponse, _abc.Awaitable[_credential_service_pb2.RevokeCredentialResponse]]:
         """Calls with a revoked credential are UNAUTHENTICATED within a second on every control plane."""
+
+    @_abc_1.abstractmethod
+    def WhoAmI(
+        self,
+        request: _credential_service_pb2.WhoAmIRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_credential_service_pb2.WhoAmIResponse, _abc.Awaitable[_credential_service_pb2.WhoAmIResponse]]:
+        """Who the control plane takes the caller for: its principal, groups and roles in each
+        namespace, and how it knew (a credential, the local user of `surefoot dev`, or nobody on a
+        `--no-auth` server). Any caller the server lets in may ask; it writes nothing.
+        """
 
 def add_CredentialServiceServicer_to_server(servicer: CredentialServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
