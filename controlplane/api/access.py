@@ -94,6 +94,8 @@ RULES: dict[str, Rule] = {
     _WORKFLOWS + "RedriveDeadLetters": Rule(Role.OPERATOR),
     # Durable operations (redrives): starting and cancelling is operating, following viewing.
     _OPERATIONS + "StartRedrive": Rule(Role.OPERATOR),
+    # Abandon and fork over a selection are an admin's too (api/run_actions.py says why).
+    _OPERATIONS + "StartRunAction": Rule(Role.OPERATOR),
     _OPERATIONS + "GetOperation": Rule(Role.VIEWER),
     _OPERATIONS + "WatchOperation": Rule(Role.VIEWER),
     _OPERATIONS + "CancelOperation": Rule(Role.OPERATOR),

@@ -1,4 +1,5 @@
-"""surefoot.v1.OperationService: durable redrives, started, followed, listed and cancelled.
+"""surefoot.v1.OperationService: durable redrives and run actions (run_actions.py), started,
+followed, listed and cancelled.
 
 Starting one writes the operation and its items in one transaction and wakes this control
 plane's runner (dispatch/redrives.py); from then on it is rows that any control plane works
@@ -24,6 +25,7 @@ from controlplane import errors
 from controlplane.api import convert, redrive_requests, request_ids
 from controlplane.api.namespaces import checked_namespace
 from controlplane.api.principal import Authenticator
+from controlplane.api.run_actions import RunActions, describe, is_run_action, item_fields
 from controlplane.dispatch.redrives import RedriveRunner
 from controlplane.store import operation_queries as oq
 from controlplane.store.database import reader
@@ -48,6 +50,8 @@ ITEM_STATES = {
     oq.NOT_RETRIED: ops_pb.OPERATION_ITEM_STATE_NOT_RETRIED,
     oq.ITEM_CANCELLED: ops_pb.OPERATION_ITEM_STATE_CANCELLED,
     oq.INTERRUPTED: ops_pb.OPERATION_ITEM_STATE_INTERRUPTED,
+    oq.APPLIED: ops_pb.OPERATION_ITEM_STATE_APPLIED,
+    oq.NOT_APPLICABLE: ops_pb.OPERATION_ITEM_STATE_NOT_APPLICABLE,
 }
 _ITEM_STATE_NAMES = {number: name for name, number in ITEM_STATES.items()}
 
@@ -57,6 +61,7 @@ class OperationService(operation_service_pb2_grpc.OperationServiceServicer):  # 
         self._engine = engine
         self._auth = auth
         self._runner = runner
+        self._run_actions = RunActions(engine, auth, runner, operation_message)
 
     async def StartRedrive(
         self, request: ops_pb.StartRedriveRequest, context: grpc.aio.ServicerContext
@@ -111,6 +116,11 @@ class OperationService(operation_service_pb2_grpc.OperationServiceServicer):  # 
             lambda c: operation_message(c, oq.get(c, new.namespace, new.id))
         )
         return ops_pb.StartRedriveResponse(plan=operation.plan, operation=operation)
+
+    async def StartRunAction(
+        self, request: ops_pb.StartRunActionRequest, context: grpc.aio.ServicerContext
+    ) -> ops_pb.StartRunActionResponse:
+        return await self._run_actions.start(request, context)
 
     async def GetOperation(
         self, request: ops_pb.GetOperationRequest, context: grpc.aio.ServicerContext
@@ -240,7 +250,10 @@ class OperationService(operation_service_pb2_grpc.OperationServiceServicer):  # 
 def operation_message(connection: Connection, row: Any) -> ops_pb.Operation:
     """The operation with its progress, counted from its items now."""
     counts = oq.item_counts(connection, row.id)
-    first, last = oq.retry_window(connection, row.id)
+    window = oq.retry_window(connection, row.id)
+    run_action = is_run_action(row.kind)
+    # A run action's items were acted on, not retried: their times are shown as applied_at.
+    first, last = (None, None) if run_action else window
     retried = sum(
         counts.get(state, 0)
         for state in (oq.RETRIED, oq.SUCCEEDED, oq.FAILED_AGAIN, oq.INTERRUPTED)
@@ -260,8 +273,9 @@ def operation_message(connection: Connection, row: Any) -> ops_pb.Operation:
         last_retry_at=convert.timestamp(last),
     )
     selection = ops_pb.RedriveSelection()
-    json_format.Parse(row.selection, selection)
-    return ops_pb.Operation(
+    if not run_action:
+        json_format.Parse(row.selection, selection)
+    operation = ops_pb.Operation(
         id=row.id,
         namespace=row.namespace,
         kind=row.kind,
@@ -288,13 +302,18 @@ def operation_message(connection: Connection, row: Any) -> ops_pb.Operation:
         cancelled_by=row.cancelled_by or "",
         cancelled_at=convert.timestamp(row.cancelled_at),
         cancel_reason=row.cancel_reason or "",
-        plan=redrive_requests.plan(oq.planned_items(connection, row.id), row.rate_per_second),
+        plan=None
+        if run_action
+        else redrive_requests.plan(oq.planned_items(connection, row.id), row.rate_per_second),
         done=row.finished_at is not None,
     )
+    if run_action:
+        describe(operation, row, counts, window)
+    return operation
 
 
 def _item(row: Any) -> ops_pb.OperationItem:
-    return ops_pb.OperationItem(
+    item = ops_pb.OperationItem(
         run_id=row.run_id,
         node_id=row.node_id,
         step_type=row.step_type,
@@ -309,6 +328,11 @@ def _item(row: Any) -> ops_pb.OperationItem:
         reason=row.reason or "",
         seq=row.seq,
     )
+    if row.workflow_name is not None:
+        # A run action's: when it was acted on is applied_at, not a retry.
+        item.ClearField("retried_at")
+        item_fields(item, row)
+    return item
 
 
 def _found(connection: Connection, namespace: str, operation_id: str) -> ops_pb.Operation:

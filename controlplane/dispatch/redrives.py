@@ -1,15 +1,17 @@
-"""The redrive runner: works through every unfinished redrive of the database at its rate.
+"""The operation runner: works through every unfinished operation of the database at its rate.
 
 One per control plane, an asyncio task. Each pass, for every operation not finished:
 
 1. claims the items due now (operation_queries.claim_due: a token bucket in the operation's
    row, locked with SKIP LOCKED, so that the rate is the operation's over all control
-   planes) and retries each through the committer (`RedriveItem`: the step's normal retry,
-   the item marked in the same transaction);
+   planes) and acts on each through the committer, the item marked in the same transaction:
+   a redrive's `RedriveItem` (the step's normal retry), a run action's `RunActionItem` (the
+   one-run cancel, pause, resume or fork);
 2. settles retried items whose step has finished (succeeded, or failed again) from their
-   run's row, and marks the operation finished once nothing is left to retry or follow.
+   run's row, and marks the operation finished once nothing is left to retry or follow (a
+   run action's items settle as they are acted on).
 
-Nothing lives only here: a control plane killed mid-redrive loses at most its claims, which
+Nothing lives only here: a control plane killed mid-operation loses at most its claims, which
 run out after `CLAIM_SECONDS`, and the next pass (of any control plane) carries on.
 """
 
@@ -26,7 +28,9 @@ from sqlalchemy import Engine, Row
 
 from controlplane import errors
 from controlplane.dispatch.committer import Committer
+from controlplane.dispatch.operations.base import Operation
 from controlplane.dispatch.operations.redrive_item import RedriveItem
+from controlplane.dispatch.operations.run_action_item import RunActionItem, RunActionSpec
 from controlplane.engine import state as s
 from controlplane.store import operation_queries as oq
 from controlplane.store.codec import load_json
@@ -70,7 +74,7 @@ class RedriveRunner:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="redrives")
 
     def wake(self) -> None:
-        """A redrive was started here: begin it now rather than at the next idle look."""
+        """An operation was started here: begin it now rather than at the next idle look."""
         self._wake.set()
 
     async def stop(self) -> None:
@@ -91,7 +95,7 @@ class RedriveRunner:
                 if is_unreachable(exc):
                     DATABASE.lost(exc)  # one line for the whole outage, whoever sees it first
                 elif not isinstance(exc, errors.Unavailable):  # the committer's word for it
-                    log.warning("redrive pass failed: %s", reason(exc))
+                    log.warning("operation pass failed: %s", reason(exc))
                 delay = IDLE_SECONDS
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -129,18 +133,8 @@ class RedriveRunner:
             return oq.claim_due(connection, operation_id, now, CLAIM_SECONDS, BURST_SECONDS)
 
     def _retry(self, claim: oq.Claim) -> None:
-        for item in claim.items:
-            future = self._committer.submit(
-                RedriveItem(
-                    claim.operation_id,
-                    claim.namespace,
-                    item.run_id,
-                    item.node_id,
-                    item.attempts,
-                    claim.principal,
-                    claim.comment,
-                )
-            )
+        for operation in item_operations(claim):
+            future = self._committer.submit(operation)
             self._in_flight.add(future)
             future.add_done_callback(self._retried)
 
@@ -148,7 +142,7 @@ class RedriveRunner:
         self._in_flight.discard(future)
         if not future.cancelled() and (exc := future.exception()) is not None:
             # The item stays pending; its claim runs out and it is retried then.
-            log.warning("a redrive retry was not recorded: %s", exc)
+            log.warning("an operation's item was not acted on: %s", exc)
 
     def _settle(self, operation_id: str) -> None:
         with self._engine.begin() as connection:
@@ -156,6 +150,33 @@ class RedriveRunner:
             now = time.time()
             oq.settle(connection, operation_id, filter(None, map(settled, rows)), now)
             oq.finish_if_done(connection, operation_id, now)
+
+
+def item_operations(claim: oq.Claim) -> list[Operation]:
+    """The committer operations that act on a claim's items, one per item."""
+    if claim.kind == oq.REDRIVE:
+        return [
+            RedriveItem(
+                claim.operation_id,
+                claim.namespace,
+                item.run_id,
+                item.node_id,
+                item.attempts,
+                claim.principal,
+                claim.comment,
+            )
+            for item in claim.items
+        ]
+    if not claim.items:
+        return []
+    assert claim.action is not None, f"operation {claim.operation_id} has no action"
+    spec = RunActionSpec.from_json(claim.action)
+    return [
+        RunActionItem(
+            claim.operation_id, claim.namespace, item.run_id, spec, claim.principal, claim.comment
+        )
+        for item in claim.items
+    ]
 
 
 def settled(row: Row[Any]) -> oq.Settled | None:

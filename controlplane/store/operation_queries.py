@@ -1,4 +1,4 @@
-"""Reading and writing durable operations (redrives) and their items.
+"""Reading and writing durable operations (redrives, run actions) and their items.
 
 Every count an operator sees is a count of item rows; every change of an item is a guarded
 update (`... AND state = 'PENDING'`) whose row count says whether it took effect, so that two
@@ -35,6 +35,10 @@ FAILED_AGAIN = "FAILED_AGAIN"
 NOT_RETRIED = "NOT_RETRIED"
 ITEM_CANCELLED = "CANCELLED"
 INTERRUPTED = "INTERRUPTED"
+# A run action's items (run_action_queries.py): the run was acted on, or the action did not
+# apply to it (when selected, or when its turn came).
+APPLIED = "APPLIED"
+NOT_APPLICABLE = "NOT_APPLICABLE"
 # Items still to act on or to follow: an operation is done without any.
 OPEN_ITEMS = (PENDING, RETRIED)
 # Items whose step was retried, whatever came of it.
@@ -345,6 +349,9 @@ class Claim:
     items: list[ClaimedItem]
     # When the next item is due (the token bucket's state after this claim).
     next_at: float
+    kind: str = REDRIVE
+    # A run action's action (JSON), None for a redrive.
+    action: str | None = None
 
 
 def claim_due(
@@ -367,7 +374,9 @@ def claim_due(
     rate = float(op.rate_per_second)
     next_at = to_epoch(op.next_at)
     if next_at > now:
-        return Claim(op.id, op.namespace, op.created_by, op.comment, [], next_at)
+        return Claim(
+            op.id, op.namespace, op.created_by, op.comment, [], next_at, op.kind, op.action
+        )
     start = max(next_at, now - tolerance)
     wanted = math.floor((now - start) * rate) + 1
     rows = connection.execute(
@@ -400,7 +409,7 @@ def claim_due(
             .where(operations.c.id == operation_id)
             .values(next_at=to_datetime(next_at))
         )
-    return Claim(op.id, op.namespace, op.created_by, op.comment, items, next_at)
+    return Claim(op.id, op.namespace, op.created_by, op.comment, items, next_at, op.kind, op.action)
 
 
 def retried_items(connection: Connection, operation_id: str, limit: int) -> list[Row[Any]]:

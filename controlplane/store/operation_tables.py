@@ -1,8 +1,9 @@
-"""The tables of durable operations (a redrive of an incident's dead letters).
+"""The tables of durable operations: a redrive of an incident's dead letters, or an action
+(cancel, abandon, pause, resume, fork) over the runs a filter selects.
 
-An operation is a row; each dead letter it selected is an item row, so that what was
-retried, what it led to and what is left are counted exactly from the database, and a
-control plane that restarts (or another one) resumes where the last one stopped.
+An operation is a row; each dead letter or run it selected is an item row, so that what was
+done, what it led to and what is left are counted exactly from the database, and a control
+plane that restarts (or another one) resumes where the last one stopped.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _operations(metadata: MetaData) -> Table:
         metadata,
         Column("id", String(36), primary_key=True),
         Column("namespace", String(200), nullable=False),
-        # "redrive".
+        # "redrive", or a run action: "pause-runs", "fork-runs", ...
         Column("kind", String(32), nullable=False),
         # RUNNING, COMPLETED or CANCELLED.
         Column("state", String(16), nullable=False),
@@ -46,6 +47,10 @@ def _operations(metadata: MetaData) -> Table:
         Column("comment", Text, nullable=False, server_default=""),
         # JSON: the selection as requested (filter, run ids, limit).
         Column("selection", Text, nullable=False),
+        # Run actions: JSON of the RunAction (type, a fork's node and input), and of the plan
+        # as selected (what a dry run said at the start; items change after, it does not).
+        Column("action", Text, nullable=True),
+        Column("plan", Text, nullable=True),
         Column("rate_per_second", Float, nullable=False),
         Column("include_unsafe", Boolean, nullable=False),
         # The token bucket shared by every control plane: the earliest time the next item may
@@ -70,11 +75,13 @@ def _operations(metadata: MetaData) -> Table:
 
 
 def _operation_items(metadata: MetaData) -> Table:
-    """One row per dead letter an operation selected, in the order it retries them (`seq`).
+    """One row per dead letter (or run) an operation selected, in the order it acts (`seq`).
 
     state: PENDING, EXCLUDED (idempotency none), RETRIED (the step runs again), SUCCEEDED,
     FAILED_AGAIN, NOT_RETRIED (no longer that dead letter when its turn came), CANCELLED,
-    INTERRUPTED (the run ended otherwise after the retry).
+    INTERRUPTED (the run ended otherwise after the retry). A run action's items: PENDING,
+    APPLIED, NOT_APPLICABLE (`reason` says why), CANCELLED; their node, step and attempts
+    columns are empty.
     """
     return Table(
         "operation_items",
@@ -99,5 +106,9 @@ def _operation_items(metadata: MetaData) -> Table:
         Column("error_message", Text, nullable=True),
         Column("error_signature", String(300), nullable=True),
         Column("reason", Text, nullable=True),
+        # Run actions: the run's workflow version, and the run a fork started.
+        Column("workflow_name", String(200), nullable=True),
+        Column("workflow_version", String(100), nullable=True),
+        Column("fork_run_id", String(36), nullable=True),
         Index("ix_operation_items_state", "operation_id", "state", "seq"),
     )

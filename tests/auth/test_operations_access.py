@@ -1,6 +1,7 @@
-"""OperationService under credentials: starting and cancelling a redrive is an operator's,
-reading operations a viewer's; no role in the namespace is NOT_FOUND, no credential
-UNAUTHENTICATED; every refusal leaves every table as it was."""
+"""OperationService under credentials: starting and cancelling a redrive or a run action is an
+operator's (abandoning or forking a selection an admin's), reading operations a viewer's; no
+role in the namespace is NOT_FOUND, no credential UNAUTHENTICATED; every refusal leaves every
+table as it was."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from surefoot.v1 import operation_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from tests.auth.auth_support import (
+    A_ADMIN,
+    A_APPROVER,
     A_OPERATOR,
     A_VIEWER,
     TEAM_A,
@@ -19,6 +22,7 @@ from tests.auth.auth_support import (
     bearer,
     refused,
     row_counts,
+    start_held_run,
 )
 
 pytestmark = pytest.mark.postgres
@@ -87,3 +91,69 @@ def test_operations_need_their_role_in_the_namespace_and_refusals_write_nothing(
     )
     assert list(listed.operations) == []
     assert row_counts(secured.database_url) == before
+
+
+def run_action(
+    namespace: str, kind: opb.RunActionType.ValueType, dry_run: bool = False
+) -> opb.StartRunActionRequest:
+    action = opb.RunAction(type=kind, from_node="sign" if kind == opb.RUN_ACTION_TYPE_FORK else "")
+    return opb.StartRunActionRequest(
+        namespace=namespace,
+        selection=opb.RunSelection(filter=ws.RunFilter(workflow_name="batch-held")),
+        action=action,
+        rate_per_second=100,
+        dry_run=dry_run,
+    )
+
+
+def test_run_actions_are_an_operators_and_abandon_or_fork_an_admins(
+    secured: SecuredControlPlane,
+) -> None:
+    stub = operation_service_pb2_grpc.OperationServiceStub(secured.channel)
+    runs = [start_held_run(secured.stub, TEAM_A, "batch-held") for _ in range(2)]
+    pause, abandon = opb.RUN_ACTION_TYPE_PAUSE, opb.RUN_ACTION_TYPE_ABANDON
+    fork = opb.RUN_ACTION_TYPE_FORK
+    before = row_counts(secured.database_url)
+    cases = [
+        (run_action(TEAM_A, pause), None, grpc.StatusCode.UNAUTHENTICATED),
+        # Even a dry run is an operator's: it is the first half of acting.
+        (run_action(TEAM_A, pause, dry_run=True), A_VIEWER, grpc.StatusCode.PERMISSION_DENIED),
+        (run_action(TEAM_A, pause), A_VIEWER, grpc.StatusCode.PERMISSION_DENIED),
+        (run_action(TEAM_A, pause), A_APPROVER, grpc.StatusCode.PERMISSION_DENIED),
+        (run_action(TEAM_B, pause), A_OPERATOR, grpc.StatusCode.NOT_FOUND),
+        # Compensating, or executing steps again, over a selection: an admin's.
+        (run_action(TEAM_A, abandon), A_OPERATOR, grpc.StatusCode.PERMISSION_DENIED),
+        (run_action(TEAM_A, fork), A_OPERATOR, grpc.StatusCode.PERMISSION_DENIED),
+    ]
+    for request, token, code in cases:
+        metadata = bearer(token) if token else ()
+        error = refused(stub.StartRunAction, request, metadata)
+        assert error.code() == code, (request.action.type, token, error)
+    assert row_counts(secured.database_url) == before
+
+    # The operator may plan an abandon, and pause; an admin may abandon.
+    plan = stub.StartRunAction(
+        run_action(TEAM_A, abandon, dry_run=True), timeout=30, metadata=bearer(A_OPERATOR)
+    ).plan
+    assert (plan.matched, plan.applicable) == (2, 2)
+    paused = stub.StartRunAction(
+        run_action(TEAM_A, pause), timeout=30, metadata=bearer(A_OPERATOR)
+    ).operation
+    assert paused.created_by == "otto" and paused.run_plan.applicable == 2
+    abandoned = stub.StartRunAction(
+        run_action(TEAM_A, abandon), timeout=30, metadata=bearer(A_ADMIN)
+    ).operation
+    assert abandoned.created_by == "ann"
+    got = stub.GetOperation(
+        opb.GetOperationRequest(namespace=TEAM_A, operation_id=abandoned.id),
+        timeout=30,
+        metadata=bearer(A_VIEWER),
+    ).operation
+    assert got.kind == "abandon-runs" and sorted(runs) == sorted(
+        i.run_id
+        for i in stub.ListOperationItems(
+            opb.ListOperationItemsRequest(namespace=TEAM_A, operation_id=abandoned.id),
+            timeout=30,
+            metadata=bearer(A_VIEWER),
+        ).items
+    )
