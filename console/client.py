@@ -1,16 +1,23 @@
-"""The console's connection to the control plane: the WorkflowService calls the screens make.
+"""The console's connection to the control plane: every call the screens make.
 
 The sync gRPC stubs run in a thread (`asyncio.to_thread`) rather than `grpc.aio`: an aio
 channel is bound to the event loop that created it and the process-wide aio runtime has
 trouble with several loops in one process (each `App.run_test()` of the tests is one), while
 a blocking call in a thread never blocks Textual's loop and is the same client code the CLI
 runs. Failures come out as ConsoleError, one line an operator can read, never a traceback.
+
+Reads go through `read(rpc, request)`, changes through `write(rpc, request, intent)`: a
+write carries a request id, and the same intent repeated after an unknown outcome (a timeout,
+an unreachable server) carries the same id again, so the server acts once. A read-only
+console refuses every write here, whatever screen asked. A screen needing an RPC that has no
+helper below calls `read`/`write` with the stub (`control_plane.workflows.PauseRun`, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -19,11 +26,19 @@ from surefoot.v1 import (
     audit_service_pb2,
     audit_service_pb2_grpc,
     common_pb2,
+    credential_service_pb2,
+    credential_service_pb2_grpc,
+    definition_pb2,
+    operation_service_pb2_grpc,
     run_pb2,
+    worker_admin_service_pb2,
+    worker_admin_service_pb2_grpc,
     workflow_service_pb2_grpc,
 )
+from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 
+from console.request_ids import RequestIds
 from controlplane.cli.channels import Connection, transport_failure
 from controlplane.cli.client import channel_connected
 
@@ -36,6 +51,8 @@ _RECONNECT_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 3000),
 ]
+# The codes after which a write may or may not have been made.
+_UNKNOWN_OUTCOME = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 Response = TypeVar("Response")
 
@@ -48,30 +65,99 @@ class Unreachable(ConsoleError):
     """No control plane answers at the address."""
 
 
+class ReadOnly(ConsoleError):
+    """A change asked of a console started with --readonly."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the control plane takes this console for (WhoAmI)."""
+
+    principal: str
+    roles: tuple[str, ...]  # in the console's namespace, with those they imply
+    groups: tuple[str, ...]
+    source: str  # "credential", "dev" or "no-auth"
+
+    @property
+    def role(self) -> str:
+        """The strongest role held, for the header."""
+        for role in ("admin", "operator", "approver", "viewer", "worker"):
+            if role in self.roles:
+                extra = " + approver" if role == "operator" and "approver" in self.roles else ""
+                return role + extra
+        return "no role"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its items, where the next starts ("" after the last), the total
+    when the server says it (None: unknown until the last page is read)."""
+
+    items: list[Any]
+    next_token: str
+    total: int | None = None
+
+
 class ControlPlane:
-    """WorkflowService calls bound to one connection (address, token, TLS) and namespace.
+    """The calls of one console: one connection (address, token, TLS) and one namespace.
 
     A plain address string is a plaintext connection carrying `token`. `reachable` is what
-    the last call learnt, for the connection status line.
+    the last call learnt, for the header; `identity` is filled by `who_am_i`.
     """
 
-    def __init__(self, connection: Connection | str, namespace: str, token: str = "") -> None:
+    def __init__(
+        self,
+        connection: Connection | str,
+        namespace: str,
+        token: str = "",
+        *,
+        readonly: bool = False,
+    ) -> None:
         if isinstance(connection, str):
             connection = Connection(address=connection, token=token.strip())
         self.connection = connection
         self.address = connection.address
         self.namespace = namespace
+        self.readonly = readonly
         self._metadata: tuple[tuple[str, str], ...] = connection.metadata
         self._channel = connection.channel(_RECONNECT_OPTIONS)
-        self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
+        self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
+        self.operations = operation_service_pb2_grpc.OperationServiceStub(self._channel)
+        self.workers = worker_admin_service_pb2_grpc.WorkerAdminServiceStub(self._channel)
+        self.credentials = credential_service_pb2_grpc.CredentialServiceStub(self._channel)
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
+        self.request_ids = RequestIds()
         self.reachable: bool | None = None  # None until the first call comes back
+        self.identity: Identity | None = None
+        self.identity_error = ""
 
     def close(self) -> None:
         self._channel.close()
 
-    async def _call(self, rpc: Callable[..., Response], request: Any) -> Response:
+    # -- calling ---------------------------------------------------------------------------
+
+    async def read(self, rpc: Callable[..., Response], request: Any) -> Response:
+        """`rpc(request)` in a thread; ConsoleError (one line) when it fails."""
         return await asyncio.to_thread(self._call_blocking, rpc, request)
+
+    async def write(self, rpc: Callable[..., Response], request: Any, intent: str) -> Response:
+        """A change: refused by a read-only console; `request.request_id` set from `intent`.
+
+        `intent` names the change and its target (`retry r1:b`); repeating it after a call
+        whose outcome is unknown sends the same request id, so the server acts once.
+        """
+        if self.readonly:
+            raise ReadOnly(f"read-only console: {intent} refused")
+        request.request_id = self.request_ids.id_for(intent, request)
+        try:
+            response = await asyncio.to_thread(self._call_blocking, rpc, request)
+        except ConsoleError as exc:
+            # Unknown outcome: keep the id for the operator's next try of the same change.
+            if not getattr(exc, "unknown_outcome", False):
+                self.request_ids.settled(intent)
+            raise
+        self.request_ids.settled(intent)
+        return response
 
     def _call_blocking(self, rpc: Callable[..., Response], request: Any) -> Response:
         try:
@@ -86,88 +172,211 @@ class ControlPlane:
     def _translate(self, exc: grpc.RpcError) -> ConsoleError:
         call: Any = exc  # a failed unary call is both the RpcError and the grpc.Call
         code: grpc.StatusCode = call.code()
-        unreachable_codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
         # A server that answers UNAVAILABLE (draining, database down) has a connected channel;
         # only a channel that cannot connect means that nothing is listening there.
         details = " ".join((call.details() or "").split())
-        if code in unreachable_codes and not self._connected():
+        error: ConsoleError
+        if code in _UNKNOWN_OUTCOME and not self._connected():
             self.reachable = False
             failure = transport_failure(self.connection, details)
-            return (
-                Unreachable(failure)
-                if failure
-                else Unreachable(f"control plane at {self.address} is unreachable")
-            )
-        self.reachable = True
-        return ConsoleError(f"{code.name}: {details}" if details else code.name)
+            error = Unreachable(failure or f"control plane at {self.address} is unreachable")
+        else:
+            self.reachable = True
+            error = ConsoleError(f"{code.name}: {details}" if details else code.name)
+        error.unknown_outcome = code in _UNKNOWN_OUTCOME  # type: ignore[attr-defined]
+        return error
 
     def _connected(self) -> bool:
         return channel_connected(self._channel)
 
-    # -- reading ---------------------------------------------------------------------------
+    def stream(self, rpc: Callable[..., Any], request: Any) -> Iterator[Any]:
+        """A server stream, blocking (run it in a thread); cancel it with `.cancel()`."""
+        call: Iterator[Any] = rpc(request, metadata=self._metadata)
+        return call
+
+    # -- who am I --------------------------------------------------------------------------
+
+    async def who_am_i(self) -> Identity:
+        """Asks the control plane who this console acts as; kept in `identity`."""
+        request = credential_service_pb2.WhoAmIRequest()
+        try:
+            answer = await self.read(self.credentials.WhoAmI, request)
+        except ConsoleError as exc:
+            self.identity_error = str(exc)
+            raise
+        roles = {
+            *answer.namespaces[self.namespace].roles,
+            *answer.namespaces["*"].roles,
+        }
+        sources = {
+            credential_service_pb2.CALLER_SOURCE_DEV: "dev",
+            credential_service_pb2.CALLER_SOURCE_NO_AUTH: "no-auth",
+        }
+        self.identity = Identity(
+            principal=answer.principal,
+            roles=tuple(sorted(roles)),
+            groups=tuple(answer.groups),
+            source=sources.get(answer.source, "credential"),
+        )
+        self.identity_error = ""
+        return self.identity
+
+    # -- runs ------------------------------------------------------------------------------
 
     async def list_runs(self, statuses: Sequence[run_pb2.RunStatus.ValueType]) -> list[run_pb2.Run]:
         request = ws.ListRunsRequest(namespace=self.namespace, statuses=statuses, page_size=200)
-        return list((await self._call(self._stub.ListRuns, request)).runs)
+        return list((await self.read(self.workflows.ListRuns, request)).runs)
 
     async def get_run(self, run_id: str) -> run_pb2.Run:
         request = ws.GetRunRequest(namespace=self.namespace, run_id=run_id)
-        return (await self._call(self._stub.GetRun, request)).run
+        return (await self.read(self.workflows.GetRun, request)).run
 
     async def history(self, run_id: str, after_seq: int = 0) -> list[run_pb2.HistoryEvent]:
         request = ws.GetRunHistoryRequest(
             namespace=self.namespace, run_id=run_id, after_seq=after_seq
         )
-        return list((await self._call(self._stub.GetRunHistory, request)).events)
+        return list((await self.read(self.workflows.GetRunHistory, request)).events)
 
-    async def dead_letters(self) -> list[ws.DeadLetter]:
-        request = ws.ListDeadLettersRequest(namespace=self.namespace, page_size=500)
-        return list((await self._call(self._stub.ListDeadLetters, request)).dead_letters)
+    async def verify_run(self, run_id: str) -> audit_service_pb2.RunVerification:
+        """Whether the run's history is the hash chain the control plane wrote."""
+        request = audit_service_pb2.VerifyRunsRequest(namespace=self.namespace, run_ids=[run_id])
+        return (await self.read(self._audit.VerifyRuns, request)).runs[0]
 
-    async def dead_letter_groups(self) -> list[ws.DeadLetterGroup]:
-        request = ws.ListDeadLettersRequest(namespace=self.namespace, grouped=True)
-        return list((await self._call(self._stub.ListDeadLetters, request)).groups)
+    async def abandon_run(self, run_id: str, comment: str = "") -> run_pb2.Run:
+        request = ws.CancelRunRequest(
+            namespace=self.namespace,
+            run_id=run_id,
+            compensate=True,
+            reason=comment or "abandoned from the console",
+        )
+        return (await self.write(self.workflows.CancelRun, request, f"abandon {run_id}")).run
 
-    async def pending_approvals(self) -> list[approval_pb2.Approval]:
-        request = approval_pb2.ListApprovalsRequest(namespace=self.namespace, page_size=500)
-        return list((await self._call(self._stub.ListApprovals, request)).approvals)
+    # -- dead letters ----------------------------------------------------------------------
 
-    # -- deciding --------------------------------------------------------------------------
+    async def dead_letters(
+        self, dl_filter: ws.DeadLetterFilter | None = None, token: str = "", size: int = 100
+    ) -> Page:
+        request = ws.ListDeadLettersRequest(
+            namespace=self.namespace, filter=dl_filter, page_size=size, page_token=token
+        )
+        answer = await self.read(self.workflows.ListDeadLetters, request)
+        return Page(list(answer.dead_letters), answer.next_page_token)
 
-    async def retry_step(self, run_id: str, node_id: str, input_json: str | None) -> run_pb2.Run:
-        request = ws.RetryStepRequest(namespace=self.namespace, run_id=run_id, node_id=node_id)
+    async def dead_letter_groups(
+        self, dl_filter: ws.DeadLetterFilter | None = None, token: str = "", size: int = 100
+    ) -> Page:
+        request = ws.ListDeadLettersRequest(
+            namespace=self.namespace,
+            filter=dl_filter,
+            grouped=True,
+            page_size=size,
+            page_token=token,
+        )
+        answer = await self.read(self.workflows.ListDeadLetters, request)
+        return Page(list(answer.groups), answer.next_page_token)
+
+    async def retry_step(
+        self, run_id: str, node_id: str, input_json: str | None, comment: str = ""
+    ) -> run_pb2.Run:
+        request = ws.RetryStepRequest(
+            namespace=self.namespace, run_id=run_id, node_id=node_id, comment=comment
+        )
         if input_json is not None:
             request.input.CopyFrom(json_payload(input_json))
-        return (await self._call(self._stub.RetryStep, request)).run
+        intent = f"retry {run_id}:{node_id}"
+        return (await self.write(self.workflows.RetryStep, request, intent)).run
 
-    async def skip_step(self, run_id: str, node_id: str, output_json: str) -> run_pb2.Run:
+    async def skip_step(
+        self, run_id: str, node_id: str, output_json: str, comment: str = ""
+    ) -> run_pb2.Run:
         request = ws.SkipStepRequest(
             namespace=self.namespace,
             run_id=run_id,
             node_id=node_id,
             output=json_payload(output_json),
+            comment=comment,
         )
-        return (await self._call(self._stub.SkipStep, request)).run
+        intent = f"skip {run_id}:{node_id}"
+        return (await self.write(self.workflows.SkipStep, request, intent)).run
 
-    async def abandon_run(self, run_id: str) -> run_pb2.Run:
-        request = ws.CancelRunRequest(
-            namespace=self.namespace,
-            run_id=run_id,
-            compensate=True,
-            reason="abandoned from the console",
-        )
-        return (await self._call(self._stub.CancelRun, request)).run
+    # -- operations (redrives) -------------------------------------------------------------
 
-    async def redrive(self, group: ws.DeadLetterGroup) -> ws.RedriveDeadLettersResponse:
-        request = ws.RedriveDeadLettersRequest(
-            namespace=self.namespace,
-            filter=ws.DeadLetterFilter(
-                workflow_name=group.workflow_name,
-                step_type=group.step_type,
-                error_type=group.error_type,
-            ),
+    async def plan_redrive(
+        self, selection: opb.RedriveSelection, rate: float
+    ) -> opb.StartRedriveResponse:
+        """The dry run: what a redrive of `selection` at `rate` would do; writes nothing."""
+        request = opb.StartRedriveRequest(
+            namespace=self.namespace, selection=selection, dry_run=True, rate_per_second=rate
         )
-        return await self._call(self._stub.RedriveDeadLetters, request)
+        return await self.read(self.operations.StartRedrive, request)
+
+    async def start_redrive(
+        self,
+        selection: opb.RedriveSelection,
+        rate: float,
+        comment: str,
+        *,
+        include_unsafe: bool = False,
+    ) -> opb.StartRedriveResponse:
+        request = opb.StartRedriveRequest(
+            namespace=self.namespace,
+            selection=selection,
+            rate_per_second=rate,
+            comment=comment,
+            include_unsafe=include_unsafe,
+        )
+        intent = f"redrive {selection.filter.SerializeToString(deterministic=True).hex()}"
+        return await self.write(self.operations.StartRedrive, request, intent)
+
+    async def get_operation(self, operation_id: str) -> opb.Operation:
+        request = opb.GetOperationRequest(namespace=self.namespace, operation_id=operation_id)
+        return (await self.read(self.operations.GetOperation, request)).operation
+
+    async def list_operations(self, token: str = "", size: int = 100) -> Page:
+        request = opb.ListOperationsRequest(
+            namespace=self.namespace, page_size=size, page_token=token
+        )
+        answer = await self.read(self.operations.ListOperations, request)
+        return Page(list(answer.operations), answer.next_page_token)
+
+    async def operation_items(
+        self,
+        operation_id: str,
+        state: opb.OperationItemState.ValueType,
+        token: str = "",
+        size: int = 100,
+    ) -> Page:
+        request = opb.ListOperationItemsRequest(
+            namespace=self.namespace,
+            operation_id=operation_id,
+            state=state,
+            page_size=size,
+            page_token=token,
+        )
+        answer = await self.read(self.operations.ListOperationItems, request)
+        return Page(list(answer.items), answer.next_page_token)
+
+    async def cancel_operation(self, operation_id: str, reason: str) -> opb.Operation:
+        request = opb.CancelOperationRequest(
+            namespace=self.namespace, operation_id=operation_id, reason=reason
+        )
+        intent = f"cancel operation {operation_id}"
+        return (await self.write(self.operations.CancelOperation, request, intent)).operation
+
+    def watch_operation(self, operation_id: str) -> Iterator[opb.WatchOperationResponse]:
+        """WatchOperation, blocking: iterate it in a thread; `.cancel()` ends it."""
+        request = opb.WatchOperationRequest(namespace=self.namespace, operation_id=operation_id)
+        return self.stream(self.operations.WatchOperation, request)
+
+    # -- approvals -------------------------------------------------------------------------
+
+    async def pending_approvals(self, approver: str = "", token: str = "") -> Page:
+        """Pending approvals; with `approver`, those that principal (or its groups) decides."""
+        request = approval_pb2.ListApprovalsRequest(
+            namespace=self.namespace, approver=approver, page_size=200, page_token=token
+        )
+        answer = await self.read(self.workflows.ListApprovals, request)
+        return Page(list(answer.approvals), answer.next_page_token)
 
     async def decide_approval(
         self, approval_id: str, approve: bool, comment: str, shown_hash: str = ""
@@ -180,12 +389,47 @@ class ControlPlane:
             comment=comment,
             shown_hash=shown_hash,
         )
-        return (await self._call(self._stub.DecideApproval, request)).approval
+        intent = f"{'approve' if approve else 'reject'} {approval_id}"
+        return (await self.write(self.workflows.DecideApproval, request, intent)).approval
 
-    async def verify_run(self, run_id: str) -> audit_service_pb2.RunVerification:
-        """Whether the run's history is the hash chain the control plane wrote."""
-        request = audit_service_pb2.VerifyRunsRequest(namespace=self.namespace, run_ids=[run_id])
-        return (await self._call(self._audit.VerifyRuns, request)).runs[0]
+    # -- workers and definitions -----------------------------------------------------------
+
+    async def list_workers(self, token: str = "", size: int = 100) -> Page:
+        request = worker_admin_service_pb2.ListWorkersRequest(
+            namespace=self.namespace, page_size=size, page_token=token
+        )
+        answer = await self.read(self.workers.ListWorkers, request)
+        return Page(list(answer.workers), answer.next_page_token)
+
+    async def queued_step_types(self) -> list[worker_admin_service_pb2.QueuedStepType]:
+        request = worker_admin_service_pb2.ListQueuedStepTypesRequest(namespace=self.namespace)
+        return list((await self.read(self.workers.ListQueuedStepTypes, request)).step_types)
+
+    async def list_definitions(self) -> list[ws.DefinitionInfo]:
+        request = ws.ListDefinitionsRequest(namespace=self.namespace)
+        return list((await self.read(self.workflows.ListDefinitions, request)).definitions)
+
+    async def get_definition(
+        self, name: str, version: str
+    ) -> tuple[ws.DefinitionInfo, definition_pb2.WorkflowDefinition]:
+        request = ws.GetDefinitionRequest(namespace=self.namespace, name=name, version=version)
+        answer = await self.read(self.workflows.GetDefinition, request)
+        return answer.info, answer.definition
+
+    async def deprecate_definition(
+        self, name: str, version: str, reason: str, reinstate: bool = False
+    ) -> ws.DeprecateDefinitionResponse:
+        request = ws.DeprecateDefinitionRequest(
+            namespace=self.namespace,
+            name=name,
+            version=version,
+            reason=reason,
+            reinstate=reinstate,
+        )
+        verb = "reinstate" if reinstate else "deprecate"
+        return await self.write(
+            self.workflows.DeprecateDefinition, request, f"{verb} {name}@{version}"
+        )
 
 
 def json_payload(text: str) -> common_pb2.Payload:

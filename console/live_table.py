@@ -1,4 +1,10 @@
-"""A DataTable refreshed from the server every second without losing the operator's place."""
+"""A DataTable refreshed from the server without losing the operator's place.
+
+The cursor belongs to an item, not to a row number: rows that come and go above it move it
+with its item. When the item itself goes (retried by a second operator, resolved), the table
+remembers it as `vanished_key` and aims at nothing until the operator moves the cursor, so a
+key pressed at that moment is refused instead of acting on the row that slid under it.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,12 @@ class LiveTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._columns = tuple(columns)
         self._rows: dict[str, Row] = {}
+        # The key the operator aims at: the row the cursor was last moved to (by a key, a
+        # click or `move_cursor`), followed through refreshes; None before any row is shown.
+        self._aimed: str | None = None
+        self._vanished: str | None = None
+        # Set while `show` moves the cursor itself: that is not the operator aiming.
+        self._restoring = False
 
     def on_mount(self) -> None:
         self.add_columns(*self._columns)
@@ -37,17 +49,31 @@ class LiveTable(DataTable[Text]):
 
     @property
     def selected_key(self) -> str | None:
-        """The key of the row under the cursor, or None when the table is empty."""
+        """The key the operator aims at, when its row is still shown; otherwise None."""
+        if self._vanished is not None:
+            return None
         keys = self.keys
         if not keys or not 0 <= self.cursor_row < len(keys):
             return None
         return keys[self.cursor_row]
 
+    @property
+    def vanished_key(self) -> str | None:
+        """The item the cursor was on when a refresh removed it, until the cursor moves."""
+        return self._vanished
+
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if not self._restoring:
+            keys = self.keys
+            self._aimed = keys[new.row] if 0 <= new.row < len(keys) else None
+            self._vanished = None
+
     def show(self, rows: Sequence[tuple[str, Row]]) -> None:
-        """Show `rows` (key, cells), keeping the cursor on the row it was on.
+        """Show `rows` (key, cells), keeping the cursor on the item it was on.
 
         When the same rows come back in the same order, only changed cells are updated, so
-        nothing flickers; otherwise the table is rebuilt and the cursor follows its row's key.
+        nothing flickers; otherwise the table is rebuilt and the cursor follows its item.
         """
         keys = [key for key, _ in rows]
         if keys == self.keys:
@@ -61,11 +87,24 @@ class LiveTable(DataTable[Text]):
                             )
                     self._rows[key] = cells
             return
-        selected = self.selected_key
-        with self.app.batch_update():
-            self.clear()
-            for key, cells in rows:
-                self.add_row(*(Text(cell) for cell in cells), key=key)
-        self._rows = dict(rows)
-        if selected in keys:
-            self.move_cursor(row=keys.index(selected), animate=False)
+        previous_row = self.cursor_row
+        aimed = self._aimed
+        self._restoring = True
+        try:
+            with self.app.batch_update():
+                self.clear()
+                for key, cells in rows:
+                    self.add_row(*(Text(cell) for cell in cells), key=key)
+            self._rows = dict(rows)
+            if aimed is not None and aimed in self._rows:
+                self._vanished = None
+                self.move_cursor(row=keys.index(aimed), animate=False)
+                return
+            if aimed is not None:
+                self._vanished = aimed
+            if keys:
+                self.move_cursor(row=min(previous_row, len(keys) - 1), animate=False)
+                if aimed is None:
+                    self._aimed = keys[self.cursor_row]
+        finally:
+            self._restoring = False

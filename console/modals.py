@@ -1,7 +1,8 @@
 """The dialogs of the console: JSON to send, a comment, a yes/no before something drastic.
 
 Each is a ModalScreen that dismisses with its result (None when cancelled), so a screen
-pushes it with a callback that makes the call.
+pushes it with a callback that makes the call. Every one fits an 80×24 terminal with its
+buttons and hints visible: the text area takes what height is left, never more.
 """
 
 from __future__ import annotations
@@ -12,30 +13,45 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static, TextArea
+from textual.widgets import Button, Input, Static, TextArea
 
 MODAL_CSS = """
-JsonModal, CommentModal, ConfirmModal {
+JsonModal, CommentModal, ConfirmModal, RedriveModal, TextModal {
     align: center middle;
 }
 .dialog {
-    width: 80%;
-    max-width: 100;
+    width: 90%;
+    max-width: 110;
     height: auto;
-    max-height: 90%;
-    border: thick $accent;
+    max-height: 100%;
+    border: round $accent;
     background: $surface;
-    padding: 1 2;
+    padding: 0 1;
 }
-.dialog TextArea {
-    height: 14;
+JsonModal .dialog, TextModal .dialog {
+    height: 90%;
+}
+.dialog JsonEditor, .dialog #text {
+    height: 1fr;
+    min-height: 3;
 }
 .dialog .error {
     color: $error;
-}
-.dialog Horizontal {
     height: auto;
-    margin-top: 1;
+}
+.dialog .buttons {
+    height: auto;
+    align-horizontal: right;
+}
+.dialog Button {
+    min-width: 10;
+    height: 1;
+    border: none;
+    margin-left: 1;
+}
+.dialog Input {
+    border: tall $panel;
+    height: 3;
 }
 """
 
@@ -51,6 +67,13 @@ def parse_json(text: str) -> str:
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
     return json.dumps(value, separators=(",", ":"))
+
+
+class JsonEditor(TextArea):
+    """A TextArea where ctrl+a selects everything (TextArea's own ctrl+a goes to line start),
+    as in every editor an operator pastes a corrected payload into."""
+
+    BINDINGS = [Binding("ctrl+a", "select_all", "Select all", show=False)]
 
 
 class JsonModal(ModalScreen[str | None]):
@@ -69,12 +92,12 @@ class JsonModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self._title)
-            yield TextArea(self._initial, language=None, id="json")
-            yield Static("", id="json-error", classes="error")
-            with Horizontal():
-                yield Button("Send (ctrl+s)", id="send", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+            yield Static(self._title, markup=False)
+            yield JsonEditor(self._initial, language=None, id="json")
+            yield Static("", id="json-error", classes="error", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Send ctrl+s", id="send", variant="primary")
+                yield Button("Cancel esc", id="cancel")
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()
@@ -108,8 +131,9 @@ class CommentModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self._title)
+            yield Static(self._title, markup=False)
             yield Input(placeholder="comment (optional), enter to send", id="comment")
+            yield Static("enter sends · esc cancels", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -122,7 +146,8 @@ class CommentModal(ModalScreen[str | None]):
 
 
 class ConfirmModal(ModalScreen[bool]):
-    """Yes or no before a drastic action; focus starts on No, so enter alone does nothing."""
+    """Yes or no before a drastic action; focus starts on No, so enter alone does nothing.
+    The question wraps: every word of it (the error type, the run) stays readable."""
 
     BINDINGS = [
         Binding("escape", "answer(False)", "No"),
@@ -136,10 +161,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self._question)
-            with Horizontal():
-                yield Button("No", id="no")
-                yield Button("Yes", id="yes", variant="error")
+            yield Static(self._question, markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("No n", id="no")
+                yield Button("Yes y", id="yes", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -149,3 +174,25 @@ class ConfirmModal(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+
+class TextModal(ModalScreen[None]):
+    """Read-only text (a definition, a diff) to scroll through; escape closes."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self._title = title
+        self._text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"{self._title}  (esc closes)", markup=False)
+            yield TextArea(self._text, read_only=True, id="text", soft_wrap=False)
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -11,12 +11,9 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 from surefoot.v1 import approval_pb2, audit_service_pb2, common_pb2, run_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
 
 RUN_COLUMNS = ("RUN", "WORKFLOW", "STATUS", "WAITING FOR / LAST ERROR", "UPDATED")
 STEP_COLUMNS = ("NODE", "KIND", "STATUS", "ATTEMPTS", "LAST ERROR")
-DEAD_LETTER_COLUMNS = ("RUN", "NODE", "WORKFLOW", "STEP TYPE", "ERROR", "ATTEMPTS", "SINCE")
-GROUP_COLUMNS = ("COUNT", "WORKFLOW", "STEP TYPE", "ERROR TYPE", "SAMPLE")
 APPROVAL_COLUMNS = ("APPROVAL", "TITLE", "WORKFLOW", "APPROVERS", "REQUESTED", "SHOWN")
 # A table cell or an event's data longer than this is cut: a row stays one line.
 CELL_WIDTH = 60
@@ -180,38 +177,6 @@ def step_input(run: run_pb2.Run, events: list[run_pb2.HistoryEvent], node_id: st
         if step.node_id == node_id and step.input.data:
             return pretty_json(step.input)
     return scheduled_input(events, node_id) or "{}"
-
-
-def dead_letter_key(dead_letter: ws.DeadLetter) -> str:
-    return f"{dead_letter.run_id}:{dead_letter.node_id}"
-
-
-def dead_letter_row(dead_letter: ws.DeadLetter) -> Row:
-    error = f"{dead_letter.error_type}: {dead_letter.error_message}"
-    return (
-        dead_letter.run_id,
-        dead_letter.node_id,
-        f"{dead_letter.workflow_name}@{dead_letter.workflow_version}",
-        dead_letter.step_type or "-",
-        shorten(error),
-        str(dead_letter.attempts),
-        timestamp(dead_letter.dead_lettered_at),
-    )
-
-
-def group_key(group: ws.DeadLetterGroup) -> str:
-    return "\x1f".join((group.workflow_name, group.step_type, group.error_type))
-
-
-def group_row(group: ws.DeadLetterGroup) -> Row:
-    sample = f"{group.sample_message} (run {group.sample_run_id})"
-    return (
-        str(group.count),
-        group.workflow_name,
-        group.step_type or "-",
-        group.error_type or "-",
-        shorten(sample),
-    )
 
 
 def approvers(approval: approval_pb2.Approval) -> str:

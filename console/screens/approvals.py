@@ -1,69 +1,138 @@
-"""Pending approvals, with exactly what the approver is shown, to approve or reject."""
+"""The approvals inbox: what the signed-in principal may decide, with exactly what it shows.
+
+The inbox asks for the approvals naming the principal or one of its groups (WhoAmI says
+which); on a server without credentials (dev, --no-auth) every pending approval. "No pending
+approval" is said only when the server answered so: while it cannot be asked, the screen
+says it does not know.
+"""
 
 from __future__ import annotations
 
 from surefoot.v1 import approval_pb2
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
-from console.client import ControlPlane
-from console.live_table import LiveTable
+from console import keys
+from console.client import ConsoleError, ControlPlane, Page, Unreachable
+from console.filtering import Query
 from console.modals import CommentModal
+from console.paged_table import PagedTable
 from console.render import APPROVAL_COLUMNS, approval_details, approval_row
 from console.screens.polling import ConnectionLine, PollingScreen
 from controlplane.audit.content import shown_hash
 
 
 class ApprovalsScreen(PollingScreen):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("y", "decide(True)", "Approve"),
-        Binding("x", "decide(False)", "Reject"),
-    ]
+    BINDINGS = keys.bindings("approvals.approve", "approvals.reject", "approvals.open_run")
     DEFAULT_CSS = """
-    ApprovalsScreen #approvals { height: auto; max-height: 50%; }
+    ApprovalsScreen #inbox { height: 1; padding: 0 1; background: $boost; }
+    ApprovalsScreen #inbox.unknown { background: $error; color: $text; }
+    ApprovalsScreen #approvals { height: 1fr; max-height: 50%; }
     ApprovalsScreen #shown { height: 1fr; border-top: solid $accent; padding: 0 1; }
     """
 
     def __init__(self, control_plane: ControlPlane) -> None:
         super().__init__(control_plane)
-        self.approvals: dict[str, approval_pb2.Approval] = {}
+        # Why the inbox is unknown ("" once the server answered).
+        self.unknown = "not asked yet"
 
     def compose(self) -> ComposeResult:
-        yield Header()
         yield ConnectionLine(id="connection")
-        yield LiveTable(APPROVAL_COLUMNS, id="approvals")
-        yield Static("no pending approval", id="shown", markup=False)
+        yield Static("asking the control plane…", id="inbox", markup=False)
+        yield PagedTable(
+            APPROVAL_COLUMNS,
+            self._load,
+            key=lambda approval: approval.id,
+            row=approval_row,
+            noun="pending",
+            page_size=200,
+            id="approvals",
+        )
+        yield Static("", id="shown", markup=False)
         yield Footer()
+
+    @property
+    def approvals(self) -> PagedTable[approval_pb2.Approval]:
+        return self.query_one("#approvals", PagedTable)
 
     def on_mount(self) -> None:
         self.sub_title = "approvals"
-        self.query_one(LiveTable).focus()
+        self.approvals.focus()
         super().on_mount()
 
+    def _approver(self) -> str:
+        identity = self.control_plane.identity
+        if identity is None or identity.source != "credential":
+            return ""
+        return identity.principal
+
+    async def _load(self, token: str, size: int) -> Page:
+        return await self.control_plane.pending_approvals(self._approver(), token)
+
     async def poll(self) -> None:
-        approvals = await self.attempt(self.control_plane.pending_approvals(), polling=True)
-        if approvals is not None:
-            self.approvals = {approval.id: approval for approval in approvals}
-            rows = [(key, approval_row(approval)) for key, approval in self.approvals.items()]
-            self.query_one(LiveTable).show(rows)
-            self._show_selected()
+        try:
+            if self.control_plane.identity is None:
+                await self.control_plane.who_am_i()
+            await self.approvals.reload()
+        except Unreachable as exc:
+            self.unknown = str(exc)
+        except ConsoleError as exc:
+            self.unknown = str(exc)
+            await self.attempt(_raise(exc), polling=True)
+        else:
+            self.unknown = ""
+        self.show_header()
+        self._show_inbox()
+        self._show_selected()
+
+    def _show_inbox(self) -> None:
+        inbox = self.query_one("#inbox", Static)
+        identity = self.control_plane.identity
+        if identity is None or identity.source != "credential":
+            whose = "every pending approval (this server has no credentials)"
+        else:
+            groups = f" and groups {', '.join(identity.groups)}" if identity.groups else ""
+            whose = f"yours to decide: {identity.principal}{groups}"
+        if self.unknown:
+            shown = " (last known list below)" if self.approvals.keys else ""
+            inbox.update(f"cannot tell what is pending{shown}: {self.unknown}")
+        else:
+            inbox.update(f"{len(self.approvals.keys)} pending · {whose}")
+        inbox.set_class(bool(self.unknown), "unknown")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_selected()
 
     def _show_selected(self) -> None:
-        key = self.query_one(LiveTable).selected_key
-        approval = self.approvals.get(key) if key else None
-        text = approval_details(approval) if approval else "no pending approval"
+        approval = self.approvals.selected_item
+        if approval is not None:
+            text = approval_details(approval)
+        elif self.unknown:
+            text = "pending approvals unknown until the control plane answers"
+        elif not self.approvals.keys:
+            text = "no pending approval"
+        else:
+            text = ""
         self.query_one("#shown", Static).update(text)
 
-    def action_decide(self, approve: bool) -> None:
-        key = self.query_one(LiveTable).selected_key
-        approval = self.approvals.get(key) if key else None
+    def apply_query(self, query: Query) -> None:
+        self.approvals.set_text_filter(query)
+
+    def _selected(self) -> approval_pb2.Approval | None:
+        approval = self.approvals.selected_item
         if approval is None:
-            self.say("no approval selected", severity="warning")
+            gone = self.approvals.vanished_key
+            message = (
+                f"{gone} is no longer pending (decided or withdrawn): nothing done"
+                if gone
+                else "no approval selected"
+            )
+            self.say(message, severity="warning")
+        return approval
+
+    def action_decide(self, approve: bool) -> None:
+        approval = self._selected()
+        if approval is None:
             return
 
         async def decide(comment: str | None) -> None:
@@ -79,4 +148,16 @@ class ApprovalsScreen(PollingScreen):
                 self.refresh_now()
 
         verb = "Approve" if approve else "Reject"
-        self.app.push_screen(CommentModal(f"{verb} {approval.id}: comment"), decide)
+        self.app.push_screen(
+            CommentModal(f"{verb} {approval.title or approval.id}: comment"), decide
+        )
+
+    def action_open_run(self) -> None:
+        if (approval := self._selected()) is not None:
+            from console.screens.run import RunScreen
+
+            self.app.push_screen(RunScreen(self.control_plane, approval.run_id))
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc

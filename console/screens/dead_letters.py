@@ -1,159 +1,143 @@
-"""Dead letters: the incident as groups, and each dead letter to retry, edit, skip or abandon.
+"""Dead letters as an incident: groups first (4,000 identical failures are one row).
 
-`r`, `e`, `s` and `c` act on the dead letter under the cursor of the list, `R` on the group
-under the cursor of the groups table, whichever table has the focus (tab moves it).
+enter opens a group's dead letters, `R` redrives the group (dry run first), `o` lists the
+operations. The group under the cursor is shown in full beside the list on a wide terminal,
+under it on a narrow one.
 """
 
 from __future__ import annotations
 
+from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.widgets import Footer, Header, Label
+from textual.containers import Container
+from textual.widgets import DataTable, Footer, Static
 
-from console.client import ControlPlane
-from console.live_table import LiveTable
-from console.modals import ConfirmModal, JsonModal
-from console.render import (
-    DEAD_LETTER_COLUMNS,
-    GROUP_COLUMNS,
-    dead_letter_key,
-    dead_letter_row,
-    group_key,
-    group_row,
-    run_status,
-    step_input,
-)
+from console import keys
+from console.client import ControlPlane, Page
+from console.filtering import Query
+from console.paged_table import PagedTable
+from console.render_incident import GROUP_COLUMNS, group_details, group_key, group_row
 from console.screens.polling import ConnectionLine, PollingScreen
+from console.screens.redrive import RedriveModal
+
+SIDE_CSS = """
+{screen} #body { height: 1fr; }
+{screen} #details { height: auto; max-height: 8; padding: 0 1; border-top: solid $accent; }
+{screen}.-wide #body { layout: horizontal; }
+{screen}.-wide #details {
+    width: 60; height: 1fr; max-height: 100%; border-top: none; border-left: solid $accent;
+}
+"""
+
+
+def dead_letter_filter(query: Query) -> ws.DeadLetterFilter:
+    """The terms of `/` the server filters dead letters by (workflow, step type)."""
+    return ws.DeadLetterFilter(
+        workflow_name=query.workflow_name,
+        workflow_version=query.workflow_version,
+        step_type=query.step,
+    )
 
 
 class DeadLettersScreen(PollingScreen):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("r", "retry", "Retry"),
-        Binding("e", "retry_edited", "Retry with edited input"),
-        Binding("s", "skip", "Skip"),
-        Binding("c", "abandon", "Abandon"),
-        Binding("R", "redrive", "Redrive group"),
-    ]
-    DEFAULT_CSS = """
-    DeadLettersScreen #groups { height: auto; max-height: 35%; }
-    DeadLettersScreen #dead-letters { height: 1fr; }
-    """
+    BINDINGS = keys.bindings("dead_letters.open", "dead_letters.redrive", "dead_letters.operations")
+    DEFAULT_CSS = SIDE_CSS.replace("{screen}", "DeadLettersScreen")
 
     def __init__(self, control_plane: ControlPlane) -> None:
         super().__init__(control_plane)
-        self.dead_letters: dict[str, ws.DeadLetter] = {}
-        self.groups: dict[str, ws.DeadLetterGroup] = {}
+        self._filter = ws.DeadLetterFilter()
 
     def compose(self) -> ComposeResult:
-        yield Header()
         yield ConnectionLine(id="connection")
-        yield Label("groups (R redrives the group)")
-        yield LiveTable(GROUP_COLUMNS, id="groups")
-        yield Label("dead letters, oldest first (r retry · e edit input · s skip · c abandon)")
-        yield LiveTable(DEAD_LETTER_COLUMNS, id="dead-letters")
+        with Container(id="body"):
+            yield PagedTable(
+                GROUP_COLUMNS,
+                self._load,
+                key=group_key,
+                row=group_row,
+                noun="groups",
+                id="groups",
+            )
+            yield Static("", id="details", markup=False)
         yield Footer()
+
+    @property
+    def groups(self) -> PagedTable[ws.DeadLetterGroup]:
+        return self.query_one("#groups", PagedTable)
 
     def on_mount(self) -> None:
         self.sub_title = "dead letters"
-        self.query_one("#dead-letters", LiveTable).focus()
+        self.groups.focus()
         super().on_mount()
 
+    async def _load(self, token: str, size: int) -> Page:
+        return await self.control_plane.dead_letter_groups(self._filter, token, size)
+
     async def poll(self) -> None:
-        groups = await self.attempt(self.control_plane.dead_letter_groups(), polling=True)
-        if groups is not None:
-            self.groups = {group_key(group): group for group in groups}
-            rows = [(key, group_row(group)) for key, group in self.groups.items()]
-            self.query_one("#groups", LiveTable).show(rows)
-        dead_letters = await self.attempt(self.control_plane.dead_letters(), polling=True)
-        if dead_letters is not None:
-            self.dead_letters = {dead_letter_key(d): d for d in dead_letters}
-            rows = [(key, dead_letter_row(d)) for key, d in self.dead_letters.items()]
-            self.query_one("#dead-letters", LiveTable).show(rows)
+        await self.attempt(self.groups.reload(), polling=True)
+        self._show_details()
 
-    def _selected(self) -> ws.DeadLetter | None:
-        key = self.query_one("#dead-letters", LiveTable).selected_key
-        dead_letter = self.dead_letters.get(key) if key else None
-        if dead_letter is None:
-            self.say("no dead letter selected", severity="warning")
-        return dead_letter
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_details()
 
-    async def action_retry(self) -> None:
-        if dead_letter := self._selected():
-            await self._retry(dead_letter, None)
+    def _show_details(self) -> None:
+        group = self.groups.selected_item
+        if group is not None:
+            text = group_details(group)
+        elif self.groups.loaded and not self.groups.keys:
+            text = "no dead letter" + (" matches the filter" if not self.query_text.empty else "")
+        else:
+            text = ""
+        self.query_one("#details", Static).update(text)
 
-    async def action_retry_edited(self) -> None:
-        dead_letter = self._selected()
-        if dead_letter is None:
-            return
-        run = await self.attempt(self.control_plane.get_run(dead_letter.run_id))
-        events = await self.attempt(self.control_plane.history(dead_letter.run_id))
-        if run is None or events is None:
-            return
+    def apply_query(self, query: Query) -> None:
+        if query.statuses:
+            self.say("dead letters have no status: status: is ignored here", severity="warning")
+        self._filter = dead_letter_filter(query)
+        self.groups.set_loader(self._load)
+        self.groups.set_text_filter(query)
+        self.refresh_now()
 
-        async def send(edited: str | None) -> None:
-            if edited is not None:
-                await self._retry(dead_letter, edited)
+    def _selected_group(self) -> ws.DeadLetterGroup | None:
+        group = self.groups.selected_item
+        if group is None:
+            gone = self.groups.vanished_key
+            self.say(
+                "that group is gone (redriven or resolved)" if gone else "no group selected",
+                severity="warning",
+            )
+        return group
 
-        title = f"retry {dead_letter.node_id} of {dead_letter.run_id} with this input"
-        modal = JsonModal(title, step_input(run, events, dead_letter.node_id))
-        self.app.push_screen(modal, send)
+    def action_open(self) -> None:
+        if (group := self._selected_group()) is not None:
+            from console.screens.dead_letter_group import GroupScreen
 
-    async def _retry(self, dead_letter: ws.DeadLetter, input_json: str | None) -> None:
-        call = self.control_plane.retry_step(dead_letter.run_id, dead_letter.node_id, input_json)
-        if (run := await self.attempt(call)) is not None:
-            edited = " with edited input" if input_json is not None else ""
-            self.say(f"retried {dead_letter.node_id} of {run.id}{edited}: {run_status(run.status)}")
-            self.refresh_now()
+            self.app.push_screen(GroupScreen(self.control_plane, group))
 
-    def action_skip(self) -> None:
-        dead_letter = self._selected()
-        if dead_letter is None:
-            return
-
-        async def send(output: str | None) -> None:
-            if output is None:
-                return
-            call = self.control_plane.skip_step(dead_letter.run_id, dead_letter.node_id, output)
-            if (run := await self.attempt(call)) is not None:
-                self.say(f"skipped {dead_letter.node_id} of {run.id}: {run_status(run.status)}")
-                self.refresh_now()
-
-        title = f"skip {dead_letter.node_id} of {dead_letter.run_id}: the output it returns"
-        self.app.push_screen(JsonModal(title, "{}"), send)
-
-    def action_abandon(self) -> None:
-        dead_letter = self._selected()
-        if dead_letter is None:
-            return
-
-        async def abandon(yes: bool | None) -> None:
-            if not yes:
-                return
-            if run := await self.attempt(self.control_plane.abandon_run(dead_letter.run_id)):
-                self.say(f"abandoned {run.id}: {run_status(run.status)}")
-                self.refresh_now()
-
-        question = f"Abandon run {dead_letter.run_id}, undoing its completed steps?"
-        self.app.push_screen(ConfirmModal(question), abandon)
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
 
     def action_redrive(self) -> None:
-        key = self.query_one("#groups", LiveTable).selected_key
-        group = self.groups.get(key) if key else None
-        if group is None:
-            self.say("no group selected", severity="warning")
+        if (group := self._selected_group()) is not None:
+            open_redrive(self, group)
+
+    def action_operations(self) -> None:
+        from console.screens.operations import OperationsScreen
+
+        self.app.push_screen(OperationsScreen(self.control_plane))
+
+
+def open_redrive(screen: PollingScreen, group: ws.DeadLetterGroup) -> None:
+    """The redrive dialog of `group`; once started, the operation's progress panel."""
+
+    def started(operation: opb.Operation | None) -> None:
+        if operation is None:
             return
+        from console.screens.operations import OperationScreen
 
-        async def redrive(yes: bool | None) -> None:
-            if not yes:
-                return
-            if (answer := await self.attempt(self.control_plane.redrive(group))) is not None:
-                self.say(f"retried {answer.retried}; {answer.remaining} still match")
-                self.refresh_now()
+        screen.say(f"redrive {operation.id} started: {operation.plan.to_redrive} to retry")
+        screen.app.push_screen(OperationScreen(screen.control_plane, operation.id))
 
-        question = (
-            f"Retry all {group.count} dead letters of {group.workflow_name} / "
-            f"{group.step_type} / {group.error_type}?"
-        )
-        self.app.push_screen(ConfirmModal(question), redrive)
+    screen.app.push_screen(RedriveModal(screen.control_plane, group), started)

@@ -1,8 +1,12 @@
-"""What every console screen shares: the connection line and a refresh every second.
+"""What every console screen shares: the header line, a refresh every second, the frame keys.
 
 A screen refreshes only while it is on top, so nothing moves under a modal where an operator
 edits JSON or confirms, and one refresh at a time, so a slow or dead server does not pile
 calls up. A failed call is shown, never raised: the console outlives the server.
+
+The frame keys (`esc` back, `/` filter) are here; a screen with a list to filter
+overrides `apply_query`. Actions the key registry declares as writes are disabled on a
+read-only console (`check_action`), which shows them greyed in the footer.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Static
 
+from console import keys
 from console.client import ConsoleError, ControlPlane, Unreachable
+from console.filtering import Query, parse_query
+from console.prompt import PromptModal
 
 POLL_SECONDS = 1.0
 
@@ -23,21 +30,44 @@ T = TypeVar("T")
 
 
 class ConnectionLine(Static):
-    """`address · namespace · connected` (or `unreachable`), at the top of every screen."""
+    """The header: `view │ address · namespace · who (role) · [READ-ONLY] · connected`."""
 
-    def show(self, control_plane: ControlPlane) -> None:
+    DEFAULT_CSS = """
+    ConnectionLine { height: 1; padding: 0 1; background: $boost; }
+    ConnectionLine.unreachable { background: $error; color: $text; }
+    """
+
+    def show(self, control_plane: ControlPlane, title: str = "") -> None:
         state = {None: "connecting…", True: "connected", False: "unreachable"}
         status = state[control_plane.reachable]
-        self.update(f"{control_plane.address} · namespace {control_plane.namespace} · {status}")
+        parts = [control_plane.address, f"ns {control_plane.namespace}"]
+        identity = control_plane.identity
+        if identity is not None:
+            who = f"{identity.principal} ({identity.role})"
+            if identity.source == "no-auth":
+                who = "anonymous (no auth on this server)"
+            elif identity.source == "dev":
+                who = f"{identity.principal} (dev: every role)"
+            parts.append(who)
+        elif control_plane.identity_error and control_plane.reachable:
+            parts.append("who: " + control_plane.identity_error.split(":")[0])
+        if control_plane.readonly:
+            parts.append("READ-ONLY")
+        parts.append(status)
+        prefix = f"{title} │ " if title else ""
+        self.update(prefix + " · ".join(parts))
         self.set_class(control_plane.reachable is False, "unreachable")
 
 
 class PollingScreen(Screen[None]):
     """A screen whose `poll()` reloads what it shows, at mount and every second."""
 
+    BINDINGS = keys.bindings("screen.back", "screen.filter")
+
     def __init__(self, control_plane: ControlPlane) -> None:
         super().__init__()
         self.control_plane = control_plane
+        self.query_text = Query()
         self._polling = False
         self._last_poll_error = ""
 
@@ -45,11 +75,13 @@ class PollingScreen(Screen[None]):
         """Reload from the server; called at most once at a time."""
 
     def on_mount(self) -> None:
+        self.show_header()
         self.refresh_now()
         self.set_interval(POLL_SECONDS, self._tick)
 
     def on_screen_resume(self) -> None:
         # Back from a modal or from a screen pushed above: show the latest at once.
+        self.show_header()
         self.refresh_now()
 
     def _tick(self) -> None:
@@ -82,8 +114,8 @@ class PollingScreen(Screen[None]):
     async def attempt(self, call: Awaitable[T], *, polling: bool = False) -> T | None:
         """The result of `call`, or None after showing why it failed.
 
-        An unreachable server shows in the connection line; a refusal is one notification
-        (while polling, only when it differs from the previous poll's, to not repeat it).
+        An unreachable server shows in the header; a refusal is one notification (while
+        polling, only when it differs from the previous poll's, to not repeat it).
         """
         try:
             result = await call
@@ -99,7 +131,41 @@ class PollingScreen(Screen[None]):
         else:
             if polling:
                 self._last_poll_error = ""
+        self.show_header()
+        return result
+
+    def show_header(self) -> None:
         # query, not query_one: the operator may have left the screen while the call ran.
         for line in self.query(ConnectionLine):
-            line.show(self.control_plane)
-        return result
+            line.show(self.control_plane, self.sub_title or "")
+
+    # -- the frame's keys ----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # None: shown disabled (greyed) in the footer, and the key does nothing.
+        if self.control_plane.readonly and keys.writes(action):
+            return None
+        return True
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    def action_filter_prompt(self) -> None:
+        def apply(typed: str | None) -> None:
+            if typed is None:
+                return
+            try:
+                query = parse_query(typed)
+            except ValueError as exc:
+                self.say(str(exc), severity="error")
+                return
+            self.query_text = query
+            self.apply_query(query)
+
+        hint = "free text · status:needs_attention,waiting · workflow:NAME[@V] · step:TYPE"
+        self.app.push_screen(PromptModal("/", str(self.query_text), hint=hint), apply)
+
+    def apply_query(self, query: Query) -> None:
+        """Filter what the screen lists; screens with a list override it."""
+        self.say("nothing to filter on this screen", severity="warning")

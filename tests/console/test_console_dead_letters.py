@@ -1,6 +1,7 @@
-"""Triage from the dead-letters screen against a real control plane and worker: a declined
-step is retried with edited input or skipped with an output and its run completes; bad JSON
-in the dialog sends nothing; a refusal is one notification."""
+"""Triage from a dead-letter group against a real control plane and worker: the group opens
+on its dead letters; one is retried with edited input, one skipped with an output, and their
+runs complete; bad JSON in the dialog sends nothing; a key pressed on a dead letter that
+vanished from under the cursor does nothing and says so; a refusal is one notification."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import asyncio
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual.widgets import Static, TextArea
 
-from console.live_table import LiveTable
 from console.modals import JsonModal
+from console.paged_table import PagedTable
+from console.screens.dead_letter_group import GroupScreen
 from console.screens.dead_letters import DeadLettersScreen
 from tests.console.console_support import SIZE, console, notifications, until
 from tests.support.processes import ControlPlane, StartWorker
@@ -29,7 +31,7 @@ from tests.support.workflows import three_steps
 DECLINE_B = {"trail": [], "b": {"non_retryable": True}}
 
 
-def test_retry_with_edited_input_and_skip_from_the_console_complete_the_runs(
+def test_retry_with_edited_input_and_skip_from_a_group_complete_the_runs(
     control_plane: ControlPlane, worker: StartWorker
 ) -> None:
     stub = control_plane.stub
@@ -47,18 +49,22 @@ def test_retry_with_edited_input_and_skip_from_the_console_complete_the_runs(
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("d")
             await until(pilot, lambda: isinstance(app.screen, DeadLettersScreen), "screen")
-            screen = app.screen
-            assert isinstance(screen, DeadLettersScreen)  # as awaited just above
-            table = screen.query_one("#dead-letters", LiveTable)
-            keys = {f"{to_retry}:b", f"{to_skip}:b"}
-            await until(pilot, lambda: keys <= set(table.keys), "dead letters listed")
-            groups = screen.query_one("#groups", LiveTable)
+            groups = app.screen.query_one("#groups", PagedTable)
             await until(pilot, lambda: groups.keys, "groups listed")
-            group = ("2", "triaged", "e2e-work-sync", "CardDeclined")
-            assert groups.cells(groups.keys[0])[:4] == group
+            row = groups.table.cells(groups.keys[0])
+            assert row[:5] == ("2", "triaged@1", "e2e-work-sync@1", "key", "CardDeclined")
+
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, GroupScreen), "group opened")
+            screen = app.screen
+            assert isinstance(screen, GroupScreen)  # as awaited just above
+            items = screen.items
+            keys = {f"{to_retry}:b", f"{to_skip}:b"}
+            await until(pilot, lambda: keys <= set(items.keys), "dead letters listed")
+            assert "2 of 2 dead letters" in str(items.query_one(".count", Static).content)
 
             # e: a dialog prefilled with the step's current input.
-            table.move_cursor(row=table.keys.index(f"{to_retry}:b"))
+            items.table.move_cursor(row=items.keys.index(f"{to_retry}:b"))
             await pilot.press("e")
             await until(pilot, lambda: isinstance(app.screen, JsonModal), "edit dialog open")
             editor = app.screen.query_one(TextArea)
@@ -73,30 +79,38 @@ def test_retry_with_edited_input_and_skip_from_the_console_complete_the_runs(
             assert len(history(stub, to_retry)) == events_before
             assert status_name(get_run(stub, to_retry).status) == "NEEDS_ATTENTION"
 
-            editor.text = '{"trail": ["a"]}'
+            # ctrl+a selects everything: typing replaces it.
+            await pilot.press("ctrl+a", *'{"trail":["a"]}')
+            assert editor.text == '{"trail":["a"]}', editor.text
             await pilot.press("ctrl+s")
             await until(pilot, lambda: app.screen is screen, "dialog closed")
             await asyncio.to_thread(wait_for_status, stub, to_retry, "COMPLETED")
 
+            # The retried one leaves the list from under the cursor: `s` now acts on nothing,
+            # not on the row that took its place.
+            await until(pilot, lambda: f"{to_retry}:b" not in items.keys, "retried one gone")
+            assert items.vanished_key == f"{to_retry}:b"
+            shown.clear()
+            await pilot.press("s")
+            assert isinstance(app.screen, GroupScreen), "no dialog for a vanished dead letter"
+            assert len(shown) == 1 and "nothing done" in shown[0], shown
+
             # s: the output the skipped step is taken to have returned.
-            await until(pilot, lambda: f"{to_retry}:b" not in table.keys, "retried one gone")
-            table.move_cursor(row=table.keys.index(f"{to_skip}:b"))
+            items.table.move_cursor(row=items.keys.index(f"{to_skip}:b"))
             await pilot.press("s")
             await until(pilot, lambda: isinstance(app.screen, JsonModal), "skip dialog open")
             app.screen.query_one(TextArea).text = '{"trail": ["a", "b-by-hand"]}'
             await pilot.press("ctrl+s")
             await asyncio.to_thread(wait_for_status, stub, to_skip, "COMPLETED")
-            await until(pilot, lambda: table.keys == [], "no dead letter left")
+            await until(pilot, lambda: items.keys == [], "no dead letter left")
 
-            shown.clear()
-            await pilot.press("r")
-            assert shown == ["no dead letter selected"], shown
             # A second operator's stale view: the server refuses, the console says so in one
             # line (the message of FAILED_PRECONDITION), and goes on.
+            shown.clear()
             stale = ws.DeadLetter(run_id=to_retry, node_id="b")
-            await screen._retry(stale, None)
-            assert len(shown) == 2 and shown[1].startswith("FAILED_PRECONDITION: "), shown
-            assert "\n" not in shown[1]
+            await screen.retry(stale, None, "")
+            assert len(shown) == 1 and shown[0].startswith("FAILED_PRECONDITION: "), shown
+            assert "\n" not in shown[0]
             assert app.is_running
 
         assert app.return_code in (0, None)

@@ -6,7 +6,6 @@ import json
 
 from google.protobuf import timestamp_pb2
 from surefoot.v1 import approval_pb2, common_pb2, run_pb2
-from surefoot.v1 import workflow_service_pb2 as ws
 
 from console import render
 
@@ -93,7 +92,7 @@ def test_the_input_to_edit_is_the_steps_then_the_scheduled_events() -> None:
     assert render.step_input(without_input, [], "b") == "{}"
 
 
-def test_steps_dead_letters_and_groups_are_rows() -> None:
+def test_a_step_is_a_row() -> None:
     step = run_pb2.Step(
         node_id="b",
         kind="task",
@@ -108,42 +107,6 @@ def test_steps_dead_letters_and_groups_are_rows() -> None:
         "DEAD_LETTERED",
         "3",
         "CardDeclined: declined",
-    )
-    dead_letter = ws.DeadLetter(
-        run_id="r1",
-        node_id="b",
-        workflow_name="orders",
-        workflow_version="1",
-        step_type="charge",
-        error_type="CardDeclined",
-        error_message="declined",
-        attempts=3,
-        dead_lettered_at=T0,
-    )
-    assert render.dead_letter_key(dead_letter) == "r1:b"
-    assert render.dead_letter_row(dead_letter) == (
-        "r1",
-        "b",
-        "orders@1",
-        "charge",
-        "CardDeclined: declined",
-        "3",
-        "2026-09-21T14:13:20Z",
-    )
-    group = ws.DeadLetterGroup(
-        workflow_name="orders",
-        step_type="charge",
-        error_type="CardDeclined",
-        count=4000,
-        sample_message="declined",
-        sample_run_id="r9",
-    )
-    assert render.group_row(group) == (
-        "4000",
-        "orders",
-        "charge",
-        "CardDeclined",
-        "declined (run r9)",
     )
 
 
