@@ -1,8 +1,10 @@
-"""`surefoot operations ...`: durable operations (redrives), listed, shown, followed, cancelled.
+"""`surefoot operations ...`: durable operations (redrives, and bulk cancels, abandons,
+pauses, resumes and forks of runs), listed, shown, followed, cancelled.
 
 An operation is counted from the database item by item: `show` and `watch` print how many
-were retried, succeeded, failed again (and with what), and are still running. `watch`
-follows it until it is done; its exit code says how it ended.
+were retried, succeeded, failed again (and with what), and are still running, or for a run
+action how many runs were acted on and how many it no longer applied to. `watch` follows it
+until it is done; its exit code says how it ended.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import grpc
 from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import operation_service_pb2_grpc
 
-from controlplane.cli import output
+from controlplane.cli import output, run_action_output
 from controlplane.cli.arguments import page_size
 from controlplane.cli.channels import Connection, connection_from_args
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.errors import EXIT_OK, EXIT_REFUSED
 
-# `watch` (and `redrive --wait`) when the operation ended with items not done as asked:
-# failed again, not retried, interrupted or cancelled.
+# `watch` (and `redrive --wait`, `runs pause --wait`, ...) when the operation ended with items
+# not done as asked: failed again, not retried, interrupted or cancelled; for a run action,
+# runs it no longer applied to when their turn came, or cancelled.
 EXIT_INCOMPLETE = 4
 # A lost stream is opened again after this long, for at most RECONNECT_LIMIT in a row.
 RECONNECT_SECONDS = 1.0
@@ -33,10 +36,12 @@ RECONNECT_LIMIT = 60.0
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser(
         "operations",
-        help="durable operations over many runs (redrives): list, show, watch, cancel",
-        description="A redrive (`surefoot deadletters redrive`) is a durable operation: the "
-        "control planes work through it at its rate, across restarts. These commands show "
-        "its progress, counted from the database, and cancel it.",
+        help="durable operations over many runs (redrives, bulk run actions): list, show, "
+        "watch, cancel",
+        description="A redrive (`surefoot deadletters redrive`) or a bulk run action "
+        "(`surefoot runs cancel|abandon|pause|resume|fork --where ...`) is a durable "
+        "operation: the control planes work through it at its rate, across restarts. These "
+        "commands show its progress, counted from the database, and cancel it.",
     )
     group.set_defaults(func=lambda args: output.print_group_help(group))
     commands = group.add_subparsers(title="commands", metavar="COMMAND")
@@ -76,9 +81,10 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
     cancel = commands.add_parser(
         "cancel",
-        help="stop an operation: items not retried yet are not retried",
+        help="stop an operation: items not retried (acted on) yet are left alone",
         description="Items not retried yet are cancelled; those already retried keep "
-        "being followed until their steps finish.",
+        "being followed until their steps finish. A run action stops acting on runs: "
+        "those it acted on stay as they are.",
     )
     cancel.add_argument("operation_id", metavar="OPERATION_ID")
     cancel.add_argument("--reason", default="", help="why (kept with the operation)")
@@ -144,7 +150,7 @@ def list_operations(args: argparse.Namespace) -> int:
         return EXIT_OK
     output.print_table(
         [
-            *("id", "kind", "state", "rate", "matched", "retried", "succeeded", "failed"),
+            *("id", "kind", "state", "rate", "matched", "acted", "succeeded", "failed"),
             *("created", "running", "pending", "by", "finished", "comment"),
         ],
         [
@@ -154,9 +160,7 @@ def list_operations(args: argparse.Namespace) -> int:
                 _state(o),
                 f"{o.rate_per_second:g}/s",
                 o.progress.matched,
-                o.progress.retried,
-                o.progress.succeeded,
-                o.progress.failed_again,
+                *_outcomes(o),
                 output.timestamp(o.created_at),
                 o.progress.running,
                 o.progress.pending,
@@ -187,7 +191,12 @@ def show_operation(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     print_operation(operation)
-    if args.items:
+    if args.items and run_action_output.is_run_action(operation):
+        print()
+        output.print_table(
+            run_action_output.ITEM_HEADERS, [run_action_output.item_row(i) for i in items]
+        )
+    elif args.items:
         print()
         output.print_table(
             ["#", "run", "node", "state", "retried", "why"],
@@ -221,6 +230,9 @@ def cancel_operation(args: argparse.Namespace) -> int:
         output.print_json(operation)
         return EXIT_OK
     p = operation.progress
+    if run_action_output.is_run_action(operation):
+        print(f"cancelled {operation.id}: {p.cancelled} runs left alone, {p.applied} acted on")
+        return EXIT_OK
     print(
         f"cancelled {operation.id}: {p.cancelled} not retried; "
         f"{p.running} retried still running are followed until they finish"
@@ -247,10 +259,14 @@ def follow(client: OperationsClient, operation_id: str, *, as_json: bool = False
 def outcome_code(operation: opb.Operation) -> int:
     p = operation.progress
     incomplete = p.failed_again + p.not_retried + p.interrupted + p.cancelled + p.pending
+    if run_action_output.is_run_action(operation):
+        incomplete = run_action_output.incomplete(operation)
     return EXIT_OK if operation.done and incomplete == 0 else EXIT_INCOMPLETE
 
 
 def progress_line(operation: opb.Operation) -> str:
+    if run_action_output.is_run_action(operation):
+        return run_action_output.progress_line(_state(operation), operation)
     p = operation.progress
     return (
         f"{_state(operation).lower()}: {p.retried}/{p.matched - p.excluded} retried, "
@@ -265,6 +281,9 @@ def progress_line(operation: opb.Operation) -> str:
 
 def print_operation(operation: opb.Operation) -> None:
     p = operation.progress
+    if run_action_output.is_run_action(operation):
+        _print_run_action(operation)
+        return
     output.print_fields(
         [
             ("id", operation.id),
@@ -302,6 +321,38 @@ def print_operation(operation: opb.Operation) -> None:
     print_failures(operation)
 
 
+def _print_run_action(operation: opb.Operation) -> None:
+    output.print_fields(
+        [
+            ("id", operation.id),
+            ("kind", operation.kind),
+            ("state", _state(operation)),
+            ("created", f"{output.timestamp(operation.created_at)} by {operation.created_by}"),
+            ("comment", operation.comment or "-"),
+            *run_action_output.fields(operation),
+            (
+                "finished",
+                output.timestamp(operation.finished_at)
+                if operation.HasField("finished_at")
+                else "-",
+            ),
+        ]
+        + (
+            [("cancelled by", f"{operation.cancelled_by}: {operation.cancel_reason or '-'}")]
+            if operation.cancelled_by
+            else []
+        )
+    )
+
+
+def _outcomes(operation: opb.Operation) -> tuple[object, object, object]:
+    """The list's acted, succeeded and failed columns: a run action acts, nothing more."""
+    p = operation.progress
+    if run_action_output.is_run_action(operation):
+        return p.applied, "-", "-"
+    return p.retried, p.succeeded, p.failed_again
+
+
 def print_failures(operation: opb.Operation) -> None:
     if not operation.failures:
         return
@@ -324,7 +375,7 @@ def print_plan(plan: opb.RedrivePlan) -> None:
     seconds = plan.expected_duration.ToNanoseconds() / 1e9
     print(
         f"{plan.matched} dead letters match; {plan.to_redrive} to redrive at "
-        f"{plan.rate_per_second:g}/s: about {_duration(seconds)}"
+        f"{plan.rate_per_second:g}/s: about {run_action_output.duration(seconds)}"
     )
     if plan.unsafe:
         excluded = any(s.excluded for s in plan.step_types)
@@ -405,13 +456,3 @@ def _measured_rate(p: opb.OperationProgress) -> str:
         return "-"
     span = (p.last_retry_at.ToNanoseconds() - p.first_retry_at.ToNanoseconds()) / 1e9
     return f"{(p.retried - 1) / span:.1f}/s" if span > 0 else "-"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{rest:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"

@@ -1,4 +1,6 @@
-"""`surefoot runs pause|resume|at|fork`: hold a run, let it go on, replay it, fork it."""
+"""`surefoot runs pause|resume|abandon|at|fork`: hold a run, let it go on, give it up,
+replay it, fork it. Pause, resume, abandon and fork also act on every run a selection
+matches instead of one (run_batches.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,14 @@ import argparse
 import sys
 import uuid
 
+from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli import output
+from controlplane.cli import output, run_batches
 from controlplane.cli.arguments import whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
+from controlplane.cli.errors import usage_error
 from controlplane.cli.payloads import json_payload
 
 
@@ -23,21 +27,45 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
         description="Pause a run: attempts already running finish and are recorded, but no "
         "new step starts (the tasks they lead to wait) until `surefoot runs resume`. "
         "Approvals can still be decided and events still arrive. `runs why` shows who "
-        "paused it, since when and why.",
+        "paused it, since when and why. With a selection instead of RUN_ID (--where "
+        "workflow=W,status=RUNNING --since 2h), every run it matches is paused at --rate "
+        "as a durable operation, after the plan is shown and confirmed.",
     )
-    pause.add_argument("run_id", metavar="RUN_ID")
-    pause.add_argument("--reason", default="", help="why (kept in the run's history)")
+    pause.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    pause.add_argument("--reason", "--comment", default="", help="why (kept in each run's history)")
+    run_batches.add_bulk_arguments(pause)
     add_client_arguments(pause)
     pause.set_defaults(func=pause_run)
 
     resume = commands.add_parser(
         "resume",
         help="let a paused run go on",
-        description="Resume a paused run: the steps waiting for it are handed out at once.",
+        description="Resume a paused run: the steps waiting for it are handed out at once. "
+        "With a selection instead of RUN_ID, every paused run it matches, at --rate.",
     )
-    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    resume.add_argument(
+        "--reason", "--comment", default="", help="why (kept in each run's history)"
+    )
+    run_batches.add_bulk_arguments(resume)
     add_client_arguments(resume)
     resume.set_defaults(func=resume_run)
+
+    abandon = commands.add_parser(
+        "abandon",
+        help="give a run up: compensate its completed steps (like `runs cancel --compensate`)",
+        description="Abandon a run: what it is doing stops, the compensations of its "
+        "completed steps run, newest first, and it ends COMPENSATED. With a selection "
+        "instead of RUN_ID, every run it matches, at --rate (an admin's: each "
+        "compensation is a business action).",
+    )
+    abandon.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    abandon.add_argument(
+        "--reason", "--comment", default="", help="why (kept in each run's history)"
+    )
+    run_batches.add_bulk_arguments(abandon)
+    add_client_arguments(abandon)
+    abandon.set_defaults(func=abandon_run)
 
     at = commands.add_parser(
         "at",
@@ -58,9 +86,13 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
         "outputs of the steps its parent completed before NODE and executes NODE onward. "
         "The fork is a new business action: its steps get new idempotency keys, so a "
         "step that charges a card charges again. Prints the new run's id; both runs link "
-        "to each other (`runs show`).",
+        "to each other (`runs show`). With a selection instead of RUN_ID (it must name "
+        "the workflow: --where workflow=W,...), every run it matches is forked at --rate "
+        "(an admin's); `operations show ID --items applied` lists the forks.",
     )
-    fork.add_argument("run_id", metavar="RUN_ID", help="the run to fork (it is not changed)")
+    fork.add_argument(
+        "run_id", nargs="?", metavar="RUN_ID", help="the run to fork (it is not changed)"
+    )
     fork.add_argument("--from", dest="from_node", required=True, metavar="NODE")
     source = fork.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="JSON", help="the fork's input (default: the parent's)")
@@ -68,14 +100,19 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
     fork.add_argument(
         "--request-id",
         metavar="ID",
-        help="idempotency key of the fork: the same id returns the same fork (default: random)",
+        help="idempotency key of the fork (or of the operation forking a selection): the "
+        "same id returns the same fork (default: random)",
     )
     fork.add_argument("--comment", default="", help="why (kept in the fork's history)")
+    run_batches.add_bulk_arguments(fork, request_id=False)
     add_client_arguments(fork)
     fork.set_defaults(func=fork_run)
 
 
 def pause_run(args: argparse.Namespace) -> int:
+    if run_batches.is_bulk(args, args.run_id):
+        action = opb.RunAction(type=opb.RUN_ACTION_TYPE_PAUSE)
+        return run_batches.run_action(args, action, args.reason)
     request = ws.PauseRunRequest(namespace=args.namespace, run_id=args.run_id, reason=args.reason)
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.PauseRun, request)
@@ -88,6 +125,11 @@ def pause_run(args: argparse.Namespace) -> int:
 
 
 def resume_run(args: argparse.Namespace) -> int:
+    if run_batches.is_bulk(args, args.run_id):
+        action = opb.RunAction(type=opb.RUN_ACTION_TYPE_RESUME)
+        return run_batches.run_action(args, action, args.reason)
+    if args.reason:
+        raise usage_error("--reason is kept for a selection only: a one-run resume has none")
     request = ws.ResumeRunRequest(namespace=args.namespace, run_id=args.run_id)
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.ResumeRun, request)
@@ -96,6 +138,23 @@ def resume_run(args: argparse.Namespace) -> int:
         return 0
     status = output.enum_name(run_pb2.RunStatus, response.run.status)
     print(f"resumed run {response.run.id} (status {status})")
+    return 0
+
+
+def abandon_run(args: argparse.Namespace) -> int:
+    if run_batches.is_bulk(args, args.run_id):
+        action = opb.RunAction(type=opb.RUN_ACTION_TYPE_ABANDON)
+        return run_batches.run_action(args, action, args.reason)
+    request = ws.CancelRunRequest(
+        namespace=args.namespace, run_id=args.run_id, reason=args.reason, compensate=True
+    )
+    with ControlPlaneClient.from_args(args) as client:
+        response = client.call(client.workflows.CancelRun, request)
+    if args.json:
+        output.print_json(response)
+        return 0
+    status = output.enum_name(run_pb2.RunStatus, response.run.status)
+    print(f"abandoned run {response.run.id or args.run_id} (status {status})")
     return 0
 
 
@@ -152,6 +211,9 @@ def run_at(args: argparse.Namespace) -> int:
 
 def fork_run(args: argparse.Namespace) -> int:
     given = json_payload(args.input, args.input_file, "input")
+    if run_batches.is_bulk(args, args.run_id):
+        action = run_batches.fork_action(args.from_node, given)
+        return run_batches.run_action(args, action, args.comment)
     request = ws.ForkRunRequest(
         namespace=args.namespace,
         run_id=args.run_id,

@@ -9,6 +9,7 @@ import textwrap
 import uuid
 from typing import Any
 
+from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
@@ -19,6 +20,7 @@ from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
 from controlplane.cli.errors import EXIT_REFUSED
 from controlplane.cli.payloads import json_payload
+from controlplane.cli.run_batches import add_bulk_arguments, is_bulk, run_action
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -169,15 +171,18 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="cancel a run, or abandon it with --compensate",
         description="Cancel a run: what it is doing or waiting for stops and it ends "
         "CANCELLED. With --compensate it is abandoned instead: the compensations of its "
-        "completed steps run, newest first, and it ends COMPENSATED.",
+        "completed steps run, newest first, and it ends COMPENSATED. With a selection "
+        "instead of RUN_ID (--where workflow=W,status=WAITING --since 2h), every run it "
+        "matches, at --rate, as a durable operation shown and confirmed first.",
     )
-    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("run_id", nargs="?", metavar="RUN_ID")
     cancel.add_argument("--reason", default="", help="why (kept in the run's history)")
     cancel.add_argument(
         "--compensate",
         action="store_true",
         help="abandon: undo the completed steps with their compensations (saga)",
     )
+    add_bulk_arguments(cancel)
     add_client_arguments(cancel)
     cancel.set_defaults(func=cancel_run)
 
@@ -475,6 +480,9 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def cancel_run(args: argparse.Namespace) -> int:
+    if is_bulk(args, args.run_id):
+        kind = opb.RUN_ACTION_TYPE_ABANDON if args.compensate else opb.RUN_ACTION_TYPE_CANCEL
+        return run_action(args, opb.RunAction(type=kind), args.reason)
     request = ws.CancelRunRequest(
         namespace=args.namespace,
         run_id=args.run_id,

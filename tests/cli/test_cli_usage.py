@@ -29,6 +29,7 @@ COMMANDS = [
     ["runs", "cancel"],
     ["runs", "pause"],
     ["runs", "resume"],
+    ["runs", "abandon"],
     ["runs", "at"],
     ["runs", "fork"],
     ["approvals"],
