@@ -42,7 +42,8 @@ class _Rows(LiveTable):
     def watch_cursor_coordinate(self, old: Any, new: Any) -> None:
         super().watch_cursor_coordinate(old, new)
         if isinstance(self.parent, PagedTable):
-            if new.row >= self.row_count - NEAR_END_ROWS:
+            # Only the operator's moves ask for more: not the table rebuilding itself.
+            if not self._restoring and new.row >= self.row_count - NEAR_END_ROWS > 0:
                 self.parent.want_more()
             self.parent._show_count()
 
