@@ -11,7 +11,7 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane import errors
-from controlplane.api import blocked_on, convert, request_ids, run_links, run_wait
+from controlplane.api import blocked_on, convert, request_ids, run_filters, run_links, run_wait
 from controlplane.api.backend import Backend
 from controlplane.api.definitions import no_definition
 from controlplane.api.namespaces import checked_namespace
@@ -98,31 +98,32 @@ async def run_detail(backend: Backend, namespace: str, run_id: str) -> run_pb2.R
 async def list_page(
     backend: Backend, request: ws.ListRunsRequest, context: grpc.aio.ServicerContext
 ) -> ws.ListRunsResponse:
+    """A page of the runs the filters select, newest first, and how many they select.
+
+    Raises:
+        InvalidArgument: a bad page size, status, time range, run id prefix or page token.
+    """
     namespace = checked_namespace(request.namespace)
     if not 0 <= request.page_size <= MAX_PAGE:
         raise errors.InvalidArgument.field("page_size", f"must be between 0 and {MAX_PAGE}")
-    statuses = []
-    for index, status in enumerate(request.statuses):
-        if status == run_pb2.RUN_STATUS_UNSPECIFIED or status not in run_pb2.RunStatus.values():
-            raise errors.InvalidArgument.field(f"statuses[{index}]", "is not a run status")
-        statuses.append(run_pb2.RunStatus.Name(status).removeprefix("RUN_STATUS_"))
+    selection = run_filters.checked_selection(namespace, request)
 
-    def query(c: Connection) -> tuple[list[Any], str]:
-        return run_queries.list_runs(
-            c,
-            namespace,
-            workflow_name=request.workflow_name,
-            workflow_version=request.workflow_version,
-            statuses=statuses,
-            page_size=request.page_size or 100,
-            page_token=request.page_token,
+    def query(c: Connection) -> tuple[list[Any], str, int]:
+        rows, token = run_queries.page_of_runs(
+            c, selection, request.page_size or 100, request.page_token
         )
+        # A first page that is the whole list counts itself: no second statement.
+        if not request.page_token and not token:
+            return rows, token, len(rows)
+        return rows, token, run_queries.count_runs(c, selection)
 
     try:
-        rows, token = await backend.read(query)
+        rows, token, total = await backend.read(query)
     except run_queries.BadPageToken as exc:
         raise errors.InvalidArgument.field("page_token", str(exc)) from None
-    return ws.ListRunsResponse(runs=[convert.run_summary(r) for r in rows], next_page_token=token)
+    return ws.ListRunsResponse(
+        runs=[convert.run_summary(r) for r in rows], next_page_token=token, total=total
+    )
 
 
 async def history(

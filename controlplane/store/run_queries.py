@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, or_, select
+from sqlalchemy import Column, ColumnElement, Connection, Row, Select, and_, func, or_, select
 
 from controlplane.store.bulk import among
 from controlplane.store.codec import load_json
@@ -98,24 +99,116 @@ def decode_page_token(token: str) -> tuple[datetime, str]:
     return created_at, run_id
 
 
+# What a list shows of a run: every column but its state (the steps, a projection that can
+# be large), which only GetRun reads.
+LISTED = [c for c in runs.c if c.name != "state"]
+# What a live runs table shows: no input or output either.
+SUMMARY = [c for c in LISTED if c.name not in ("input", "output")]
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """Which runs of a namespace a list or a watch means; empty fields match everything.
+
+    `created_after` is inclusive, `created_before` exclusive; `id_prefix` is read as the
+    range [prefix, prefix with its last character incremented), which the primary key's
+    index answers (the id column sorts bytewise on PostgreSQL, migration 0016).
+    """
+
+    namespace: str
+    workflow_name: str = ""
+    workflow_version: str = ""
+    statuses: tuple[str, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    id_prefix: str = ""
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found = [runs.c.namespace == self.namespace]
+        if self.workflow_name:
+            found.append(runs.c.workflow_name == self.workflow_name)
+        if self.workflow_version:
+            found.append(runs.c.workflow_version == self.workflow_version)
+        if self.statuses:
+            found.append(runs.c.status.in_(self.statuses))
+        if self.created_after is not None:
+            found.append(runs.c.created_at >= self.created_after)
+        if self.created_before is not None:
+            found.append(runs.c.created_at < self.created_before)
+        if self.id_prefix:
+            found.append(runs.c.id >= self.id_prefix)
+            found.append(runs.c.id < prefix_end(self.id_prefix))
+        return found
+
+    def holds(self, run: Any) -> bool:
+        """Whether `run` (anything with a run row's attributes) is selected, status apart:
+        the fields that never change once a run exists."""
+        return (
+            run.namespace == self.namespace
+            and (not self.workflow_name or run.workflow_name == self.workflow_name)
+            and (not self.workflow_version or run.workflow_version == self.workflow_version)
+            and (self.created_after is None or run.created_at >= self.created_after)
+            and (self.created_before is None or run.created_at < self.created_before)
+            and run.id.startswith(self.id_prefix)
+        )
+
+    def shows(self, status: str | None) -> bool:
+        """Whether a run of this selection's fixed fields is selected in `status` (None: a
+        run that did not exist)."""
+        return status is not None and (not self.statuses or status in self.statuses)
+
+
+def prefix_end(prefix: str) -> str:
+    """The first string after every string that starts with `prefix` (bytewise)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def list_runs(
     connection: Connection,
     namespace: str,
     *,
     workflow_name: str = "",
     workflow_version: str = "",
-    statuses: list[str] | None = None,
+    statuses: Sequence[str] = (),
     page_size: int = 100,
     page_token: str = "",
 ) -> tuple[list[Row[Any]], str]:
     """A page of runs, newest first, and the token of the next page ("" on the last)."""
-    query = select(runs).where(runs.c.namespace == namespace)
-    if workflow_name:
-        query = query.where(runs.c.workflow_name == workflow_name)
-    if workflow_version:
-        query = query.where(runs.c.workflow_version == workflow_version)
-    if statuses:
-        query = query.where(runs.c.status.in_(statuses))
+    selection = RunSelection(namespace, workflow_name, workflow_version, tuple(statuses))
+    return page_of_runs(connection, selection, page_size, page_token)
+
+
+def page_of_runs(
+    connection: Connection,
+    selection: RunSelection,
+    page_size: int = 100,
+    page_token: str = "",
+    columns: Sequence[Column[Any]] = LISTED,
+) -> tuple[list[Row[Any]], str]:
+    """A page of the selected runs, newest first, and the token of the next page ("" on
+    the last)."""
+    rows = list(connection.execute(page_query(selection, page_size, page_token, columns)))
+    if len(rows) <= page_size:
+        return rows, ""
+    last = rows[page_size - 1]
+    return rows[:page_size], encode_page_token(last.created_at, last.id)
+
+
+def page_query(
+    selection: RunSelection,
+    page_size: int,
+    page_token: str = "",
+    columns: Sequence[Column[Any]] = LISTED,
+) -> Select[Any]:
+    """The page's statement (one row more than the page, to know whether another follows).
+
+    Newest first is the order of the index (namespace, created_at, id), read backwards from
+    the token's position: a page costs its own rows, whatever its place in the list.
+
+    Raises:
+        BadPageToken: a token this server did not issue.
+    """
+    query = select(*columns).where(*selection.conditions())
     if page_token:
         created_at, run_id = decode_page_token(page_token)
         query = query.where(
@@ -124,9 +217,52 @@ def list_runs(
                 and_(runs.c.created_at == created_at, runs.c.id < run_id),
             )
         )
-    query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(page_size + 1)
-    rows = list(connection.execute(query))
-    if len(rows) <= page_size:
-        return rows, ""
-    last = rows[page_size - 1]
-    return rows[:page_size], encode_page_token(last.created_at, last.id)
+    return query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(page_size + 1)
+
+
+def count_runs(connection: Connection, selection: RunSelection) -> int:
+    """How many runs the selection holds."""
+    return int(connection.execute(count_query(selection)).scalar_one())
+
+
+def count_query(selection: RunSelection) -> Select[Any]:
+    """An index-only count on the namespace's indexes where the filters allow it."""
+    return select(func.count()).select_from(runs).where(*selection.conditions())
+
+
+def summaries_by_id(connection: Connection, run_ids: Sequence[str]) -> list[Row[Any]]:
+    """The summary columns of these runs (those that exist), in no particular order."""
+    found: list[Row[Any]] = []
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        found.extend(
+            connection.execute(select(*SUMMARY).where(among(connection, runs.c.id, chunk)))
+        )
+    return found
+
+
+def changed_since(
+    connection: Connection, namespace: str, since: datetime, after_id: str = "", limit: int = 1000
+) -> list[Row[Any]]:
+    """Summaries of the runs of `namespace` updated at or after `since` (those at `since`
+    after `after_id`), oldest change first."""
+    return list(connection.execute(changed_since_query(namespace, since, after_id, limit)))
+
+
+def changed_since_query(
+    namespace: str, since: datetime, after_id: str = "", limit: int = 1000
+) -> Select[Any]:
+    """The index (namespace, updated_at, id) answers it: a re-read costs the runs that
+    changed, never the runs that wait."""
+    return (
+        select(*SUMMARY)
+        .where(
+            runs.c.namespace == namespace,
+            or_(
+                runs.c.updated_at > since,
+                and_(runs.c.updated_at == since, runs.c.id > after_id),
+            ),
+        )
+        .order_by(runs.c.updated_at, runs.c.id)
+        .limit(limit)
+    )

@@ -52,6 +52,8 @@ definitions = Table(
 runs = Table(
     "runs",
     metadata,
+    # Sorted bytewise on PostgreSQL too (COLLATE "C", migration 0016): a run id prefix is a
+    # range of the primary key's index.
     Column("id", String(36), primary_key=True),
     Column("namespace", String(200), nullable=False),
     Column("definition_id", Integer, ForeignKey("definitions.id"), nullable=False),
@@ -81,6 +83,8 @@ runs = Table(
     Index("ix_runs_namespace_created", "namespace", "created_at", "id"),
     Index("ix_runs_namespace_status", "namespace", "status"),
     Index("ix_runs_definition", "definition_id", "status"),
+    # What changed lately in a namespace: the safety-net re-read of live runs tables.
+    Index("ix_runs_namespace_updated", "namespace", "updated_at", "id"),
 )
 
 history = Table(
