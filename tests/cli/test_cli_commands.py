@@ -215,9 +215,11 @@ def test_runs_cancel_compensate_abandons_the_run(control_plane, capsys: Capture)
     address, service = control_plane
     code, out, _ = run(address, capsys, "runs", "cancel", "run-1", "--compensate")
     assert (code, out) == (0, "compensating run run-1 (status COMPENSATING)\n")
-    assert service.requests == [
-        ws.CancelRunRequest(namespace="default", run_id="run-1", compensate=True)
-    ]
+    (sent,) = service.requests
+    assert sent.request_id, "a write carries a request id"
+    assert sent == ws.CancelRunRequest(
+        namespace="default", run_id="run-1", compensate=True, request_id=sent.request_id
+    )
 
 
 @pytest.mark.parametrize(
