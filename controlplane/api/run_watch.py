@@ -6,9 +6,11 @@ missed and none waits for a poll. A wake brings the commit's news (its history r
 run's status): when they continue from the last event sent they go out as they are, with no
 read; otherwise (the first round, a gap) one read gets the run's status and the events after
 the last one sent (`store.history_tail`), never one read per event. A run nobody watches
-costs nothing. A commit made by another control plane sharing the database wakes
-nobody here: the stream reads again after `REREAD_SECONDS` without a wake, which bounds how
-late such events arrive.
+costs nothing. A commit made by another control plane sharing the database wakes the
+stream by its NOTIFY on PostgreSQL (`dispatch/run_notices.py`), and the stream reads. As a
+safety net the stream also reads again after a while without a wake: `REREAD_SECONDS` where
+nothing else tells it (SQLite, or the LISTEN connection down), `NOTIFIED_REREAD_SECONDS`
+while notices arrive.
 
 Messages hold consecutive events; a history longer than `PAGE_EVENTS` after the last seq
 sent goes out in several messages, one right after the other. Only the last of them carries
@@ -46,6 +48,8 @@ PAGE_EVENTS = 500
 # events of another control plane on the same database arrive at most this late. Tests
 # lengthen it to show that the wake, not this re-read, carries this process's events.
 REREAD_SECONDS = 1.0
+# The same while other control planes' commits wake the stream as they happen.
+NOTIFIED_REREAD_SECONDS = 10.0
 
 
 async def watch(
@@ -89,9 +93,12 @@ async def watch(
                 continue  # the next page at once
             if tail.status in TERMINAL and not request.keep_open:
                 return
-            # On timeout: the re-read for commits made elsewhere.
+            # On timeout: the re-read for commits made elsewhere that nothing announced.
+            reread = REREAD_SECONDS
+            if watches.listening:
+                reread = max(reread, NOTIFIED_REREAD_SECONDS)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.woken.wait(), REREAD_SECONDS)
+                await asyncio.wait_for(watch.woken.wait(), reread)
     finally:
         watches.unsubscribe(run_id, watch)
 

@@ -1,9 +1,9 @@
 """surefoot.v1.WorkflowService: one gRPC service, its RPCs in one module per concept.
 
 definitions, runs, approvals, events and dead_letters each hold plain functions
-`(backend, request, context) -> response` (run_watch an async generator of responses, the
-one server stream); this class only names them as the service's methods. Refusals they
-raise become statuses in `controlplane.api.failures`.
+`(backend, request, context) -> response` (run_watch and run_list_watch async generators
+of responses, the server streams); this class only names them as the service's methods.
+Refusals they raise become statuses in `controlplane.api.failures`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from controlplane.api import (
     events,
     run_control,
     run_forks,
+    run_list_watch,
     run_replay,
     run_watch,
     runs,
@@ -78,6 +79,7 @@ class WorkflowService(workflow_service_pb2_grpc.WorkflowServiceServicer):  # typ
     StartRun = _method(runs.start)
     GetRun = _method(runs.get)
     ListRuns = _method(runs.list_page)
+    WatchRuns = _streaming_method(run_list_watch.watch)
     GetRunHistory = _method(runs.history)
     WatchRun = _streaming_method(run_watch.watch)
     CancelRun = _method(runs.cancel)

@@ -39,6 +39,7 @@ from controlplane.dispatch.delivery import Deliveries, Handout, deliver, resolve
 from controlplane.dispatch.held_connection import HeldConnection
 from controlplane.dispatch.loop_calls import LoopCalls
 from controlplane.dispatch.reaping import Reaper
+from controlplane.dispatch.run_notices import notices_of, notify_runs_changed
 from controlplane.dispatch.run_watches import RunNews, RunWatches
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.starts import StartedRun
@@ -79,8 +80,11 @@ class Committer:
         # How long a lease lasts from its grant or last heartbeat: GetRun tells a late
         # heartbeat from the lease's expiry with it.
         self.lease_seconds = lease_seconds
-        # The WatchRun streams of this process, woken after each commit that changed runs.
-        self.watches = RunWatches()
+        # Names this process in NOTIFY payloads, so that it does not wake itself.
+        self.origin = uuid.uuid4().hex
+        # The WatchRun and WatchRuns streams of this process, told after each commit that
+        # changed runs (and of other control planes' commits by their NOTIFY).
+        self.watches = RunWatches(engine, self.origin)
         self._resources = Resources(
             definitions=definitions,
             catalog=catalog,
@@ -98,8 +102,6 @@ class Committer:
         self._backoff = Backoff(uniform=(rng or random.Random()).random)
         self._retry_at: float | None = None
         self._held: list[ops.Operation] = []
-        # Names this process in NOTIFY payloads, so that it does not wake itself.
-        self.origin = uuid.uuid4().hex
 
     # -- the event loop side -------------------------------------------------------------
 
@@ -109,6 +111,7 @@ class Committer:
     def stop(self, timeout: float = 10.0) -> None:
         self._queue.put(None)
         self._thread.join(timeout)
+        self.watches.close()
 
     def submit(self, operation: ops.Operation) -> asyncio.Future[Any]:
         """Queue `operation`; the future resolves once its transaction has committed."""
@@ -286,6 +289,10 @@ class Committer:
                     t["status"] == "ready" for t in txn.batch.new_tasks.values()
                 ):
                     notify_tasks_ready(connection, self.origin)
+                if self._lock_rows and txn.batch.status_before:
+                    # For the streams of other control planes that follow these runs.
+                    notices = notices_of(txn.batch.runs.values(), txn.batch.status_before)
+                    notify_runs_changed(connection, self.origin, notices)
                 connection.commit()
         self._resources.runs.keep(txn.batch.runs.values())
         self._timers.committed(txn.batch.waits.earliest_timer, len(due), now)
@@ -297,6 +304,7 @@ class Committer:
                 # Before any later commit of the run: a start that waits misses no change.
                 operation.follow(self.watches, result)
         txn.out.run_news = self._news_for_watches(txn)
+        self.watches.lists.committed(txn.batch.runs.values(), txn.batch.status_before)
         return txn.out
 
     def _news_for_watches(self, txn: Transaction) -> dict[str, RunNews]:

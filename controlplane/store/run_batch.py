@@ -108,6 +108,9 @@ class RunBatch:
         self._removed: set[str] = set()
         # Whether each run changed in this batch had a dead_letters row when it was loaded.
         self._dead_before: dict[str, bool] = {}
+        # Each changed run's status when loaded (None: new in this batch): live runs tables
+        # tell from it which runs entered or left their filter.
+        self.status_before: dict[str, str | None] = {}
         self._forget_outcomes: list[str] = []
         self.waits = WaitWrites()
 
@@ -186,6 +189,8 @@ class RunBatch:
     def record(self, state: RunState, transition: Transition) -> None:
         """Queue the writes of one state change of a run loaded in this batch."""
         loaded = self.runs[state.id]
+        if state.id not in self.status_before:
+            self.status_before[state.id] = None if loaded.new else loaded.state.status
         if state.id not in self._dead_before:
             self._dead_before[state.id] = (
                 not loaded.new

@@ -62,6 +62,7 @@ REQUESTS: dict[str, Request] = {
     "ListRuns": lambda ns, o: ws.ListRunsRequest(namespace=ns),
     "GetRunHistory": lambda ns, o: ws.GetRunHistoryRequest(namespace=ns, run_id=o.run_id),
     "WatchRun": lambda ns, o: ws.WatchRunRequest(namespace=ns, run_id=o.run_id),
+    "WatchRuns": lambda ns, o: ws.WatchRunsRequest(namespace=ns),
     "CancelRun": lambda ns, o: ws.CancelRunRequest(namespace=ns, run_id=o.run_id, reason="x"),
     "PauseRun": lambda ns, o: ws.PauseRunRequest(namespace=ns, run_id=o.run_id, reason="x"),
     "ResumeRun": lambda ns, o: ws.ResumeRunRequest(namespace=ns, run_id=o.run_id),
@@ -120,9 +121,9 @@ def test_every_workflow_rpc_is_in_the_matrix() -> None:
 
 def _call(secured: SecuredControlPlane, rpc: str) -> Any:
     stub = workflow_service_pb2_grpc.WorkflowServiceStub(secured.channel)
-    if rpc == "WatchRun":
+    if rpc in ("WatchRun", "WatchRuns"):
         # A stream's status comes with its messages: read them all.
-        return lambda request, **options: list(stub.WatchRun(request, **options))
+        return lambda request, **options: list(getattr(stub, rpc)(request, **options))
     return getattr(stub, rpc)
 
 
