@@ -88,7 +88,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     cancel.add_argument("operation_id", metavar="OPERATION_ID")
     cancel.add_argument("--reason", default="", help="why (kept with the operation)")
-    add_client_arguments(cancel)
+    add_client_arguments(cancel, writes=True)
     cancel.set_defaults(func=cancel_operation)
 
 
