@@ -66,6 +66,9 @@ destinations.register(
 class SurefootConsole(App[None]):
     TITLE = "Surefoot"
     CSS = CSS
+    # `:` is the console's palette; Textual's own (ctrl+p) would be a second, different one.
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
     BINDINGS = keys.bindings(
         "app.help", "app.jump", "app.quit", "app.dead_letters", "app.approvals"
     )

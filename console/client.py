@@ -83,7 +83,7 @@ class Identity:
         """The strongest role held, for the header."""
         for role in ("admin", "operator", "approver", "viewer", "worker"):
             if role in self.roles:
-                extra = " + approver" if role == "operator" and "approver" in self.roles else ""
+                extra = "+approver" if role == "operator" and "approver" in self.roles else ""
                 return role + extra
         return "no role"
 

@@ -26,7 +26,8 @@ def key_rows(screen: Screen[object]) -> list[tuple[str, str, str, bool]]:
             continue
         seen.add((shown, binding.description))
         rows.append((shown, binding.description, binding.id or "", active.enabled))
-    return rows
+    # The console's own keys first (they have ids), then what every table or field does.
+    return sorted(rows, key=lambda row: not row[2])
 
 
 class HelpModal(ModalScreen[None]):

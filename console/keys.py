@@ -94,7 +94,7 @@ def writes(action: str) -> bool:
 # -- everywhere -----------------------------------------------------------------------------
 declare("app.help", "question_mark", "app.help", "Keys")
 declare("app.jump", "colon", "app.jump", "Jump")
-declare("app.quit", "q", "app.quit", "Quit")
+declare("app.quit", "q", "app.quit", "Quit", show=False)
 declare("app.dead_letters", "d", "app.go('dlq')", "Dead letters", show=False)
 declare("app.approvals", "p", "app.go('approvals')", "Approvals", show=False)
 declare("screen.back", "escape", "back", "Back")
@@ -102,18 +102,18 @@ declare("screen.filter", "slash", "filter_prompt", "Filter")
 
 # -- dead letters ---------------------------------------------------------------------------
 declare("dead_letters.open", "enter", "open", "Open", show=False, priority=True)
-declare("dead_letters.redrive", "R", "redrive", "Redrive group", writes=True)
+declare("dead_letters.redrive", "R", "redrive", "Redrive", writes=True)
 declare("dead_letters.operations", "o", "operations", "Operations", show=False)
 declare("dead_letter.retry", "r", "retry", "Retry", writes=True)
-declare("dead_letter.retry_edited", "e", "retry_edited", "Retry edited", writes=True)
+declare("dead_letter.retry_edited", "e", "retry_edited", "Edit+retry", writes=True)
 declare("dead_letter.skip", "s", "skip", "Skip", writes=True)
 declare("dead_letter.abandon", "c", "abandon", "Abandon", writes=True, show=False)
 declare("dead_letter.open", "enter", "open", "Open", show=False, priority=True)
-declare("dead_letter.open_run", "o", "open_run", "Open run")
+declare("dead_letter.open_run", "o", "open_run", "Run")
 
 # -- operations -----------------------------------------------------------------------------
 declare("operations.open", "enter", "open", "Open", show=False, priority=True)
-declare("operation.cancel", "c", "cancel_operation", "Cancel operation", writes=True)
+declare("operation.cancel", "c", "cancel_operation", "Cancel it", writes=True)
 
 # -- approvals ------------------------------------------------------------------------------
 declare("approvals.approve", "y", "decide(True)", "Approve", writes=True)

@@ -49,10 +49,6 @@ JsonModal .dialog, TextModal .dialog {
     border: none;
     margin-left: 1;
 }
-.dialog Input {
-    border: tall $panel;
-    height: 3;
-}
 """
 
 

@@ -95,6 +95,16 @@ def group_details(group: ws.DeadLetterGroup) -> str:
     )
 
 
+def group_summary(group: ws.DeadLetterGroup) -> str:
+    """Two lines of the group, for a dialog about it."""
+    return (
+        f"{group.count} × {group.error_type or 'error'} · "
+        f"{versioned(group.workflow_name, group.workflow_version)} · "
+        f"{versioned(group.step_type, group.step_version)} ({group.idempotency or '-'})\n"
+        f"first seen {timestamp(group.oldest)} · last seen {timestamp(group.newest)}"
+    )
+
+
 def dead_letter_key(dead_letter: ws.DeadLetter) -> str:
     return f"{dead_letter.run_id}:{dead_letter.node_id}"
 

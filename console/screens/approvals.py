@@ -49,7 +49,7 @@ class ApprovalsScreen(PollingScreen):
             id="approvals",
         )
         yield Static("", id="shown", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def approvals(self) -> PagedTable[approval_pb2.Approval]:

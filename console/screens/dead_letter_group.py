@@ -60,14 +60,14 @@ class GroupScreen(TriageScreen):
                 id="items",
             )
             yield Static("", id="details", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def items(self) -> PagedTable[ws.DeadLetter]:
         return self.query_one("#items", PagedTable)
 
     def on_mount(self) -> None:
-        self.sub_title = f"dead letters · {self.group.step_type} · {self.group.error_type}"
+        self.sub_title = f"group {self.group.step_type}"
         self.items.set_total(self.group.count)
         self.items.focus()
         super().on_mount()

@@ -40,7 +40,7 @@ class DeadLetterScreen(TriageScreen):
         yield Static("", id="state", markup=False)
         with VerticalScroll():
             yield Static(dead_letter_details(self.dead_letter, None), id="item", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"dead letter {self.dead_letter.run_id}:{self.dead_letter.node_id}"

@@ -60,7 +60,7 @@ class DeadLettersScreen(PollingScreen):
                 id="groups",
             )
             yield Static("", id="details", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def groups(self) -> PagedTable[ws.DeadLetterGroup]:

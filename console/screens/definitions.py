@@ -46,7 +46,7 @@ class DefinitionsScreen(PollingScreen):
             noun="versions",
             id="definitions",
         )
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def definitions(self) -> PagedTable[ws.DefinitionInfo]:

@@ -45,7 +45,7 @@ class OperationsScreen(PollingScreen):
             noun="operations",
             id="operations",
         )
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "operations"
@@ -88,7 +88,7 @@ class OperationScreen(PollingScreen):
         yield ConnectionLine(id="connection")
         yield Static("loading…", id="progress", markup=False)
         yield Static("", id="watch", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"operation {self.operation_id}"

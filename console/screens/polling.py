@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 class ConnectionLine(Static):
-    """The header: `view │ address · namespace · who (role) · [READ-ONLY] · connected`."""
+    """The header: `view │ connected · who (role) · [READ-ONLY] · ns NAMESPACE · address`."""
 
     DEFAULT_CSS = """
     ConnectionLine { height: 1; padding: 0 1; background: $boost; }
@@ -38,14 +38,14 @@ class ConnectionLine(Static):
     """
 
     def show(self, control_plane: ControlPlane, title: str = "") -> None:
+        # Most needed first: at 80 columns the end of the line (the address) may be cut.
         state = {None: "connecting…", True: "connected", False: "unreachable"}
-        status = state[control_plane.reachable]
-        parts = [control_plane.address, f"ns {control_plane.namespace}"]
+        parts = [state[control_plane.reachable]]
         identity = control_plane.identity
         if identity is not None:
             who = f"{identity.principal} ({identity.role})"
             if identity.source == "no-auth":
-                who = "anonymous (no auth on this server)"
+                who = "anonymous (server without auth)"
             elif identity.source == "dev":
                 who = f"{identity.principal} (dev: every role)"
             parts.append(who)
@@ -53,7 +53,7 @@ class ConnectionLine(Static):
             parts.append("who: " + control_plane.identity_error.split(":")[0])
         if control_plane.readonly:
             parts.append("READ-ONLY")
-        parts.append(status)
+        parts += [f"ns {control_plane.namespace}", control_plane.address]
         prefix = f"{title} │ " if title else ""
         self.update(prefix + " · ".join(parts))
         self.set_class(control_plane.reachable is False, "unreachable")

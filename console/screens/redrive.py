@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from console.client import ConsoleError, ControlPlane
-from console.render_incident import group_details, plan_text
+from console.render_incident import group_summary, plan_text
 
 DEFAULT_RATE = 10.0
 MAX_RATE = 10_000.0
@@ -46,11 +46,12 @@ class RedriveModal(ModalScreen[opb.Operation | None]):
     DEFAULT_CSS = """
     RedriveModal .dialog { height: auto; }
     RedriveModal #group { color: $text-muted; height: auto; }
-    RedriveModal #plan { height: auto; min-height: 2; margin: 1 0 0 0; }
-    RedriveModal .field { height: 3; }
-    RedriveModal .field Label { width: 10; padding: 1 1 0 0; }
-    RedriveModal .field Input { width: 1fr; }
-    RedriveModal #unsafe { display: none; height: auto; }
+    RedriveModal #plan { height: auto; min-height: 2; margin: 1 0; }
+    RedriveModal .field { height: 1; margin-bottom: 1; }
+    RedriveModal .field Label { width: 10; }
+    RedriveModal .field Input { width: 1fr; border: none; height: 1; background: $boost; }
+    RedriveModal .field Input:focus { background: $accent 30%; }
+    RedriveModal #unsafe { display: none; height: auto; border: none; padding: 0; }
     RedriveModal #unsafe.shown { display: block; }
     """
     BINDINGS = [
@@ -69,7 +70,7 @@ class RedriveModal(ModalScreen[opb.Operation | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static("Redrive this group", classes="title")
-            yield Static(group_details(self.group), id="group", markup=False)
+            yield Static(group_summary(self.group), id="group", markup=False)
             yield Static("dry run…", id="plan", markup=False)
             with Horizontal(classes="field"):
                 yield Label("rate /s")

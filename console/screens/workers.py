@@ -48,7 +48,7 @@ class WorkersScreen(PollingScreen):
             noun="workers",
             id="workers",
         )
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def worker_table(self) -> PagedTable[wpb.ConnectedWorker]:
