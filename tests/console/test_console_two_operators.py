@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 
 from console.app import SurefootConsole
 from console.modals import CommentModal
+from console.paged_table import PagedTable
 from console.screens.dead_letter_group import GroupScreen
 from console.screens.dead_letters import DeadLettersScreen
 from tests.console.console_support import SIZE, console, notifications, until
@@ -34,7 +35,7 @@ def payment_api() -> Iterator[OutagePaymentApi]:
 async def open_the_group(app: SurefootConsole, pilot: Pilot[None], count: int) -> GroupScreen:
     await pilot.press("d")
     await until(pilot, lambda: isinstance(app.screen, DeadLettersScreen), "groups")
-    await until(pilot, lambda: app.screen.query_one("#groups").keys, "the group")
+    await until(pilot, lambda: app.screen.query_one("#groups", PagedTable).keys, "the group")
     await pilot.press("enter")
     await until(pilot, lambda: isinstance(app.screen, GroupScreen), "the group opened")
     screen = app.screen
