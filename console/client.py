@@ -16,7 +16,7 @@ helper below calls `read`/`write` with the stub (`control_plane.workflows.PauseR
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -189,9 +189,9 @@ class ControlPlane:
     def _connected(self) -> bool:
         return channel_connected(self._channel)
 
-    def stream(self, rpc: Callable[..., Any], request: Any) -> Iterator[Any]:
+    def stream(self, rpc: Callable[..., Any], request: Any) -> Iterable[Any]:
         """A server stream, blocking (run it in a thread); cancel it with `.cancel()`."""
-        call: Iterator[Any] = rpc(request, metadata=self._metadata)
+        call: Iterable[Any] = rpc(request, metadata=self._metadata)
         return call
 
     # -- who am I --------------------------------------------------------------------------
@@ -363,7 +363,7 @@ class ControlPlane:
         intent = f"cancel operation {operation_id}"
         return (await self.write(self.operations.CancelOperation, request, intent)).operation
 
-    def watch_operation(self, operation_id: str) -> Iterator[opb.WatchOperationResponse]:
+    def watch_operation(self, operation_id: str) -> Iterable[opb.WatchOperationResponse]:
         """WatchOperation, blocking: iterate it in a thread; `.cancel()` ends it."""
         request = opb.WatchOperationRequest(namespace=self.namespace, operation_id=operation_id)
         return self.stream(self.operations.WatchOperation, request)
