@@ -22,6 +22,7 @@ for it, and the committer never waits for it.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from functools import partial
@@ -163,6 +164,8 @@ class _Table:
             yield ws.WatchRunsResponse(changes=told, total=total)
 
 
+@functools.lru_cache(maxsize=4096)
 def _run(summary: RunSummary) -> run_pb2.Run:
-    # The converter ListRuns uses, on a summary without input and output.
+    """The converter ListRuns uses, on a summary without input and output; once per change
+    for all the streams it goes to (each message copies the result, never changes it)."""
     return convert.run_summary(summary)  # type: ignore[arg-type]
