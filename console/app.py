@@ -28,6 +28,7 @@ from console.screens.approvals import ApprovalsScreen
 from console.screens.dead_letters import DeadLettersScreen
 from console.screens.definitions import DefinitionsScreen
 from console.screens.operations import OperationsScreen
+from console.screens.replay import ReplayScreen
 from console.screens.run import RunScreen
 from console.screens.runs import RunsScreen
 from console.screens.workers import WorkersScreen
@@ -55,6 +56,9 @@ destinations.register(
     lambda cp, arg: OperationsScreen(cp),
     "redrives and bulk actions",
     aliases=("ops",),
+)
+destinations.register(
+    "replay", lambda cp, arg: ReplayScreen(cp, arg), "a run event by event", argument="ID"
 )
 destinations.register("approvals", lambda cp, arg: ApprovalsScreen(cp), "approvals to decide")
 destinations.register("workers", lambda cp, arg: WorkersScreen(cp), "connected workers, queues")

@@ -10,6 +10,8 @@ from textual.widgets import Log
 from console.live_table import LiveTable
 from console.screens.run import RunScreen
 from console.screens.runs import RunsScreen
+from console.trace import RUN_ROW
+from console.trace_table import TraceTable
 from tests.console.console_support import SIZE, console, text_of, until
 from tests.support.processes import ControlPlane, StartWorker
 from tests.support.runs import register, start_run
@@ -51,9 +53,9 @@ def test_runs_show_up_change_status_live_and_open_on_their_history(
             assert seqs == [str(n) for n in range(1, len(lines) + 1)], "gaps or repeats"
             assert any("STEP_SCHEDULED" in line and " b " in line for line in lines), lines
             await until(pilot, lambda: "COMPLETED" in text_of(app, "#run-header"), "header")
-            steps = app.screen.query_one(LiveTable)
-            await until(pilot, lambda: steps.keys == ["a", "b", "c"], "steps shown")
-            assert steps.cells("b")[2] == "COMPLETED"
+            steps = app.screen.query_one(TraceTable)
+            await until(pilot, lambda: steps.keys == [RUN_ROW, "a", "b", "c"], "steps shown")
+            assert steps.shown_rows[2].cells[1].plain == "COMPLETED"
 
             await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back to the runs")

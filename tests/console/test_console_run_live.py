@@ -1,0 +1,138 @@
+"""The run screen follows a run live against a real control plane and worker: each event
+shows in the waterfall within a second of its commit with no key pressed, and a control
+plane restarted under the screen resumes the history after the last event shown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from textual.pilot import Pilot
+
+from console.app import SurefootConsole
+from console.screens.run import RunScreen
+from console.trace import RUN_ROW
+from console.trace_table import TraceTable
+from tests.console.console_support import DEADLINE_SECONDS, SIZE, console, until
+from tests.support.processes import ControlPlane, StartWorker, run_cli
+from tests.support.runs import Event, history, register
+from tests.support.workflows import three_steps
+
+# a is slow, b fails once (then waits out its backoff) and is slow too: events a second or
+# so apart, and a retry with its backoff in the trace.
+SLOW_WITH_A_RETRY = {
+    "trail": [],
+    "a": {"sleep_seconds": 0.6},
+    "b": {"fail_times": 1, "sleep_seconds": 0.6},
+}
+# What "live" means here: the issue's figure.
+MAX_LAG_SECONDS = 1.0
+
+
+def running(table: TraceTable, node_id: str) -> bool:
+    row = next((row for row in table.shown_rows if row.key == node_id), None)
+    return row is not None and row.cells[1].plain == "RUNNING" and "▓" in row.cells[3].plain
+
+
+async def open_run(app: SurefootConsole, pilot: Pilot[None], run_id: str) -> RunScreen:
+    """`:run ID`, once its screen is composed."""
+    app.go(f"run {run_id}")
+    await until(pilot, lambda: isinstance(app.screen, RunScreen), "run screen")
+    screen = app.screen
+    assert isinstance(screen, RunScreen)  # as awaited just above
+    await until(pilot, lambda: screen.query(TraceTable), "composed")
+    return screen
+
+
+def test_the_trace_shows_each_event_within_a_second_without_a_key_press(
+    control_plane: ControlPlane, worker: StartWorker
+) -> None:
+    stub = control_plane.stub
+    register(stub, three_steps("live"))
+    address = ("--address", control_plane.address)
+    started = run_cli("runs", "start", "live", "--input", json.dumps(SLOW_WITH_A_RETRY), *address)
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+
+    async def scenario() -> dict[int, float]:
+        app = console(control_plane.address)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_run(app, pilot, run_id)
+            # No worker yet: only the start and the first schedule can be there.
+            await until(pilot, lambda: screen.trace.last_seq >= 2, "the history so far")
+            await asyncio.to_thread(worker)
+            # From here on no key is pressed: when each event showed is noted as it shows.
+            seen: dict[int, float] = {}
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            while screen.trace.status != "COMPLETED":
+                assert time.monotonic() < deadline, f"trace stuck at {screen.trace.last_seq}"
+                await pilot.pause(0.02)
+                now = time.time()
+                for seq in range(len(seen) + 1, screen.trace.last_seq + 1):
+                    seen[seq] = now
+            table = screen.query_one(TraceTable)
+            await until(pilot, lambda: table.keys == [RUN_ROW, "a", "b", "c"], "every step")
+            b = next(row for row in table.shown_rows if row.key == "b")
+            assert b.cells[1].plain == "COMPLETED" and b.cells[2].plain == "2", b.cells
+            drawn = b.cells[3]
+            # Two attempts on b's row: the failed one (red) and the one that succeeded.
+            assert {"red", "green"} <= {span.style for span in drawn.spans}, drawn
+            assert "╌" in drawn.plain or "·" in drawn.plain, f"no backoff drawn: {drawn.plain!r}"
+            return seen
+
+    seen = asyncio.run(scenario())
+    events = history(stub, run_id)
+    assert sorted(seen) == [event.seq for event in events]
+    watched = [event for event in events if event.seq > 2]
+    lags = {event.seq: seen[event.seq] - committed(event, events) for event in watched}
+    assert max(lags.values()) < MAX_LAG_SECONDS, lags
+
+
+def committed(event: Event, events: list[Event]) -> float:
+    """The earliest an event can have been committed: its time, except for an attempt's
+    start, which history records (with its start time) in its result's transaction."""
+    if event.type != "ATTEMPT_STARTED":
+        return event.time
+    ends = ("ATTEMPT_COMPLETED", "ATTEMPT_FAILED", "ATTEMPT_LOST")
+    return next(
+        e.time
+        for e in events
+        if e.type in ends and e.node_id == event.node_id and e.attempt == event.attempt
+    )
+
+
+def test_a_restarted_control_plane_resumes_the_history_after_the_last_event_shown(
+    control_plane: ControlPlane, worker: StartWorker
+) -> None:
+    stub = control_plane.stub
+    register(stub, three_steps("resumed"))
+    waiting_on_b = {"trail": [], "b": {"sleep_seconds": 60}}
+    started = run_cli(
+        "runs", "start", "resumed", "--input", json.dumps(waiting_on_b),
+        "--address", control_plane.address,
+    )  # fmt: skip
+    run_id = started.stdout.strip()
+    worker()
+
+    async def scenario() -> None:
+        app = console(control_plane.address)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_run(app, pilot, run_id)
+            table = screen.query_one(TraceTable)
+            # b's attempt runs for a minute: history has no event of it until it ends, the
+            # run's steps say it runs, and the waterfall draws it running from its start.
+            await until(pilot, lambda: running(table, "b"), "b drawn running")
+            shown_before = screen.trace.last_seq
+
+            control_plane.kill()
+            await until(pilot, lambda: "reconnecting" in screen.stream_state, "said")
+            await asyncio.to_thread(control_plane.restart)
+            # b's worker lost its stream: its attempt is taken back and run again, and the
+            # screen sees those events after the ones it had, each once.
+            await until(pilot, lambda: screen.trace.last_seq > shown_before, "new events")
+            await until(pilot, lambda: screen.stream_state == "live", "live again")
+            seqs = [event.seq for event in screen.events]
+            assert seqs == list(range(1, len(seqs) + 1)), f"gaps or repeats: {seqs}"
+
+    asyncio.run(scenario())
