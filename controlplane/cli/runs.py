@@ -13,9 +13,9 @@ from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli import output, run_control
+from controlplane.cli import output, run_control, run_listing
 from controlplane.cli import run_following as following
-from controlplane.cli.arguments import page_size, whole_number
+from controlplane.cli.arguments import whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
 from controlplane.cli.errors import EXIT_REFUSED
@@ -83,28 +83,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_arguments(why)
     why.set_defaults(func=why_run)
 
-    list_ = commands.add_parser("list", help="list runs, newest first")
-    list_.add_argument("--workflow", metavar="NAME[@VERSION]", help="only runs of this workflow")
-    list_.add_argument(
-        "--status",
-        nargs="+",
-        action="extend",
-        type=_run_status,
-        default=[],
-        metavar="S",
-        help="only runs in these statuses (running, waiting, needs_attention, compensating, "
-        "completed, failed, compensated, cancelled)",
-    )
-    list_.add_argument(
-        "--limit",
-        type=page_size,
-        default=0,
-        metavar="N",
-        help="at most N runs (1-1000; default 100)",
-    )
-    list_.add_argument("--page-token", default="", metavar="T", help="continue a previous listing")
-    add_client_arguments(list_)
-    list_.set_defaults(func=list_runs)
+    run_listing.add_list_command(commands, _run_status)
 
     history = commands.add_parser("history", help="a run's event history, one line per event")
     history.add_argument("run_id", metavar="RUN_ID")
@@ -418,45 +397,6 @@ def _steps_lines(steps: Any) -> list[str]:
 
 def _runs_on_a_worker(step: run_pb2.Step) -> bool:
     return step.kind in ("", "task", "compensation")
-
-
-def list_runs(args: argparse.Namespace) -> int:
-    name, version = split_ref(args.workflow) if args.workflow else ("", "")
-    request = ws.ListRunsRequest(
-        namespace=args.namespace,
-        workflow_name=name,
-        workflow_version=version,
-        statuses=args.status,
-        page_size=args.limit,
-        page_token=args.page_token,
-    )
-    with ControlPlaneClient.from_args(args) as client:
-        response = client.call(client.workflows.ListRuns, request)
-    if args.json:
-        output.print_json(response)
-        return 0
-    if not response.runs:
-        print("no runs")
-    output.print_table(
-        ["id", "workflow", "status", "created", "updated", "current node", "waiting for"],
-        [
-            (
-                r.id,
-                f"{r.workflow_name}@{r.workflow_version}",
-                output.enum_name(run_pb2.RunStatus, r.status),
-                output.timestamp(r.created_at),
-                output.timestamp(r.updated_at),
-                r.current_node or "-",
-                r.waiting_for or "-",
-            )
-            for r in response.runs
-        ],
-        wide_from=5,
-    )
-    if response.next_page_token:
-        # On stderr so that `surefoot runs list | ...` pipes only the table.
-        print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)
-    return 0
 
 
 def run_history(args: argparse.Namespace) -> int:

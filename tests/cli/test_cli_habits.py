@@ -105,8 +105,10 @@ def test_runs_list_pages_with_limit_and_page_token(plane: ControlPlane) -> None:
 
     first = cli(plane, "runs", "list", "--limit", "2")
     assert first.returncode == 0, first.stderr
-    token = first.stderr.strip().removeprefix("next page: --page-token ")
-    assert token and token != first.stderr.strip()
+    count, next_page = first.stderr.splitlines()
+    assert count == "2 of 3 runs"
+    token = next_page.removeprefix("next page: --page-token ")
+    assert token and token != next_page
     second = cli(plane, "runs", "list", "--limit", "2", "--page-token", token, "-o", "json")
     assert second.returncode == 0 and second.stderr == ""
     page_two = json.loads(second.stdout)
