@@ -213,9 +213,9 @@ class PagedTable(Vertical, Generic[Item]):
         self._show_count(len(rows))
 
     def _show_count(self, shown: int | None = None) -> None:
-        if not self.is_mounted:
-            return
-        self.query_one(".count", Static).update(self.count_line(shown))
+        # query, not query_one: the table may be on its way out with its screen.
+        for line in self.query(".count").results(Static):
+            line.update(self.count_line(shown))
 
     def count_line(self, shown: int | None = None) -> str:
         """`120 of 4000 dead letters · PgDn loads more`, or what a text filter kept."""

@@ -100,8 +100,8 @@ class PollingScreen(Screen[None]):
             await self.poll()
         except NoMatches:
             # The screen was closed, or the app is exiting, while a call was in flight: its
-            # widgets are gone and there is nothing left to show the answer on.
-            if self.is_attached:
+            # widgets are gone (or going) and there is nothing left to show the answer on.
+            if self.is_attached and self in self.app.screen_stack:
                 raise
         finally:
             self._polling = False

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from console.client import ControlPlane
 from console.help import HelpModal
@@ -47,6 +47,8 @@ async def loaded(pilot: Pilot[None]) -> None:
     await until(pilot, ready, "the screen's lists loaded")
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False
+    for area in pilot.app.screen.query(TextArea):
+        area.cursor_blink = False
     await pilot.pause()
 
 
