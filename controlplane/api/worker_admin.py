@@ -109,4 +109,5 @@ def _worker(row: worker_sessions.SessionRow, now: float) -> wpb.ConnectedWorker:
         last_seen=convert.timestamp(row.seen_at),
         control_plane=row.control_plane,
         stale=row.expires_at.timestamp() < now,
+        last_heard=convert.timestamp(row.heard_at),
     )

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -175,6 +176,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         post = self._committer.post
         bucket = self._limits.bucket()
         async for message in request_iterator:
+            # Any message says the worker is there; kept in memory only (a float per
+            # message), written with the session's periodic confirmation.
+            session.heard_at = time.time()
             # Past the limit the stream ends RESOURCE_EXHAUSTED (the reader's exception is
             # the stream's status); its leases go to other workers as on any close.
             bucket.take()

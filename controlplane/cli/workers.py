@@ -31,7 +31,8 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="connected workers, and queued step types no worker can take",
         description="Every worker stream connected to a control plane of the database, in "
         "the namespace: its step types and versions, the credit it granted, the tasks it "
-        "holds, its latest heartbeat, and since when it is connected. Then the step types "
+        "holds, its latest heartbeat, and since when it is connected (-o wide adds when it "
+        "last sent anything, and its stream's id). Then the step types "
         "with tasks waiting for a worker that no connected worker can take (their queue "
         "does not move until one connects). A control plane that stops confirming its "
         "streams (killed, crashed, cut off from the database) has them dropped from the "
@@ -79,6 +80,8 @@ def list_workers(args: argparse.Namespace) -> int:
                 "connected since",
                 "control plane",
                 "state",
+                "last heard",
+                "session",
             ],
             [
                 (
@@ -90,9 +93,12 @@ def list_workers(args: argparse.Namespace) -> int:
                     output.timestamp(w.connected_since),
                     w.control_plane,
                     worker_state(w),
+                    output.timestamp(w.last_heard) or "-",
+                    w.session_id,
                 )
                 for w in workers
             ],
+            wide_from=8,
         )
     else:
         print(f"no workers connected in namespace {args.namespace!r}")

@@ -39,6 +39,9 @@ class WorkerSession:
     refusals: list[tuple[str, str]] = field(default_factory=list)
     draining: bool = False
     closed: bool = False
+    # Epoch seconds of the latest message the worker sent (0: none since the Hello). Set by
+    # the stream's reader, written to `worker_sessions` with the periodic confirmation.
+    heard_at: float = 0.0
 
     @property
     def free(self) -> int:

@@ -380,6 +380,9 @@ worker_sessions = Table(
     Column("connected_at", UtcDateTime(), nullable=False),
     Column("seen_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
+    # When the worker last sent anything on the stream, as of the holding control plane's
+    # last confirmation (kept in memory per message, written with the confirmation).
+    Column("heard_at", UtcDateTime(), nullable=True),
     Index("ix_worker_sessions_namespace", "namespace", "worker_id", "id"),
     Index("ix_worker_sessions_expires", "expires_at"),
 )

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 
-from controlplane.store.bulk import among
+from controlplane.store.bulk import among, update_rows
+from controlplane.store.codec import to_datetime
 from controlplane.store.schema import tasks, worker_sessions
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class SessionRow:
     expires_at: datetime
     in_flight: int = 0
     last_heartbeat: datetime | None = None
+    # The latest message of any kind from the worker, as of `seen_at` (None: rows written
+    # before migration 0017 until their next confirmation).
+    heard_at: datetime | None = None
 
 
 @dataclass
@@ -85,6 +89,9 @@ def insert_session(
             connected_at=connected_at,
             seen_at=connected_at,
             expires_at=expires_at,
+            # The Hello is the first message heard; a row written again later keeps the
+            # latest one.
+            heard_at=to_datetime(session.heard_at) if session.heard_at else connected_at,
         )
     )
 
@@ -122,13 +129,17 @@ def confirm_sessions(
     expires_at: datetime,
     lease_seconds: float,
 ) -> int:
-    """The streams are still open: push their rows' expiry forward, and delete the rows
-    that expired long ago (any control plane's). Returns how many rows were written back.
+    """The streams are still open: push their rows' expiry forward, write when each last
+    heard from its worker, and delete the rows that expired long ago (any control plane's).
+    Returns how many rows were written back.
 
-    One UPDATE in the usual case. A row missing here was deleted by another control plane
-    after this one failed to confirm it for `STALE_RETENTION` (the database was out of its
-    reach that long); the stream is still open, so its row is written again, with this
-    moment as its connection time (the first one was lost with the row).
+    Two UPDATEs in the usual case, whatever the number of streams and of messages they
+    carried since the last confirmation: the expiry of all, then (one statement, a row
+    each) the time of each stream's latest message since its Hello. A row missing here
+    was deleted by another control plane after this one failed to confirm it for
+    `STALE_RETENTION` (the database was out of its reach that long); the stream is still
+    open, so its row is written again, with this moment as its connection time (the first
+    one was lost with the row).
     """
     connection.execute(
         delete(worker_sessions).where(worker_sessions.c.expires_at < now - STALE_RETENTION)
@@ -141,16 +152,25 @@ def confirm_sessions(
         .where(worker_sessions.c.id.in_(ids))
         .values(seen_at=now, expires_at=expires_at, lease_seconds=lease_seconds)
     ).rowcount
-    if confirmed == len(ids):
-        return 0
-    present = set(
-        connection.execute(
-            select(worker_sessions.c.id).where(worker_sessions.c.id.in_(ids))
-        ).scalars()
-    )
-    missing = [s for s in sessions if s.id not in present]
-    for session in missing:
-        insert_session(connection, session, control_plane, now, expires_at, lease_seconds)
+    missing: list[WorkerSession] = []
+    if confirmed != len(ids):
+        present = set(
+            connection.execute(
+                select(worker_sessions.c.id).where(worker_sessions.c.id.in_(ids))
+            ).scalars()
+        )
+        missing = [s for s in sessions if s.id not in present]
+        for session in missing:
+            insert_session(connection, session, control_plane, now, expires_at, lease_seconds)
+    # A message read while this transaction was being built is heard "as of now": the row
+    # never says it heard something later than it was confirmed.
+    moment = now.timestamp()
+    heard = [
+        {"id": s.id, "heard_at": to_datetime(min(s.heard_at, moment))}
+        for s in sorted(sessions, key=lambda s: s.id)
+        if s.heard_at
+    ]
+    update_rows(connection, worker_sessions, "id", heard)
     return len(missing)
 
 
@@ -204,6 +224,7 @@ def list_sessions(
                 expires_at=row.expires_at,
                 in_flight=len(held),
                 last_heartbeat=_last_heartbeat(held, row.lease_seconds),
+                heard_at=row.heard_at,
             )
         )
     return listed, token

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&surefoot/v1/worker_admin_service.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n\x12ListWorkersRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rinclude_stale\x18\x04 \x01(\x08\"/\n\x0eWorkerStepType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x82\x03\n\x0f\x43onnectedWorker\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x11\n\tprincipal\x18\x04 \x01(\t\x12/\n\nstep_types\x18\x05 \x03(\x0b\x32\x1b.surefoot.v1.WorkerStepType\x12\x0e\n\x06\x63redit\x18\x06 \x01(\x05\x12\x11\n\tin_flight\x18\x07 \x01(\x05\x12\x10\n\x08\x64raining\x18\x08 \x01(\x08\x12\x33\n\x0f\x63onnected_since\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_heartbeat\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcontrol_plane\x18\x0c \x01(\t\x12\r\n\x05stale\x18\r \x01(\x08\"]\n\x13ListWorkersResponse\x12-\n\x07workers\x18\x01 \x03(\x0b\x32\x1c.surefoot.v1.ConnectedWorker\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x1aListQueuedStepTypesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x16\n\x0euncovered_only\x18\x02 \x01(\x08\"\xad\x01\n\x0eQueuedStepType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06queued\x18\x03 \x01(\x03\x12\x37\n\x13oldest_queued_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61pable_workers\x18\x05 \x01(\x05\x12\x1a\n\x12\x63onnected_versions\x18\x06 \x03(\t\"N\n\x1bListQueuedStepTypesResponse\x12/\n\nstep_types\x18\x01 \x03(\x0b\x32\x1b.surefoot.v1.QueuedStepType2\xd0\x01\n\x12WorkerAdminService\x12P\n\x0bListWorkers\x12\x1f.surefoot.v1.ListWorkersRequest\x1a .surefoot.v1.ListWorkersResponse\x12h\n\x13ListQueuedStepTypes\x12\'.surefoot.v1.ListQueuedStepTypesRequest\x1a(.surefoot.v1.ListQueuedStepTypesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&surefoot/v1/worker_admin_service.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n\x12ListWorkersRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rinclude_stale\x18\x04 \x01(\x08\"/\n\x0eWorkerStepType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\xb2\x03\n\x0f\x43onnectedWorker\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x11\n\tprincipal\x18\x04 \x01(\t\x12/\n\nstep_types\x18\x05 \x03(\x0b\x32\x1b.surefoot.v1.WorkerStepType\x12\x0e\n\x06\x63redit\x18\x06 \x01(\x05\x12\x11\n\tin_flight\x18\x07 \x01(\x05\x12\x10\n\x08\x64raining\x18\x08 \x01(\x08\x12\x33\n\x0f\x63onnected_since\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_heartbeat\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcontrol_plane\x18\x0c \x01(\t\x12\r\n\x05stale\x18\r \x01(\x08\x12.\n\nlast_heard\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\x13ListWorkersResponse\x12-\n\x07workers\x18\x01 \x03(\x0b\x32\x1c.surefoot.v1.ConnectedWorker\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x1aListQueuedStepTypesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x16\n\x0euncovered_only\x18\x02 \x01(\x08\"\xad\x01\n\x0eQueuedStepType\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06queued\x18\x03 \x01(\x03\x12\x37\n\x13oldest_queued_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61pable_workers\x18\x05 \x01(\x05\x12\x1a\n\x12\x63onnected_versions\x18\x06 \x03(\t\"N\n\x1bListQueuedStepTypesResponse\x12/\n\nstep_types\x18\x01 \x03(\x0b\x32\x1b.surefoot.v1.QueuedStepType2\xd0\x01\n\x12WorkerAdminService\x12P\n\x0bListWorkers\x12\x1f.surefoot.v1.ListWorkersRequest\x1a .surefoot.v1.ListWorkersResponse\x12h\n\x13ListQueuedStepTypes\x12\'.surefoot.v1.ListQueuedStepTypesRequest\x1a(.surefoot.v1.ListQueuedStepTypesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,15 +37,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKERSTEPTYPE']._serialized_start=191
   _globals['_WORKERSTEPTYPE']._serialized_end=238
   _globals['_CONNECTEDWORKER']._serialized_start=241
-  _globals['_CONNECTEDWORKER']._serialized_end=627
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=629
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=722
-  _globals['_LISTQUEUEDSTEPTYPESREQUEST']._serialized_start=724
-  _globals['_LISTQUEUEDSTEPTYPESREQUEST']._serialized_end=795
-  _globals['_QUEUEDSTEPTYPE']._serialized_start=798
-  _globals['_QUEUEDSTEPTYPE']._serialized_end=971
-  _globals['_LISTQUEUEDSTEPTYPESRESPONSE']._serialized_start=973
-  _globals['_LISTQUEUEDSTEPTYPESRESPONSE']._serialized_end=1051
-  _globals['_WORKERADMINSERVICE']._serialized_start=1054
-  _globals['_WORKERADMINSERVICE']._serialized_end=1262
+  _globals['_CONNECTEDWORKER']._serialized_end=675
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=677
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=770
+  _globals['_LISTQUEUEDSTEPTYPESREQUEST']._serialized_start=772
+  _globals['_LISTQUEUEDSTEPTYPESREQUEST']._serialized_end=843
+  _globals['_QUEUEDSTEPTYPE']._serialized_start=846
+  _globals['_QUEUEDSTEPTYPE']._serialized_end=1019
+  _globals['_LISTQUEUEDSTEPTYPESRESPONSE']._serialized_start=1021
+  _globals['_LISTQUEUEDSTEPTYPESRESPONSE']._serialized_end=1099
+  _globals['_WORKERADMINSERVICE']._serialized_start=1102
+  _globals['_WORKERADMINSERVICE']._serialized_end=1310
 # @@protoc_insertion_point(module_scope)

@@ -91,6 +91,7 @@ class ConnectedWorker(_message.Message):
     LAST_SEEN_FIELD_NUMBER: _builtins.int
     CONTROL_PLANE_FIELD_NUMBER: _builtins.int
     STALE_FIELD_NUMBER: _builtins.int
+    LAST_HEARD_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The stream's public id (the id its leases are held under, never its secret session id)."""
     namespace: _builtins.str
@@ -124,6 +125,15 @@ class ConnectedWorker(_message.Message):
     def last_seen(self) -> _timestamp_pb2.Timestamp:
         """When the control plane holding the stream last confirmed it open."""
 
+    @_builtins.property
+    def last_heard(self) -> _timestamp_pb2.Timestamp:
+        """When the worker last sent anything on the stream (a heartbeat, a result, credit, even
+        a heartbeat naming no task), as of `last_seen`: its control plane keeps the time of
+        each message in memory and writes it with the stream's confirmation, so it may be up
+        to one confirmation interval (a third of the lease, at most 10 s) behind. A worker
+        heard long before `last_seen` is connected but silent.
+        """
+
     def __init__(
         self,
         *,
@@ -140,10 +150,11 @@ class ConnectedWorker(_message.Message):
         last_seen: _timestamp_pb2.Timestamp | None = ...,
         control_plane: _builtins.str = ...,
         stale: _builtins.bool = ...,
+        last_heard: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["connected_since", b"connected_since", "last_heartbeat", b"last_heartbeat", "last_seen", b"last_seen"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connected_since", b"connected_since", "last_heard", b"last_heard", "last_heartbeat", b"last_heartbeat", "last_seen", b"last_seen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected_since", b"connected_since", "control_plane", b"control_plane", "credit", b"credit", "draining", b"draining", "in_flight", b"in_flight", "last_heartbeat", b"last_heartbeat", "last_seen", b"last_seen", "namespace", b"namespace", "principal", b"principal", "session_id", b"session_id", "stale", b"stale", "step_types", b"step_types", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected_since", b"connected_since", "control_plane", b"control_plane", "credit", b"credit", "draining", b"draining", "in_flight", b"in_flight", "last_heard", b"last_heard", "last_heartbeat", b"last_heartbeat", "last_seen", b"last_seen", "namespace", b"namespace", "principal", b"principal", "session_id", b"session_id", "stale", b"stale", "step_types", b"step_types", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
