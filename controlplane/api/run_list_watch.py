@@ -66,6 +66,9 @@ async def watch(
     limit = request.initial_limit or DEFAULT_INITIAL
     watches = backend.committer.watches
     watch = watches.subscribe_list(selection)
+    # Also when the call ends while this generator is suspended at a `yield` (a client that
+    # hangs up then): its `finally` would wait for the generator to be collected.
+    context.add_done_callback(lambda _: watches.lists.unsubscribe(watch))  # type: ignore[arg-type]
     try:
         table = _Table(selection)
         while True:

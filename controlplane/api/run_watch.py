@@ -69,6 +69,9 @@ async def watch(
     run_id = request.run_id
     watches = backend.committer.watches
     watch = watches.subscribe(run_id)
+    # Also when the call ends while this generator is suspended at a `yield` (a client that
+    # hangs up then): its `finally` would wait for the generator to be collected.
+    context.add_done_callback(lambda _: watches.unsubscribe(run_id, watch))  # type: ignore[arg-type]
     try:
         sent = request.after_seq
         first = True
