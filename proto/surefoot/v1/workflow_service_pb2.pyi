@@ -587,6 +587,9 @@ class WatchRunsResponse(_message.Message):
     INITIAL_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     initial: _builtins.bool
+    """A stream whose client fell more than 10,000 runs behind sends such a message again
+    (a resync): it replaces every run the client holds.
+    """
     total: _builtins.int
     """Runs matching the filter as of this message."""
     @_builtins.property
