@@ -22,6 +22,7 @@ dictionary test) before it builds a summary.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -33,6 +34,8 @@ from controlplane.dispatch.loop_calls import LoopCalls
 from controlplane.store.codec import dump_json, optional_datetime, to_datetime
 from controlplane.store.run_batch import LoadedRun
 from controlplane.store.run_queries import RunSelection
+
+log = logging.getLogger("surefoot.run_list_watches")
 
 # A "before" nobody knows: the change was found by a re-read, of a run this process was
 # told nothing of since its streams began. Its watchers take it as no change of membership.
@@ -189,17 +192,25 @@ class RunListWatches:
             return set(self._watches)
 
     def committed(self, runs: Iterable[LoadedRun], before: dict[str, str | None]) -> None:
-        """Runs this process's committer changed, once committed (committer thread)."""
+        """Runs this process's committer changed, once committed (committer thread).
+
+        Never raises: the transaction has committed, and a committer that took an error
+        here for the batch's would apply it again.
+        """
         if not self._watches:
             return
-        namespaces = self.namespaces()
-        self.publish(
-            [
-                SummaryChange(RunSummary.of_loaded(loaded), before.get(loaded.state.id))
-                for loaded in runs
-                if loaded.dirty and loaded.state.namespace in namespaces
-            ]
-        )
+        try:
+            namespaces = self.namespaces()
+            self.publish(
+                [
+                    SummaryChange(RunSummary.of_loaded(loaded), before.get(loaded.state.id))
+                    for loaded in runs
+                    if loaded.dirty and loaded.state.namespace in namespaces
+                ]
+            )
+        except Exception:
+            # The streams miss this change until the safety-net re-read finds it.
+            log.exception("handing committed runs to the WatchRuns streams failed")
 
     def publish(self, changes: list[SummaryChange]) -> None:
         """Hand `changes` to the streams of their namespaces (any thread).
