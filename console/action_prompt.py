@@ -14,21 +14,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+# The console's dialog style (.dialog, console/modals.py), and a red border when drastic.
 PROMPT_CSS = """
 ActionPrompt { align: center middle; }
-ActionPrompt .prompt {
-    width: 90%;
-    max-width: 100;
-    height: auto;
-    max-height: 100%;
-    border: thick $accent;
-    background: $surface;
-    padding: 0 1;
-}
-ActionPrompt .prompt.drastic { border: thick $error; }
+ActionPrompt .dialog.drastic { border: round $error; }
 ActionPrompt #explanation { height: auto; max-height: 12; }
-ActionPrompt Horizontal { height: auto; }
-ActionPrompt Button { margin: 0 1 0 0; }
 """
 
 
@@ -58,7 +48,7 @@ class ActionPrompt(ModalScreen[str | None]):
         self._placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        classes = "prompt drastic" if self.drastic else "prompt"
+        classes = "dialog drastic" if self.drastic else "dialog"
         with Vertical(classes=classes):
             yield Label(self._title, markup=False)
             if self._explanation:
@@ -66,13 +56,13 @@ class ActionPrompt(ModalScreen[str | None]):
                     yield Static(self._explanation, markup=False)
             if self._with_comment:
                 yield Input(placeholder=self._placeholder, id="comment")
-            with Horizontal():
+            with Horizontal(classes="buttons"):
                 if self.drastic:
-                    yield Button("No (esc)", id="no")
-                    yield Button("Yes (y)", id="yes", variant="error")
+                    yield Button("No esc", id="no")
+                    yield Button("Yes y", id="yes", variant="error")
                 else:
-                    yield Button("Send (enter)", id="yes", variant="primary")
-                    yield Button("Cancel (esc)", id="no")
+                    yield Button("Send enter", id="yes", variant="primary")
+                    yield Button("Cancel esc", id="no")
 
     def on_mount(self) -> None:
         if self._with_comment:

@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from surefoot.v1 import (
     approval_pb2,
     common_pb2,
+    operation_service_pb2,
     operation_service_pb2_grpc,
     run_pb2,
     workflow_service_pb2_grpc,
@@ -261,6 +262,32 @@ class RunClient:
         )
         what = f"{'approve' if approve else 'reject'} {approval_id}"
         return (await self._act(what, "DecideApproval", request)).approval
+
+    # -- actions on many runs: a durable operation ------------------------------------------
+
+    async def plan_run_action(
+        self, request: operation_service_pb2.StartRunActionRequest
+    ) -> operation_service_pb2.RunActionPlan:
+        """The dry run of `request`: how many runs it selects and applies to; writes nothing."""
+        dry = operation_service_pb2.StartRunActionRequest()
+        dry.CopyFrom(request)
+        dry.namespace, dry.dry_run, dry.request_id = self.namespace, True, ""
+        answer = await self._call(self._operations.StartRunAction, dry)
+        return answer.plan  # type: ignore[no-any-return]
+
+    async def start_run_action(
+        self, request: operation_service_pb2.StartRunActionRequest, description: str
+    ) -> operation_service_pb2.StartRunActionResponse:
+        """Start the operation `request` describes, with a request id (see `_act`)."""
+        request.namespace, request.dry_run = self.namespace, False
+        response: operation_service_pb2.StartRunActionResponse = await self._act(
+            description, "StartRunAction", request
+        )
+        return response
+
+    async def count(self, run_filter: ws.RunFilter) -> int:
+        """How many runs `run_filter` matches (ListRuns' total, one run read)."""
+        return int((await self.list_runs(run_filter, page_size=1)).total)
 
 
 def json_payload(text: str) -> common_pb2.Payload:

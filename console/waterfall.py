@@ -3,7 +3,7 @@
 Pure functions of a `Trace` and the bar width, so the drawing is unit-tested without a
 terminal. Every span takes at least one cell, so a quick retry or an instant decision stays
 visible on a long run; where spans share a cell the more telling one wins (an attempt over a
-wait, a wait over a backoff, a backoff over a queue).
+wait, a wait over a queue), and a retry's backoff keeps a cell between its two attempts.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ WAIT_GLYPHS = {
 QUEUED = ("·", "bright_black")
 BACKOFF = ("╌", "yellow")
 MARK = ("◆", "magenta")
-# Drawn over each other in this order: later kinds win a shared cell.
-PAINT_ORDER = (SpanKind.QUEUED, SpanKind.BACKOFF, SpanKind.WAIT, SpanKind.ATTEMPT, SpanKind.MARK)
+# Drawn over each other in this order: later kinds win a shared cell (see `bar`).
+PAINT_ORDER = (SpanKind.QUEUED, SpanKind.WAIT, SpanKind.ATTEMPT, SpanKind.BACKOFF, SpanKind.MARK)
 LEGEND = (
     ("█", "green", "ok"),
     ("█", "red", "failed"),
@@ -79,15 +79,24 @@ def bar(step: StepTrace, start: float, end: float, width: int, attempt: int | No
     spans = [s for s in step.spans if attempt is None or s.attempt == attempt]
     for kind in PAINT_ORDER:
         for span in spans:
-            if span.kind is not kind:
-                continue
-            span_end = end if span.end is None else span.end
-            if span.start > end:
-                continue  # due later than the axis reaches (a backoff's queue, live)
-            first = _column(span.start, start, scale, width)
-            last = max(first, min(width, math.ceil((span_end - start) * scale)) - 1)
-            for column in range(first, last + 1):
-                cells[column] = glyph(span)
+            if span.kind is kind and span.start <= end:  # (a queue due later: not yet)
+                first, last = _columns(span, start, end, scale, width)
+                for column in range(first, last + 1):
+                    cells[column] = glyph(span)
+    # A backoff shares its edge cells with the attempts around it and takes them, so a short
+    # retry delay stays visible between two attempts (the next one drawn from the cell
+    # after); an attempt of one cell takes it back: every attempt keeps at least one cell.
+    backoff = {
+        column
+        for span in spans
+        if span.kind is SpanKind.BACKOFF and span.start <= end
+        for column in range(*_inclusive(_columns(span, start, end, scale, width)))
+    }
+    for span in spans:
+        if span.kind is SpanKind.ATTEMPT and span.start <= end:
+            first, last = _columns(span, start, end, scale, width)
+            if first not in backoff or last == first:
+                cells[first] = glyph(span)
     text = Text()
     for char, style in cells:
         text.append(char, style)
@@ -96,6 +105,17 @@ def bar(step: StepTrace, start: float, end: float, width: int, attempt: int | No
 
 def _column(time: float, start: float, scale: float, width: int) -> int:
     return min(width - 1, max(0, int((time - start) * scale)))
+
+
+def _inclusive(columns: tuple[int, int]) -> tuple[int, int]:
+    return columns[0], columns[1] + 1
+
+
+def _columns(span: Span, start: float, end: float, scale: float, width: int) -> tuple[int, int]:
+    """The first and last cells of `span` (at least one)."""
+    span_end = end if span.end is None else span.end
+    first = _column(span.start, start, scale, width)
+    return first, max(first, min(width, math.ceil((span_end - start) * scale)) - 1)
 
 
 def axis_label(

@@ -36,6 +36,7 @@ from console.run_details import (
     when,
 )
 from console.screens.polling import ConnectionLine, PollingScreen
+from console.screens.run import part
 from console.trace import RUN_ROW, Trace, event_data, seconds
 from console.trace_table import TraceTable
 
@@ -61,11 +62,16 @@ class ReplayScreen(PollingScreen):
         + keys.bindings("replay.faster", "replay.slower", "replay.fork", "replay.panel")
     )
     DEFAULT_CSS = """
-    ReplayScreen #replay-header { height: auto; padding: 0 1; }
+    ReplayScreen #replay-header {
+        height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     ReplayScreen #body { height: 1fr; layout: vertical; }
-    ReplayScreen #trace { height: 1fr; }
-    ReplayScreen #side { height: 45%; border-top: solid $accent; }
+    ReplayScreen #main { height: auto; max-height: 60%; }
+    ReplayScreen #trace { height: auto; max-height: 100%; }
+    ReplayScreen #side { height: 1fr; min-height: 5; border-top: solid $accent; }
     ReplayScreen.-wide #body { layout: horizontal; }
+    ReplayScreen.-wide #main { height: 1fr; max-height: 100%; }
+    ReplayScreen.-wide #trace { height: 1fr; }
     ReplayScreen.-wide #side {
         height: 1fr; width: 45%; border-top: none; border-left: solid $accent;
     }
@@ -127,7 +133,8 @@ class ReplayScreen(PollingScreen):
             return
         first = not self.events
         self.events.extend(event for event in fresh if event.seq > after)
-        self.query_one(Log).write_lines([event_line(event) for event in fresh])
+        if (log := part(self, Log)) is not None:
+            log.write_lines([event_line(event) for event in fresh])
         if first:
             self.go_to(0)
         else:
@@ -139,7 +146,10 @@ class ReplayScreen(PollingScreen):
     def event(self) -> run_pb2.HistoryEvent | None:
         return self.events[self.position] if self.events else None
 
-    def go_to(self, position: int) -> None:
+    def go_to(self, position: int, *, playing: bool = False) -> None:
+        """Show the event at `position`; a move made by hand stops the playing."""
+        if not playing and self._player is not None:
+            self._stop()
         if not self.events:
             return
         position = max(0, min(position, len(self.events) - 1))
@@ -172,7 +182,7 @@ class ReplayScreen(PollingScreen):
         if self.position >= len(self.events) - 1:
             self._stop()
             return
-        self.go_to(self.position + 1)
+        self.go_to(self.position + 1, playing=True)
 
     def _stop(self) -> None:
         if self._player is not None:
@@ -204,6 +214,12 @@ class ReplayScreen(PollingScreen):
         event = self.event
         return event.node_id or None if event is not None else None
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A history has no list to filter: `/` is left out of the footer and does nothing.
+        if action == "filter_prompt":
+            return False
+        return super().check_action(action, parameters)
+
     # -- GetRunAt -------------------------------------------------------------------------
 
     @work(exclusive=True, group="snapshot")
@@ -233,12 +249,14 @@ class ReplayScreen(PollingScreen):
         if snapshot is not None:
             statuses = {step.node_id: _step_status(step) for step in snapshot.steps}
             statuses[RUN_ROW] = status_name(snapshot.status)
-        table = self.query_one(TraceTable)
+        table, inspector = part(self, TraceTable), part(self, Inspector)
+        if table is None or inspector is None:
+            return
         table.show(self.trace, seconds(event.time), statuses, self._axis())
         if event.node_id:
             table.select(event.node_id)
         self._show_header()
-        self.query_one(Inspector).show(self._sections(event, snapshot))
+        inspector.show(self._sections(event, snapshot))
 
     def _axis(self) -> tuple[float, float]:
         first, last = seconds(self.events[0].time), seconds(self.events[-1].time)
@@ -278,7 +296,9 @@ class ReplayScreen(PollingScreen):
         sections["context"] = context_of(snapshot)
         step = next((s for s in snapshot.steps if s.node_id == event.node_id), None)
         if step is not None:
-            sections["step"] = step_sections(step, step.node_id, None)
+            for name, value in step_sections(step, step.node_id, None).items():
+                if value is not None:
+                    sections["step" if name == "step" else f"step {name}"] = value
         sections["run"] = {
             "status": status_name(snapshot.status),
             "current node": snapshot.current_node or None,

@@ -12,19 +12,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.text import Text
 from surefoot.v1 import audit_service_pb2, run_pb2
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
 from console import keys, run_keys
 from console.client import ConsoleError, ControlPlane
 from console.inspector import Inspector
-from console.live_history import HistoryArrived, HistoryFollower, StreamState
+from console.live_history import HistoryArrived, HistoryFollower
 from console.render import chain_alarm, event_line
 from console.run_actions import RunActions
 from console.run_client import RunClient
@@ -36,6 +38,7 @@ from console.run_details import (
     title_line,
 )
 from console.screens.polling import ConnectionLine, PollingScreen
+from console.stream_follower import StreamState
 from console.trace import RUN_ROW, Trace, event_data, seconds
 from console.trace_table import TraceTable
 from console.waterfall import legend
@@ -49,6 +52,14 @@ TERMINAL = {
     run_pb2.RUN_STATUS_CANCELLED,
 }
 assert run_keys  # its declarations are what keys.bindings() below reads
+W = TypeVar("W", bound=Widget)
+
+
+def part(screen: Screen[Any], kind: type[W]) -> W | None:
+    """The screen's widget of `kind`; None once the screen is being taken down (the answer
+    of a call made before that has nothing left to be shown on)."""
+    found = screen.query(kind)
+    return found.first() if found else None
 
 
 class RunScreen(PollingScreen):
@@ -71,17 +82,22 @@ class RunScreen(PollingScreen):
     # Narrow: the inspector under the trace, or the history instead (`i`). Wide: the
     # inspector beside the trace and the history under it.
     DEFAULT_CSS = """
-    RunScreen #run-header { height: auto; padding: 0 1; }
+    RunScreen #run-header {
+        height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     RunScreen #body { height: 1fr; layout: vertical; }
-    RunScreen #main { height: 1fr; }
-    RunScreen #trace { height: 1fr; }
+    RunScreen #main { height: auto; max-height: 60%; }
+    RunScreen #trace { height: auto; max-height: 100%; }
     RunScreen #legend { height: 1; padding: 0 1; display: none; }
-    RunScreen #history { height: 40%; border-top: solid $accent; display: none; }
-    RunScreen #side { height: 40%; border-top: solid $accent; }
+    RunScreen #history { height: 1fr; min-height: 5; border-top: solid $accent; display: none; }
+    RunScreen #side { height: 1fr; min-height: 5; border-top: solid $accent; }
     RunScreen #inspector { height: 1fr; }
+    RunScreen.-history #main { height: auto; }
     RunScreen.-history #history { display: block; }
     RunScreen.-history #side { display: none; }
     RunScreen.-wide #body { layout: horizontal; }
+    RunScreen.-wide #main { height: 1fr; max-height: 100%; }
+    RunScreen.-wide #trace { height: 1fr; }
     RunScreen.-wide #legend { display: block; }
     RunScreen.-wide #history { display: block; height: 35%; }
     RunScreen.-wide #side {
@@ -154,7 +170,8 @@ class RunScreen(PollingScreen):
         self.trace.extend(message.events)
         for event in message.events:
             self._note_approval(event)
-        self.query_one(Log).write_lines([event_line(event) for event in message.events])
+        if (log := part(self, Log)) is not None:
+            log.write_lines([event_line(event) for event in message.events])
         self._draw_trace()
         # The header and the inspector follow from GetRun, asked again now.
         self.refresh_now()
@@ -179,7 +196,8 @@ class RunScreen(PollingScreen):
             self._draw_trace()
 
     def _draw_trace(self) -> None:
-        table = self.query_one(TraceTable)
+        if (table := part(self, TraceTable)) is None:
+            return
         table.show(self.trace, self.clock())
         self._show_inspector()
 
@@ -234,7 +252,8 @@ class RunScreen(PollingScreen):
         inspectors = list(self.query("#inspector").results(Inspector))
         if not inspectors:
             return
-        row = self.query_one(TraceTable).selected
+        table = part(self, TraceTable)
+        row = table.selected if table is not None else None
         if row is None or row.node_id == RUN_ROW:
             sections = run_sections(self.run) if self.run is not None else {}
         elif row.attempt is not None:
@@ -252,7 +271,8 @@ class RunScreen(PollingScreen):
     @property
     def selected_node(self) -> str | None:
         """The step under the cursor (an attempt's row means its step); None on the run row."""
-        row = self.query_one(TraceTable).selected
+        table = part(self, TraceTable)
+        row = table.selected if table is not None else None
         return None if row is None or row.node_id == RUN_ROW else row.node_id
 
     # -- keys -----------------------------------------------------------------------------
@@ -301,6 +321,12 @@ class RunScreen(PollingScreen):
 
     async def action_again(self) -> None:
         await self.actions.again()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # One run has no list to filter: `/` is left out of its footer and does nothing.
+        if action == "filter_prompt":
+            return False
+        return super().check_action(action, parameters)
 
     def is_terminal(self) -> bool:
         return self.run is not None and self.run.status in TERMINAL

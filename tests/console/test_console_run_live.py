@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 
 from console.app import SurefootConsole
 from console.screens.run import RunScreen
+from console.screens.runs import RunsScreen
 from console.trace import RUN_ROW
 from console.trace_table import TraceTable
 from tests.console.console_support import DEADLINE_SECONDS, SIZE, console, until
@@ -45,20 +46,32 @@ async def open_run(app: SurefootConsole, pilot: Pilot[None], run_id: str) -> Run
     return screen
 
 
-def test_the_trace_shows_each_event_within_a_second_without_a_key_press(
+def test_a_run_started_from_the_cli_appears_in_runs_and_its_trace_follows_each_event(
     control_plane: ControlPlane, worker: StartWorker
 ) -> None:
+    """The issue's acceptance: within a second of each event, without a key press."""
     stub = control_plane.stub
     register(stub, three_steps("live"))
     address = ("--address", control_plane.address)
-    started = run_cli("runs", "start", "live", "--input", json.dumps(SLOW_WITH_A_RETRY), *address)
-    assert started.returncode == 0, started.stderr
-    run_id = started.stdout.strip()
 
-    async def scenario() -> dict[int, float]:
+    async def scenario() -> tuple[str, dict[int, float]]:
         app = console(control_plane.address)
         async with app.run_test(size=SIZE) as pilot:
-            screen = await open_run(app, pilot, run_id)
+            runs = app.screen
+            assert isinstance(runs, RunsScreen)
+            await until(pilot, lambda: runs.live == "live", "the runs, live")
+            started = await asyncio.to_thread(
+                run_cli, "runs", "start", "live", "--input", json.dumps(SLOW_WITH_A_RETRY), *address
+            )
+            assert started.returncode == 0, started.stderr
+            run_id = started.stdout.strip()
+            await until(pilot, lambda: run_id in runs.table.keys, "the run, in Runs")
+            runs.table.move_cursor(row=runs.table.keys.index(run_id))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "its screen")
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            await until(pilot, lambda: screen.query(TraceTable), "composed")
             # No worker yet: only the start and the first schedule can be there.
             await until(pilot, lambda: screen.trace.last_seq >= 2, "the history so far")
             await asyncio.to_thread(worker)
@@ -79,9 +92,9 @@ def test_the_trace_shows_each_event_within_a_second_without_a_key_press(
             # Two attempts on b's row: the failed one (red) and the one that succeeded.
             assert {"red", "green"} <= {span.style for span in drawn.spans}, drawn
             assert "╌" in drawn.plain or "·" in drawn.plain, f"no backoff drawn: {drawn.plain!r}"
-            return seen
+            return run_id, seen
 
-    seen = asyncio.run(scenario())
+    run_id, seen = asyncio.run(scenario())
     events = history(stub, run_id)
     assert sorted(seen) == [event.seq for event in events]
     watched = [event for event in events if event.seq > 2]

@@ -162,3 +162,25 @@ def test_an_attempt_the_run_reports_running_is_drawn_until_history_records_it() 
     trace.extend(history[5:7])  # its start (at 2 s) and its failure, together
     assert [(s.attempt, s.what) for s in b.attempt_spans()] == [(1, "failed")]
     assert bar(b, T0, T0 + 4.0, 8).plain == "    ██  "
+
+
+def test_a_short_backoff_keeps_a_cell_between_its_attempts_on_a_long_run() -> None:
+    error = {"type": "FlakyDependency"}
+    history = [
+        event(1, "RUN_STARTED", 0.0),
+        event(2, "STEP_SCHEDULED", 0.0, "b", 1, input={}),
+        event(3, "ATTEMPT_STARTED", 0.0, "b", 1),
+        event(4, "ATTEMPT_FAILED", 10.5, "b", 1, error=error),
+        event(5, "RETRY_SCHEDULED", 10.5, "b", 2, due_at=T0 + 10.7),
+        event(6, "ATTEMPT_STARTED", 10.7, "b", 2),
+        event(7, "ATTEMPT_COMPLETED", 20.0, "b", 2),
+        event(8, "RUN_COMPLETED", 20.0),
+    ]
+    trace = Trace()
+    trace.extend(history)
+    b = trace.step("b")
+    assert b is not None
+    # 0.2 s of backoff on a 20 s axis of 20 cells: a tenth of a cell, drawn as one.
+    drawn = bar(b, T0, T0 + 20.0, 20)
+    assert drawn.plain == "██████████╌█████████"
+    assert [span.style for span in drawn.spans][9:12] == ["red", "yellow", "green"]
