@@ -34,6 +34,7 @@ class LiveTable(DataTable[Text]):
         self._vanished: str | None = None
         # Set while `show` moves the cursor itself: that is not the operator aiming.
         self._restoring = False
+        self._to_top = False
 
     def on_mount(self) -> None:
         self.add_columns(*self._columns)
@@ -62,6 +63,12 @@ class LiveTable(DataTable[Text]):
         """The item the cursor was on when a refresh removed it, until the cursor moves."""
         return self._vanished
 
+    def forget_aim(self) -> None:
+        """The operator changed what the list is (a filter): the next `show` starts at the top."""
+        self._aimed = None
+        self._vanished = None
+        self._to_top = True
+
     def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
         super().watch_cursor_coordinate(old, new)
         if not self._restoring:
@@ -76,9 +83,12 @@ class LiveTable(DataTable[Text]):
         nothing flickers; otherwise the table is rebuilt and the cursor follows its item.
         """
         keys = [key for key, _ in rows]
-        if keys == self.keys:
+        shown_keys = self.keys
+        if keys[: len(shown_keys)] == shown_keys:
+            # The same rows (maybe with a page more below): change the cells that changed and
+            # add the new rows, instead of rebuilding a table of thousands of rows.
             with self.app.batch_update():
-                for row, (key, cells) in enumerate(rows):
+                for row, (key, cells) in enumerate(rows[: len(shown_keys)]):
                     shown = self._rows[key]
                     for column, (old, new) in enumerate(zip(shown, cells, strict=True)):
                         if old != new:
@@ -86,6 +96,10 @@ class LiveTable(DataTable[Text]):
                                 Coordinate(row, column), Text(new), update_width=True
                             )
                     self._rows[key] = cells
+                for key, cells in rows[len(shown_keys) :]:
+                    self.add_row(*(Text(cell) for cell in cells), key=key)
+                    self._rows[key] = cells
+            self._settle_after_append(keys)
             return
         previous_row = self.cursor_row
         aimed = self._aimed
@@ -103,8 +117,28 @@ class LiveTable(DataTable[Text]):
             if aimed is not None:
                 self._vanished = aimed
             if keys:
-                self.move_cursor(row=min(previous_row, len(keys) - 1), animate=False)
+                row = 0 if self._to_top else min(previous_row, len(keys) - 1)
+                self.move_cursor(row=row, animate=False)
                 if aimed is None:
                     self._aimed = keys[self.cursor_row]
         finally:
             self._restoring = False
+            self._to_top = False
+
+    def _settle_after_append(self, keys: list[str]) -> None:
+        # Rows were only added below: the cursor's item did not move. Still, a filter asks
+        # for the top, an item that had vanished may be back, a first page needs an aim.
+        self._restoring = True
+        try:
+            if self._to_top and keys:
+                self.move_cursor(row=0, animate=False)
+                self._aimed = keys[0]
+            aimed = self._aimed
+            if aimed is not None and self._vanished is not None and aimed in self._rows:
+                self._vanished = None
+                self.move_cursor(row=keys.index(aimed), animate=False)
+            elif aimed is None and keys:
+                self._aimed = keys[self.cursor_row]
+        finally:
+            self._restoring = False
+            self._to_top = False

@@ -47,13 +47,26 @@ class _Rows(LiveTable):
                 self.parent.want_more()
             self.parent._show_count()
 
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        # The mouse wheel scrolls without moving the cursor: the end in view asks for more.
+        near_end = new_value >= self.max_scroll_y - NEAR_END_ROWS
+        if new_value > old_value and near_end and not self._restoring:
+            self._want_more()
+
     def action_page_down(self) -> None:
         super().action_page_down()
-        if isinstance(self.parent, PagedTable):
-            self.parent.want_more()
+        self._want_more()
 
     def action_scroll_bottom(self) -> None:
         super().action_scroll_bottom()
+        self._want_more()
+
+    def action_scroll_end(self) -> None:
+        super().action_scroll_end()
+        self._want_more()
+
+    def _want_more(self) -> None:
         if isinstance(self.parent, PagedTable):
             self.parent.want_more()
 
@@ -130,6 +143,7 @@ class PagedTable(Vertical, Generic[Item]):
     def set_loader(self, load: Loader) -> None:
         """A new query for the server: forget what is loaded; the next reload starts over."""
         self._load = load
+        self._table.forget_aim()
         self.items = {}
         self.next_token = ""
         self.total = None
@@ -141,6 +155,7 @@ class PagedTable(Vertical, Generic[Item]):
 
     def set_text_filter(self, query: Query) -> None:
         self._query = query
+        self._table.forget_aim()
         self._show_rows()
 
     async def reload(self) -> None:

@@ -70,6 +70,8 @@ class PollingScreen(Screen[None]):
         self.query_text = Query()
         self._polling = False
         self._last_poll_error = ""
+        # Refreshes finished: a test (or a snapshot) waits for the first before looking.
+        self.polls_done = 0
 
     async def poll(self) -> None:
         """Reload from the server; called at most once at a time."""
@@ -98,6 +100,7 @@ class PollingScreen(Screen[None]):
     async def _poll_once(self) -> None:
         try:
             await self.poll()
+            self.polls_done += 1
         except NoMatches:
             # The screen was closed, or the app is exiting, while a call was in flight: its
             # widgets are gone (or going) and there is nothing left to show the answer on.

@@ -28,6 +28,7 @@ from console.screens.dead_letter_item import DeadLetterScreen
 from console.screens.dead_letters import DeadLettersScreen
 from console.screens.definitions import DefinitionsScreen
 from console.screens.operations import OperationScreen, OperationsScreen
+from console.screens.polling import PollingScreen
 from console.screens.redrive import RedriveModal
 from console.screens.workers import WorkersScreen
 from tests.console.console_support import until
@@ -42,7 +43,8 @@ async def loaded(pilot: Pilot[None]) -> None:
     def ready() -> bool:
         screen = pilot.app.screen
         tables = screen.query(PagedTable)
-        return all(table.loaded for table in tables) and screen.is_attached
+        polled = not isinstance(screen, PollingScreen) or screen.polls_done > 0
+        return polled and all(table.loaded for table in tables) and screen.is_attached
 
     await until(pilot, ready, "the screen's lists loaded")
     for field in pilot.app.screen.query(Input):
