@@ -6,8 +6,11 @@ the event shown."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from console.action_prompt import ActionPrompt
@@ -18,9 +21,18 @@ from console.trace import RUN_ROW
 from console.trace_table import TraceTable
 from tests.console.console_support import SIZE, console, text_of, until
 from tests.e2e_waits.test_saga import four_step_saga, saga_input
+from tests.support.databases import fresh_database
 from tests.support.processes import ControlPlane, StartWorker
 from tests.support.runs import events_of, history, register, start_run, wait_for_status
 from tests.support.waits import SAGA_STEPS_MODULE
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite and PostgreSQL: the issue asks for replay on the store production runs on (the
+    other console tests keep to SQLite, see conftest.py)."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 def statuses(table: TraceTable) -> dict[str, str]:
