@@ -31,7 +31,7 @@ from surefoot.v1 import (
 )
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from console.client import ConsoleError, ControlPlane, Unreachable
+from console.client import ConsoleError, ControlPlane, ReadOnly, Unreachable
 from controlplane.cli.channels import transport_failure
 from controlplane.cli.client import channel_connected
 
@@ -109,7 +109,15 @@ class RunClient:
         return ConsoleError(f"{code.name}: {details}" if details else code.name)
 
     async def _act(self, description: str, rpc_name: str, request: Any) -> Any:
-        """Send a write with the request id of the same request left unanswered, if any."""
+        """Send a write with the request id of the same request left unanswered, if any.
+
+        Raises:
+            ReadOnly: the console was started with --readonly; nothing is sent.
+            OutcomeUnknown: no answer came; the request id is kept for a repeat.
+            ConsoleError: the control plane refused (its status and message).
+        """
+        if self.control_plane.readonly:
+            raise ReadOnly(f"read-only console: {description} refused")
         request.request_id = ""
         key = rpc_name.encode() + request.SerializeToString(deterministic=True)
         request.request_id = self._request_ids.setdefault(key, str(uuid.uuid4()))

@@ -10,10 +10,13 @@ import asyncio
 from typing import Any
 
 import grpc
+import pytest
 from textual.widgets import Input, TextArea
 
 from console.action_prompt import ActionPrompt
 from console.app import SurefootConsole
+from console.client import ControlPlane as ConsoleControlPlane
+from console.client import ReadOnly
 from console.modals import JsonModal
 from console.screens.run import RunScreen
 from console.trace_table import TraceTable
@@ -245,3 +248,29 @@ def test_an_action_whose_answer_was_lost_is_sent_again_under_its_request_id_and_
     asyncio.run(scenario())
     assert len(request_ids) == 2 and request_ids[0] == request_ids[1], request_ids
     assert len(events_of(history(stub, run_id), "STEP_RETRIED", "b")) == 1
+
+
+def test_a_read_only_console_offers_no_action_on_a_run_and_its_client_sends_none(
+    control_plane: ControlPlane, worker: StartWorker
+) -> None:
+    stub = control_plane.stub
+    register(stub, three_steps("looked_at"))
+    worker()
+    run_id = start_run(stub, "looked_at", DECLINE_B)
+    wait_for_status(stub, run_id, "NEEDS_ATTENTION")
+    events_before = len(history(stub, run_id))
+
+    async def scenario() -> None:
+        readonly = ConsoleControlPlane(control_plane.address, "default", readonly=True)
+        app = SurefootConsole(readonly)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_run(app, pilot, run_id)
+            await select(pilot, screen, "b")
+            for key in ("r", "e", "s", "P", "x", "X", "f", "y"):
+                await pilot.press(key)
+                assert app.screen is screen, f"{key} opened a dialog on a read-only console"
+            with pytest.raises(ReadOnly):
+                await screen.client.retry_step(run_id, "b", "sneaked in")
+
+    asyncio.run(scenario())
+    assert len(history(stub, run_id)) == events_before
