@@ -98,8 +98,13 @@ def test_approving_from_the_console_completes_the_run_as_the_tokens_principal(
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("p")
             await until(pilot, lambda: isinstance(app.screen, ApprovalsScreen), "screen")
-            await until(pilot, lambda: shown, "a refusal shown")
-            assert shown[0].startswith("UNAUTHENTICATED"), shown
+
+            def refused() -> list[str]:
+                return [line for line in shown if line.startswith("UNAUTHENTICATED")]
+
+            await until(pilot, refused, "the inbox's refusal shown, in one line")
+            await until(pilot, lambda: "cannot tell" in text_of(app, "#inbox"), "said unknown")
+            assert "UNAUTHENTICATED" in text_of(app, "#inbox")
             assert approval_id not in app.screen.query_one(LiveTable).keys
             assert app.is_running
 
