@@ -13,8 +13,10 @@ from textual.widgets import Static, TextArea
 from console.modals import JsonModal
 from console.paged_table import PagedTable
 from console.screens.dead_letter_group import GroupScreen
+from console.screens.dead_letter_item import DeadLetterScreen
 from console.screens.dead_letters import DeadLettersScreen
-from tests.console.console_support import SIZE, console, notifications, until
+from console.screens.run import RunScreen
+from tests.console.console_support import SIZE, console, notifications, text_of, until
 from tests.support.processes import ControlPlane, StartWorker
 from tests.support.runs import (
     events_of,
@@ -63,8 +65,21 @@ def test_retry_with_edited_input_and_skip_from_a_group_complete_the_runs(
             await until(pilot, lambda: keys <= set(items.keys), "dead letters listed")
             assert "2 of 2 dead letters" in str(items.query_one(".count", Static).content)
 
-            # e: a dialog prefilled with the step's current input.
+            # enter: the dead letter in full; o: its run.
             items.table.move_cursor(row=items.keys.index(f"{to_retry}:b"))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DeadLetterScreen), "item opened")
+            await until(pilot, lambda: "attempts:" in text_of(app, "#item"), "its attempts")
+            item = text_of(app, "#item")
+            assert "error: CardDeclined" in item and '"non_retryable": true' in item, item
+            assert "#1 FAILED" in item, item
+            await pilot.press("o")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "its run opened")
+            assert app.screen.run_id == to_retry
+            await pilot.press("escape", "escape")
+            await until(pilot, lambda: app.screen is screen, "back to the group")
+
+            # e: a dialog prefilled with the step's current input.
             await pilot.press("e")
             await until(pilot, lambda: isinstance(app.screen, JsonModal), "edit dialog open")
             editor = app.screen.query_one(TextArea)
