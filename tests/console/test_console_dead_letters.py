@@ -75,7 +75,8 @@ def test_retry_with_edited_input_and_skip_from_a_group_complete_the_runs(
             assert "#1 FAILED" in item, item
             await pilot.press("o")
             await until(pilot, lambda: isinstance(app.screen, RunScreen), "its run opened")
-            assert app.screen.run_id == to_retry
+            run_screen = app.screen
+            assert isinstance(run_screen, RunScreen) and run_screen.run_id == to_retry
             await pilot.press("escape", "escape")
             await until(pilot, lambda: app.screen is screen, "back to the group")
 
