@@ -241,6 +241,7 @@ class RunActions:
                     return
                 reused = ", ".join(answer.reused_nodes) or "nothing"
                 host.say(f"forked {host.run_id} from {node} as {answer.run.id} (reused {reused})")
+                # Imported here: the run screen imports this module.
                 from console.screens.run import RunScreen
 
                 host.app.push_screen(RunScreen(host.control_plane, answer.run.id))

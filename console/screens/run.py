@@ -45,12 +45,6 @@ from console.waterfall import legend
 
 # Wider than this, the inspector sits beside the trace instead of under it.
 WIDE_COLUMNS = 140
-TERMINAL = {
-    run_pb2.RUN_STATUS_COMPLETED,
-    run_pb2.RUN_STATUS_FAILED,
-    run_pb2.RUN_STATUS_COMPENSATED,
-    run_pb2.RUN_STATUS_CANCELLED,
-}
 assert run_keys  # its declarations are what keys.bindings() below reads
 W = TypeVar("W", bound=Widget)
 
@@ -288,6 +282,7 @@ class RunScreen(PollingScreen):
         self.toggle_class("-history")
 
     def action_replay(self) -> None:
+        # Imported here: the replay screen imports this module.
         from console.screens.replay import ReplayScreen
 
         self.app.push_screen(ReplayScreen(self.control_plane, self.run_id))
@@ -327,6 +322,3 @@ class RunScreen(PollingScreen):
         if action == "filter_prompt":
             return False
         return super().check_action(action, parameters)
-
-    def is_terminal(self) -> bool:
-        return self.run is not None and self.run.status in TERMINAL

@@ -45,6 +45,7 @@ from console.runs_view import (
     run_row,
     sorted_runs,
 )
+from console.screens.operations import OperationScreen
 from console.screens.polling import ConnectionLine, PollingScreen
 from console.screens.run import RunScreen, part
 from console.screens.run_action import RunActionModal
@@ -321,8 +322,6 @@ class RunsScreen(PollingScreen):
             self.marked = set()
             self._show()
             self.say(f"operation {operation.id} started: {operation.kind}")
-            from console.screens.operations import OperationScreen
-
             self.app.push_screen(OperationScreen(self.control_plane, operation.id))
 
         self.app.push_screen(RunActionModal(self.client, selection, action, described), started)
