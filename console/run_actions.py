@@ -157,17 +157,18 @@ class RunActions:
             resume_note = (
                 f"Paused by {run.paused.paused_by or '?'}"
                 + (f" ({run.paused.reason})" if run.paused.reason else "")
-                + ". Its waiting tasks are handed out again. ResumeRun records who resumed "
-                "and when; it takes no comment."
+                + ". Its waiting tasks are handed out again."
             )
 
-            async def resume(answer: str | None) -> None:
-                if answer is not None and (
-                    done := await host.attempt(host.client.resume(host.run_id))
+            async def resume(reason: str | None) -> None:
+                if reason is not None and (
+                    done := await host.attempt(host.client.resume(host.run_id, reason))
                 ):
                     self._done("resumed", done)
 
-            prompt = ActionPrompt(f"Resume run {host.run_id}", resume_note, comment=False)
+            prompt = ActionPrompt(
+                f"Resume run {host.run_id}", resume_note, placeholder="why (recorded with it)"
+            )
             host.app.push_screen(prompt, resume)
             return
 

@@ -236,8 +236,8 @@ class RunClient:
         request = ws.PauseRunRequest(namespace=self.namespace, run_id=run_id, reason=reason)
         return (await self._act("pause", "PauseRun", request)).run
 
-    async def resume(self, run_id: str) -> run_pb2.Run:
-        request = ws.ResumeRunRequest(namespace=self.namespace, run_id=run_id)
+    async def resume(self, run_id: str, reason: str = "") -> run_pb2.Run:
+        request = ws.ResumeRunRequest(namespace=self.namespace, run_id=run_id, reason=reason)
         return (await self._act("resume", "ResumeRun", request)).run
 
     async def cancel(self, run_id: str, reason: str, compensate: bool) -> run_pb2.Run:

@@ -41,8 +41,12 @@ async def resume(
     namespace = checked_namespace(request.namespace)
     if not request.run_id:
         raise errors.InvalidArgument.field("run_id", "is required")
+    if len(request.reason) > MAX_REASON:
+        raise errors.InvalidArgument.field("reason", f"is longer than {MAX_REASON}")
     principal = await backend.auth.acting_principal(context)
-    operation = ops.PauseRun(namespace, request.run_id, principal, resume=True)
+    operation = ops.PauseRun(
+        namespace, request.run_id, principal, reason=request.reason, resume=True
+    )
     return await request_ids.submitted(
         backend,
         context,

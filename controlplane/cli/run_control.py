@@ -15,7 +15,6 @@ from surefoot.v1 import workflow_service_pb2 as ws
 from controlplane.cli import output, run_batches
 from controlplane.cli.arguments import whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
-from controlplane.cli.errors import usage_error
 from controlplane.cli.payloads import json_payload
 
 
@@ -128,9 +127,7 @@ def resume_run(args: argparse.Namespace) -> int:
     if run_batches.is_bulk(args, args.run_id):
         action = opb.RunAction(type=opb.RUN_ACTION_TYPE_RESUME)
         return run_batches.run_action(args, action, args.reason)
-    if args.reason:
-        raise usage_error("--reason is kept for a selection only: a one-run resume has none")
-    request = ws.ResumeRunRequest(namespace=args.namespace, run_id=args.run_id)
+    request = ws.ResumeRunRequest(namespace=args.namespace, run_id=args.run_id, reason=args.reason)
     with ControlPlaneClient.from_args(args) as client:
         response = client.call(client.workflows.ResumeRun, request)
     if args.json:

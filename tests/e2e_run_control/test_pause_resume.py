@@ -62,7 +62,9 @@ def test_a_paused_run_finishes_its_attempt_and_starts_nothing_until_resumed(
     assert blocker.HasField("since")
     assert not execution_log.started(run_id, "c")
 
-    resumed = stub.ResumeRun(ws.ResumeRunRequest(run_id=run_id), timeout=30).run
+    resumed = stub.ResumeRun(
+        ws.ResumeRunRequest(run_id=run_id, reason="processor back"), timeout=30
+    ).run
     assert not resumed.HasField("paused")
     done = wait_for_status(stub, run_id, "COMPLETED")
     assert not done.HasField("paused")
@@ -72,6 +74,7 @@ def test_a_paused_run_finishes_its_attempt_and_starts_nothing_until_resumed(
     assert_history_well_formed(events)
     (pause,) = events_of(events, "RUN_PAUSED")
     (resume,) = events_of(events, "RUN_RESUMED")
+    assert resume.data.get("reason") == "processor back"
     assert pause.principal == paused.paused.paused_by
     assert pause.data["reason"] == "card processor incident"
     assert resume.principal == pause.principal

@@ -35,7 +35,7 @@ def held_run(server: AuthControlPlane) -> str:
     return start_run(server.stub, name, {})
 
 
-def twice(method: Any, request: Message, token: str = OPERATOR) -> tuple[Message, Message]:
+def twice(method: Any, request: Message, token: str = OPERATOR) -> tuple[Any, Any]:
     """The answers to `request` sent twice; the second must say it repeats the first."""
     first = method(request, timeout=30, metadata=bearer(token))
     second, call = method.with_call(request, timeout=30, metadata=bearer(token))

@@ -34,7 +34,7 @@ def test_a_deprecate_that_timed_out_is_repeated_by_its_printed_id_and_acts_once(
 ) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     register(server.stub, held(name))
-    args = ("definitions", "deprecate", f"{name}@1", "--reason", "superseded")
+    args: tuple[str, ...] = ("definitions", "deprecate", f"{name}@1", "--reason", "superseded")
     args += ("--address", server.address)
     engine = open_engine(server.database_url, pool_size=1)
     try:

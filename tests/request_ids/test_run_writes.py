@@ -9,7 +9,9 @@ held up behind a row lock) went through, and its repeat does not act again.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from typing import Any
 
 import grpc
 import pytest
@@ -141,12 +143,13 @@ def test_a_pause_that_timed_out_on_the_client_went_through_and_its_repeat_acts_o
     run_id = held_run(server)
     pause = ws.PauseRunRequest(run_id=run_id, reason="slow server", request_id=uuid.uuid4().hex)
     cancel = ws.CancelRunRequest(run_id=run_id, reason="then stop", request_id=uuid.uuid4().hex)
+    calls: list[tuple[Any, Any]] = [(pause, stub.PauseRun), (cancel, stub.CancelRun)]
     engine = open_engine(server.database_url, pool_size=1)
     try:
         with engine.connect() as blocker:
             blocker.execute(text("select id from runs where id = :id for update"), {"id": run_id})
-            for request, method in ((pause, stub.PauseRun), (cancel, stub.CancelRun)):
-                timed_out = refusal(lambda m=method, r=request: m(r, timeout=0.5))
+            for request, method in calls:
+                timed_out = refusal(functools.partial(method, request, timeout=0.5))
                 assert timed_out.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             blocker.rollback()
     finally:
@@ -155,7 +158,7 @@ def test_a_pause_that_timed_out_on_the_client_went_through_and_its_repeat_acts_o
     assert_eventually(
         lambda: count(server, run_id, "RUN_CANCELLED") == 1, message="the cancel went through"
     )
-    for request, method in ((pause, stub.PauseRun), (cancel, stub.CancelRun)):
+    for request, method in calls:
         _, call = method.with_call(request, timeout=30)
         assert REPEATED in tuple(call.trailing_metadata())
     assert count(server, run_id, "RUN_PAUSED") == 1

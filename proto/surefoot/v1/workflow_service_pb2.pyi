@@ -830,9 +830,12 @@ class ResumeRunRequest(_message.Message):
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     run_id: _builtins.str
+    reason: _builtins.str
+    """Why, recorded in the RUN_RESUMED event."""
     request_id: _builtins.str
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
@@ -842,11 +845,12 @@ class ResumeRunRequest(_message.Message):
         *,
         namespace: _builtins.str = ...,
         run_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
         request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "request_id", b"request_id", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "reason", b"reason", "request_id", b"request_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
