@@ -32,6 +32,8 @@ from controlplane.store.database import reader
 
 MAX_PAGE = 1000
 MAX_REASON = 2000
+# Operation ids are uuids (operations.id is 36 characters).
+MAX_OPERATION_ID = 36
 # How often a watch reads the operation again; its progress is counted from the database,
 # which another control plane may be changing.
 WATCH_SECONDS = 0.25
@@ -346,6 +348,12 @@ def _named(request: Any) -> tuple[str, str]:
     namespace = checked_namespace(request.namespace)
     if not request.operation_id:
         raise errors.InvalidArgument.field("operation_id", "is required")
+    if len(request.operation_id) > MAX_OPERATION_ID:
+        # Refused before a NOT_FOUND would echo it: a status message of megabytes is cut by
+        # the client's metadata limit and arrives as a transport error, not as the answer.
+        raise errors.InvalidArgument.field(
+            "operation_id", f"is not an operation id (longer than {MAX_OPERATION_ID} characters)"
+        )
     return namespace, request.operation_id
 
 

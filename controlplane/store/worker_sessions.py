@@ -378,4 +378,7 @@ def decode_token(token: str) -> tuple[str, str]:
         raise ValueError("is not a page token of this listing") from None
     if not isinstance(worker_id, str) or not isinstance(session_id, str) or not session_id:
         raise ValueError("is not a page token of this listing")
+    if "\x00" in worker_id + session_id:
+        # Never in a token this module made (the ids are stored as text, which refuses NUL).
+        raise ValueError("is not a page token of this listing")
     return worker_id, session_id
