@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from sqlalchemy import Engine
 from surefoot.v1 import (
     audit_service_pb2,
@@ -199,8 +199,10 @@ class ControlPlane:
             worker_admin_service_pb2.DESCRIPTOR.services_by_name["WorkerAdminService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
+            REFLECTION_V1,
         )
         reflection.enable_server_reflection(names, server)
+        server.add_generic_rpc_handlers((reflection_v1_handler(names),))
         try:
             if credentials is None:
                 port = server.add_insecure_port(self.config.listen)
@@ -290,6 +292,22 @@ def transport_of(config: ServerConfig) -> str:
     if not config.tls_cert:
         return ""
     return " with mutual TLS" if config.tls_client_ca else " with TLS"
+
+
+# grpcio-reflection serves only v1alpha; v1 (what grpcurl and current clients ask first) has
+# the same messages under another package, so the same servicer answers it byte for byte.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def reflection_v1_handler(names: tuple[str, ...]) -> grpc.GenericRpcHandler:
+    """grpc.reflection.v1 served by grpcio-reflection's v1alpha servicer."""
+    servicer = reflection.aio.ReflectionServicer(names)
+    info = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": info})
 
 
 def run_server(config: ServerConfig) -> int:

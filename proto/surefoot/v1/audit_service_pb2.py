@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsurefoot/v1/audit_service.proto\x12\x0bsurefoot.v1\"k\n\x11VerifyRunsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07run_ids\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x95\x01\n\x0fRunVerification\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x65vents\x18\x03 \x01(\x03\x12\x11\n\thead_hash\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x03\x12&\n\x05\x66\x61ult\x18\x06 \x01(\x0e\x32\x17.surefoot.v1.ChainFault\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"Y\n\x12VerifyRunsResponse\x12*\n\x04runs\x18\x01 \x03(\x0b\x32\x1c.surefoot.v1.RunVerification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*t\n\nChainFault\x12\x1b\n\x17\x43HAIN_FAULT_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43HAIN_FAULT_EDITED\x10\x01\x12\x18\n\x14\x43HAIN_FAULT_INSERTED\x10\x02\x12\x17\n\x13\x43HAIN_FAULT_DELETED\x10\x03\x32]\n\x0c\x41uditService\x12M\n\nVerifyRuns\x12\x1e.surefoot.v1.VerifyRunsRequest\x1a\x1f.surefoot.v1.VerifyRunsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsurefoot/v1/audit_service.proto\x12\x0bsurefoot.v1\"k\n\x11VerifyRunsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0f\n\x07run_ids\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x95\x01\n\x0fRunVerification\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x65vents\x18\x03 \x01(\x03\x12\x11\n\thead_hash\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x03\x12&\n\x05\x66\x61ult\x18\x06 \x01(\x0e\x32\x17.surefoot.v1.ChainFault\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"Y\n\x12VerifyRunsResponse\x12*\n\x04runs\x18\x01 \x03(\x0b\x32\x1c.surefoot.v1.RunVerification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*t\n\nChainFault\x12\x1b\n\x17\x43HAIN_FAULT_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43HAIN_FAULT_EDITED\x10\x01\x12\x18\n\x14\x43HAIN_FAULT_INSERTED\x10\x02\x12\x17\n\x13\x43HAIN_FAULT_DELETED\x10\x03\x32]\n\x0c\x41uditService\x12M\n\nVerifyRuns\x12\x1e.surefoot.v1.VerifyRunsRequest\x1a\x1f.surefoot.v1.VerifyRunsResponseBp\n\x0f\x64\x65v.surefoot.v1B\x11\x41uditServiceProtoP\x01Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\xaa\x02\x0bSurefoot.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surefoot.v1.audit_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.surefoot.v1B\021AuditServiceProtoP\001Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\252\002\013Surefoot.V1'
   _globals['_CHAINFAULT']._serialized_start=400
   _globals['_CHAINFAULT']._serialized_end=516
   _globals['_VERIFYRUNSREQUEST']._serialized_start=48

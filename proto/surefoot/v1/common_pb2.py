@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surefoot/v1/common.proto\x12\x0bsurefoot.v1\")\n\x07Payload\x12\x10\n\x08\x65ncoding\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xc3\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\x05\x12 \n\x18initial_interval_seconds\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x03 \x01(\x01\x12\x1c\n\x14max_interval_seconds\x18\x04 \x01(\x01\x12\x13\n\x06jitter\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12!\n\x19non_retryable_error_types\x18\x06 \x03(\tB\t\n\x07_jitter\"\xa1\x01\n\x13StepTypeDeclaration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12-\n\x0bidempotency\x18\x03 \x01(\x0e\x32\x18.surefoot.v1.Idempotency\x12\'\n\x05retry\x18\x04 \x01(\x0b\x32\x18.surefoot.v1.RetryPolicy\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t*n\n\x0bIdempotency\x12\x1b\n\x17IDEMPOTENCY_UNSPECIFIED\x10\x00\x12\x13\n\x0fIDEMPOTENCY_KEY\x10\x01\x12\x17\n\x13IDEMPOTENCY_NATURAL\x10\x02\x12\x14\n\x10IDEMPOTENCY_NONE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18surefoot/v1/common.proto\x12\x0bsurefoot.v1\")\n\x07Payload\x12\x10\n\x08\x65ncoding\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xc3\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\x05\x12 \n\x18initial_interval_seconds\x18\x02 \x01(\x01\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x03 \x01(\x01\x12\x1c\n\x14max_interval_seconds\x18\x04 \x01(\x01\x12\x13\n\x06jitter\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12!\n\x19non_retryable_error_types\x18\x06 \x03(\tB\t\n\x07_jitter\"\xa1\x01\n\x13StepTypeDeclaration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12-\n\x0bidempotency\x18\x03 \x01(\x0e\x32\x18.surefoot.v1.Idempotency\x12\'\n\x05retry\x18\x04 \x01(\x0b\x32\x18.surefoot.v1.RetryPolicy\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t*n\n\x0bIdempotency\x12\x1b\n\x17IDEMPOTENCY_UNSPECIFIED\x10\x00\x12\x13\n\x0fIDEMPOTENCY_KEY\x10\x01\x12\x17\n\x13IDEMPOTENCY_NATURAL\x10\x02\x12\x14\n\x10IDEMPOTENCY_NONE\x10\x03\x42j\n\x0f\x64\x65v.surefoot.v1B\x0b\x43ommonProtoP\x01Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\xaa\x02\x0bSurefoot.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surefoot.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.surefoot.v1B\013CommonProtoP\001Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\252\002\013Surefoot.V1'
   _globals['_IDEMPOTENCY']._serialized_start=446
   _globals['_IDEMPOTENCY']._serialized_end=556
   _globals['_PAYLOAD']._serialized_start=41
