@@ -69,7 +69,13 @@ UNARY = _unary_methods()
 METHODS = sorted(UNARY)
 # Reads are named so; every other RPC is treated as a write and checked call by call.
 READ_PREFIXES = ("Get", "List", "Verify")
-READS = [name for name in METHODS if name.partition(".")[2].startswith(READ_PREFIXES)]
+# Reads whose names say otherwise: WhoAmI answers who the caller is and writes nothing.
+NAMED_READS = {"CredentialService.WhoAmI"}
+READS = [
+    name
+    for name in METHODS
+    if name.partition(".")[2].startswith(READ_PREFIXES) or name in NAMED_READS
+]
 WRITES = [name for name in METHODS if name not in READS]
 CONNECT = "/surefoot.v1.WorkerService/Connect"
 
