@@ -48,7 +48,7 @@ from controlplane.store.database import masked, open_engine
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.migrate import upgrade_engine
 from controlplane.store.statistics import FirstAnalyze
-from controlplane.store.step_types import StepCatalogCache
+from controlplane.store.step_types import STEP_TYPES_CHANNEL, StepCatalogCache
 from controlplane.tls_files import TlsFilesError, server_credentials
 
 log = logging.getLogger("surefoot.server")
@@ -220,7 +220,12 @@ class ControlPlane:
         self._confirmer = SessionConfirmer(committer, self.config.lease_seconds)
         self._confirmer.start()
         if self._engine.dialect.name == "postgresql":
-            self._listener = WakeupListener(self._engine, committer.origin, committer.wake)
+            self._listener = WakeupListener(
+                self._engine,
+                committer.origin,
+                committer.wake,
+                {STEP_TYPES_CHANNEL: catalog.forget},
+            )
             self._listener.start()
             self._statistics = FirstAnalyze(self._engine)
             self._statistics.start()

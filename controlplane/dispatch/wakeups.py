@@ -2,7 +2,9 @@
 
 A control plane that commits tasks it could not hand to one of its own workers notifies the
 channel in the same transaction; every other control plane sharing the database wakes its
-committer to claim them at once instead of at its next poll (law 9).
+committer to claim them at once instead of at its next poll (law 9). The same connection
+listens to the other channels a server is given (`Listener`s: step type registrations,
+cancels for workers connected here), each notice's payload handed to its callback.
 
 A lost connection is taken again after a capped, jittered backoff; the committer's polling
 finds the work meanwhile, so the listener only makes it prompt.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import psycopg
 from sqlalchemy import Connection, Engine, text
@@ -33,14 +35,26 @@ def notify_tasks_ready(connection: Connection, origin: str) -> None:
     )
 
 
-class WakeupListener:
-    """A thread holding one LISTEN connection; calls `wake` for other processes' notices."""
+Listeners = Mapping[str, Callable[[str], None]]
+"""Further channels to listen to: channel -> what to call with each notice's payload."""
 
-    def __init__(self, engine: Engine, origin: str, wake: Callable[[], None]) -> None:
+
+class WakeupListener:
+    """A thread holding one LISTEN connection; calls `wake` for other processes' notices,
+    and each of `listeners` for notices on its channel (its own included)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        origin: str,
+        wake: Callable[[], None],
+        listeners: Listeners | None = None,
+    ) -> None:
         url = engine.url.set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
         self._origin = origin
         self._wake = wake
+        self._listeners = dict(listeners or {})
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="surefoot-listener", daemon=True)
 
@@ -51,6 +65,21 @@ class WakeupListener:
         self._stopping.set()
         self._thread.join(timeout=5)
 
+    def _heard(self, channel: str, payload: str) -> None:
+        if channel == CHANNEL:
+            if payload != self._origin:
+                self._wake()
+            return
+        listener = self._listeners.get(channel)
+        if listener is None:
+            return
+        try:
+            listener(payload)
+        except Exception:
+            # A notice is a hint (polling and refresh intervals find the same later): a
+            # failing callback must not end the listening.
+            log.exception("handling a notice on %s failed", channel)
+
     def _run(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
@@ -58,7 +87,8 @@ class WakeupListener:
                 with psycopg.connect(
                     self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
                 ) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
+                    for channel in (CHANNEL, *self._listeners):
+                        connection.execute(f"LISTEN {channel}")
                     if backoff.tries:
                         backoff.reset()
                         DATABASE.reached()
@@ -66,8 +96,7 @@ class WakeupListener:
                         self._wake()
                     while not self._stopping.is_set():
                         for notice in connection.notifies(timeout=1.0):
-                            if notice.payload != self._origin:
-                                self._wake()
+                            self._heard(notice.channel, notice.payload)
             except psycopg.Error as exc:
                 if is_unreachable(exc):
                     DATABASE.lost(exc)  # one line for the whole outage, whoever sees it first

@@ -9,6 +9,7 @@ register step types too, so a namespace's snapshot is read again once it is olde
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -16,10 +17,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection, Engine, Row, select
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from surefoot.v1 import common_pb2
 
+from controlplane import errors
+from controlplane.engine.retry import RetryPolicy
 from controlplane.engine.step_types import (
     IDEMPOTENCY_NAMES,
     StepDeclaration,
@@ -31,6 +34,8 @@ from controlplane.store.codec import dump_json, load_json, to_datetime
 from controlplane.store.database import reader
 from controlplane.store.schema import step_types
 
+# The PostgreSQL channel told a namespace's name when its step types are registered.
+STEP_TYPES_CHANNEL = "surefoot_step_types"
 # How stale a namespace's snapshot may get before it is read again; what this control plane
 # registers itself is seen at once.
 REFRESH_SECONDS = 1.0
@@ -54,6 +59,11 @@ def _insert_for(connection: Connection) -> Any:
 def upsert_step_types(
     connection: Connection, namespace: str, declarations: Iterable[common_pb2.StepTypeDeclaration]
 ) -> None:
+    """Register a Hello's step types. A declaration is a contract (law 6): once a
+    `name@version` is registered, its idempotency and retry policy never change. A Hello that
+    declares one differently is refused (FAILED_PRECONDITION, naming each difference) and,
+    the caller's transaction rolling back, changes nothing. Declaring it the same again makes
+    it the newest of its name (a redeployed older version is what runs without a version)."""
     now = time.time()
     for index, declaration in enumerate(declarations):
         values = {
@@ -65,9 +75,50 @@ def upsert_step_types(
         key = {"namespace": namespace, "name": declaration.name, "version": declaration.version}
         # One statement, not an update then an insert: two workers declaring a new step type
         # at the same moment (replicas of one deployment) both found nothing to update, and
-        # the second insert broke its stream with an IntegrityError.
+        # the second insert broke its stream with an IntegrityError. Only the time and the
+        # description are updated; the row, locked by it until commit, is then compared.
         insert = _insert_for(connection)(step_types).values(**key, **values)
-        connection.execute(insert.on_conflict_do_update(index_elements=list(key), set_=values))
+        touched = {"updated_at": values["updated_at"], "description": values["description"]}
+        connection.execute(insert.on_conflict_do_update(index_elements=list(key), set_=touched))
+        stored = connection.execute(
+            select(step_types.c.idempotency, step_types.c.retry).where(
+                *(step_types.c[column] == value for column, value in key.items())
+            )
+        ).one()
+        differences = declaration_differences(
+            _declaration(stored.idempotency, stored.retry), declaration_from_proto(declaration)
+        )
+        if differences:
+            raise errors.FailedPrecondition(
+                f"step type {declaration.name}@{declaration.version} is already declared"
+                f" differently in namespace {namespace!r} ({'; '.join(differences)}): a"
+                " declaration is a contract and cannot change; declare a new version"
+            )
+    if connection.dialect.name == "postgresql":
+        # Other control planes drop their snapshot of the namespace when this commits, so a
+        # run entering through any of them is scheduled from what was just registered.
+        connection.execute(
+            text("SELECT pg_notify(:channel, :namespace)"),
+            {"channel": STEP_TYPES_CHANNEL, "namespace": namespace},
+        )
+
+
+def declaration_differences(registered: StepDeclaration, declared: StepDeclaration) -> list[str]:
+    """What `declared` changes in `registered`, one "field: registered X, declared Y" each;
+    fields left at zero compare as the server defaults they stand for."""
+    found = []
+    if registered.idempotency != declared.idempotency:
+        found.append(
+            f"idempotency: registered {registered.idempotency}, declared {declared.idempotency}"
+        )
+    for field in dataclasses.fields(RetryPolicy):
+        before = getattr(registered.retry, field.name)
+        after = getattr(declared.retry, field.name)
+        if before != after:
+            shown = (list(v) if isinstance(v, tuple) else v for v in (before, after))
+            was, now = shown
+            found.append(f"retry.{field.name}: registered {was}, declared {now}")
+    return found
 
 
 def load_step_types(connection: Connection, namespace: str) -> StepTypes:
@@ -80,12 +131,14 @@ def load_step_types(connection: Connection, namespace: str) -> StepTypes:
         .where(step_types.c.namespace == namespace)
         .order_by(step_types.c.updated_at, step_types.c.version)
     )
-    return StepTypes.of((row.name, row.version, _declaration(row)) for row in rows)
+    return StepTypes.of(
+        (row.name, row.version, _declaration(row.idempotency, row.retry)) for row in rows
+    )
 
 
-def _declaration(row: Row[Any, Any, Any, Any]) -> StepDeclaration:
-    retry = json_format.ParseDict(load_json(row.retry), common_pb2.RetryPolicy())
-    return StepDeclaration(row.idempotency, retry_from_proto(retry))
+def _declaration(idempotency: str, retry_json: str) -> StepDeclaration:
+    retry = json_format.ParseDict(load_json(retry_json), common_pb2.RetryPolicy())
+    return StepDeclaration(idempotency, retry_from_proto(retry))
 
 
 class StepCatalogCache:
@@ -119,6 +172,13 @@ class StepCatalogCache:
                 return  # read in full on first use
             snapshot, read_at = found
             self._snapshots[namespace] = (snapshot.with_newer(declared), read_at)
+
+    def forget(self, namespace: str) -> None:
+        """Another control plane registered step types in `namespace`: the next use reads
+        them (a notice on STEP_TYPES_CHANNEL, so not a second's staleness)."""
+        with self._lock:
+            self._generation += 1
+            self._snapshots.pop(namespace, None)
 
     def catalog_for(
         self,

@@ -88,10 +88,11 @@ def test_a_registration_on_another_control_plane_is_seen_after_the_refresh_inter
     seen = here.catalog_for("default")("charge", "")
     assert seen is not None and seen.retry.max_attempts == 5
 
-    # An update of the same version on the other control plane is seen the same way.
-    register(engine, there, declared("charge", "1", common_pb2.IDEMPOTENCY_NONE, 2))
+    # A new version on the other control plane is seen the same way (a declared version
+    # never changes: see tests/worker_cluster).
+    register(engine, there, declared("charge", "2", common_pb2.IDEMPOTENCY_NONE, 2))
     clock.now += 1.1
-    updated = here.catalog_for("default")("charge", "1")
+    updated = here.catalog_for("default")("charge", "")
     assert updated is not None and (updated.idempotency, updated.retry.max_attempts) == ("none", 2)
 
 
