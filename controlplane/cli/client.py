@@ -34,19 +34,37 @@ _CONNECTED_PROBE_SECONDS = 0.5
 Response = TypeVar("Response")
 
 
-def add_address_arguments(parser: argparse.ArgumentParser) -> None:
-    """--address and --namespace, defaulting to SUREFOOT_ADDRESS and SUREFOOT_NAMESPACE."""
-    parser.add_argument(
-        "--address",
-        default=os.environ.get("SUREFOOT_ADDRESS", DEFAULT_ADDRESS),
-        metavar="HOST:PORT",
-        help="control plane address (env SUREFOOT_ADDRESS; default %(default)s)",
-    )
+def add_address_arguments(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
+    """--address and --namespace, defaulting to SUREFOOT_ADDRESS and SUREFOOT_NAMESPACE; with
+    `several`, --address may be repeated (a list, None when not given: see `addresses_of`)."""
+    default = os.environ.get("SUREFOOT_ADDRESS", DEFAULT_ADDRESS)
+    if several:
+        parser.add_argument(
+            "--address",
+            action="append",
+            metavar="HOST:PORT",
+            help="control plane address; repeated or comma-separated for several control "
+            "planes of one database, a DNS name may resolve to several: the worker connects "
+            f"to one that answers and fails over (env SUREFOOT_ADDRESS; default {default})",
+        )
+    else:
+        parser.add_argument(
+            "--address",
+            default=default,
+            metavar="HOST:PORT",
+            help="control plane address (env SUREFOOT_ADDRESS; default %(default)s)",
+        )
     parser.add_argument(
         "--namespace",
         default=os.environ.get("SUREFOOT_NAMESPACE", DEFAULT_NAMESPACE),
         help="namespace (env SUREFOOT_NAMESPACE; default %(default)s)",
     )
+
+
+def addresses_of(args: argparse.Namespace) -> str:
+    """The addresses of a repeatable --address, comma-separated (the default if not given)."""
+    given = args.address or [os.environ.get("SUREFOOT_ADDRESS", DEFAULT_ADDRESS)]
+    return ",".join(given)
 
 
 def add_client_arguments(parser: argparse.ArgumentParser, *, writes: bool = False) -> None:

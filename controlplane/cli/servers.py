@@ -15,7 +15,7 @@ from typing import Any
 from controlplane.cli import output
 from controlplane.cli.arguments import whole_number
 from controlplane.cli.channels import add_connection_arguments, connection_from_args
-from controlplane.cli.client import add_address_arguments
+from controlplane.cli.client import add_address_arguments, addresses_of
 from controlplane.cli.errors import usage_error
 
 # How the bench's closed loop follows its runs (controlplane/bench/closed_loop.py).
@@ -97,7 +97,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Connect to the control plane and run the steps MODULE defines.",
     )
     worker.add_argument("module", metavar="MODULE", help="dotted module name or .py path")
-    add_address_arguments(worker)
+    add_address_arguments(worker, several=True)
     worker.add_argument(
         "--concurrency",
         type=whole_number(),
@@ -368,6 +368,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from surefoot_worker import run_worker as run
 
     # Checked here: a bad token or TLS file is one line and exit 2 before anything starts.
+    args.address = addresses_of(args)
     connection = connection_from_args(args)
     # Only what the user chose is passed, so the SDK's own defaults apply otherwise.
     options: dict[str, Any] = {"concurrency": args.concurrency} if args.concurrency else {}

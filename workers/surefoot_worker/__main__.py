@@ -50,9 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("module", metavar="MODULE", help="dotted module name or .py path")
     parser.add_argument(
         "--address",
-        default=os.environ.get("SUREFOOT_ADDRESS", DEFAULT_ADDRESS),
+        action="append",
         metavar="HOST:PORT",
-        help="control plane address (env SUREFOOT_ADDRESS; default %(default)s)",
+        help="control plane address; repeated or comma-separated for several control planes "
+        "(the worker fails over between them) (env SUREFOOT_ADDRESS; default "
+        f"{DEFAULT_ADDRESS})",
     )
     parser.add_argument(
         "--namespace",
@@ -74,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options["max_reconnect_delay"] = args.max_reconnect_delay
     return run_worker(
         args.module,
-        args.address,
+        ",".join(args.address or [os.environ.get("SUREFOOT_ADDRESS", DEFAULT_ADDRESS)]),
         namespace=args.namespace,
         token=args.token,
         tls_ca=args.tls_ca,

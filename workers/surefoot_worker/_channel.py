@@ -1,5 +1,10 @@
-"""How a worker reaches the control plane: TLS, its credential, the message size limit and
-how soon the channel tries again after losing it.
+"""How a worker reaches the control plane: which addresses, TLS, its credential, the message
+size limit and how soon the channel tries again after losing it.
+
+Several control planes serve one database (law 9), so a worker may be given several
+addresses (``a:7233,b:7233``, or a DNS name that resolves to several): its one channel then
+holds them all and gRPC's pick_first connects to the first that answers, so a worker whose
+control plane dies reconnects to another instead of waiting for that one to come back.
 
 The SDK is its own distribution, so it builds its channel itself (the same options as the
 CLI: `--token`, `--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-server-name`). Giving a CA
@@ -10,8 +15,11 @@ bundle turns TLS on; a client certificate and key add mutual TLS; the token trav
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+import random
+import socket
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,29 +128,104 @@ class CheckedSettings:
     credentials: grpc.ChannelCredentials | None
 
     def open(self, address: str) -> grpc.aio.Channel:
-        """A new asyncio channel to ``address``; the caller closes it."""
+        """A new asyncio channel to ``address`` (one or several, see `channel_target`); the
+        caller closes it."""
+        target, host = channel_target(address)
         if self.credentials is None:
-            return grpc.aio.insecure_channel(address, options=self._options())
-        return grpc.aio.secure_channel(address, self.credentials, options=self._options())
+            return grpc.aio.insecure_channel(target, options=self._options(host))
+        return grpc.aio.secure_channel(target, self.credentials, options=self._options(host))
 
     def open_blocking(self, address: str) -> grpc.Channel:
         """A new blocking channel to ``address`` (for unary calls from handler threads)."""
+        target, host = channel_target(address)
         if self.credentials is None:
-            return grpc.insecure_channel(address, options=self._options())
-        return grpc.secure_channel(address, self.credentials, options=self._options())
+            return grpc.insecure_channel(target, options=self._options(host))
+        return grpc.secure_channel(target, self.credentials, options=self._options(host))
 
-    def _options(self) -> list[tuple[str, Any]]:
+    def _options(self, host: str | None = None) -> list[tuple[str, Any]]:
         limit = self.settings.max_message_bytes
         options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),
             *reconnect_options(self.settings.max_reconnect_delay),
         ]
-        if self.credentials is not None and self.settings.tls_server_name:
+        if host is not None:
+            # Several addresses, resolved here: the authority is the first one's name, not
+            # an IP the server's certificate does not carry.
+            options.append(("grpc.default_authority", host))
+        server_name = self.settings.tls_server_name or host
+        if self.credentials is not None and server_name:
             # The name checked against the server's certificate, when the address is an IP
             # or a load balancer's name the certificate does not carry.
-            options.append(("grpc.ssl_target_name_override", self.settings.tls_server_name))
+            options.append(("grpc.ssl_target_name_override", server_name))
         return options
+
+
+def split_addresses(addresses: str | Iterable[str]) -> list[str]:
+    """``HOST:PORT`` entries of comma-separated strings (one, or several given repeatedly),
+    in order, blanks and repeats dropped.
+
+    Raises:
+        ValueError: No address, or an entry that is not ``HOST:PORT``.
+    """
+    given = [addresses] if isinstance(addresses, str) else list(addresses)
+    found: list[str] = []
+    for entry in (part.strip() for text in given for part in text.split(",")):
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"control plane address {entry!r} is not HOST:PORT")
+        if entry not in found:
+            found.append(entry)
+    if not found:
+        raise ValueError("no control plane address given")
+    return found
+
+
+def channel_target(address: str) -> tuple[str, str | None]:
+    """The gRPC target for ``address``, and the host name to present as its authority.
+
+    One ``HOST:PORT`` is the target as it is: gRPC's resolver finds every address of a DNS
+    name and pick_first tries them in turn (again after a disconnection, re-resolving), so a
+    name resolving to several control planes fails over by itself. Several are resolved
+    here into one ``ipv4:`` (or ``ipv6:``) target of all their addresses, so that one
+    channel fails over between them too; they are shuffled, so that the workers given the
+    same list spread over the control planes rather than all landing on the first.
+    """
+    if "," not in address:
+        # As given (a name, an IP, or any target gRPC knows: dns:///, unix:, ipv4:).
+        return address.strip(), None
+    entries = split_addresses(address)
+    if len(entries) == 1:
+        return entries[0], None
+    v4: list[str] = []
+    v6: list[str] = []
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        for ip in _resolve(host.strip("[]"), int(port)):
+            if ip.version == 4:
+                v4.append(f"{ip}:{port}")
+            else:
+                v6.append(f"[{ip}]:{port}")
+    # gRPC takes one family per target; IPv4 when there is any (the common deployment).
+    scheme, found = ("ipv4", v4) if v4 else ("ipv6", v6)
+    found = list(dict.fromkeys(found))
+    random.shuffle(found)
+    first_host = entries[0].rpartition(":")[0].strip("[]")
+    return f"{scheme}:{','.join(found)}", first_host
+
+
+def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve control plane address {host}: {exc}") from None
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def reconnect_options(max_reconnect_delay: float) -> list[tuple[str, int]]:
