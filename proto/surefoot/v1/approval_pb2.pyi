@@ -28,24 +28,37 @@ class _ApprovalStatus:
 class _ApprovalStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApprovalStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     APPROVAL_STATUS_UNSPECIFIED: _ApprovalStatus.ValueType  # 0
+    """Not set; in a ListApprovalsRequest filter it matches nothing."""
     APPROVAL_STATUS_PENDING: _ApprovalStatus.ValueType  # 1
+    """Waiting for a decision: the run is WAITING on it."""
     APPROVAL_STATUS_APPROVED: _ApprovalStatus.ValueType  # 2
+    """Approved (by a person, or by the deadline's default): the run goes on at approved_next."""
     APPROVAL_STATUS_REJECTED: _ApprovalStatus.ValueType  # 3
+    """Rejected: the run goes on at rejected_next, or fails and compensates."""
     APPROVAL_STATUS_WITHDRAWN: _ApprovalStatus.ValueType  # 4
     """The run ended (cancelled, failed) before anyone decided."""
 
-class ApprovalStatus(_ApprovalStatus, metaclass=_ApprovalStatusEnumTypeWrapper): ...
+class ApprovalStatus(_ApprovalStatus, metaclass=_ApprovalStatusEnumTypeWrapper):
+    """Where an approval stands."""
 
 APPROVAL_STATUS_UNSPECIFIED: ApprovalStatus.ValueType  # 0
+"""Not set; in a ListApprovalsRequest filter it matches nothing."""
 APPROVAL_STATUS_PENDING: ApprovalStatus.ValueType  # 1
+"""Waiting for a decision: the run is WAITING on it."""
 APPROVAL_STATUS_APPROVED: ApprovalStatus.ValueType  # 2
+"""Approved (by a person, or by the deadline's default): the run goes on at approved_next."""
 APPROVAL_STATUS_REJECTED: ApprovalStatus.ValueType  # 3
+"""Rejected: the run goes on at rejected_next, or fails and compensates."""
 APPROVAL_STATUS_WITHDRAWN: ApprovalStatus.ValueType  # 4
 """The run ended (cancelled, failed) before anyone decided."""
 Global___ApprovalStatus: _TypeAlias = ApprovalStatus  # noqa: Y015
 
 @_typing.final
 class Approval(_message.Message):
+    """One approval: a run waiting at an ApprovalNode for a person's decision. Each entry into
+    the node (a loop back after a rejection) is an approval of its own.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -69,14 +82,25 @@ class Approval(_message.Message):
     id: _builtins.str
     """"<run id>:<node id>"."""
     namespace: _builtins.str
+    """The run's namespace."""
     run_id: _builtins.str
+    """The run that waits for it."""
     node_id: _builtins.str
+    """The ApprovalNode's id in the run's workflow."""
     workflow_name: _builtins.str
+    """The run's workflow."""
     workflow_version: _builtins.str
+    """The run's workflow version."""
     title: _builtins.str
+    """The ApprovalNode's title, shown to approvers."""
     status: Global___ApprovalStatus.ValueType
+    """Where it stands; the fields below are set once it is decided."""
     decided_by: _builtins.str
+    """The principal who decided (from the credential); empty while pending and when the
+    deadline's default decided (decided_by_timeout).
+    """
     comment: _builtins.str
+    """The decider's comment, as given in DecideApproval."""
     decided_by_timeout: _builtins.bool
     """True when the decision was made by the deadline's default, not by a person."""
     content_hash: _builtins.str
@@ -87,19 +111,33 @@ class Approval(_message.Message):
     shown_hash; the decision's history event records it.
     """
     @_builtins.property
-    def approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who may decide: principals ("alice") and groups ("group:finance"), escalations
+        included; empty: anyone with the approver role in the namespace.
+        """
+
     @_builtins.property
     def shown(self) -> _common_pb2.Payload:
         """Exactly what the approver is shown: a JSON object of label -> value."""
 
     @_builtins.property
-    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When the run reached the node."""
+
     @_builtins.property
-    def deadline(self) -> _timestamp_pb2.Timestamp: ...
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """When the node's on_timeout applies; unset when it has no deadline."""
+
     @_builtins.property
-    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was decided; unset while pending."""
+
     @_builtins.property
-    def escalated_to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def escalated_to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Approvers added when the deadline passed with on_timeout "escalate" (also in
+        `approvers`).
+        """
+
     def __init__(
         self,
         *,
@@ -132,6 +170,8 @@ Global___Approval: _TypeAlias = Approval  # noqa: Y015
 
 @_typing.final
 class ListApprovalsRequest(_message.Message):
+    """A page of approvals, oldest request first (the queue order an approver works in)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -141,11 +181,15 @@ class ListApprovalsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     workflow_name: _builtins.str
+    """Only approvals of this workflow (empty: all)."""
     approver: _builtins.str
     """Only approvals this principal (or group, "group:x") may decide."""
     page_size: _builtins.int
+    """Approvals per page: default 100, at most 1000."""
     page_token: _builtins.str
+    """The previous response's next_page_token; empty for the first page."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___ApprovalStatus.ValueType]:
         """Default: pending only."""
@@ -170,13 +214,18 @@ Global___ListApprovalsRequest: _TypeAlias = ListApprovalsRequest  # noqa: Y015
 
 @_typing.final
 class ListApprovalsResponse(_message.Message):
+    """One page of approvals."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     APPROVALS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Where the next page starts; empty after the last one."""
     @_builtins.property
-    def approvals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Approval]: ...
+    def approvals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Approval]:
+        """The approvals of this page."""
+
     def __init__(
         self,
         *,
@@ -193,12 +242,16 @@ Global___ListApprovalsResponse: _TypeAlias = ListApprovalsResponse  # noqa: Y015
 
 @_typing.final
 class GetApprovalRequest(_message.Message):
+    """One approval by id; NOT_FOUND when the namespace has none with that id."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     APPROVAL_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     approval_id: _builtins.str
+    """Approval.id: "<run id>:<node id>"."""
     def __init__(
         self,
         *,
@@ -215,11 +268,15 @@ Global___GetApprovalRequest: _TypeAlias = GetApprovalRequest  # noqa: Y015
 
 @_typing.final
 class GetApprovalResponse(_message.Message):
+    """The approval asked for."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     APPROVAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def approval(self) -> Global___Approval: ...
+    def approval(self) -> Global___Approval:
+        """The approval, as it is now."""
+
     def __init__(
         self,
         *,
@@ -246,9 +303,16 @@ class DecideApprovalRequest(_message.Message):
     SHOWN_HASH_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     approval_id: _builtins.str
+    """Approval.id: "<run id>:<node id>". A decided approval is FAILED_PRECONDITION; one the
+    caller may not decide (not among its approvers, or separation of duties) is
+    PERMISSION_DENIED and recorded in the run's history.
+    """
     approve: _builtins.bool
+    """True approves, false rejects."""
     comment: _builtins.str
+    """Why, kept with the decision and in the run's history (optional)."""
     shown_hash: _builtins.str
     """Optional: the content_hash of the approval as the approver saw it. When it differs from
     the approval's current content the decision is refused (FAILED_PRECONDITION) and nothing
@@ -278,11 +342,15 @@ Global___DecideApprovalRequest: _TypeAlias = DecideApprovalRequest  # noqa: Y015
 
 @_typing.final
 class DecideApprovalResponse(_message.Message):
+    """The approval once decided."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     APPROVAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def approval(self) -> Global___Approval: ...
+    def approval(self) -> Global___Approval:
+        """The approval, with its decision."""
+
     def __init__(
         self,
         *,
@@ -298,6 +366,8 @@ Global___DecideApprovalResponse: _TypeAlias = DecideApprovalResponse  # noqa: Y0
 
 @_typing.final
 class SendEventRequest(_message.Message):
+    """An external event for runs waiting at a WaitEventNode with this name and correlation key."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -306,14 +376,21 @@ class SendEventRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     event_name: _builtins.str
+    """The WaitEventNode's event_name."""
     correlation_key: _builtins.str
+    """Compared with the key each waiting run computed from its context
+    (WaitEventNode.correlation_key).
+    """
     event_id: _builtins.str
     """Optional: a retried SendEvent with the same id is delivered once and answered as the
     first time (the event id is SendEvent's request id).
     """
     @_builtins.property
-    def payload(self) -> _common_pb2.Payload: ...
+    def payload(self) -> _common_pb2.Payload:
+        """The event's data (JSON): the output of the WaitEventNode of each run it reaches."""
+
     def __init__(
         self,
         *,
@@ -333,6 +410,8 @@ Global___SendEventRequest: _TypeAlias = SendEventRequest  # noqa: Y015
 
 @_typing.final
 class SendEventResponse(_message.Message):
+    """Where the event went."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERED_TO_FIELD_NUMBER: _builtins.int
@@ -341,6 +420,7 @@ class SendEventResponse(_message.Message):
     stored: _builtins.bool
     """True when no run waited: the event is kept for a run that reaches the wait later."""
     event_id: _builtins.str
+    """The event's id: the request's event_id, or one the control plane chose."""
     @_builtins.property
     def delivered_to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Runs that were waiting and received it now."""

@@ -26,6 +26,7 @@ class _ChainFault:
 class _ChainFaultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChainFault.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CHAIN_FAULT_UNSPECIFIED: _ChainFault.ValueType  # 0
+    """The run verified (RunVerification.ok)."""
     CHAIN_FAULT_EDITED: _ChainFault.ValueType  # 1
     """The event's content no longer matches its hash (hash mismatch): it was edited."""
     CHAIN_FAULT_INSERTED: _ChainFault.ValueType  # 2
@@ -36,9 +37,11 @@ class _ChainFaultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChainFault
     CHAIN_FAULT_DELETED: _ChainFault.ValueType  # 3
     """Sequence numbers are missing (seq gap, or the end cut off): events were deleted."""
 
-class ChainFault(_ChainFault, metaclass=_ChainFaultEnumTypeWrapper): ...
+class ChainFault(_ChainFault, metaclass=_ChainFaultEnumTypeWrapper):
+    """How a run's history fails to verify."""
 
 CHAIN_FAULT_UNSPECIFIED: ChainFault.ValueType  # 0
+"""The run verified (RunVerification.ok)."""
 CHAIN_FAULT_EDITED: ChainFault.ValueType  # 1
 """The event's content no longer matches its hash (hash mismatch): it was edited."""
 CHAIN_FAULT_INSERTED: ChainFault.ValueType  # 2
@@ -52,6 +55,8 @@ Global___ChainFault: _TypeAlias = ChainFault  # noqa: Y015
 
 @_typing.final
 class VerifyRunsRequest(_message.Message):
+    """Which runs to verify: named ones, or all of a namespace page by page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -62,9 +67,11 @@ class VerifyRunsRequest(_message.Message):
     namespace: _builtins.str
     """Empty means "default"."""
     all: _builtins.bool
+    """Verify every run of the namespace instead of `run_ids` (which must then be empty)."""
     page_size: _builtins.int
     """Runs per page with `all`: default 100, at most 1000."""
     page_token: _builtins.str
+    """With `all`: the previous response's next_page_token; empty for the first page."""
     @_builtins.property
     def run_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """These runs (at most 1000); an unknown id is NOT_FOUND. Or, with `all`, every run of the
@@ -90,6 +97,8 @@ Global___VerifyRunsRequest: _TypeAlias = VerifyRunsRequest  # noqa: Y015
 
 @_typing.final
 class RunVerification(_message.Message):
+    """The verdict on one run's history."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_ID_FIELD_NUMBER: _builtins.int
@@ -100,7 +109,9 @@ class RunVerification(_message.Message):
     FAULT_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """The run verified."""
     ok: _builtins.bool
+    """True when every event matches its hash and the chain reaches the run's head hash."""
     events: _builtins.int
     """Events checked: all of the run's when ok, those before the fault otherwise."""
     head_hash: _builtins.str
@@ -112,7 +123,9 @@ class RunVerification(_message.Message):
     what happened to it, and a sentence saying how it shows.
     """
     fault: Global___ChainFault.ValueType
+    """What happened to that event (UNSPECIFIED when ok)."""
     detail: _builtins.str
+    """One sentence saying how the fault shows (empty when ok)."""
     def __init__(
         self,
         *,
@@ -134,6 +147,8 @@ Global___RunVerification: _TypeAlias = RunVerification  # noqa: Y015
 
 @_typing.final
 class VerifyRunsResponse(_message.Message):
+    """The verdicts, one per run, in the order asked (or run id order with `all`)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUNS_FIELD_NUMBER: _builtins.int
@@ -141,7 +156,9 @@ class VerifyRunsResponse(_message.Message):
     next_page_token: _builtins.str
     """With `all`: where the next page starts; empty after the last one."""
     @_builtins.property
-    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunVerification]: ...
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunVerification]:
+        """One per run verified."""
+
     def __init__(
         self,
         *,

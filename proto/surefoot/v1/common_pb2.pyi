@@ -26,6 +26,7 @@ class _Idempotency:
 class _IdempotencyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Idempotency.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     IDEMPOTENCY_UNSPECIFIED: _Idempotency.ValueType  # 0
+    """Not declared: refused where a declaration is required (a Hello's step types)."""
     IDEMPOTENCY_KEY: _Idempotency.ValueType  # 1
     """The handler dedupes downstream with the idempotency key it is given."""
     IDEMPOTENCY_NATURAL: _Idempotency.ValueType  # 2
@@ -37,6 +38,7 @@ class Idempotency(_Idempotency, metaclass=_IdempotencyEnumTypeWrapper):
     """How a step type handles being run more than once."""
 
 IDEMPOTENCY_UNSPECIFIED: Idempotency.ValueType  # 0
+"""Not declared: refused where a declaration is required (a Hello's step types)."""
 IDEMPOTENCY_KEY: Idempotency.ValueType  # 1
 """The handler dedupes downstream with the idempotency key it is given."""
 IDEMPOTENCY_NATURAL: Idempotency.ValueType  # 2
@@ -57,7 +59,11 @@ class Payload(_message.Message):
     ENCODING_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     encoding: _builtins.str
+    """How `data` is encoded; empty means "json/plain" (UTF-8 JSON), the encoding of run
+    inputs, step inputs and outputs (each field says what else it accepts).
+    """
     data: _builtins.bytes
+    """The encoded value; empty data under "json/plain" is JSON null."""
     def __init__(
         self,
         *,
@@ -90,8 +96,11 @@ class RetryPolicy(_message.Message):
     max_attempts: _builtins.int
     """Total attempts including the first; 0 means the server default."""
     initial_interval_seconds: _builtins.float
+    """The delay after the first failed attempt, in seconds; 0: the default (1 s)."""
     backoff_coefficient: _builtins.float
+    """What each further delay is multiplied by (at least 1); 0: the default (2)."""
     max_interval_seconds: _builtins.float
+    """The longest delay, in seconds; 0: the default (60 s)."""
     jitter: _builtins.float
     """Fraction in [0, 1]: the delay is drawn uniformly from base * (1 +/- jitter). Unset means
     the default; 0 means no jitter.
@@ -122,7 +131,9 @@ Global___RetryPolicy: _TypeAlias = RetryPolicy  # noqa: Y015
 
 @_typing.final
 class StepTypeDeclaration(_message.Message):
-    """A step type as a worker implements it."""
+    """A step type as a worker implements it, declared in its Hello. A declaration is a contract:
+    once a name@version is in use, a worker declaring it differently is refused.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -132,11 +143,17 @@ class StepTypeDeclaration(_message.Message):
     RETRY_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The step type's name, as workflow definitions name it in TaskNode.step_type."""
     version: _builtins.str
+    """The step type's version ("1" when unsure); a task names both."""
     idempotency: Global___Idempotency.ValueType
+    """Required: how the step behaves when run more than once (UNSPECIFIED is refused)."""
     description: _builtins.str
+    """What the step does, for operators (optional)."""
     @_builtins.property
-    def retry(self) -> Global___RetryPolicy: ...
+    def retry(self) -> Global___RetryPolicy:
+        """The step type's default retry policy (optional); a workflow's TaskNode.retry wins."""
+
     def __init__(
         self,
         *,

@@ -27,14 +27,21 @@ class _CredentialKind:
 class _CredentialKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CredentialKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CREDENTIAL_KIND_UNSPECIFIED: _CredentialKind.ValueType  # 0
+    """Not set; CreateCredential takes it for a token."""
     CREDENTIAL_KIND_TOKEN: _CredentialKind.ValueType  # 1
+    """A bearer token: `authorization: Bearer <token>` metadata on every call."""
     CREDENTIAL_KIND_CERTIFICATE: _CredentialKind.ValueType  # 2
+    """A client certificate (mutual TLS) whose subject CN is `subject`."""
 
-class CredentialKind(_CredentialKind, metaclass=_CredentialKindEnumTypeWrapper): ...
+class CredentialKind(_CredentialKind, metaclass=_CredentialKindEnumTypeWrapper):
+    """How a credential is presented."""
 
 CREDENTIAL_KIND_UNSPECIFIED: CredentialKind.ValueType  # 0
+"""Not set; CreateCredential takes it for a token."""
 CREDENTIAL_KIND_TOKEN: CredentialKind.ValueType  # 1
+"""A bearer token: `authorization: Bearer <token>` metadata on every call."""
 CREDENTIAL_KIND_CERTIFICATE: CredentialKind.ValueType  # 2
+"""A client certificate (mutual TLS) whose subject CN is `subject`."""
 Global___CredentialKind: _TypeAlias = CredentialKind  # noqa: Y015
 
 class _CallerSource:
@@ -44,6 +51,7 @@ class _CallerSource:
 class _CallerSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallerSource.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CALLER_SOURCE_UNSPECIFIED: _CallerSource.ValueType  # 0
+    """Not set (never sent)."""
     CALLER_SOURCE_CREDENTIAL: _CallerSource.ValueType  # 1
     """A bearer token or a client certificate it knows."""
     CALLER_SOURCE_DEV: _CallerSource.ValueType  # 2
@@ -55,6 +63,7 @@ class CallerSource(_CallerSource, metaclass=_CallerSourceEnumTypeWrapper):
     """How the control plane knew who calls."""
 
 CALLER_SOURCE_UNSPECIFIED: CallerSource.ValueType  # 0
+"""Not set (never sent)."""
 CALLER_SOURCE_CREDENTIAL: CallerSource.ValueType  # 1
 """A bearer token or a client certificate it knows."""
 CALLER_SOURCE_DEV: CallerSource.ValueType  # 2
@@ -71,7 +80,9 @@ class NamespaceRoles(_message.Message):
 
     ROLES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Role names; an unknown role is INVALID_ARGUMENT where it is given."""
+
     def __init__(
         self,
         *,
@@ -87,6 +98,8 @@ Global___NamespaceRoles: _TypeAlias = NamespaceRoles  # noqa: Y015
 
 @_typing.final
 class Credential(_message.Message):
+    """A stored credential: who it names, and what it may do where. Never its secret."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -123,12 +136,17 @@ class Credential(_message.Message):
     REVOKED_BY_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The credential's id, for RevokeCredential."""
     principal: _builtins.str
+    """Who the credential says the caller is; history and audit record it."""
     kind: Global___CredentialKind.ValueType
+    """Token or certificate."""
     subject: _builtins.str
     """CREDENTIAL_KIND_CERTIFICATE: the subject CN its client certificate carries."""
     description: _builtins.str
+    """What it is for, for operators."""
     created_by: _builtins.str
+    """The principal who created it."""
     revoked_by: _builtins.str
     """Empty while it is active."""
     @_builtins.property
@@ -144,9 +162,13 @@ class Credential(_message.Message):
         """A worker credential limited to these step types; empty: any step type."""
 
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
-    def revoked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was revoked; unset while it is active."""
+
     def __init__(
         self,
         *,
@@ -173,6 +195,10 @@ Global___Credential: _TypeAlias = Credential  # noqa: Y015
 
 @_typing.final
 class CreateCredentialRequest(_message.Message):
+    """A new credential. The caller must be admin of every namespace it gives roles in
+    (PERMISSION_DENIED otherwise, nothing written).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -207,6 +233,7 @@ class CreateCredentialRequest(_message.Message):
     principal: _builtins.str
     """Who the credential says the caller is (history records it)."""
     description: _builtins.str
+    """What it is for, for operators (optional)."""
     kind: Global___CredentialKind.ValueType
     """Unspecified: a token."""
     subject: _builtins.str
@@ -216,11 +243,17 @@ class CreateCredentialRequest(_message.Message):
     ALREADY_EXISTS naming the credential made (its secret is shown once, never again).
     """
     @_builtins.property
-    def namespaces(self) -> _containers.MessageMap[_builtins.str, Global___NamespaceRoles]: ...
+    def namespaces(self) -> _containers.MessageMap[_builtins.str, Global___NamespaceRoles]:
+        """Namespace ("*": every namespace) -> the roles given there; at least one."""
+
     @_builtins.property
-    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Groups, as approvals name them without the "group:" prefix."""
+
     @_builtins.property
-    def step_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def step_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Limits a worker credential to these step types (names); empty: any."""
+
     def __init__(
         self,
         *,
@@ -243,6 +276,8 @@ Global___CreateCredentialRequest: _TypeAlias = CreateCredentialRequest  # noqa: 
 
 @_typing.final
 class CreateCredentialResponse(_message.Message):
+    """The credential made, and its secret (for a token) once."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CREDENTIAL_FIELD_NUMBER: _builtins.int
@@ -250,7 +285,9 @@ class CreateCredentialResponse(_message.Message):
     token: _builtins.str
     """The bearer token of a token credential: shown this once, never again."""
     @_builtins.property
-    def credential(self) -> Global___Credential: ...
+    def credential(self) -> Global___Credential:
+        """The stored credential."""
+
     def __init__(
         self,
         *,
@@ -267,6 +304,8 @@ Global___CreateCredentialResponse: _TypeAlias = CreateCredentialResponse  # noqa
 
 @_typing.final
 class ListCredentialsRequest(_message.Message):
+    """The credentials the caller administers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -276,6 +315,7 @@ class ListCredentialsRequest(_message.Message):
     namespaces the caller administers.
     """
     include_revoked: _builtins.bool
+    """Also the revoked ones (by default only active credentials)."""
     def __init__(
         self,
         *,
@@ -292,11 +332,15 @@ Global___ListCredentialsRequest: _TypeAlias = ListCredentialsRequest  # noqa: Y0
 
 @_typing.final
 class ListCredentialsResponse(_message.Message):
+    """The credentials asked for, without secrets."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CREDENTIALS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def credentials(self) -> _containers.RepeatedCompositeFieldContainer[Global___Credential]: ...
+    def credentials(self) -> _containers.RepeatedCompositeFieldContainer[Global___Credential]:
+        """The credentials, oldest first."""
+
     def __init__(
         self,
         *,
@@ -312,11 +356,16 @@ Global___ListCredentialsResponse: _TypeAlias = ListCredentialsResponse  # noqa: 
 
 @_typing.final
 class RevokeCredentialRequest(_message.Message):
+    """Revokes a credential: NOT_FOUND when it is unknown or has no namespace the caller holds a
+    role in; PERMISSION_DENIED unless the caller is admin of each of its namespaces.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Credential.id."""
     request_id: _builtins.str
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
@@ -337,6 +386,8 @@ Global___RevokeCredentialRequest: _TypeAlias = RevokeCredentialRequest  # noqa: 
 
 @_typing.final
 class RevokeCredentialResponse(_message.Message):
+    """The credential as revoked."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CREDENTIAL_FIELD_NUMBER: _builtins.int
@@ -344,7 +395,9 @@ class RevokeCredentialResponse(_message.Message):
     changed: _builtins.bool
     """False when it was already revoked."""
     @_builtins.property
-    def credential(self) -> Global___Credential: ...
+    def credential(self) -> Global___Credential:
+        """The credential, with revoked_by and revoked_at set."""
+
     def __init__(
         self,
         *,
@@ -361,6 +414,8 @@ Global___RevokeCredentialResponse: _TypeAlias = RevokeCredentialResponse  # noqa
 
 @_typing.final
 class WhoAmIRequest(_message.Message):
+    """No fields: the caller is whoever the call's credential says."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -376,6 +431,8 @@ Global___WhoAmIRequest: _TypeAlias = WhoAmIRequest  # noqa: Y015
 
 @_typing.final
 class WhoAmIResponse(_message.Message):
+    """Who the control plane takes the caller for."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -407,6 +464,7 @@ class WhoAmIResponse(_message.Message):
     principal: _builtins.str
     """As history records the caller's actions ("anonymous" on a --no-auth server)."""
     source: Global___CallerSource.ValueType
+    """How it knew."""
     credential_id: _builtins.str
     """The stored credential presented; empty for dev mode, --no-auth and auth-file entries."""
     @_builtins.property

@@ -27,6 +27,7 @@ class _FailurePolicy:
 class _FailurePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailurePolicy.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     FAILURE_POLICY_UNSPECIFIED: _FailurePolicy.ValueType  # 0
+    """Not set: on_failure_next when set, else DEAD_LETTER."""
     FAILURE_POLICY_DEAD_LETTER: _FailurePolicy.ValueType  # 1
     """The run waits in NEEDS_ATTENTION for an operator (the default)."""
     FAILURE_POLICY_COMPENSATE: _FailurePolicy.ValueType  # 2
@@ -38,6 +39,7 @@ class FailurePolicy(_FailurePolicy, metaclass=_FailurePolicyEnumTypeWrapper):
     """What happens when a task's step is dead-lettered."""
 
 FAILURE_POLICY_UNSPECIFIED: FailurePolicy.ValueType  # 0
+"""Not set: on_failure_next when set, else DEAD_LETTER."""
 FAILURE_POLICY_DEAD_LETTER: FailurePolicy.ValueType  # 1
 """The run waits in NEEDS_ATTENTION for an operator (the default)."""
 FAILURE_POLICY_COMPENSATE: FailurePolicy.ValueType  # 2
@@ -83,17 +85,25 @@ class WorkflowDefinition(_message.Message):
     INPUT_SCHEMA_JSON_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The workflow's name, unique in its namespace: runs start it by name."""
     version: _builtins.str
     """Free-form version label ("1", "1.3", "2026-11-01"); versions are ordered by registration."""
     description: _builtins.str
+    """What the workflow does, for operators (optional)."""
     start: _builtins.str
     """Id of the first node; the first node in `nodes` when empty."""
     input_schema_json: _builtins.str
     """Optional JSON Schema the run input must satisfy."""
     @_builtins.property
-    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]: ...
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]:
+        """The graph's nodes, each with an id unique in the definition; at least one. Every `next`
+        (and branch, case and fallback) must name one of them.
+        """
+
     @_builtins.property
-    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form key -> value labels, for operators and filters."""
+
     def __init__(
         self,
         *,
@@ -115,6 +125,8 @@ Global___WorkflowDefinition: _TypeAlias = WorkflowDefinition  # noqa: Y015
 
 @_typing.final
 class Node(_message.Message):
+    """One node of the graph: what it does (`kind`) and what follows it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -127,22 +139,38 @@ class Node(_message.Message):
     SWITCH_FIELD_NUMBER: _builtins.int
     PARALLEL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Unique in the definition; names the step in history, in the run context
+    (steps.<id>.output) and in the API.
+    """
     next: _builtins.str
     """The node that follows; empty ends the run (its output is this node's output)."""
     description: _builtins.str
+    """What the node does, for operators (optional)."""
     @_builtins.property
-    def task(self) -> Global___TaskNode: ...
+    def task(self) -> Global___TaskNode:
+        """Runs a step on a worker."""
+
     @_builtins.property
-    def approval(self) -> Global___ApprovalNode: ...
+    def approval(self) -> Global___ApprovalNode:
+        """Waits for a person's decision."""
+
     @_builtins.property
-    def sleep(self) -> Global___SleepNode: ...
+    def sleep(self) -> Global___SleepNode:
+        """Waits for a duration or until a time."""
+
     @_builtins.property
-    def wait_event(self) -> Global___WaitEventNode: ...
+    def wait_event(self) -> Global___WaitEventNode:
+        """Waits for an external event (SendEvent)."""
+
     @_builtins.property
-    def switch(self) -> Global___SwitchNode: ...
+    def switch(self) -> Global___SwitchNode:
+        """Chooses the next node by conditions on the run context."""
+
     @_builtins.property
     def parallel(self) -> Global___ParallelNode:
-        """Later kinds (ai) take new oneof fields."""
+        """Runs branches concurrently and joins them.
+        Later kinds (ai) take new oneof fields.
+        """
 
     def __init__(
         self,
@@ -203,6 +231,7 @@ class ApprovalNode(_message.Message):
     REJECTED_NEXT_FIELD_NUMBER: _builtins.int
     SEPARATION_OF_DUTIES_FIELD_NUMBER: _builtins.int
     title: _builtins.str
+    """What is asked, shown to approvers ("Refund over 1000 EUR?")."""
     timeout_seconds: _builtins.float
     """0: no deadline."""
     on_timeout: _builtins.str
@@ -212,6 +241,7 @@ class ApprovalNode(_message.Message):
     fails and completed steps are compensated).
     """
     rejected_next: _builtins.str
+    """Where a rejection leads; empty: the run fails and completed steps are compensated."""
     separation_of_duties: _builtins.bool
     """Separation of duties: the principal who started the run, and every principal who decided
     an earlier approval of it, may not decide this one (PERMISSION_DENIED, and the refusal is
@@ -228,7 +258,9 @@ class ApprovalNode(_message.Message):
         """What the approver sees: label -> JMESPath over the run context."""
 
     @_builtins.property
-    def escalate_to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def escalate_to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """With on_timeout "escalate": who may also decide once the deadline passed."""
+
     def __init__(
         self,
         *,
@@ -259,6 +291,7 @@ class SleepNode(_message.Message):
     SECONDS_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
     seconds: _builtins.float
+    """How long to sleep, in seconds (ignored when `until` is set)."""
     until: _builtins.str
     """JMESPath over the run context giving an RFC 3339 timestamp; wins over seconds when set."""
     def __init__(
@@ -287,6 +320,7 @@ class WaitEventNode(_message.Message):
     TIMEOUT_NEXT_FIELD_NUMBER: _builtins.int
     RETENTION_SECONDS_FIELD_NUMBER: _builtins.int
     event_name: _builtins.str
+    """The name SendEvent must carry."""
     correlation_key: _builtins.str
     """JMESPath over the run context; its value (as a string) is the correlation key."""
     timeout_seconds: _builtins.float
@@ -314,10 +348,14 @@ Global___WaitEventNode: _TypeAlias = WaitEventNode  # noqa: Y015
 
 @_typing.final
 class SwitchNode(_message.Message):
+    """Goes to the first case whose condition holds, else to default_next."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
     class Case(_message.Message):
+        """One branch of the switch."""
+
         DESCRIPTOR: _descriptor.Descriptor
 
         CONDITION_FIELD_NUMBER: _builtins.int
@@ -325,6 +363,7 @@ class SwitchNode(_message.Message):
         condition: _builtins.str
         """JMESPath over the run context; truthy selects the case."""
         next: _builtins.str
+        """The node this case leads to."""
         def __init__(
             self,
             *,
@@ -342,7 +381,9 @@ class SwitchNode(_message.Message):
     default_next: _builtins.str
     """When no case matches."""
     @_builtins.property
-    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___SwitchNode.Case]: ...
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___SwitchNode.Case]:
+        """Tried in order; the first truthy condition wins."""
+
     def __init__(
         self,
         *,
@@ -372,7 +413,9 @@ class ParallelNode(_message.Message):
     what completed.
     """
     @_builtins.property
-    def branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The first node of each branch (node ids of this definition)."""
+
     def __init__(
         self,
         *,
@@ -389,6 +432,8 @@ Global___ParallelNode: _TypeAlias = ParallelNode  # noqa: Y015
 
 @_typing.final
 class TaskNode(_message.Message):
+    """Runs one step of a step type on a worker that declared it, with retries."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_TYPE_FIELD_NUMBER: _builtins.int
@@ -404,6 +449,7 @@ class TaskNode(_message.Message):
     COMPENSATE_IDEMPOTENCY_FIELD_NUMBER: _builtins.int
     COMPENSATE_RETRY_FIELD_NUMBER: _builtins.int
     step_type: _builtins.str
+    """The step type's name, as workers declare it (StepTypeDeclaration.name)."""
     step_version: _builtins.str
     """Empty: any version of the step type."""
     input: _builtins.str
@@ -413,11 +459,15 @@ class TaskNode(_message.Message):
     timeout_seconds: _builtins.float
     """How long one attempt may run; 0 means only the lease bounds it."""
     on_failure: Global___FailurePolicy.ValueType
+    """What a dead-lettered step does to the run."""
     on_failure_next: _builtins.str
     """Fallback node when on_failure is unspecified and this is set."""
     compensate_step: _builtins.str
     """Compensating step type and its input (JMESPath over the run context plus "self")."""
     compensate_input: _builtins.str
+    """The compensating step's input: JMESPath over the run context plus "self" ({input, output}
+    of this step); empty passes that "self" object.
+    """
     compensate_idempotency: _common_pb2.Idempotency.ValueType
     """How the compensating step handles retry (required with compensate_step unless its step
     type is registered), and its retry policy.
@@ -427,7 +477,9 @@ class TaskNode(_message.Message):
         """Overrides the step type's declared policy when set."""
 
     @_builtins.property
-    def compensate_retry(self) -> _common_pb2.RetryPolicy: ...
+    def compensate_retry(self) -> _common_pb2.RetryPolicy:
+        """The compensating step's retry policy (optional)."""
+
     def __init__(
         self,
         *,

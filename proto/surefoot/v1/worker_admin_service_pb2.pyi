@@ -21,6 +21,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class ListWorkersRequest(_message.Message):
+    """A page of the namespace's connected workers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -32,6 +34,7 @@ class ListWorkersRequest(_message.Message):
     page_size: _builtins.int
     """Workers per page: default 100, at most 1000."""
     page_token: _builtins.str
+    """The previous response's next_page_token; empty for the first page."""
     include_stale: _builtins.bool
     """Also the streams whose control plane stopped confirming them (it crashed, was killed or
     lost the database), for an hour after it did; they are marked `stale`.
@@ -54,12 +57,16 @@ Global___ListWorkersRequest: _TypeAlias = ListWorkersRequest  # noqa: Y015
 
 @_typing.final
 class WorkerStepType(_message.Message):
+    """A step type a worker declared in its Hello."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The step type's name."""
     version: _builtins.str
+    """The step type's version."""
     def __init__(
         self,
         *,
@@ -76,6 +83,8 @@ Global___WorkerStepType: _TypeAlias = WorkerStepType  # noqa: Y015
 
 @_typing.final
 class ConnectedWorker(_message.Message):
+    """One worker stream, as its control plane last recorded it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
@@ -95,6 +104,7 @@ class ConnectedWorker(_message.Message):
     session_id: _builtins.str
     """The stream's public id (the id its leases are held under, never its secret session id)."""
     namespace: _builtins.str
+    """The namespace of the worker's Hello."""
     worker_id: _builtins.str
     """As the worker named itself in its Hello."""
     principal: _builtins.str
@@ -112,9 +122,13 @@ class ConnectedWorker(_message.Message):
     with include_stale).
     """
     @_builtins.property
-    def step_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkerStepType]: ...
+    def step_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkerStepType]:
+        """The step types its Hello declared."""
+
     @_builtins.property
-    def connected_since(self) -> _timestamp_pb2.Timestamp: ...
+    def connected_since(self) -> _timestamp_pb2.Timestamp:
+        """When the control plane welcomed the stream."""
+
     @_builtins.property
     def last_heartbeat(self) -> _timestamp_pb2.Timestamp:
         """The latest heartbeat the worker sent for a task it holds now; unset when it holds none
@@ -162,6 +176,8 @@ Global___ConnectedWorker: _TypeAlias = ConnectedWorker  # noqa: Y015
 
 @_typing.final
 class ListWorkersResponse(_message.Message):
+    """One page of connected workers, by worker id."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WORKERS_FIELD_NUMBER: _builtins.int
@@ -169,7 +185,9 @@ class ListWorkersResponse(_message.Message):
     next_page_token: _builtins.str
     """Where the next page starts; empty after the last one."""
     @_builtins.property
-    def workers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectedWorker]: ...
+    def workers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectedWorker]:
+        """The workers of this page."""
+
     def __init__(
         self,
         *,
@@ -186,6 +204,8 @@ Global___ListWorkersResponse: _TypeAlias = ListWorkersResponse  # noqa: Y015
 
 @_typing.final
 class ListQueuedStepTypesRequest(_message.Message):
+    """The namespace's step types with queued tasks."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -210,6 +230,8 @@ Global___ListQueuedStepTypesRequest: _TypeAlias = ListQueuedStepTypesRequest  # 
 
 @_typing.final
 class QueuedStepType(_message.Message):
+    """A step type (and version) with tasks due and waiting for a worker."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -219,6 +241,7 @@ class QueuedStepType(_message.Message):
     CAPABLE_WORKERS_FIELD_NUMBER: _builtins.int
     CONNECTED_VERSIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The step type's name."""
     version: _builtins.str
     """The version the tasks need; empty: any version of the step type will do."""
     queued: _builtins.int
@@ -253,6 +276,8 @@ Global___QueuedStepType: _TypeAlias = QueuedStepType  # noqa: Y015
 
 @_typing.final
 class ListQueuedStepTypesResponse(_message.Message):
+    """The step types with queued tasks."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_TYPES_FIELD_NUMBER: _builtins.int
