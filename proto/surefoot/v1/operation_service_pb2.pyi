@@ -30,6 +30,7 @@ class _OperationState:
 class _OperationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OperationState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     OPERATION_STATE_UNSPECIFIED: _OperationState.ValueType  # 0
+    """Not set (never sent)."""
     OPERATION_STATE_RUNNING: _OperationState.ValueType  # 1
     """Items are being retried (acted on), or retried items have not finished yet."""
     OPERATION_STATE_COMPLETED: _OperationState.ValueType  # 2
@@ -39,9 +40,11 @@ class _OperationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Operat
     OPERATION_STATE_CANCELLED: _OperationState.ValueType  # 3
     """Stopped by an operator; retries already made are still followed until they finish."""
 
-class OperationState(_OperationState, metaclass=_OperationStateEnumTypeWrapper): ...
+class OperationState(_OperationState, metaclass=_OperationStateEnumTypeWrapper):
+    """Where an operation stands."""
 
 OPERATION_STATE_UNSPECIFIED: OperationState.ValueType  # 0
+"""Not set (never sent)."""
 OPERATION_STATE_RUNNING: OperationState.ValueType  # 1
 """Items are being retried (acted on), or retried items have not finished yet."""
 OPERATION_STATE_COMPLETED: OperationState.ValueType  # 2
@@ -59,30 +62,49 @@ class _OperationItemState:
 class _OperationItemStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OperationItemState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     OPERATION_ITEM_STATE_UNSPECIFIED: _OperationItemState.ValueType  # 0
+    """Not set; as a ListOperationItems filter: every state."""
     OPERATION_ITEM_STATE_PENDING: _OperationItemState.ValueType  # 1
+    """Not acted on yet."""
     OPERATION_ITEM_STATE_EXCLUDED: _OperationItemState.ValueType  # 2
+    """A redrive's dead letter of idempotency `none`, without include_unsafe: never retried."""
     OPERATION_ITEM_STATE_RUNNING: _OperationItemState.ValueType  # 3
+    """Retried; the step has not finished yet."""
     OPERATION_ITEM_STATE_SUCCEEDED: _OperationItemState.ValueType  # 4
+    """Retried, and the step completed."""
     OPERATION_ITEM_STATE_FAILED_AGAIN: _OperationItemState.ValueType  # 5
+    """Retried, and the step is a dead letter again (error_type, error_message)."""
     OPERATION_ITEM_STATE_NOT_RETRIED: _OperationItemState.ValueType  # 6
+    """When its turn came it was no longer the dead letter selected (`reason` says why)."""
     OPERATION_ITEM_STATE_CANCELLED: _OperationItemState.ValueType  # 7
+    """The operation was cancelled before its turn."""
     OPERATION_ITEM_STATE_INTERRUPTED: _OperationItemState.ValueType  # 8
+    """Retried, then the run ended otherwise before the step finished (`reason`)."""
     OPERATION_ITEM_STATE_APPLIED: _OperationItemState.ValueType  # 9
     """Run actions: the run was acted on."""
     OPERATION_ITEM_STATE_NOT_APPLICABLE: _OperationItemState.ValueType  # 10
     """Run actions: the action did not apply to the run (`reason` says why)."""
 
-class OperationItemState(_OperationItemState, metaclass=_OperationItemStateEnumTypeWrapper): ...
+class OperationItemState(_OperationItemState, metaclass=_OperationItemStateEnumTypeWrapper):
+    """Where one item of an operation stands."""
 
 OPERATION_ITEM_STATE_UNSPECIFIED: OperationItemState.ValueType  # 0
+"""Not set; as a ListOperationItems filter: every state."""
 OPERATION_ITEM_STATE_PENDING: OperationItemState.ValueType  # 1
+"""Not acted on yet."""
 OPERATION_ITEM_STATE_EXCLUDED: OperationItemState.ValueType  # 2
+"""A redrive's dead letter of idempotency `none`, without include_unsafe: never retried."""
 OPERATION_ITEM_STATE_RUNNING: OperationItemState.ValueType  # 3
+"""Retried; the step has not finished yet."""
 OPERATION_ITEM_STATE_SUCCEEDED: OperationItemState.ValueType  # 4
+"""Retried, and the step completed."""
 OPERATION_ITEM_STATE_FAILED_AGAIN: OperationItemState.ValueType  # 5
+"""Retried, and the step is a dead letter again (error_type, error_message)."""
 OPERATION_ITEM_STATE_NOT_RETRIED: OperationItemState.ValueType  # 6
+"""When its turn came it was no longer the dead letter selected (`reason` says why)."""
 OPERATION_ITEM_STATE_CANCELLED: OperationItemState.ValueType  # 7
+"""The operation was cancelled before its turn."""
 OPERATION_ITEM_STATE_INTERRUPTED: OperationItemState.ValueType  # 8
+"""Retried, then the run ended otherwise before the step finished (`reason`)."""
 OPERATION_ITEM_STATE_APPLIED: OperationItemState.ValueType  # 9
 """Run actions: the run was acted on."""
 OPERATION_ITEM_STATE_NOT_APPLICABLE: OperationItemState.ValueType  # 10
@@ -96,6 +118,7 @@ class _RunActionType:
 class _RunActionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunActionType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     RUN_ACTION_TYPE_UNSPECIFIED: _RunActionType.ValueType  # 0
+    """Not set: INVALID_ARGUMENT."""
     RUN_ACTION_TYPE_CANCEL: _RunActionType.ValueType  # 1
     """Stop the run; it ends CANCELLED (CancelRun)."""
     RUN_ACTION_TYPE_ABANDON: _RunActionType.ValueType  # 2
@@ -109,9 +132,11 @@ class _RunActionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunActi
     RUN_ACTION_TYPE_FORK: _RunActionType.ValueType  # 5
     """A new linked run executing from `from_node` (ForkRun); its id is on the item."""
 
-class RunActionType(_RunActionType, metaclass=_RunActionTypeEnumTypeWrapper): ...
+class RunActionType(_RunActionType, metaclass=_RunActionTypeEnumTypeWrapper):
+    """What a run action does to each run selected."""
 
 RUN_ACTION_TYPE_UNSPECIFIED: RunActionType.ValueType  # 0
+"""Not set: INVALID_ARGUMENT."""
 RUN_ACTION_TYPE_CANCEL: RunActionType.ValueType  # 1
 """Stop the run; it ends CANCELLED (CancelRun)."""
 RUN_ACTION_TYPE_ABANDON: RunActionType.ValueType  # 2
@@ -141,7 +166,9 @@ class RedriveSelection(_message.Message):
     limit: _builtins.int
     """At most this many (oldest first); 0: all that match."""
     @_builtins.property
-    def filter(self) -> _workflow_service_pb2.DeadLetterFilter: ...
+    def filter(self) -> _workflow_service_pb2.DeadLetterFilter:
+        """The dead letters to redrive (ListDeadLetters' filter); at least one field set."""
+
     @_builtins.property
     def run_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """At most 10000."""
@@ -163,6 +190,8 @@ Global___RedriveSelection: _TypeAlias = RedriveSelection  # noqa: Y015
 
 @_typing.final
 class StartRedriveRequest(_message.Message):
+    """A redrive of dead letters, or (dry_run) its plan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -173,6 +202,7 @@ class StartRedriveRequest(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     dry_run: _builtins.bool
     """Count and plan, write nothing."""
     rate_per_second: _builtins.float
@@ -184,7 +214,9 @@ class StartRedriveRequest(_message.Message):
     request_id: _builtins.str
     """Repeating a request id returns the operation it started instead of starting another."""
     @_builtins.property
-    def selection(self) -> Global___RedriveSelection: ...
+    def selection(self) -> Global___RedriveSelection:
+        """Which dead letters; required."""
+
     def __init__(
         self,
         *,
@@ -206,6 +238,8 @@ Global___StartRedriveRequest: _TypeAlias = StartRedriveRequest  # noqa: Y015
 
 @_typing.final
 class PlannedStepType(_message.Message):
+    """The dead letters of one step type (and version) a redrive selected."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_TYPE_FIELD_NUMBER: _builtins.int
@@ -214,9 +248,13 @@ class PlannedStepType(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     EXCLUDED_FIELD_NUMBER: _builtins.int
     step_type: _builtins.str
+    """The step type's name."""
     step_version: _builtins.str
+    """The step type's version."""
     idempotency: _builtins.str
+    """Its declared idempotency: "key", "natural" or "none"."""
     count: _builtins.int
+    """Dead letters of this step type selected."""
     excluded: _builtins.bool
     """Declared idempotency `none` and `include_unsafe` not given: not redriven."""
     def __init__(
@@ -238,6 +276,8 @@ Global___PlannedStepType: _TypeAlias = PlannedStepType  # noqa: Y015
 
 @_typing.final
 class RedrivePlan(_message.Message):
+    """What a redrive does: counted from the database when asked (dry run) or started."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MATCHED_FIELD_NUMBER: _builtins.int
@@ -253,8 +293,11 @@ class RedrivePlan(_message.Message):
     to_redrive: _builtins.int
     """What will be retried: matched, less the unsafe ones unless include_unsafe."""
     rate_per_second: _builtins.float
+    """The rate asked for."""
     @_builtins.property
-    def step_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedStepType]: ...
+    def step_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedStepType]:
+        """The selected dead letters by step type."""
+
     @_builtins.property
     def expected_duration(self) -> _duration_pb2.Duration:
         """to_redrive at the rate."""
@@ -279,6 +322,8 @@ Global___RedrivePlan: _TypeAlias = RedrivePlan  # noqa: Y015
 
 @_typing.final
 class StartRedriveResponse(_message.Message):
+    """The plan, and the operation started (unless a dry run)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLAN_FIELD_NUMBER: _builtins.int
@@ -287,7 +332,9 @@ class StartRedriveResponse(_message.Message):
     existing: _builtins.bool
     """The request id named an operation started before: this is it, nothing new started."""
     @_builtins.property
-    def plan(self) -> Global___RedrivePlan: ...
+    def plan(self) -> Global___RedrivePlan:
+        """What the redrive does (or would do)."""
+
     @_builtins.property
     def operation(self) -> Global___Operation:
         """Unset on a dry run."""
@@ -333,14 +380,17 @@ class OperationProgress(_message.Message):
     FIRST_APPLIED_AT_FIELD_NUMBER: _builtins.int
     LAST_APPLIED_AT_FIELD_NUMBER: _builtins.int
     matched: _builtins.int
+    """Items the selection matched."""
     excluded: _builtins.int
     """Idempotency `none` without include_unsafe."""
     pending: _builtins.int
     """Not retried yet."""
     retried: _builtins.int
+    """Retried so far."""
     running: _builtins.int
     """Retried, the step not finished yet."""
     succeeded: _builtins.int
+    """Retried, and the step then completed."""
     failed_again: _builtins.int
     """Retried and failed again: they are dead letters again (see `failures`)."""
     not_retried: _builtins.int
@@ -348,6 +398,7 @@ class OperationProgress(_message.Message):
     cancelled by someone else, or dead-lettered again since).
     """
     cancelled: _builtins.int
+    """Not retried because the operation was cancelled first."""
     interrupted: _builtins.int
     """Retried, then the run ended otherwise (cancelled, or the step skipped) before the step
     finished.
@@ -359,15 +410,21 @@ class OperationProgress(_message.Message):
     or when their turn came (ended meanwhile: the item says why).
     """
     @_builtins.property
-    def first_retry_at(self) -> _timestamp_pb2.Timestamp: ...
+    def first_retry_at(self) -> _timestamp_pb2.Timestamp:
+        """When the first item was retried (unset before)."""
+
     @_builtins.property
-    def last_retry_at(self) -> _timestamp_pb2.Timestamp: ...
+    def last_retry_at(self) -> _timestamp_pb2.Timestamp:
+        """When the latest item was retried (unset before)."""
+
     @_builtins.property
     def first_applied_at(self) -> _timestamp_pb2.Timestamp:
         """Run actions: when the first and the last run were acted on."""
 
     @_builtins.property
-    def last_applied_at(self) -> _timestamp_pb2.Timestamp: ...
+    def last_applied_at(self) -> _timestamp_pb2.Timestamp:
+        """Run actions: when the latest run was acted on (see first_applied_at)."""
+
     def __init__(
         self,
         *,
@@ -408,9 +465,13 @@ class OperationFailure(_message.Message):
     SAMPLE_MESSAGE_FIELD_NUMBER: _builtins.int
     SAMPLE_RUN_IDS_FIELD_NUMBER: _builtins.int
     error_type: _builtins.str
+    """The error type the items failed with again."""
     error_signature: _builtins.str
+    """The normalised error message (ids and numbers masked) that groups them."""
     count: _builtins.int
+    """Items that failed again this way."""
     sample_message: _builtins.str
+    """One of their error messages, as it was."""
     @_builtins.property
     def sample_run_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """A few of the runs (ListOperationItems with state FAILED_AGAIN lists them all)."""
@@ -434,6 +495,8 @@ Global___OperationFailure: _TypeAlias = OperationFailure  # noqa: Y015
 
 @_typing.final
 class Operation(_message.Message):
+    """A durable operation over many items (dead letters or runs), with its progress."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -459,36 +522,55 @@ class Operation(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     RUN_PLAN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The operation's id (for GetOperation, WatchOperation, CancelOperation)."""
     namespace: _builtins.str
+    """The namespace it acts in."""
     kind: _builtins.str
     """"redrive", or a run action: "cancel-runs", "abandon-runs", "pause-runs",
     "resume-runs", "fork-runs".
     """
     state: Global___OperationState.ValueType
+    """Where it stands."""
     created_by: _builtins.str
     """Who started it: the principal on every retry it makes."""
     comment: _builtins.str
+    """The comment it was started with (also in each run's history)."""
     request_id: _builtins.str
+    """The request id it was started with (empty if none)."""
     rate_per_second: _builtins.float
+    """Items per second, over every control plane."""
     include_unsafe: _builtins.bool
+    """A redrive's include_unsafe, as started."""
     cancelled_by: _builtins.str
+    """Who cancelled it; empty unless CANCELLED."""
     cancel_reason: _builtins.str
+    """Why, as CancelOperation gave it."""
     done: _builtins.bool
     """Done: no item left to retry or to follow."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was started."""
+
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp:
         """When the last item settled (unset while running)."""
 
     @_builtins.property
-    def selection(self) -> Global___RedriveSelection: ...
+    def selection(self) -> Global___RedriveSelection:
+        """A redrive's selection, as started."""
+
     @_builtins.property
-    def progress(self) -> Global___OperationProgress: ...
+    def progress(self) -> Global___OperationProgress:
+        """Counts from the database, item by item."""
+
     @_builtins.property
-    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationFailure]: ...
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationFailure]:
+        """Items that failed again, grouped by error type and signature."""
+
     @_builtins.property
-    def cancelled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def cancelled_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was cancelled; unset unless CANCELLED."""
+
     @_builtins.property
     def plan(self) -> Global___RedrivePlan:
         """The plan as the operation selected it (what a dry run said, at the start)."""
@@ -500,9 +582,13 @@ class Operation(_message.Message):
         """
 
     @_builtins.property
-    def action(self) -> Global___RunAction: ...
+    def action(self) -> Global___RunAction:
+        """A run action's action."""
+
     @_builtins.property
-    def run_plan(self) -> Global___RunActionPlan: ...
+    def run_plan(self) -> Global___RunActionPlan:
+        """A run action's plan as the operation selected it."""
+
     def __init__(
         self,
         *,
@@ -539,12 +625,16 @@ Global___Operation: _TypeAlias = Operation  # noqa: Y015
 
 @_typing.final
 class GetOperationRequest(_message.Message):
+    """One operation; NOT_FOUND when the namespace has none with that id."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     OPERATION_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     operation_id: _builtins.str
+    """Operation.id."""
     def __init__(
         self,
         *,
@@ -561,11 +651,15 @@ Global___GetOperationRequest: _TypeAlias = GetOperationRequest  # noqa: Y015
 
 @_typing.final
 class GetOperationResponse(_message.Message):
+    """The operation asked for."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPERATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def operation(self) -> Global___Operation: ...
+    def operation(self) -> Global___Operation:
+        """The operation, with its progress now."""
+
     def __init__(
         self,
         *,
@@ -581,12 +675,16 @@ Global___GetOperationResponse: _TypeAlias = GetOperationResponse  # noqa: Y015
 
 @_typing.final
 class WatchOperationRequest(_message.Message):
+    """Follow one operation until it is done; NOT_FOUND as GetOperation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     OPERATION_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     operation_id: _builtins.str
+    """Operation.id."""
     def __init__(
         self,
         *,
@@ -603,11 +701,17 @@ Global___WatchOperationRequest: _TypeAlias = WatchOperationRequest  # noqa: Y015
 
 @_typing.final
 class WatchOperationResponse(_message.Message):
+    """The operation now, or after a change of its progress; the stream ends after the message
+    where it is done.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPERATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def operation(self) -> Global___Operation: ...
+    def operation(self) -> Global___Operation:
+        """The operation as it is now."""
+
     def __init__(
         self,
         *,
@@ -623,6 +727,10 @@ Global___WatchOperationResponse: _TypeAlias = WatchOperationResponse  # noqa: Y0
 
 @_typing.final
 class CancelOperationRequest(_message.Message):
+    """Stops an operation: NOT_FOUND when unknown; FAILED_PRECONDITION when it has completed
+    (nothing left to cancel); cancelling a cancelled one again changes nothing.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -630,8 +738,11 @@ class CancelOperationRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     operation_id: _builtins.str
+    """Operation.id."""
     reason: _builtins.str
+    """Why, kept with the operation (cancel_reason)."""
     request_id: _builtins.str
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
@@ -654,11 +765,15 @@ Global___CancelOperationRequest: _TypeAlias = CancelOperationRequest  # noqa: Y0
 
 @_typing.final
 class CancelOperationResponse(_message.Message):
+    """The operation once cancelled."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPERATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def operation(self) -> Global___Operation: ...
+    def operation(self) -> Global___Operation:
+        """The operation, CANCELLED."""
+
     def __init__(
         self,
         *,
@@ -674,6 +789,8 @@ Global___CancelOperationResponse: _TypeAlias = CancelOperationResponse  # noqa: 
 
 @_typing.final
 class ListOperationsRequest(_message.Message):
+    """A page of a namespace's operations, newest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -681,9 +798,11 @@ class ListOperationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     RUNNING_ONLY_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     page_size: _builtins.int
     """1..1000; 0 means 100."""
     page_token: _builtins.str
+    """The previous response's next_page_token; empty for the first page."""
     running_only: _builtins.bool
     """Only operations not done."""
     def __init__(
@@ -704,13 +823,18 @@ Global___ListOperationsRequest: _TypeAlias = ListOperationsRequest  # noqa: Y015
 
 @_typing.final
 class ListOperationsResponse(_message.Message):
+    """One page of operations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPERATIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Where the next page starts; empty after the last one."""
     @_builtins.property
-    def operations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Operation]: ...
+    def operations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Operation]:
+        """The operations of this page."""
+
     def __init__(
         self,
         *,
@@ -751,29 +875,45 @@ class OperationItem(_message.Message):
     APPLIED_AT_FIELD_NUMBER: _builtins.int
     FORK_RUN_ID_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """The run."""
     node_id: _builtins.str
+    """The dead letter's node (empty for a run action)."""
     step_type: _builtins.str
+    """The dead letter's step type (empty for a run action)."""
     step_version: _builtins.str
+    """The dead letter's step version (empty for a run action)."""
     idempotency: _builtins.str
+    """The step's declared idempotency (empty for a run action)."""
     state: Global___OperationItemState.ValueType
+    """Where the item stands."""
     attempts: _builtins.int
     """The dead letter's attempts when selected."""
     error_type: _builtins.str
     """FAILED_AGAIN: what it failed with; NOT_RETRIED, INTERRUPTED: why."""
     error_message: _builtins.str
+    """FAILED_AGAIN: the error message."""
     reason: _builtins.str
+    """NOT_RETRIED, INTERRUPTED, NOT_APPLICABLE: why, in a sentence."""
     seq: _builtins.int
     """The order of the selection, from 1."""
     workflow_name: _builtins.str
     """Run actions: the run's workflow version, when it was acted on, and a fork's new run."""
     workflow_version: _builtins.str
+    """The run's workflow version."""
     fork_run_id: _builtins.str
+    """Fork: the new run's id."""
     @_builtins.property
-    def retried_at(self) -> _timestamp_pb2.Timestamp: ...
+    def retried_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was retried or acted on; unset before."""
+
     @_builtins.property
-    def settled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def settled_at(self) -> _timestamp_pb2.Timestamp:
+        """When it reached its final state; unset before."""
+
     @_builtins.property
-    def applied_at(self) -> _timestamp_pb2.Timestamp: ...
+    def applied_at(self) -> _timestamp_pb2.Timestamp:
+        """Run actions: when the run was acted on."""
+
     def __init__(
         self,
         *,
@@ -805,6 +945,8 @@ Global___OperationItem: _TypeAlias = OperationItem  # noqa: Y015
 
 @_typing.final
 class ListOperationItemsRequest(_message.Message):
+    """A page of an operation's items, in the order of the selection."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -813,12 +955,15 @@ class ListOperationItemsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     operation_id: _builtins.str
+    """Operation.id; NOT_FOUND when unknown."""
     state: Global___OperationItemState.ValueType
     """Unspecified: every state."""
     page_size: _builtins.int
     """1..1000; 0 means 100."""
     page_token: _builtins.str
+    """The previous response's next_page_token; empty for the first page."""
     def __init__(
         self,
         *,
@@ -855,7 +1000,9 @@ class RunSelection(_message.Message):
     all_runs: _builtins.bool
     """Every run of the namespace; only with an empty filter and no run ids."""
     @_builtins.property
-    def filter(self) -> _workflow_service_pb2.RunFilter: ...
+    def filter(self) -> _workflow_service_pb2.RunFilter:
+        """ListRuns' filter: the runs to act on."""
+
     @_builtins.property
     def run_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """At most 10000."""
@@ -878,12 +1025,15 @@ Global___RunSelection: _TypeAlias = RunSelection  # noqa: Y015
 
 @_typing.final
 class RunAction(_message.Message):
+    """What a run action does, with the arguments of its one-run RPC."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
     FROM_NODE_FIELD_NUMBER: _builtins.int
     INPUT_OVERRIDE_FIELD_NUMBER: _builtins.int
     type: Global___RunActionType.ValueType
+    """Required."""
     from_node: _builtins.str
     """FORK only, and required: the node each fork executes from."""
     @_builtins.property
@@ -907,6 +1057,8 @@ Global___RunAction: _TypeAlias = RunAction  # noqa: Y015
 
 @_typing.final
 class StartRunActionRequest(_message.Message):
+    """A run action over many runs, or (dry_run) its plan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -917,6 +1069,7 @@ class StartRunActionRequest(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """Empty means "default"."""
     dry_run: _builtins.bool
     """Count and plan, write nothing."""
     rate_per_second: _builtins.float
@@ -931,9 +1084,13 @@ class StartRunActionRequest(_message.Message):
     (another request under a used id is refused with ALREADY_EXISTS).
     """
     @_builtins.property
-    def selection(self) -> Global___RunSelection: ...
+    def selection(self) -> Global___RunSelection:
+        """Which runs; required."""
+
     @_builtins.property
-    def action(self) -> Global___RunAction: ...
+    def action(self) -> Global___RunAction:
+        """What to do to each; required."""
+
     def __init__(
         self,
         *,
@@ -964,8 +1121,11 @@ class PlannedWorkflow(_message.Message):
     MATCHED_FIELD_NUMBER: _builtins.int
     APPLICABLE_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
+    """The workflow."""
     workflow_version: _builtins.str
+    """Its version."""
     matched: _builtins.int
+    """Runs of this version the selection matches."""
     applicable: _builtins.int
     """Of them, those the action applies to."""
     def __init__(
@@ -995,7 +1155,9 @@ class NotApplicableRuns(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     reason: _builtins.str
+    """Why the action does not apply to these runs."""
     count: _builtins.int
+    """How many runs."""
     def __init__(
         self,
         *,
@@ -1012,6 +1174,8 @@ Global___NotApplicableRuns: _TypeAlias = NotApplicableRuns  # noqa: Y015
 
 @_typing.final
 class RunActionPlan(_message.Message):
+    """What a run action does: counted from the database when asked (dry run) or started."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MATCHED_FIELD_NUMBER: _builtins.int
@@ -1028,10 +1192,15 @@ class RunActionPlan(_message.Message):
     not_applicable: _builtins.int
     """matched - applicable: left alone, counted by reason in `reasons`."""
     rate_per_second: _builtins.float
+    """The rate asked for."""
     @_builtins.property
-    def workflows(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedWorkflow]: ...
+    def workflows(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedWorkflow]:
+        """The matched runs by workflow version."""
+
     @_builtins.property
-    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotApplicableRuns]: ...
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotApplicableRuns]:
+        """The runs left alone, by reason."""
+
     @_builtins.property
     def expected_duration(self) -> _duration_pb2.Duration:
         """`applicable` runs at the rate."""
@@ -1057,6 +1226,8 @@ Global___RunActionPlan: _TypeAlias = RunActionPlan  # noqa: Y015
 
 @_typing.final
 class StartRunActionResponse(_message.Message):
+    """The plan, and the operation started (unless a dry run)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLAN_FIELD_NUMBER: _builtins.int
@@ -1065,7 +1236,9 @@ class StartRunActionResponse(_message.Message):
     existing: _builtins.bool
     """The request id named an operation started before: this is it, nothing new started."""
     @_builtins.property
-    def plan(self) -> Global___RunActionPlan: ...
+    def plan(self) -> Global___RunActionPlan:
+        """What the action does (or would do)."""
+
     @_builtins.property
     def operation(self) -> Global___Operation:
         """Unset on a dry run."""
@@ -1087,13 +1260,18 @@ Global___StartRunActionResponse: _TypeAlias = StartRunActionResponse  # noqa: Y0
 
 @_typing.final
 class ListOperationItemsResponse(_message.Message):
+    """One page of items."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ITEMS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Where the next page starts; empty after the last one."""
     @_builtins.property
-    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationItem]: ...
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationItem]:
+        """The items of this page."""
+
     def __init__(
         self,
         *,
