@@ -28,26 +28,57 @@ class _RunStatus:
 class _RunStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     RUN_STATUS_UNSPECIFIED: _RunStatus.ValueType  # 0
+    """Not set; as a filter it matches nothing."""
     RUN_STATUS_RUNNING: _RunStatus.ValueType  # 1
+    """Moving on: a step is scheduled or runs."""
     RUN_STATUS_WAITING: _RunStatus.ValueType  # 2
+    """Waiting for something outside it: an approval, a timer, an event, a retry delay, a
+    worker, or an operator's ResumeRun (blocked_on says what).
+    """
     RUN_STATUS_NEEDS_ATTENTION: _RunStatus.ValueType  # 3
+    """A step is dead-lettered: an operator retries, skips or abandons it."""
     RUN_STATUS_COMPENSATING: _RunStatus.ValueType  # 4
+    """Running the compensations of its completed steps, newest first (saga)."""
     RUN_STATUS_COMPLETED: _RunStatus.ValueType  # 5
+    """Final: the last node completed; `output` is the run's output."""
     RUN_STATUS_FAILED: _RunStatus.ValueType  # 6
+    """Final: it failed (a rejection, a failure policy FAIL, a wait's timeout); last_error
+    says why.
+    """
     RUN_STATUS_COMPENSATED: _RunStatus.ValueType  # 7
+    """Final: its completed steps were compensated (abandoned, or a failure policy
+    COMPENSATE).
+    """
     RUN_STATUS_CANCELLED: _RunStatus.ValueType  # 8
+    """Final: cancelled by CancelRun."""
 
-class RunStatus(_RunStatus, metaclass=_RunStatusEnumTypeWrapper): ...
+class RunStatus(_RunStatus, metaclass=_RunStatusEnumTypeWrapper):
+    """Where a run stands. COMPLETED, FAILED, COMPENSATED and CANCELLED are final."""
 
 RUN_STATUS_UNSPECIFIED: RunStatus.ValueType  # 0
+"""Not set; as a filter it matches nothing."""
 RUN_STATUS_RUNNING: RunStatus.ValueType  # 1
+"""Moving on: a step is scheduled or runs."""
 RUN_STATUS_WAITING: RunStatus.ValueType  # 2
+"""Waiting for something outside it: an approval, a timer, an event, a retry delay, a
+worker, or an operator's ResumeRun (blocked_on says what).
+"""
 RUN_STATUS_NEEDS_ATTENTION: RunStatus.ValueType  # 3
+"""A step is dead-lettered: an operator retries, skips or abandons it."""
 RUN_STATUS_COMPENSATING: RunStatus.ValueType  # 4
+"""Running the compensations of its completed steps, newest first (saga)."""
 RUN_STATUS_COMPLETED: RunStatus.ValueType  # 5
+"""Final: the last node completed; `output` is the run's output."""
 RUN_STATUS_FAILED: RunStatus.ValueType  # 6
+"""Final: it failed (a rejection, a failure policy FAIL, a wait's timeout); last_error
+says why.
+"""
 RUN_STATUS_COMPENSATED: RunStatus.ValueType  # 7
+"""Final: its completed steps were compensated (abandoned, or a failure policy
+COMPENSATE).
+"""
 RUN_STATUS_CANCELLED: RunStatus.ValueType  # 8
+"""Final: cancelled by CancelRun."""
 Global___RunStatus: _TypeAlias = RunStatus  # noqa: Y015
 
 class _StepStatus:
@@ -57,6 +88,7 @@ class _StepStatus:
 class _StepStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     STEP_STATUS_UNSPECIFIED: _StepStatus.ValueType  # 0
+    """Not set (never sent)."""
     STEP_STATUS_SCHEDULED: _StepStatus.ValueType  # 1
     """Ready to be handed to a worker (or waiting for one that implements it)."""
     STEP_STATUS_RUNNING: _StepStatus.ValueType  # 2
@@ -64,16 +96,21 @@ class _StepStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepStatus
     STEP_STATUS_RETRY_WAIT: _StepStatus.ValueType  # 3
     """Waiting out a retry delay (a durable timer)."""
     STEP_STATUS_COMPLETED: _StepStatus.ValueType  # 4
+    """Done; `output` is its output."""
     STEP_STATUS_DEAD_LETTERED: _StepStatus.ValueType  # 5
+    """Failed for good (non-retryable, or out of attempts): it waits for an operator."""
     STEP_STATUS_CANCELLED: _StepStatus.ValueType  # 6
+    """Stopped because its run was cancelled."""
     STEP_STATUS_WAITING: _StepStatus.ValueType  # 7
     """An approval, sleep or event wait that has not happened yet."""
     STEP_STATUS_COMPENSATED: _StepStatus.ValueType  # 8
     """A compensation ran for this step (saga)."""
 
-class StepStatus(_StepStatus, metaclass=_StepStatusEnumTypeWrapper): ...
+class StepStatus(_StepStatus, metaclass=_StepStatusEnumTypeWrapper):
+    """Where one node of a run stands."""
 
 STEP_STATUS_UNSPECIFIED: StepStatus.ValueType  # 0
+"""Not set (never sent)."""
 STEP_STATUS_SCHEDULED: StepStatus.ValueType  # 1
 """Ready to be handed to a worker (or waiting for one that implements it)."""
 STEP_STATUS_RUNNING: StepStatus.ValueType  # 2
@@ -81,8 +118,11 @@ STEP_STATUS_RUNNING: StepStatus.ValueType  # 2
 STEP_STATUS_RETRY_WAIT: StepStatus.ValueType  # 3
 """Waiting out a retry delay (a durable timer)."""
 STEP_STATUS_COMPLETED: StepStatus.ValueType  # 4
+"""Done; `output` is its output."""
 STEP_STATUS_DEAD_LETTERED: StepStatus.ValueType  # 5
+"""Failed for good (non-retryable, or out of attempts): it waits for an operator."""
 STEP_STATUS_CANCELLED: StepStatus.ValueType  # 6
+"""Stopped because its run was cancelled."""
 STEP_STATUS_WAITING: StepStatus.ValueType  # 7
 """An approval, sleep or event wait that has not happened yet."""
 STEP_STATUS_COMPENSATED: StepStatus.ValueType  # 8
@@ -96,22 +136,33 @@ class _AttemptOutcome:
 class _AttemptOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AttemptOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ATTEMPT_OUTCOME_UNSPECIFIED: _AttemptOutcome.ValueType  # 0
+    """Not set (never sent)."""
     ATTEMPT_OUTCOME_RUNNING: _AttemptOutcome.ValueType  # 1
+    """Not ended: a worker holds its lease."""
     ATTEMPT_OUTCOME_COMPLETED: _AttemptOutcome.ValueType  # 2
+    """The worker sent Complete."""
     ATTEMPT_OUTCOME_FAILED: _AttemptOutcome.ValueType  # 3
+    """The worker sent Fail (or its output could not be accepted); `error` says what."""
     ATTEMPT_OUTCOME_LOST: _AttemptOutcome.ValueType  # 4
     """The worker went away (stream dropped, lease expired) before reporting."""
     ATTEMPT_OUTCOME_CANCELLED: _AttemptOutcome.ValueType  # 5
+    """The control plane stopped it because the run was cancelled."""
 
-class AttemptOutcome(_AttemptOutcome, metaclass=_AttemptOutcomeEnumTypeWrapper): ...
+class AttemptOutcome(_AttemptOutcome, metaclass=_AttemptOutcomeEnumTypeWrapper):
+    """How an attempt of a task ended."""
 
 ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome.ValueType  # 0
+"""Not set (never sent)."""
 ATTEMPT_OUTCOME_RUNNING: AttemptOutcome.ValueType  # 1
+"""Not ended: a worker holds its lease."""
 ATTEMPT_OUTCOME_COMPLETED: AttemptOutcome.ValueType  # 2
+"""The worker sent Complete."""
 ATTEMPT_OUTCOME_FAILED: AttemptOutcome.ValueType  # 3
+"""The worker sent Fail (or its output could not be accepted); `error` says what."""
 ATTEMPT_OUTCOME_LOST: AttemptOutcome.ValueType  # 4
 """The worker went away (stream dropped, lease expired) before reporting."""
 ATTEMPT_OUTCOME_CANCELLED: AttemptOutcome.ValueType  # 5
+"""The control plane stopped it because the run was cancelled."""
 Global___AttemptOutcome: _TypeAlias = AttemptOutcome  # noqa: Y015
 
 class _BlockedOnKind:
@@ -121,6 +172,7 @@ class _BlockedOnKind:
 class _BlockedOnKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BlockedOnKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     BLOCKED_ON_KIND_UNSPECIFIED: _BlockedOnKind.ValueType  # 0
+    """Not set (never sent)."""
     BLOCKED_ON_KIND_APPROVAL: _BlockedOnKind.ValueType  # 1
     """A person's decision (ApprovalWait)."""
     BLOCKED_ON_KIND_TIMER: _BlockedOnKind.ValueType  # 2
@@ -150,6 +202,7 @@ class BlockedOnKind(_BlockedOnKind, metaclass=_BlockedOnKindEnumTypeWrapper):
     """What keeps a run (one branch of it) from moving on."""
 
 BLOCKED_ON_KIND_UNSPECIFIED: BlockedOnKind.ValueType  # 0
+"""Not set (never sent)."""
 BLOCKED_ON_KIND_APPROVAL: BlockedOnKind.ValueType  # 1
 """A person's decision (ApprovalWait)."""
 BLOCKED_ON_KIND_TIMER: BlockedOnKind.ValueType  # 2
@@ -267,6 +320,8 @@ Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
 class StepError(_message.Message):
+    """An error as a worker reported it (Fail) or the control plane recorded it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
@@ -274,9 +329,13 @@ class StepError(_message.Message):
     RETRYABLE_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     type: _builtins.str
+    """A short, stable name of the kind of error ("CardDeclined", "Timeout")."""
     message: _builtins.str
+    """What went wrong, for a person."""
     retryable: _builtins.bool
+    """Whether the retry policy may run the step again after it."""
     details: _builtins.str
+    """Anything longer (a stack trace)."""
     def __init__(
         self,
         *,
@@ -295,6 +354,8 @@ Global___StepError: _TypeAlias = StepError  # noqa: Y015
 
 @_typing.final
 class Attempt(_message.Message):
+    """One attempt of a task node: a worker ran (or runs) the step once."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NUMBER_FIELD_NUMBER: _builtins.int
@@ -305,14 +366,23 @@ class Attempt(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     number: _builtins.int
+    """1 for the first attempt; a Task's attempt."""
     worker_id: _builtins.str
+    """The worker that ran it (Hello.worker_id)."""
     outcome: Global___AttemptOutcome.ValueType
+    """How it ended."""
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When a worker got it."""
+
     @_builtins.property
-    def ended_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended; unset while it runs."""
+
     @_builtins.property
-    def error(self) -> Global___StepError: ...
+    def error(self) -> Global___StepError:
+        """FAILED, LOST, CANCELLED: why."""
+
     @_builtins.property
     def details(self) -> _common_pb2.Payload:
         """For a running attempt: the latest progress details its worker sent with a heartbeat,
@@ -340,6 +410,10 @@ Global___Attempt: _TypeAlias = Attempt  # noqa: Y015
 
 @_typing.final
 class Step(_message.Message):
+    """One node of a run as it stands: a task's step with its attempts, or a wait, switch or
+    parallel node.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_ID_FIELD_NUMBER: _builtins.int
@@ -356,29 +430,43 @@ class Step(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     WAITING_FOR_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
+    """The node's id in the workflow."""
     step_type: _builtins.str
+    """A task's step type (empty for other kinds)."""
     status: Global___StepStatus.ValueType
+    """Where it stands."""
     attempt: _builtins.int
     """The current (or last) attempt number."""
     idempotency_key: _builtins.str
+    """The same for every attempt of the step in this run (Task.idempotency_key)."""
     kind: _builtins.str
     """The node's kind: task, approval, sleep, wait_event, switch, parallel, compensation."""
     waiting_for: _builtins.str
     """For a waiting node: what it waits for."""
     @_builtins.property
-    def input(self) -> _common_pb2.Payload: ...
+    def input(self) -> _common_pb2.Payload:
+        """The input it was given (JSON)."""
+
     @_builtins.property
-    def output(self) -> _common_pb2.Payload: ...
+    def output(self) -> _common_pb2.Payload:
+        """Its output once COMPLETED (JSON)."""
+
     @_builtins.property
-    def last_error(self) -> Global___StepError: ...
+    def last_error(self) -> Global___StepError:
+        """The error of its latest failed attempt, if any."""
+
     @_builtins.property
-    def scheduled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def scheduled_at(self) -> _timestamp_pb2.Timestamp:
+        """When the node was entered."""
+
     @_builtins.property
     def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
         """When the next attempt becomes due (RETRY_WAIT)."""
 
     @_builtins.property
-    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]: ...
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
+        """Its attempts, oldest first."""
+
     def __init__(
         self,
         *,
@@ -406,6 +494,8 @@ Global___Step: _TypeAlias = Step  # noqa: Y015
 
 @_typing.final
 class Run(_message.Message):
+    """A run of a workflow: its status, input, output and each node it entered."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -431,11 +521,17 @@ class Run(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     PAUSED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The run's id (a UUID)."""
     namespace: _builtins.str
+    """The namespace it runs in."""
     workflow_name: _builtins.str
+    """The workflow it runs."""
     workflow_version: _builtins.str
+    """The workflow version it runs (fixed at start)."""
     status: Global___RunStatus.ValueType
+    """Where it stands."""
     request_id: _builtins.str
+    """The StartRun request id it was started with (empty if none)."""
     current_node: _builtins.str
     """The node the run is at (or waiting on)."""
     trace_id: _builtins.str
@@ -443,21 +539,37 @@ class Run(_message.Message):
     waiting_for: _builtins.str
     """What a waiting run waits for ("step charge-card: no capable worker", "retry at ...")."""
     @_builtins.property
-    def input(self) -> _common_pb2.Payload: ...
+    def input(self) -> _common_pb2.Payload:
+        """The input it was started with (JSON)."""
+
     @_builtins.property
-    def output(self) -> _common_pb2.Payload: ...
+    def output(self) -> _common_pb2.Payload:
+        """Its output once COMPLETED (JSON): the last node's output."""
+
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was started."""
+
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When its state last changed."""
+
     @_builtins.property
-    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it reached a final status; unset before."""
+
     @_builtins.property
-    def last_error(self) -> Global___StepError: ...
+    def last_error(self) -> Global___StepError:
+        """Why it failed or needs attention, if it does."""
+
     @_builtins.property
-    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]: ...
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
+        """Every node entered, in the order first entered."""
+
     @_builtins.property
-    def waiting_since(self) -> _timestamp_pb2.Timestamp: ...
+    def waiting_since(self) -> _timestamp_pb2.Timestamp:
+        """Since when it has waited (unset unless WAITING)."""
+
     @_builtins.property
     def blocked_on(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockedOn]:
         """What the run waits for, one entry per open branch, computed from the database when
@@ -477,7 +589,9 @@ class Run(_message.Message):
         """Who paused the run, since when and why; unset unless it is paused."""
 
     @_builtins.property
-    def paused_at(self) -> _timestamp_pb2.Timestamp: ...
+    def paused_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was paused; unset unless paused."""
+
     def __init__(
         self,
         *,
@@ -523,10 +637,15 @@ class RunLink(_message.Message):
     PRINCIPAL_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """The other run."""
     node_id: _builtins.str
+    """The node the fork executed from."""
     principal: _builtins.str
+    """Who forked."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
     def __init__(
         self,
         *,
@@ -563,25 +682,35 @@ class RunSnapshot(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """The run."""
     seq: _builtins.int
     """The event the snapshot is as of, its time, and the run's latest seq now."""
     last_seq: _builtins.int
+    """The run's latest seq now (the snapshot may be older)."""
     status: Global___RunStatus.ValueType
+    """The run's status then."""
     current_node: _builtins.str
+    """The node it was at then."""
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """The time of the event at `seq`."""
+
     @_builtins.property
     def event(self) -> Global___HistoryEvent:
         """The event at `seq` (what changed to make this state)."""
 
     @_builtins.property
-    def input(self) -> _common_pb2.Payload: ...
+    def input(self) -> _common_pb2.Payload:
+        """The run's input."""
+
     @_builtins.property
     def output(self) -> _common_pb2.Payload:
         """The run's output once it COMPLETED."""
 
     @_builtins.property
-    def last_error(self) -> Global___StepError: ...
+    def last_error(self) -> Global___StepError:
+        """The run's last error then."""
+
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
         """Every node entered by then, in the order first entered, with its input, output,
@@ -623,6 +752,8 @@ Global___RunSnapshot: _TypeAlias = RunSnapshot  # noqa: Y015
 
 @_typing.final
 class BlockedOn(_message.Message):
+    """One thing a run (one branch of it) waits for."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KIND_FIELD_NUMBER: _builtins.int
@@ -637,6 +768,7 @@ class BlockedOn(_message.Message):
     DEAD_LETTER_FIELD_NUMBER: _builtins.int
     PAUSED_FIELD_NUMBER: _builtins.int
     kind: Global___BlockedOnKind.ValueType
+    """What it waits for; `detail` holds that kind's facts."""
     node_id: _builtins.str
     """The node the branch waits at."""
     description: _builtins.str
@@ -654,17 +786,29 @@ class BlockedOn(_message.Message):
         """
 
     @_builtins.property
-    def approval(self) -> Global___ApprovalWait: ...
+    def approval(self) -> Global___ApprovalWait:
+        """APPROVAL."""
+
     @_builtins.property
-    def retry(self) -> Global___RetryWait: ...
+    def retry(self) -> Global___RetryWait:
+        """RETRY."""
+
     @_builtins.property
-    def event(self) -> Global___EventWait: ...
+    def event(self) -> Global___EventWait:
+        """EVENT."""
+
     @_builtins.property
-    def task(self) -> Global___TaskWait: ...
+    def task(self) -> Global___TaskWait:
+        """NO_CAPABLE_WORKER, QUEUED, RUNNING, HEARTBEAT_LATE."""
+
     @_builtins.property
-    def dead_letter(self) -> Global___DeadLetterWait: ...
+    def dead_letter(self) -> Global___DeadLetterWait:
+        """DEAD_LETTER."""
+
     @_builtins.property
-    def paused(self) -> Global___PausedWait: ...
+    def paused(self) -> Global___PausedWait:
+        """PAUSED."""
+
     def __init__(
         self,
         *,
@@ -692,6 +836,8 @@ Global___BlockedOn: _TypeAlias = BlockedOn  # noqa: Y015
 
 @_typing.final
 class ApprovalWait(_message.Message):
+    """An approval a run waits for."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     APPROVAL_ID_FIELD_NUMBER: _builtins.int
@@ -701,6 +847,7 @@ class ApprovalWait(_message.Message):
     approval_id: _builtins.str
     """What DecideApproval takes."""
     title: _builtins.str
+    """The ApprovalNode's title."""
     escalated: _builtins.bool
     """The deadline passed and the approval was escalated to more approvers."""
     @_builtins.property
@@ -727,6 +874,8 @@ Global___ApprovalWait: _TypeAlias = ApprovalWait  # noqa: Y015
 
 @_typing.final
 class RetryWait(_message.Message):
+    """A failed step waiting out its retry delay."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_TYPE_FIELD_NUMBER: _builtins.int
@@ -736,7 +885,9 @@ class RetryWait(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     step_type: _builtins.str
+    """The step type."""
     step_version: _builtins.str
+    """The step version (empty: any)."""
     attempt: _builtins.int
     """The attempt that is due, as history numbers it."""
     policy_attempt: _builtins.int
@@ -744,8 +895,11 @@ class RetryWait(_message.Message):
     starts again), m is the retry policy's max_attempts.
     """
     max_attempts: _builtins.int
+    """The retry policy's max_attempts."""
     @_builtins.property
-    def last_error(self) -> Global___StepError: ...
+    def last_error(self) -> Global___StepError:
+        """What the failed attempt failed with."""
+
     def __init__(
         self,
         *,
@@ -766,12 +920,16 @@ Global___RetryWait: _TypeAlias = RetryWait  # noqa: Y015
 
 @_typing.final
 class EventWait(_message.Message):
+    """An external event a run waits for (SendEvent)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_NAME_FIELD_NUMBER: _builtins.int
     CORRELATION_KEY_FIELD_NUMBER: _builtins.int
     event_name: _builtins.str
+    """The name SendEvent must carry."""
     correlation_key: _builtins.str
+    """The key SendEvent must carry (computed from the run's context)."""
     def __init__(
         self,
         *,
@@ -788,6 +946,8 @@ Global___EventWait: _TypeAlias = EventWait  # noqa: Y015
 
 @_typing.final
 class TaskWait(_message.Message):
+    """A task waiting for a worker, or running on one."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_TYPE_FIELD_NUMBER: _builtins.int
@@ -803,16 +963,21 @@ class TaskWait(_message.Message):
     CAPABLE_WORKERS_FIELD_NUMBER: _builtins.int
     FREE_SLOTS_FIELD_NUMBER: _builtins.int
     step_type: _builtins.str
+    """The step type."""
     step_version: _builtins.str
     """Empty: any version of the step type."""
     attempt: _builtins.int
+    """The attempt, as history numbers it."""
     policy_attempt: _builtins.int
+    """As RetryWait.policy_attempt."""
     max_attempts: _builtins.int
+    """The retry policy's max_attempts."""
     worker_id: _builtins.str
     """RUNNING and HEARTBEAT_LATE: the worker holding the attempt's lease."""
     capable_workers: _builtins.int
     """Connected workers that implement the needed version, and how many have a free slot."""
     free_slots: _builtins.int
+    """Of those, how many have a free slot in their window now."""
     @_builtins.property
     def last_heartbeat_at(self) -> _timestamp_pb2.Timestamp:
         """RUNNING and HEARTBEAT_LATE: when the lease was last given or extended by a heartbeat
@@ -820,7 +985,9 @@ class TaskWait(_message.Message):
         """
 
     @_builtins.property
-    def lease_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """RUNNING and HEARTBEAT_LATE: when the lease runs out unless a heartbeat extends it."""
+
     @_builtins.property
     def connected_versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Versions of the step type implemented by the workers connected to the control plane
@@ -857,6 +1024,8 @@ Global___TaskWait: _TypeAlias = TaskWait  # noqa: Y015
 
 @_typing.final
 class DeadLetterWait(_message.Message):
+    """A dead-lettered step waiting for an operator."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_TYPE_FIELD_NUMBER: _builtins.int
@@ -865,12 +1034,17 @@ class DeadLetterWait(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     COMPENSATION_FIELD_NUMBER: _builtins.int
     step_type: _builtins.str
+    """The step type."""
     step_version: _builtins.str
+    """The step version."""
     attempts: _builtins.int
+    """Attempts made."""
     compensation: _builtins.bool
     """The dead-lettered step is a compensation (saga)."""
     @_builtins.property
-    def error(self) -> Global___StepError: ...
+    def error(self) -> Global___StepError:
+        """What its last attempt failed with."""
+
     def __init__(
         self,
         *,
@@ -890,12 +1064,16 @@ Global___DeadLetterWait: _TypeAlias = DeadLetterWait  # noqa: Y015
 
 @_typing.final
 class PausedWait(_message.Message):
+    """Who paused a run and why."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAUSED_BY_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     paused_by: _builtins.str
+    """The principal who paused it."""
     reason: _builtins.str
+    """Why, as PauseRun gave it."""
     def __init__(
         self,
         *,
