@@ -3,7 +3,8 @@
 // Like tests/support/steps.py's e2e-work: the output is {trail: trail + [node id], attempt},
 // `sleep_seconds` sleeps first (only on attempts up to `sleep_attempts` when given), and
 // every execution appends a line to the file named by SUREFOOT_E2E_EXECUTION_LOG, in the
-// same shape, so that the tests read Python and Node executions alike.
+// same shape, so that the tests read Python and Node executions alike. `ignore_cancel`
+// makes the sleep deaf to a Cancel; SUREFOOT_NODE_CONCURRENCY sets the window (default 4).
 "use strict";
 
 const fs = require("node:fs");
@@ -50,14 +51,16 @@ const nodeWork = step(
     record(ctx, input, "started");
     const last = input.sleep_attempts;
     const seconds = last !== undefined && ctx.attempt > last ? 0 : Number(input.sleep_seconds || 0);
-    if (seconds > 0) await sleep(seconds * 1000, ctx.signal);
+    // ignore_cancel: a handler that never looks at ctx.signal (its slot must be freed anyway).
+    if (seconds > 0) await sleep(seconds * 1000, input.ignore_cancel ? new AbortController().signal : ctx.signal);
     const output = { trail: [...(input.trail || []), ctx.nodeId], attempt: ctx.attempt, sdk: "node" };
     record(ctx, input, "returned", { output });
     return output;
   },
 );
 
-const worker = new Worker({ address: process.argv[2], steps: [nodeWork], concurrency: 4 });
+const concurrency = Number(process.env.SUREFOOT_NODE_CONCURRENCY || 4);
+const worker = new Worker({ address: process.argv[2], steps: [nodeWork], concurrency });
 process.on("SIGTERM", () => worker.shutdown());
 worker.run().then(
   () => process.exit(0),
