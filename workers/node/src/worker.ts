@@ -322,7 +322,7 @@ export class Worker {
       this.record(handedBack(task.taskId, task.attempt, this.accepting ? "worker draining" : SHUTDOWN_REASON));
       return;
     }
-    const definition = this.steps.get(`${task.stepType}@${task.stepVersion || "1"}`);
+    const definition = this.definitionFor(task);
     if (definition === undefined) {
       this.record(handedBack(task.taskId, task.attempt, `no handler for ${task.stepType}@${task.stepVersion}`));
       return;
@@ -330,6 +330,12 @@ export class Worker {
     const attempt: Attempt = { task, definition, context: new StepContext(task, this.workerId) };
     this.running.set(task.taskId, attempt);
     void this.execute(attempt);
+  }
+
+  /** The handler of a task's step type; an empty version (the workflow named none) takes any. */
+  private definitionFor(task: Task): StepDefinition | undefined {
+    if (task.stepVersion) return this.steps.get(`${task.stepType}@${task.stepVersion}`);
+    return [...this.steps.values()].find((d) => d.name === task.stepType);
   }
 
   private async execute(attempt: Attempt): Promise<void> {
