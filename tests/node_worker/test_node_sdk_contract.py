@@ -4,6 +4,7 @@ finished while the control plane was away is resent on the next stream and recor
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -96,3 +97,46 @@ def test_a_result_finished_while_disconnected_is_resent_and_recorded_once(
     attempts = [(e.type, e.attempt) for e in history(plane.stub, run_id) if e.node_id == "n"]
     assert ("ATTEMPT_COMPLETED", 1) in attempts
     assert not any(kind in ("ATTEMPT_LOST", "RETRY_SCHEDULED") for kind, _ in attempts)
+
+
+def test_a_worker_told_to_stop_finishes_its_step_before_it_exits(
+    control_plane: ControlPlane, processes: ProcessRegistry, execution_log: ExecutionLog
+) -> None:
+    stub = control_plane.stub
+    register(stub, one_node_step("node-shutdown"))  # type: ignore[arg-type]
+    worker = start_node_worker(processes, control_plane.address, concurrency=2)
+    run_id = start_run(stub, "node-shutdown", {"trail": [], "sleep_seconds": 2})
+    assert_eventually(lambda: execution_log.started(run_id, "n"), message="the step began")
+
+    # SIGTERM: Draining, the running step finishes, its result is acknowledged, then exit.
+    exit_code = worker.process.stop(signal.SIGTERM)
+
+    assert exit_code == 0
+    run = wait_for_status(stub, run_id, "COMPLETED")
+    assert payload_value(run.output) == {"trail": ["n"], "attempt": 1, "sdk": "node"}
+    assert [(e.attempt, e.pid) for e in execution_log.started(run_id)] == [(1, worker.pid)]
+
+
+def test_a_drained_worker_finishes_its_step_and_comes_back_to_the_restarted_control_plane(
+    long_lease_plane: ControlPlane, processes: ProcessRegistry, execution_log: ExecutionLog
+) -> None:
+    plane = long_lease_plane
+    register(plane.stub, one_node_step("node-drain"))  # type: ignore[arg-type]
+    worker = start_node_worker(processes, plane.address, concurrency=2)
+    run_id = start_run(plane.stub, "node-drain", {"trail": [], "sleep_seconds": 2})
+    assert_eventually(lambda: execution_log.started(run_id, "n"), message="the step began")
+
+    # The control plane stops: Drain to the worker, which finishes the step within the grace.
+    assert plane.stop() == 0
+    assert_eventually(
+        lambda: "control plane asked to drain" in worker.process.stdout(),
+        message="the worker heard the Drain",
+    )
+    plane.start(plane.port)
+    run = wait_for_status(plane.stub, run_id, "COMPLETED")
+    later = start_run(plane.stub, "node-drain", {"trail": []})
+    wait_for_status(plane.stub, later, "COMPLETED")
+
+    assert payload_value(run.output)["attempt"] == 1
+    assert [(e.attempt, e.pid) for e in execution_log.started(run_id)] == [(1, worker.pid)]
+    assert [e.pid for e in execution_log.started(later)] == [worker.pid]
