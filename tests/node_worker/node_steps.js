@@ -4,7 +4,8 @@
 // `sleep_seconds` sleeps first (only on attempts up to `sleep_attempts` when given), and
 // every execution appends a line to the file named by SUREFOOT_E2E_EXECUTION_LOG, in the
 // same shape, so that the tests read Python and Node executions alike. `ignore_cancel`
-// makes the sleep deaf to a Cancel; SUREFOOT_NODE_CONCURRENCY sets the window (default 4).
+// makes the sleep deaf to a Cancel; SUREFOOT_NODE_CONCURRENCY sets the window (default 4),
+// SUREFOOT_TOKEN the worker credential.
 "use strict";
 
 const fs = require("node:fs");
@@ -60,7 +61,8 @@ const nodeWork = step(
 );
 
 const concurrency = Number(process.env.SUREFOOT_NODE_CONCURRENCY || 4);
-const worker = new Worker({ address: process.argv[2], steps: [nodeWork], concurrency });
+const token = process.env.SUREFOOT_TOKEN || "";
+const worker = new Worker({ address: process.argv[2], steps: [nodeWork], concurrency, token });
 process.on("SIGTERM", () => worker.shutdown());
 worker.run().then(
   () => process.exit(0),
