@@ -140,3 +140,27 @@ def test_a_drained_worker_finishes_its_step_and_comes_back_to_the_restarted_cont
     assert payload_value(run.output)["attempt"] == 1
     assert [(e.attempt, e.pid) for e in execution_log.started(run_id)] == [(1, worker.pid)]
     assert [e.pid for e in execution_log.started(later)] == [worker.pid]
+
+
+def test_a_worker_given_two_control_planes_fails_over_with_its_step(
+    database_url: str, processes: ProcessRegistry, execution_log: ExecutionLog
+) -> None:
+    first = ControlPlane(processes, database_url, lease_seconds=30.0)
+    second = ControlPlane(processes, database_url, lease_seconds=30.0)
+    first.start()
+    second.start()
+    register(first.stub, one_node_step("node-failover"))  # type: ignore[arg-type]
+    worker = start_node_worker(processes, f"{first.address},{second.address}", concurrency=2)
+    assert f"connected to {first.address}" in worker.process.stdout()
+    run_id = start_run(first.stub, "node-failover", {"trail": [], "sleep_seconds": 2})
+    assert_eventually(lambda: execution_log.started(run_id, "n"), message="the step began")
+
+    first.kill()
+    # The worker goes to the other control plane of the database; its lease follows it and
+    # the step's result is recorded there, without a second attempt.
+    run = wait_for_status(second.stub, run_id, "COMPLETED")
+
+    assert f"connected to {second.address}" in worker.process.stdout()
+    assert payload_value(run.output)["attempt"] == 1
+    assert [(e.attempt, e.pid) for e in execution_log.started(run_id)] == [(1, worker.pid)]
+    second.stop()

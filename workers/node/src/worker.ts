@@ -45,8 +45,12 @@ export interface Logger {
 }
 
 export interface WorkerOptions {
-  /** The control plane's gRPC address, host:port. */
-  address: string;
+  /**
+   * The control plane's gRPC address, host:port; or several (an array, or comma-separated)
+   * of control planes on one database: the worker connects to one and, when it cannot be
+   * reached or its stream ends, tries the next, where its leases follow it.
+   */
+  address: string | string[];
   steps: StepDefinition[];
   namespace?: string;
   /** How many tasks run at once: the stream's window. Default 100. */
@@ -82,7 +86,7 @@ interface Session {
 
 export class Worker {
   readonly workerId: string;
-  readonly address: string;
+  readonly addresses: string[];
   private readonly steps = new Map<string, StepDefinition>();
   private readonly namespace: string;
   private readonly concurrency: number;
@@ -90,7 +94,9 @@ export class Worker {
   private readonly maxReconnectDelayMs: number;
   private readonly token: string;
   private readonly log: Logger;
-  private readonly client: WorkerServiceClient;
+  private readonly clients: WorkerServiceClient[];
+  /** The index in `addresses` of the control plane the worker connects to. */
+  private current = 0;
   /** Running attempts by task id (a task id names one attempt). */
   private readonly running = new Map<string, Attempt>();
   /** Results not yet acknowledged, by task id, in the order recorded. */
@@ -120,7 +126,9 @@ export class Worker {
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new RangeError(`concurrency must be an integer of at least 1, got ${options.concurrency}`);
     }
-    this.address = options.address;
+    const addresses = Array.isArray(options.address) ? options.address : options.address.split(",");
+    this.addresses = addresses.map((a) => a.trim()).filter((a) => a !== "");
+    if (this.addresses.length === 0) throw new TypeError("a worker needs a control plane address");
     this.namespace = options.namespace ?? "default";
     this.workerId = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 12)}`;
     this.drainTimeoutMs = (options.drainTimeoutSeconds ?? 30) * 1000;
@@ -130,10 +138,14 @@ export class Worker {
       info: (m) => console.log(m),
       warn: (m) => console.error(m),
     };
-    this.client = new WorkerServiceClient(this.address, options.credentials ?? grpcCredentials.createInsecure(), {
-      "grpc.keepalive_time_ms": 20_000,
-      "grpc.max_reconnect_backoff_ms": this.maxReconnectDelayMs,
-    });
+    const channelCredentials = options.credentials ?? grpcCredentials.createInsecure();
+    this.clients = this.addresses.map(
+      (address) =>
+        new WorkerServiceClient(address, channelCredentials, {
+          "grpc.keepalive_time_ms": 20_000,
+          "grpc.max_reconnect_backoff_ms": this.maxReconnectDelayMs,
+        }),
+    );
     this.connected = deferred();
     this.stopped = deferred();
     // Awaited by whoever needs them; not an unhandled rejection when nobody does.
@@ -153,6 +165,11 @@ export class Worker {
   run(): Promise<void> {
     this.start().catch(() => undefined);
     return this.stopped.promise;
+  }
+
+  /** The address the worker is connected (or connecting) to. */
+  get address(): string {
+    return this.addresses[this.current];
   }
 
   /** The task ids running now. */
@@ -201,7 +218,7 @@ export class Worker {
           "the control plane runs those steps again when their leases expire",
       );
     }
-    this.client.close();
+    for (const client of this.clients) client.close();
     if (error) {
       this.connected.reject(error);
       this.stopped.reject(error);
@@ -215,7 +232,7 @@ export class Worker {
     if (this.closing) return;
     const metadata = new Metadata();
     if (this.token) metadata.set("authorization", `Bearer ${this.token}`);
-    const call = this.client.connect(metadata);
+    const call = this.clients[this.current].connect(metadata);
     const session: Session = { call, welcomed: false, draining: false, ended: false, owed: new Set(this.running.keys()) };
     this.session = session;
     call.write({
@@ -255,12 +272,17 @@ export class Worker {
       this.stop(error);
       return;
     }
+    const endedAt = this.address;
+    // Another control plane of the same database takes the leases over as well as this
+    // one would; one that is down (or stopping) may not be back soon.
+    if (this.addresses.length > 1) this.current = (this.current + 1) % this.addresses.length;
+    // Welcomed before: try at once (on the next address if there is one); else back off.
     if (wasWelcomed) this.reconnectDelayMs = FIRST_RECONNECT_DELAY_MS;
     const delay = this.reconnectDelayMs;
     this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, this.maxReconnectDelayMs);
     this.log.warn(
-      `stream to ${this.address} ended (${status[end.code] ?? end.code}: ${end.details || "no details"}); ` +
-        `reconnecting in ${(delay / 1000).toFixed(1)}s with ${this.running.size} step(s) running, ` +
+      `stream to ${endedAt} ended (${status[end.code] ?? end.code}: ${end.details || "no details"}); ` +
+        `reconnecting to ${this.address} in ${(delay / 1000).toFixed(1)}s with ${this.running.size} step(s) running, ` +
         `${this.unacked.size} result(s) unacknowledged`,
     );
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
