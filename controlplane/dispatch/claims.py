@@ -16,7 +16,8 @@ from sqlalchemy import Connection, and_, func, or_, select, text, update
 
 from controlplane.dispatch.sessions import WorkerSession
 from controlplane.store.codec import to_epoch
-from controlplane.store.schema import tasks
+from controlplane.store.run_batch import RUN_LAST_HASH, RUN_LAST_SEQ
+from controlplane.store.schema import runs, tasks
 
 # Literal predicates, not bound parameters: the partial indexes on tasks (WHERE status =
 # 'ready' / 'leased') are only usable when the planner sees the same literal.
@@ -69,7 +70,29 @@ def claim_ready_tasks(
         )
         .returning(*tasks.c)
     )
-    return [dict(row._mapping) for row in connection.execute(statement)]
+    if connection.dialect.name != "postgresql":
+        return [dict(row._mapping) for row in connection.execute(statement)]
+    # Each leased task starts an attempt, recorded as ATTEMPT_STARTED in its run's history
+    # (`RunBatch.attempts_started`): the same statement takes the sequence numbers for them
+    # under the run's row lock, and answers the run's hash to chain them from, so that the
+    # hot path pays no extra round trip for it.
+    claimed = statement.cte("claimed")
+    counts = (
+        select(claimed.c.run_id, func.count().label("k")).group_by(claimed.c.run_id).cte("counts")
+    )
+    bumped = (
+        update(runs)
+        .where(runs.c.id == counts.c.run_id)
+        .values(last_seq=runs.c.last_seq + counts.c.k)
+        .returning(runs.c.id, runs.c.last_seq, runs.c.last_hash)
+        .cte("bumped")
+    )
+    combined = select(
+        claimed,
+        bumped.c.last_seq.label(RUN_LAST_SEQ),
+        bumped.c.last_hash.label(RUN_LAST_HASH),
+    ).select_from(claimed.outerjoin(bumped, bumped.c.id == claimed.c.run_id))
+    return [dict(row._mapping) for row in connection.execute(combined)]
 
 
 def earliest_pending(connection: Connection, now: datetime) -> float | None:

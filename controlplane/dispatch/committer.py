@@ -277,6 +277,8 @@ class Committer:
             due = waiting.due_timers(connection, now) if self._timers.due(now) else []
             txn.apply(batch, expired, due)
             self._handout.assign(txn.batch, txn.out)
+            # Each task leased now starts an attempt: in history from this moment on.
+            txn.batch.attempts_started(row for rows in txn.out.tasks.values() for row in rows)
             # Reads after the writes (the runs operators are answered with, the timers left
             # after reaping) need their results: such batches are not pipelined.
             plain = reap or txn.reads_back

@@ -22,7 +22,6 @@ from controlplane.engine.events import (
     AttemptLost,
     CancelRequested,
     EventReceived,
-    NewHistoryEvent,
     PauseRequested,
     ResumeRequested,
     RunEvent,
@@ -184,19 +183,8 @@ def _current_step(
             result=_result_data(event),
         )
         return None
-    step = flow.step(event.node_id)
-    if event.started_at is not None:
-        flow.transition.events.append(
-            NewHistoryEvent(
-                "ATTEMPT_STARTED",
-                event.started_at,
-                step.node_id,
-                step.attempt,
-                principal=event.worker_id or "system",
-                data={"worker_id": event.worker_id, "task_id": step.task_id},
-            )
-        )
-    return step
+    # ATTEMPT_STARTED was recorded when the task was leased (store.run_batch), not here.
+    return flow.step(event.node_id)
 
 
 def _finish_attempt(

@@ -264,8 +264,21 @@ def _branch_taken(run: s.RunState, e: RecordedEvent) -> None:
     _moved_on(run, e.node_id)
 
 
+# The error of an attempt that was running when its step was cancelled (live: store.run_batch).
+CANCELLED_MID_WAY = "the step was cancelled while this attempt ran"
+
+
 def _cancelled(run: s.RunState, e: RecordedEvent) -> None:
-    _step(run, e).cancel()
+    step = _step(run, e)
+    started = step.data.get("started_at")
+    if started is not None:
+        # An attempt running when its step was cancelled stays listed, as GetRun shows it.
+        error = {"type": "Cancelled", "message": CANCELLED_MID_WAY}
+        step.finish_attempt(
+            "CANCELLED", e.time, str(step.data.get("worker_id", "")), started, error
+        )
+        step.data = {k: v for k, v in step.data.items() if k not in ("worker_id", "started_at")}
+    step.cancel()
 
 
 def _moved_on(run: s.RunState, node_id: str) -> None:

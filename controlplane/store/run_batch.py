@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Row, select
 
 from controlplane.audit.chain import GENESIS, event_hash
 from controlplane.engine.events import Transition
+from controlplane.engine.replay import CANCELLED_MID_WAY
 from controlplane.engine.state import COMPENSATING, NEEDS_ATTENTION, RUNNING, RunState
 from controlplane.store.bulk import among, delete_rows, insert_rows, update_rows
 from controlplane.store.codec import dump_json, load_json, optional_datetime, to_datetime, to_epoch
@@ -33,6 +34,11 @@ from controlplane.store.schema import (
 from controlplane.store.wait_writes import WaitWrites
 
 CHUNK = 500
+# Extra keys of a task row claimed on PostgreSQL (`dispatch.claims`): its run's last_seq
+# once the claim took the sequence numbers of the attempts it started, and the run's hash
+# before them.
+RUN_LAST_SEQ = "run_last_seq"
+RUN_LAST_HASH = "run_last_hash"
 # Enough to recognise an error; the whole message stays in the run's history.
 MAX_ERROR_MESSAGE = 1000
 
@@ -48,6 +54,9 @@ class LoadedRun:
     last_hash: str = GENESIS
     new: bool = False
     dirty: bool = False
+    # The time of the run's latest event written by this process, if later than the state's
+    # `updated_at`: no event is written with an earlier one (seq order is time order).
+    last_time: float = 0.0
 
 
 def traceparent_for(trace_id: str, task_id: str) -> str:
@@ -74,6 +83,15 @@ class RunCache:
             return None
         self._runs.move_to_end(run_id)
         return replace(found, new=False, dirty=False)
+
+    def advance(self, run_id: str, before: int, last_seq: int, last_hash: str) -> None:
+        """A run not loaded got events that change nothing of its state (ATTEMPT_STARTED):
+        its cached copy, if it was current before them (at `before`), stays usable. Called
+        in the transaction: if it rolls back, the copy no longer matches and is read again."""
+        found = self._runs.get(run_id)
+        if found is not None and found.last_seq == before:
+            found.last_seq = last_seq
+            found.last_hash = last_hash
 
     def keep(self, loaded: Iterable[LoadedRun]) -> None:
         """Remember runs after their transaction committed. Only runs with work in flight are
@@ -105,6 +123,11 @@ class RunBatch:
         self.new_tasks: dict[str, dict[str, Any]] = {}
         self.cancelled_tasks: list[str] = []
         self._history_rows: list[dict[str, Any]] = []
+        # (id, last_hash) of runs not loaded whose history this batch appends to (attempts
+        # started on tasks claimed from the table): the claim already moved their last_seq.
+        self._chained: dict[str, str] = {}
+        self._last_seqs: dict[str, int] = {}
+        self._seqs_before: dict[str, int] = {}
         self._removed: set[str] = set()
         # Whether each run changed in this batch had a dead_letters row when it was loaded.
         self._dead_before: dict[str, bool] = {}
@@ -200,33 +223,14 @@ class RunBatch:
         loaded.state = state
         loaded.dirty = True
         for event in transition.events:
-            loaded.last_seq += 1
-            time = to_datetime(event.time)
-            data = dump_json(event.data)
-            # Chained here, from the hash the run's row carried: no read of history.
-            loaded.last_hash = event_hash(
-                loaded.last_hash,
-                state.id,
-                loaded.last_seq,
+            self._append_event(
+                loaded,
                 event.type,
-                time,
+                event.time,
                 event.node_id,
                 event.attempt,
                 event.principal,
-                data,
-            )
-            self._history_rows.append(
-                {
-                    "run_id": state.id,
-                    "seq": loaded.last_seq,
-                    "type": event.type,
-                    "time": time,
-                    "node_id": event.node_id,
-                    "attempt": event.attempt,
-                    "principal": event.principal,
-                    "data": data,
-                    "hash": loaded.last_hash,
-                }
+                event.data,
             )
         for task_id in transition.remove:
             if self.new_tasks.pop(task_id, None) is None:
@@ -254,8 +258,150 @@ class RunBatch:
                 "traceparent": traceparent_for(loaded.trace_id, spec.task_id),
             }
         self.cancelled_tasks.extend(transition.cancel)
+        if transition.cancel:
+            self._attempts_cancelled(state, transition.cancel)
         self._forget_outcomes.extend(transition.forget_outcomes)
         self.waits.record(state, transition, self.now)
+
+    def _attempts_cancelled(self, state: RunState, task_ids: list[str]) -> None:
+        """Attempts running when their run stopped them stay in `Step.attempts` as CANCELLED
+        (their ATTEMPT_STARTED is in history). Only a stopped run reads its task rows here:
+        the engine cannot know which of its tasks a worker had leased."""
+        for row in self.task_rows(task_ids, status="leased").values():
+            step = state.steps.get(row.node_id)
+            if step is None or step.attempt != row.attempt:
+                continue
+            if any(a["number"] == row.attempt for a in step.finished_attempts):
+                continue
+            # A copy: the step may be shared with the state this transition started from.
+            step = replace(step)
+            started = to_epoch(row.leased_at) if row.leased_at else None
+            error = {"type": "Cancelled", "message": CANCELLED_MID_WAY}
+            step.finish_attempt("CANCELLED", self.now, row.worker_id or "", started, error)
+            state.steps[row.node_id] = step
+
+    def _append_event(
+        self,
+        loaded: LoadedRun,
+        type: str,
+        moment: float,
+        node_id: str,
+        attempt: int,
+        principal: str,
+        data: dict[str, Any],
+    ) -> None:
+        """Queue one history event of a loaded run, numbered and chained after its last."""
+        loaded.last_seq += 1
+        # Never before the run's previous event: seq order stays time order even when an
+        # event's moment was read before another's was written.
+        loaded.last_time = max(moment, loaded.last_time)
+        self._history_rows.append(
+            self._history_row(
+                loaded.state.id,
+                loaded.last_seq,
+                loaded.last_hash,
+                type,
+                loaded.last_time,
+                node_id,
+                attempt,
+                principal,
+                data,
+            )
+        )
+        loaded.last_hash = self._history_rows[-1]["hash"]
+
+    @staticmethod
+    def _history_row(
+        run_id: str,
+        seq: int,
+        previous_hash: str,
+        type: str,
+        moment: float,
+        node_id: str,
+        attempt: int,
+        principal: str,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        time = to_datetime(moment)
+        text = dump_json(data)
+        # Chained here, from the hash the run's row carried: no read of history.
+        chained = event_hash(
+            previous_hash, run_id, seq, type, time, node_id, attempt, principal, text
+        )
+        return {
+            "run_id": run_id,
+            "seq": seq,
+            "type": type,
+            "time": time,
+            "node_id": node_id,
+            "attempt": attempt,
+            "principal": principal,
+            "data": text,
+            "hash": chained,
+        }
+
+    def attempts_started(self, leased: Iterable[dict[str, Any]]) -> None:
+        """ATTEMPT_STARTED for each task leased in this transaction, when it is leased (not
+        when its result comes): a running attempt, and one cancelled mid-way, is in history.
+
+        A run loaded in this batch numbers them after its other events; the others were
+        numbered by the claim itself (`claims.RUN_LAST_SEQ`, on PostgreSQL) or are read here
+        (SQLite, whose single writer holds the database).
+        """
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for row in leased:
+            by_run.setdefault(row["run_id"], []).append(row)
+        unnumbered = sorted(
+            r for r, rows in by_run.items() if r not in self.runs and RUN_LAST_SEQ not in rows[0]
+        )
+        read = self._run_ends(unnumbered)
+        for run_id, rows in by_run.items():
+            rows.sort(key=lambda row: row["id"])
+            loaded = self.runs.get(run_id)
+            if loaded is not None:
+                loaded.dirty = True
+                for row in rows:
+                    self._append_event(loaded, *_started(row))
+                continue
+            if RUN_LAST_SEQ in rows[0] and rows[0][RUN_LAST_SEQ] is not None:
+                last_seq = rows[0][RUN_LAST_SEQ] - len(rows)
+                last_hash = rows[0][RUN_LAST_HASH]
+            elif run_id in read:
+                last_seq, last_hash = read[run_id]
+            else:
+                continue  # the run is gone (its tasks with it)
+            for row in rows:
+                last_seq += 1
+                kind, moment, node_id, attempt, principal, data = _started(row)
+                self._history_rows.append(
+                    self._history_row(
+                        run_id,
+                        last_seq,
+                        last_hash,
+                        kind,
+                        moment,
+                        node_id,
+                        attempt,
+                        principal,
+                        data,
+                    )
+                )
+                last_hash = self._history_rows[-1]["hash"]
+            self._chained[run_id] = last_hash
+            self._last_seqs[run_id] = last_seq
+            self._seqs_before[run_id] = last_seq - len(rows)
+        for rows in by_run.values():
+            for row in rows:
+                row.pop(RUN_LAST_SEQ, None)
+                row.pop(RUN_LAST_HASH, None)
+
+    def _run_ends(self, run_ids: list[str]) -> dict[str, tuple[int, str]]:
+        if not run_ids:
+            return {}
+        query = select(runs.c.id, runs.c.last_seq, runs.c.last_hash).where(
+            among(self.connection, runs.c.id, run_ids)
+        )
+        return {row.id: (row.last_seq, row.last_hash) for row in self.connection.execute(query)}
 
     # -- writing -------------------------------------------------------------------------
 
@@ -275,6 +421,22 @@ class RunBatch:
                 if r.dirty and not r.new
             ],
         )
+        # Runs not loaded that this batch appended ATTEMPT_STARTED to: their hash (on
+        # PostgreSQL the claim set last_seq already; written again, it is the same).
+        update_rows(
+            c,
+            runs,
+            "id",
+            [
+                {"id": run_id, "last_seq": self._last_seqs[run_id], "last_hash": chained}
+                for run_id, chained in sorted(self._chained.items())
+            ],
+        )
+        if self._cache is not None:
+            for run_id, chained in self._chained.items():
+                self._cache.advance(
+                    run_id, self._seqs_before[run_id], self._last_seqs[run_id], chained
+                )
         insert_rows(c, history, self._history_rows)
         insert_rows(c, tasks, list(self.new_tasks.values()))
         self.waits.flush(c)
@@ -321,7 +483,13 @@ def _loaded(row: Row[Any]) -> LoadedRun:
         paused=RunState.paused_from_json(saved),
     )
     return LoadedRun(
-        state, row.definition_id, row.last_seq, row.trace_id, row.request_id, row.last_hash
+        state,
+        row.definition_id,
+        row.last_seq,
+        row.trace_id,
+        row.request_id,
+        row.last_hash,
+        last_time=state.updated_at,
     )
 
 
@@ -381,3 +549,16 @@ def _run_identity(loaded: LoadedRun) -> dict[str, Any]:
         "trace_id": loaded.trace_id,
         "created_at": to_datetime(state.created_at),
     }
+
+
+def _started(row: dict[str, Any]) -> tuple[str, float, str, int, str, dict[str, Any]]:
+    """ATTEMPT_STARTED of a leased task row: (type, time, node, attempt, principal, data)."""
+    worker_id = row["worker_id"] or ""
+    return (
+        "ATTEMPT_STARTED",
+        to_epoch(row["leased_at"]),
+        row["node_id"],
+        row["attempt"],
+        worker_id or "system",
+        {"worker_id": worker_id, "task_id": row["id"]},
+    )
