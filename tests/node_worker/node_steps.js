@@ -5,7 +5,7 @@
 // every execution appends a line to the file named by SUREFOOT_E2E_EXECUTION_LOG, in the
 // same shape, so that the tests read Python and Node executions alike. `ignore_cancel`
 // makes the sleep deaf to a Cancel; SUREFOOT_NODE_CONCURRENCY sets the window (default 4),
-// SUREFOOT_TOKEN the worker credential.
+// SUREFOOT_TOKEN the worker credential; `echo_context` puts what ctx says in the output.
 "use strict";
 
 const fs = require("node:fs");
@@ -55,6 +55,19 @@ const nodeWork = step(
     // ignore_cancel: a handler that never looks at ctx.signal (its slot must be freed anyway).
     if (seconds > 0) await sleep(seconds * 1000, input.ignore_cancel ? new AbortController().signal : ctx.signal);
     const output = { trail: [...(input.trail || []), ctx.nodeId], attempt: ctx.attempt, sdk: "node" };
+    if (input.echo_context) {
+      output.context = {
+        task_id: ctx.taskId,
+        run_id: ctx.runId,
+        idempotency_key: ctx.idempotencyKey,
+        traceparent: ctx.traceparent,
+        trace_id: ctx.traceId,
+        workflow_name: ctx.workflowName,
+        namespace: ctx.namespace,
+        step: `${ctx.stepType}@${ctx.stepVersion}`,
+        worker_id: ctx.workerId,
+      };
+    }
     record(ctx, input, "returned", { output });
     return output;
   },

@@ -4,6 +4,7 @@ finished while the control plane was away is resent on the next stream and recor
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Iterator
 
@@ -164,3 +165,25 @@ def test_a_worker_given_two_control_planes_fails_over_with_its_step(
     assert payload_value(run.output)["attempt"] == 1
     assert [(e.attempt, e.pid) for e in execution_log.started(run_id)] == [(1, worker.pid)]
     second.stop()
+
+
+def test_the_handler_context_carries_the_key_the_attempt_and_the_trace(
+    control_plane: ControlPlane, processes: ProcessRegistry
+) -> None:
+    stub = control_plane.stub
+    register(stub, one_node_step("node-context"))  # type: ignore[arg-type]
+    worker = start_node_worker(processes, control_plane.address, concurrency=1)
+
+    run_id = start_run(stub, "node-context", {"trail": [], "echo_context": True})
+    run = wait_for_status(stub, run_id, "COMPLETED")
+
+    context = payload_value(run.output)["context"]
+    (step,) = run.steps
+    assert context["task_id"] == f"{run_id}:n:1"
+    assert context["run_id"] == run_id
+    assert context["idempotency_key"] == step.idempotency_key != ""
+    assert context["trace_id"] == run.trace_id != ""
+    assert re.fullmatch(rf"00-{run.trace_id}-[0-9a-f]{{16}}-0[01]", context["traceparent"])
+    assert (context["workflow_name"], context["namespace"]) == ("node-context", "default")
+    assert context["step"] == "node-work@1"
+    assert context["worker_id"] == worker.worker_id
