@@ -13,10 +13,11 @@ from typing import Any
 import grpc
 from surefoot.v1 import operation_service_pb2 as opb
 from textual.app import ComposeResult
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console import keys
 from console.client import ControlPlane
+from console.footer import KeyFooter
 from console.modals import CommentModal, ConfirmModal
 from console.paged_table import PagedTable
 from console.render_incident import (
@@ -45,7 +46,7 @@ class OperationsScreen(PollingScreen):
             noun="operations",
             id="operations",
         )
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "operations"
@@ -88,7 +89,7 @@ class OperationScreen(PollingScreen):
         yield ConnectionLine(id="connection")
         yield Static("loading…", id="progress", markup=False)
         yield Static("", id="watch", markup=False)
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"operation {self.operation_id}"
@@ -132,16 +133,20 @@ class OperationScreen(PollingScreen):
                 self.live = False
 
     def _say_watch(self, text: str) -> None:
-        if self.is_attached:
-            self.query_one("#watch", Static).update(text)
+        for line in self.query("#watch").results(Static):
+            line.update(text)
 
     def show_operation(self, operation: opb.Operation) -> None:
-        if not self.is_attached:
-            return
         self.operation = operation
-        self.query_one("#progress", Static).update(operation_progress(operation))
+        # An answer may land while the screen is being taken down (or not yet composed): its
+        # widgets are then gone, and there is nothing to paint.
+        progress = self.query("#progress").results(Static)
+        watch_line = self.query("#watch").results(Static)
         watch = "done" if operation.done else ("live" if self.live else "polling")
-        self.query_one("#watch", Static).update(f"({watch} · esc leaves, it goes on)")
+        for panel in progress:
+            panel.update(operation_progress(operation))
+        for line in watch_line:
+            line.update(f"({watch} · esc leaves, it goes on)")
 
     def action_cancel_operation(self) -> None:
         operation = self.operation

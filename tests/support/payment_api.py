@@ -103,6 +103,9 @@ class FakePaymentApi:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog is 5: hundreds of steps calling at once overflowed it and
+    # a connection was reset now and then, an outage the test did not ask for.
+    request_queue_size = 1024
 
     def __init__(self, api: FakePaymentApi) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

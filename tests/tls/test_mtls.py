@@ -59,6 +59,6 @@ def test_only_a_client_certificate_of_the_client_ca_gets_in(
     code = main(["runs", "list", *tls, "--tls-cert", str(trusted.cert),
                  "--tls-key", str(trusted.key)])  # fmt: skip
     out, err = capsys.readouterr()
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, "1 of 1 runs\n")
     assert run_id in out
     assert row_counts(database_url)["runs"] == before["runs"] + 1
