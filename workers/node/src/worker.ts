@@ -150,6 +150,7 @@ export class Worker {
     this.stopped = deferred();
     // Awaited by whoever needs them; not an unhandled rejection when nobody does.
     this.connected.promise.catch(() => undefined);
+    this.stopped.promise.catch(() => undefined);
   }
 
   /** Starts the worker; resolves once the control plane has welcomed it the first time. */
