@@ -126,15 +126,29 @@ async function main(): Promise<number> {
   // when the run has ended.
   let status = RunStatus.RUN_STATUS_UNSPECIFIED;
   const decisions: Promise<void>[] = [];
+  let failure: Error | undefined;
   const stream = client.watchRun(WatchRunRequest.fromPartial({ runId }), metadata);
-  for await (const response of stream) {
-    status = response.status;
-    for (const event of response.events) {
-      console.log(`  #${event.seq} ${eventTypeToJSON(event.type)} ${event.nodeId}`);
-      if (event.type === EventType.EVENT_TYPE_APPROVAL_REQUESTED) decisions.push(approve(runId));
+  try {
+    for await (const response of stream) {
+      status = response.status;
+      for (const event of response.events) {
+        console.log(`  #${event.seq} ${eventTypeToJSON(event.type)} ${event.nodeId}`);
+        if (event.type === EventType.EVENT_TYPE_APPROVAL_REQUESTED) {
+          // A decision that fails would leave the run waiting for ever: stop following it.
+          decisions.push(
+            approve(runId).catch((error: Error) => {
+              failure = error;
+              stream.cancel();
+            }),
+          );
+        }
+      }
     }
+  } catch (error) {
+    if (failure === undefined) throw error;
   }
   await Promise.all(decisions);
+  if (failure !== undefined) throw failure;
   const { run } = await unary<GetRunResponse>((done) => client.getRun(GetRunRequest.fromPartial({ runId }), metadata, done));
   console.log(`run ${runId} ${runStatusToJSON(status)} output ${JSON.stringify(parse(run?.output))}`);
   return status === RunStatus.RUN_STATUS_COMPLETED ? 0 : 1;
