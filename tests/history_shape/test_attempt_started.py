@@ -8,10 +8,12 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
 
+from tests.history_shape.test_event_data_shapes import documented
 from tests.support.eventually import assert_eventually
 from tests.support.processes import ControlPlane
 from tests.support.raw_worker import RawWorkerStream, declaration
 from tests.support.runs import (
+    Event,
     assert_history_well_formed,
     events_of,
     get_run,
@@ -48,6 +50,15 @@ def definition() -> object:
     )
 
 
+def assert_documented(events: list[Event]) -> None:
+    """Each event's data has the keys run.proto documents for its type."""
+    shapes = documented()
+    for event in events:
+        required, optional = shapes[event.type]
+        keys = set(event.data)
+        assert required <= keys <= required | optional, (event.type, sorted(keys))
+
+
 def test_an_attempt_is_in_history_from_its_lease_and_a_cancelled_one_stays(
     control_plane: ControlPlane,
 ) -> None:
@@ -81,6 +92,7 @@ def test_an_attempt_is_in_history_from_its_lease_and_a_cancelled_one_stays(
 
     events = history(stub, run_id)
     assert_history_well_formed(events)
+    assert_documented(events)
     [kept] = events_of(events, "ATTEMPT_STARTED", "second")
     assert kept.data["task_id"] == second.task_id
     cancelled = {s.node_id: s for s in get_run(stub, run_id).steps}["second"]
@@ -116,6 +128,7 @@ def test_a_task_claimed_from_the_table_records_its_start_in_seq_and_chain_order(
         wait_for_status(stub, run_id, "COMPLETED")
         events = history(stub, run_id)
         assert_history_well_formed(events)
+        assert_documented(events)
         kinds = [(e.node_id, e.type) for e in events if e.type.startswith("ATTEMPT")]
         assert kinds == [
             ("first", "ATTEMPT_STARTED"),

@@ -237,85 +237,238 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     EVENT_TYPE_UNSPECIFIED: _EventType.ValueType  # 0
     EVENT_TYPE_RUN_STARTED: _EventType.ValueType  # 1
+    """The run was created (seq 1). data: {workflow: string, version: string, input: any,
+    request_id: string|null, forked_from?: {run_id: string, node_id: string} (ForkRun),
+    comment?: string (ForkRun), operation_id?: string (made by a bulk operation)}
+    """
     EVENT_TYPE_STEP_SCHEDULED: _EventType.ValueType  # 2
+    """A step's attempt was queued for a worker (attempt = its number). data: {step_type:
+    string, step_version: string ("" = any version), input: any, idempotency_key: string,
+    idempotency: "key"|"natural"|"none", task_id: string, compensates?: string (a saga's
+    compensation step: the node it undoes)}
+    """
     EVENT_TYPE_ATTEMPT_STARTED: _EventType.ValueType  # 3
+    """A worker leased the attempt's task: written in the transaction that leased it, so a
+    running attempt is in history and one cancelled mid-way keeps it; principal = the
+    worker id. data: {worker_id: string, task_id: string}
+    """
     EVENT_TYPE_ATTEMPT_COMPLETED: _EventType.ValueType  # 4
+    """The worker's Complete was applied. data: {output: any}"""
     EVENT_TYPE_ATTEMPT_FAILED: _EventType.ValueType  # 5
+    """The worker's Fail was applied (a retry or dead letter follows). data: {error: error}"""
     EVENT_TYPE_ATTEMPT_LOST: _EventType.ValueType  # 6
+    """The attempt's lease was taken back (lease expired, timeout_seconds, stream closed,
+    handed back). data: {reason: string}
+    """
     EVENT_TYPE_RETRY_SCHEDULED: _EventType.ValueType  # 7
+    """The next attempt is due later (attempt = the next one). data: {delay_seconds: number,
+    due_at: time, reason: string}
+    """
     EVENT_TYPE_STEP_DEAD_LETTERED: _EventType.ValueType  # 8
+    """The step gave up and waits for an operator (or its node's on_failure route). data:
+    {error: error, reason: string, attempts: int}
+    """
     EVENT_TYPE_RESULT_IGNORED: _EventType.ValueType  # 9
-    """A result for an attempt that is no longer current: recorded, never applied."""
+    """A result for an attempt that is no longer current: recorded, never applied. data:
+    {reason: string, result: {outcome: "COMPLETED"|"FAILED"|"LOST", output?: any, error?:
+    error, reason?: string}}
+    """
     EVENT_TYPE_RUN_COMPLETED: _EventType.ValueType  # 10
+    """The run ended with its last node's output. data: {output: any}"""
     EVENT_TYPE_RUN_FAILED: _EventType.ValueType  # 11
+    """The run ended failed. data: {error: error}"""
     EVENT_TYPE_RUN_CANCELLED: _EventType.ValueType  # 12
+    """CancelRun (principal = who asked). data: {reason: string, operation_id?: string}"""
     EVENT_TYPE_APPROVAL_REQUESTED: _EventType.ValueType  # 14
+    """An approval opened. data: {title: string, approvers: [string], shown: {name: any},
+    deadline: time|null, separation_of_duties?: true}
+    """
     EVENT_TYPE_APPROVAL_DECIDED: _EventType.ValueType  # 15
+    """An approval was decided (principal = who decided, or "system" by its timeout). data:
+    {decision: "approved"|"rejected", comment: string, title: string, shown: {name: any},
+    by_timeout: bool, content_hash?: string (what the approver was shown)}
+    """
     EVENT_TYPE_SLEEP_STARTED: _EventType.ValueType  # 16
+    """A sleep node began. data: {due_at: time}"""
     EVENT_TYPE_SLEEP_FIRED: _EventType.ValueType  # 17
+    """A sleep node's time came. data: {due_at: time}"""
     EVENT_TYPE_EVENT_WAIT_STARTED: _EventType.ValueType  # 18
+    """A wait_event node began. data: {event_name: string, correlation_key: string,
+    timeout_at: time|null}
+    """
     EVENT_TYPE_EVENT_RECEIVED: _EventType.ValueType  # 19
+    """The awaited event arrived (principal = its sender). data: {event_name: string,
+    correlation_key: string, payload: any, event_id: string}
+    """
     EVENT_TYPE_WAIT_TIMED_OUT: _EventType.ValueType  # 20
+    """A wait's timeout passed. data: {action: "timeout"|"escalated", escalate_to?: [string]
+    (an approval escalated)}
+    """
     EVENT_TYPE_BRANCH_TAKEN: _EventType.ValueType  # 21
+    """A switch chose its route. data: {case: string ("default" when none matched), next:
+    string|null}
+    """
     EVENT_TYPE_PARALLEL_STARTED: _EventType.ValueType  # 22
+    """A parallel node started its branches. data: {branches: [string]}"""
     EVENT_TYPE_PARALLEL_JOINED: _EventType.ValueType  # 23
+    """Every branch of a parallel node ended. data: {outputs: {branch: any}}"""
     EVENT_TYPE_COMPENSATION_STARTED: _EventType.ValueType  # 24
+    """The saga began undoing completed steps, newest first. data: {reason: string, order:
+    [string] (the nodes to compensate, in order), operation_id?: string}
+    """
     EVENT_TYPE_RUN_COMPENSATED: _EventType.ValueType  # 25
+    """Every compensation ran; the run ended. data: {error: error|null}"""
     EVENT_TYPE_STEP_CANCELLED: _EventType.ValueType  # 26
+    """An open step was cancelled (run cancelled or compensating). data: {was: string (its
+    status before), kind: string}
+    """
     EVENT_TYPE_STEP_RETRIED: _EventType.ValueType  # 27
-    """An operator retried a dead-lettered step, as it was or with edited input."""
+    """An operator retried a dead-lettered step, as it was or with edited input. data:
+    {comment: string, error: error|null, input_edited: bool, forget_connector_outcome: bool,
+    input?: any (a step that runs on a worker), operation_id?: string}
+    """
     EVENT_TYPE_STEP_SKIPPED: _EventType.ValueType  # 28
-    """An operator completed a dead-lettered step with a given output instead of running it."""
+    """An operator completed a dead-lettered step with a given output instead of running it.
+    data: {comment: string, error: error|null, output: any}
+    """
     EVENT_TYPE_APPROVAL_DECISION_REFUSED: _EventType.ValueType  # 29
-    """A principal was refused a decision by the approval's separation of duties."""
+    """A principal was refused a decision by the approval's separation of duties. data:
+    {approval_id: string, decision: "approve"|"reject", reason: string}
+    """
     EVENT_TYPE_RUN_PAUSED: _EventType.ValueType  # 30
-    """An operator paused the run (PauseRun): no new step starts until it is resumed."""
+    """An operator paused the run (PauseRun): no new step starts until it is resumed. data:
+    {reason: string, operation_id?: string}
+    """
     EVENT_TYPE_RUN_RESUMED: _EventType.ValueType  # 31
-    """An operator resumed a paused run (ResumeRun)."""
+    """An operator resumed a paused run (ResumeRun). data: {paused_seconds: number, reason?:
+    string, operation_id?: string}
+    """
     EVENT_TYPE_STEP_REUSED: _EventType.ValueType  # 32
-    """A forked run took a step's output as its parent recorded it (ForkRun), without running it."""
+    """A forked run took a step's output as its parent recorded it (ForkRun), without running
+    it. data: {from_run: string, kind: string, step_type: string, input: any, output: any}
+    """
 
-class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper): ...
+class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
+    """What a history event records. Each value says when it is written and the JSON object its
+    `HistoryEvent.data` holds: `data: {key: type, optional?: type}`, where `?` marks a key
+    present only in the case said, `any` is whatever JSON the step, event or caller gave, a
+    time is epoch seconds (a number), `error` is {type, message, retryable?, details?,
+    retry_after_seconds?} as the worker sent it or the control plane made it. Keys are only
+    ever added (a reader ignores those it does not know); none is removed or changes meaning.
+    """
 
 EVENT_TYPE_UNSPECIFIED: EventType.ValueType  # 0
 EVENT_TYPE_RUN_STARTED: EventType.ValueType  # 1
+"""The run was created (seq 1). data: {workflow: string, version: string, input: any,
+request_id: string|null, forked_from?: {run_id: string, node_id: string} (ForkRun),
+comment?: string (ForkRun), operation_id?: string (made by a bulk operation)}
+"""
 EVENT_TYPE_STEP_SCHEDULED: EventType.ValueType  # 2
+"""A step's attempt was queued for a worker (attempt = its number). data: {step_type:
+string, step_version: string ("" = any version), input: any, idempotency_key: string,
+idempotency: "key"|"natural"|"none", task_id: string, compensates?: string (a saga's
+compensation step: the node it undoes)}
+"""
 EVENT_TYPE_ATTEMPT_STARTED: EventType.ValueType  # 3
+"""A worker leased the attempt's task: written in the transaction that leased it, so a
+running attempt is in history and one cancelled mid-way keeps it; principal = the
+worker id. data: {worker_id: string, task_id: string}
+"""
 EVENT_TYPE_ATTEMPT_COMPLETED: EventType.ValueType  # 4
+"""The worker's Complete was applied. data: {output: any}"""
 EVENT_TYPE_ATTEMPT_FAILED: EventType.ValueType  # 5
+"""The worker's Fail was applied (a retry or dead letter follows). data: {error: error}"""
 EVENT_TYPE_ATTEMPT_LOST: EventType.ValueType  # 6
+"""The attempt's lease was taken back (lease expired, timeout_seconds, stream closed,
+handed back). data: {reason: string}
+"""
 EVENT_TYPE_RETRY_SCHEDULED: EventType.ValueType  # 7
+"""The next attempt is due later (attempt = the next one). data: {delay_seconds: number,
+due_at: time, reason: string}
+"""
 EVENT_TYPE_STEP_DEAD_LETTERED: EventType.ValueType  # 8
+"""The step gave up and waits for an operator (or its node's on_failure route). data:
+{error: error, reason: string, attempts: int}
+"""
 EVENT_TYPE_RESULT_IGNORED: EventType.ValueType  # 9
-"""A result for an attempt that is no longer current: recorded, never applied."""
+"""A result for an attempt that is no longer current: recorded, never applied. data:
+{reason: string, result: {outcome: "COMPLETED"|"FAILED"|"LOST", output?: any, error?:
+error, reason?: string}}
+"""
 EVENT_TYPE_RUN_COMPLETED: EventType.ValueType  # 10
+"""The run ended with its last node's output. data: {output: any}"""
 EVENT_TYPE_RUN_FAILED: EventType.ValueType  # 11
+"""The run ended failed. data: {error: error}"""
 EVENT_TYPE_RUN_CANCELLED: EventType.ValueType  # 12
+"""CancelRun (principal = who asked). data: {reason: string, operation_id?: string}"""
 EVENT_TYPE_APPROVAL_REQUESTED: EventType.ValueType  # 14
+"""An approval opened. data: {title: string, approvers: [string], shown: {name: any},
+deadline: time|null, separation_of_duties?: true}
+"""
 EVENT_TYPE_APPROVAL_DECIDED: EventType.ValueType  # 15
+"""An approval was decided (principal = who decided, or "system" by its timeout). data:
+{decision: "approved"|"rejected", comment: string, title: string, shown: {name: any},
+by_timeout: bool, content_hash?: string (what the approver was shown)}
+"""
 EVENT_TYPE_SLEEP_STARTED: EventType.ValueType  # 16
+"""A sleep node began. data: {due_at: time}"""
 EVENT_TYPE_SLEEP_FIRED: EventType.ValueType  # 17
+"""A sleep node's time came. data: {due_at: time}"""
 EVENT_TYPE_EVENT_WAIT_STARTED: EventType.ValueType  # 18
+"""A wait_event node began. data: {event_name: string, correlation_key: string,
+timeout_at: time|null}
+"""
 EVENT_TYPE_EVENT_RECEIVED: EventType.ValueType  # 19
+"""The awaited event arrived (principal = its sender). data: {event_name: string,
+correlation_key: string, payload: any, event_id: string}
+"""
 EVENT_TYPE_WAIT_TIMED_OUT: EventType.ValueType  # 20
+"""A wait's timeout passed. data: {action: "timeout"|"escalated", escalate_to?: [string]
+(an approval escalated)}
+"""
 EVENT_TYPE_BRANCH_TAKEN: EventType.ValueType  # 21
+"""A switch chose its route. data: {case: string ("default" when none matched), next:
+string|null}
+"""
 EVENT_TYPE_PARALLEL_STARTED: EventType.ValueType  # 22
+"""A parallel node started its branches. data: {branches: [string]}"""
 EVENT_TYPE_PARALLEL_JOINED: EventType.ValueType  # 23
+"""Every branch of a parallel node ended. data: {outputs: {branch: any}}"""
 EVENT_TYPE_COMPENSATION_STARTED: EventType.ValueType  # 24
+"""The saga began undoing completed steps, newest first. data: {reason: string, order:
+[string] (the nodes to compensate, in order), operation_id?: string}
+"""
 EVENT_TYPE_RUN_COMPENSATED: EventType.ValueType  # 25
+"""Every compensation ran; the run ended. data: {error: error|null}"""
 EVENT_TYPE_STEP_CANCELLED: EventType.ValueType  # 26
+"""An open step was cancelled (run cancelled or compensating). data: {was: string (its
+status before), kind: string}
+"""
 EVENT_TYPE_STEP_RETRIED: EventType.ValueType  # 27
-"""An operator retried a dead-lettered step, as it was or with edited input."""
+"""An operator retried a dead-lettered step, as it was or with edited input. data:
+{comment: string, error: error|null, input_edited: bool, forget_connector_outcome: bool,
+input?: any (a step that runs on a worker), operation_id?: string}
+"""
 EVENT_TYPE_STEP_SKIPPED: EventType.ValueType  # 28
-"""An operator completed a dead-lettered step with a given output instead of running it."""
+"""An operator completed a dead-lettered step with a given output instead of running it.
+data: {comment: string, error: error|null, output: any}
+"""
 EVENT_TYPE_APPROVAL_DECISION_REFUSED: EventType.ValueType  # 29
-"""A principal was refused a decision by the approval's separation of duties."""
+"""A principal was refused a decision by the approval's separation of duties. data:
+{approval_id: string, decision: "approve"|"reject", reason: string}
+"""
 EVENT_TYPE_RUN_PAUSED: EventType.ValueType  # 30
-"""An operator paused the run (PauseRun): no new step starts until it is resumed."""
+"""An operator paused the run (PauseRun): no new step starts until it is resumed. data:
+{reason: string, operation_id?: string}
+"""
 EVENT_TYPE_RUN_RESUMED: EventType.ValueType  # 31
-"""An operator resumed a paused run (ResumeRun)."""
+"""An operator resumed a paused run (ResumeRun). data: {paused_seconds: number, reason?:
+string, operation_id?: string}
+"""
 EVENT_TYPE_STEP_REUSED: EventType.ValueType  # 32
-"""A forked run took a step's output as its parent recorded it (ForkRun), without running it."""
+"""A forked run took a step's output as its parent recorded it (ForkRun), without running
+it. data: {from_run: string, kind: string, step_type: string, input: any, output: any}
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -1090,6 +1243,11 @@ Global___PausedWait: _TypeAlias = PausedWait  # noqa: Y015
 
 @_typing.final
 class HistoryEvent(_message.Message):
+    """One entry of a run's history (GetRunHistory, WatchRun). A run's events are numbered from
+    1 without gaps and are never changed or removed; their times never go backwards in seq
+    order (an event is never timed before the one numbered before it).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_ID_FIELD_NUMBER: _builtins.int
@@ -1105,14 +1263,20 @@ class HistoryEvent(_message.Message):
     """Sequence number within the run, from 1, without gaps."""
     type: Global___EventType.ValueType
     node_id: _builtins.str
+    """The node it concerns ("" for run-wide events)."""
     attempt: _builtins.int
+    """The attempt (or node entry) it concerns; 0 for run-wide events."""
     principal: _builtins.str
     """Who caused it: a worker id, an authenticated principal, or "system"."""
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened, as the control plane that wrote it saw it."""
+
     @_builtins.property
     def data(self) -> _common_pb2.Payload:
-        """Event attributes as JSON (input, output, error, delay, ...)."""
+        """The event's attributes: a JSON object (encoding "json/plain") whose shape per type is
+        documented on EventType.
+        """
 
     def __init__(
         self,
