@@ -22,12 +22,12 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import grpc
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 from surefoot.v1 import common_pb2, worker_service_pb2_grpc
 from surefoot.v1 import worker_service_pb2 as wpb
 
 from controlplane import errors
-from controlplane.api.namespaces import checked_namespace
+from controlplane.api.namespaces import DEFAULT, checked_namespace
 from controlplane.api.payloads import parse_json
 from controlplane.api.principal import ANY_NAMESPACE, Caller, Role
 from controlplane.api.stream_limits import StreamLimits
@@ -36,6 +36,7 @@ from controlplane.dispatch.committer import Committer
 from controlplane.dispatch.sessions import WorkerSession
 from controlplane.engine import checks
 from controlplane.engine.definition import NAME_PATTERN, VERSION_PATTERN
+from controlplane.store.schema import definitions
 from controlplane.store.step_types import StepCatalogCache, upsert_step_types
 
 log = logging.getLogger("surefoot.workers")
@@ -97,7 +98,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         self._limits.check_hello(len(hello.step_types), list(hello.resume_session_ids))
         _check_hello(hello)
         _check_allowed_step_types(caller, hello)
-        await asyncio.to_thread(self._register_step_types, namespace, hello)
+        await asyncio.to_thread(self._register_step_types, namespace, hello, caller)
         # The Welcome's session id is a secret, random (128 bits) and told only to this
         # stream: naming it in a later Hello proves the worker held its leases. The id the
         # leases are kept under is derived from it and the credential, so that a secret seen
@@ -165,8 +166,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                 session.refused,
             )
 
-    def _register_step_types(self, namespace: str, hello: wpb.Hello) -> None:
+    def _register_step_types(self, namespace: str, hello: wpb.Hello, caller: Caller) -> None:
         with self._engine.begin() as connection:
+            _check_namespace_known(connection, namespace, caller)
             upsert_step_types(connection, namespace, hello.step_types)
         self._catalog.remember(namespace, hello.step_types)
 
@@ -175,6 +177,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> None:
         post = self._committer.post
         bucket = self._limits.bucket()
+        window = 0
         async for message in request_iterator:
             # Any message says the worker is there; kept in memory only (a float per
             # message), written with the session's periodic confirmation.
@@ -201,19 +204,28 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                         storable(back.task_id),
                         "hand_back",
                         reason=storable(back.reason),
+                        attempt=back.attempt,
                     )
                 )
             elif kind == "credit":
-                n = message.credit.n
-                if 0 < n <= MAX_CREDIT:
+                # The window itself, not an increment: a repeated Credit replaces it.
+                n = _checked_credit(message.credit.n)
+                if n != window:
+                    window = n
                     post(ops.GrantCredit(session.id, n))
             elif kind == "heartbeat":
                 beat = message.heartbeat
-                if beat.task_ids:
-                    task_ids = [storable(t) for t in beat.task_ids]
-                    post(ops.ExtendLeases(session.id, task_ids, _details(beat)))
+                task_ids = list(dict.fromkeys(storable(t) for t in beat.task_ids))
+                details = _details(beat)
+                task_ids += [t for t in details if t not in task_ids]
+                if task_ids:
+                    post(ops.ExtendLeases(session.id, task_ids, details))
             elif kind == "draining":
                 post(ops.StartDraining(session.id))
+            elif kind == "hello":
+                raise errors.InvalidArgument.field(
+                    "hello", "a stream takes one Hello, its first message; this is a second one"
+                )
 
     @staticmethod
     def _completed(session: WorkerSession, done: wpb.Complete) -> ops.RecordResult:
@@ -230,8 +242,12 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                 "retryable": False,
                 "details": "",
             }
-            return ops.RecordResult(session.id, session.worker_id, task_id, "fail", error=error)
-        return ops.RecordResult(session.id, session.worker_id, task_id, "complete", output=output)
+            return ops.RecordResult(
+                session.id, session.worker_id, task_id, "fail", error=error, attempt=done.attempt
+            )
+        return ops.RecordResult(
+            session.id, session.worker_id, task_id, "complete", output=output, attempt=done.attempt
+        )
 
     @staticmethod
     def _failed(session: WorkerSession, failed: wpb.Fail) -> ops.RecordResult:
@@ -244,13 +260,20 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         if failed.retry_after_seconds > 0:
             error["retry_after"] = failed.retry_after_seconds
         return ops.RecordResult(
-            session.id, session.worker_id, storable(failed.task_id), "fail", error=error
+            session.id,
+            session.worker_id,
+            storable(failed.task_id),
+            "fail",
+            error=error,
+            attempt=failed.attempt,
         )
 
     def drain_all(self, reason: str) -> None:
         """Ask every connected worker to reconnect elsewhere (this server is stopping)."""
         self.stopping = True
         for session in list(self._streams):
+            # No new task after the Drain: the stream's window is closed.
+            self._committer.post(ops.StartDraining(session.id))
             session.send(wpb.ServerMessage(drain=wpb.Drain(reason=reason)))
 
 
@@ -271,6 +294,23 @@ def worker_namespace(caller: Caller, requested: str) -> str:
     return checked_namespace(requested)
 
 
+def _check_namespace_known(connection: Connection, namespace: str, caller: Caller) -> None:
+    """A worker works in a namespace that exists: "default", one its credential names (not
+    through "*"), or one where a workflow definition is registered. Anything else is most
+    likely a typo that would leave the worker idle for ever: NOT_FOUND, and the SDK tries
+    again later (a worker deployed before its workflows connects once one is registered)."""
+    if namespace == DEFAULT or namespace in caller.roles:
+        return
+    found = connection.execute(
+        select(definitions.c.id).where(definitions.c.namespace == namespace).limit(1)
+    ).first()
+    if found is None:
+        raise errors.NotFound(
+            f"namespace {namespace!r} is unknown: no workflow definition is registered in it "
+            "and the worker's credential does not name it"
+        )
+
+
 def _check_allowed_step_types(caller: Caller, hello: wpb.Hello) -> None:
     """A credential limited to some step types may declare only those."""
     if caller.step_types is None:
@@ -287,6 +327,10 @@ def _check_hello(hello: wpb.Hello) -> None:
     """Refuses a Hello whose declarations the engine could not rely on, naming the field."""
     if not hello.worker_id:
         raise errors.InvalidArgument.field("hello.worker_id", "is required")
+    if not hello.step_types:
+        raise errors.InvalidArgument.field(
+            "hello.step_types", "declares no step type: a worker runs at least one"
+        )
     for index, declared in enumerate(hello.step_types):
         where = f"hello.step_types[{index}]"
         if not NAME_PATTERN.fullmatch(declared.name):
@@ -312,12 +356,42 @@ def _check_hello(hello: wpb.Hello) -> None:
                 raise errors.InvalidArgument(f"step type {declared.name!r}: {summary}", problems)
 
 
+def _checked_credit(n: int) -> int:
+    """A Credit's window; a negative or oversized one ends the stream INVALID_ARGUMENT."""
+    if n < 0:
+        raise errors.InvalidArgument.field(
+            "credit.n", f"is {n}: a window is 0 or more (0 stops new tasks)"
+        )
+    if n > MAX_CREDIT:
+        raise errors.InvalidArgument.field("credit.n", f"is {n}: at most {MAX_CREDIT}")
+    return n
+
+
 def _details(beat: wpb.Heartbeat) -> dict[str, ops.HeartbeatDetails]:
-    """The progress details of a heartbeat, for each task it names (kept as sent)."""
-    if not beat.HasField("details"):
-        return {}
-    kept = ops.HeartbeatDetails(beat.details.encoding, beat.details.data)
-    return dict.fromkeys((storable(t) for t in beat.task_ids), kept)
+    """The progress details of a heartbeat, by task id (kept as sent): one payload per task.
+
+    `details` is for a heartbeat naming one task; several tasks report theirs in `progress`.
+    """
+    kept: dict[str, ops.HeartbeatDetails] = {}
+    if beat.HasField("details"):
+        if len(beat.task_ids) != 1:
+            raise errors.InvalidArgument.field(
+                "heartbeat.details",
+                f"belongs to one task, and the heartbeat names {len(beat.task_ids)}: "
+                "send each task's details in heartbeat.progress",
+            )
+        kept[storable(beat.task_ids[0])] = ops.HeartbeatDetails(
+            beat.details.encoding, beat.details.data
+        )
+    for index, progress in enumerate(beat.progress):
+        if not progress.task_id:
+            raise errors.InvalidArgument.field(
+                f"heartbeat.progress[{index}].task_id", "is required"
+            )
+        kept[storable(progress.task_id)] = ops.HeartbeatDetails(
+            progress.details.encoding, progress.details.data
+        )
+    return kept
 
 
 def storable(text: str) -> str:

@@ -301,6 +301,7 @@ class Committer:
         if reap:
             self._reaper.reaped()
         txn.out.cancels.extend(txn.batch.cancelled_tasks)
+        txn.out.cancel_reasons.update(txn.batch.cancel_reasons)
         for operation, result in txn.out.results:
             if isinstance(operation, ops.StartRun) and isinstance(result, StartedRun):
                 # Before any later commit of the run: a start that waits misses no change.

@@ -36,6 +36,8 @@ class Deliveries:
     tasks: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     acks: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     cancels: list[str] = field(default_factory=list)
+    # Why each cancelled attempt was cancelled (Cancel.reason), by task id.
+    cancel_reasons: dict[str, str] = field(default_factory=dict)
     spans: list[telemetry.AttemptSpan] = field(default_factory=list)
     # What the transaction did to runs that WatchRun streams follow.
     run_news: dict[str, RunNews] = field(default_factory=dict)
@@ -67,10 +69,16 @@ class Handout:
         """Whether an idle committer should look for tasks (`now` is time.monotonic())."""
         if not self._sessions.with_credit():
             return False
+        if self._sessions.slot_freed:
+            self._sessions.slot_freed = False
+            self.maybe_ready = True
+            return True
         return now >= self.next_poll or (self.due_at is not None and self.due_at <= time.time())
 
     def next_look(self) -> float:
         """When the committer should next look for tasks (time.monotonic())."""
+        if self._sessions.slot_freed:
+            return time.monotonic()
         if self.due_at is None:
             return self.next_poll
         return min(self.next_poll, time.monotonic() + max(0.0, self.due_at - time.time()))
@@ -182,8 +190,12 @@ def deliver(out: Deliveries, sessions: SessionRegistry, calls: LoopCalls) -> Non
     for task_id in out.cancels:
         holder = sessions.holder_of(task_id)
         if holder is not None:
-            message = wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id))
+            # The slot is free once the Cancel is sent, whatever the worker does with it: a
+            # worker that just stops the task must not lose a slot for good.
+            reason = out.cancel_reasons.get(task_id) or "the attempt was cancelled"
+            message = holder.cancel(task_id, reason)
             calls.add(holder.loop, holder.outbound.put_nowait, message)
+            sessions.slot_freed = True
     for session in sessions.by_id.values():
         if session.refusals:
             session.tell_refusals()

@@ -87,6 +87,7 @@ def release(
             # A live worker whose lease ran out is told to stop. Its window slot stays
             # taken until it reports the attempt, so `deliver` finds it as the holder.
             batch.cancelled_tasks.append(task_id)
+            batch.cancel_reasons[task_id] = why
         started = to_epoch(row.leased_at) if row.leased_at else None
         event = AttemptLost(row.node_id, row.attempt, why, batch.now, row.worker_id or "", started)
         if row.run_id in batch.runs:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 from surefoot.v1 import worker_service_pb2 as wpb
 
+# Cancelled tasks a session remembers, to acknowledge their late results.
+MAX_REMEMBERED_CANCELS = 10_000
+
 
 @dataclass(eq=False)
 class WorkerSession:
@@ -37,6 +40,10 @@ class WorkerSession:
     refused: int = 0
     # Refusals not yet told to the worker: (task id, reason).
     refusals: list[tuple[str, str]] = field(default_factory=list)
+    # Tasks this stream was told to stop (Cancel), with the reason: they no longer count
+    # against the window from the moment the Cancel is sent, and a late result for one is
+    # acknowledged and ignored (the attempt is over; nothing of it is written).
+    cancelled: dict[str, str] = field(default_factory=dict)
     draining: bool = False
     closed: bool = False
     # Epoch seconds of the latest message the worker sent (0: none since the Hello). Set by
@@ -68,6 +75,17 @@ class WorkerSession:
         """Whether this stream holds the task's lease (committer thread only)."""
         return task_id in self.outstanding
 
+    def cancel(self, task_id: str, reason: str) -> wpb.ServerMessage:
+        """Stop counting the task against the window; the Cancel to send (committer thread)."""
+        self.outstanding.pop(task_id, None)
+        self.resumed.pop(task_id, None)
+        self.cancelled[task_id] = reason
+        if len(self.cancelled) > MAX_REMEMBERED_CANCELS:
+            # A worker that never reports its cancelled tasks must not grow this forever:
+            # the oldest one's late result is then refused instead of acknowledged.
+            del self.cancelled[next(iter(self.cancelled))]
+        return wpb.ServerMessage(cancel=wpb.Cancel(task_id=task_id, reason=reason))
+
     def refuse(self, task_ids: list[str], reason: str) -> None:
         """Count refused results or heartbeats; the worker is told once the batch commits
         (committer thread), after the Acks of that batch: a heartbeat refused because the
@@ -90,6 +108,9 @@ class SessionRegistry:
 
     def __init__(self) -> None:
         self.by_id: dict[str, WorkerSession] = {}
+        # A Cancel freed a window slot since the handout last looked: it looks at once
+        # rather than at its next poll.
+        self.slot_freed = False
 
     def add(self, session: WorkerSession) -> None:
         self.by_id[session.id] = session

@@ -122,6 +122,8 @@ class RunBatch:
         self.runs: dict[str, LoadedRun] = {}
         self.new_tasks: dict[str, dict[str, Any]] = {}
         self.cancelled_tasks: list[str] = []
+        # Why each of them was cancelled, as the worker is told (Cancel.reason).
+        self.cancel_reasons: dict[str, str] = {}
         self._history_rows: list[dict[str, Any]] = []
         # (id, last_hash) of runs not loaded whose history this batch appends to (attempts
         # started on tasks claimed from the table): the claim already moved their last_seq.
@@ -258,6 +260,9 @@ class RunBatch:
                 "traceparent": traceparent_for(loaded.trace_id, spec.task_id),
             }
         self.cancelled_tasks.extend(transition.cancel)
+        if transition.cancel:
+            why = cancel_reason(state, transition)
+            self.cancel_reasons.update(dict.fromkeys(transition.cancel, why))
         if transition.cancel:
             self._attempts_cancelled(state, transition.cancel)
         self._forget_outcomes.extend(transition.forget_outcomes)
@@ -562,3 +567,12 @@ def _started(row: dict[str, Any]) -> tuple[str, float, str, int, str, dict[str, 
         worker_id or "system",
         {"worker_id": worker_id, "task_id": row["id"]},
     )
+
+
+def cancel_reason(state: RunState, transition: Transition) -> str:
+    """Why the engine stopped a run's attempts, as their worker is told."""
+    for event in transition.events:
+        if event.type == "RUN_CANCELLED":
+            reason = event.data.get("reason") or ""
+            return f"run cancelled: {reason}" if reason else "run cancelled"
+    return f"the step is no longer needed (the run is {str(state.status).lower()})"

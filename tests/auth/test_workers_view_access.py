@@ -10,8 +10,13 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from surefoot.v1 import credential_service_pb2 as cpb
-from surefoot.v1 import credential_service_pb2_grpc, worker_admin_service_pb2_grpc
+from surefoot.v1 import (
+    credential_service_pb2_grpc,
+    worker_admin_service_pb2_grpc,
+    workflow_service_pb2_grpc,
+)
 from surefoot.v1 import worker_admin_service_pb2 as wpb
+from surefoot.v1 import workflow_service_pb2 as ws
 
 from tests.auth.auth_support import (
     A_VIEWER,
@@ -20,6 +25,7 @@ from tests.auth.auth_support import (
     TEAM_B,
     SecuredControlPlane,
     bearer,
+    held_definition,
     refused,
     row_counts,
 )
@@ -32,6 +38,11 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def streams(secured: SecuredControlPlane) -> Iterator[list[RawWorkerStream]]:
     """Three worker streams in TEAM_A (credit 2 each) and one in TEAM_B."""
+    # A worker's namespace must be known (ROOT's "*" names none): a definition in each.
+    workflows = workflow_service_pb2_grpc.WorkflowServiceStub(secured.channel)
+    for namespace in (TEAM_A, TEAM_B):
+        request = ws.RegisterDefinitionRequest(namespace=namespace, definition=held_definition())
+        workflows.RegisterDefinition(request, timeout=30, metadata=bearer(ROOT))
     opened = [
         RawWorkerStream(
             secured.channel,

@@ -294,9 +294,7 @@ class Worker:
             # Handlers of the previous stream may still be running: granting the full
             # concurrency again would run more than `concurrency` tasks at once.
             session.owed = set(self._runner.in_flight)
-            credit = self._concurrency - len(session.owed)
-            if credit > 0:
-                session.send(pb.WorkerMessage(credit=pb.Credit(n=credit)))
+            session.send(pb.WorkerMessage(credit=pb.Credit(n=self._window(session))))
         else:
             session.send(pb.WorkerMessage(draining=pb.Draining()))
         # Queued before the session becomes current, with no await in between, so that a
@@ -408,12 +406,17 @@ class Worker:
         if refusal is not None:
             self._record(key, refusal)
 
+    def _window(self, session: Session) -> int:
+        """The stream's window (Credit replaces it): the concurrency less the attempts of an
+        earlier stream still running here, which may not count on this one."""
+        return max(0, self._concurrency - len(session.owed))
+
     def _return_owed_slot(self, key: AttemptKey) -> None:
         session = self._session
         if session is not None and key in session.owed:
             session.owed.discard(key)
             if self._accepting and not session.draining:
-                session.send(pb.WorkerMessage(credit=pb.Credit(n=1)))
+                session.send(pb.WorkerMessage(credit=pb.Credit(n=self._window(session))))
 
     def _on_refused(self, refused: pb.Refused) -> None:
         # This stream does not hold the task's lease (it went to another worker, or the
@@ -435,6 +438,9 @@ class Worker:
         if session.draining:
             return
         session.draining = True
+        # Says so back: no task is to come on this stream (the control plane sends none
+        # after Drain anyway), and its window is closed.
+        session.send(pb.WorkerMessage(draining=pb.Draining()))
         logger.info(
             "control plane asked to drain (%s); finishing %d step(s), then reconnecting",
             reason or "no reason given",
@@ -461,17 +467,15 @@ class Worker:
             # One message for all leases: a worker with 100 steps in flight sends one
             # heartbeat per interval, not 100.
             task_ids = list(dict.fromkeys(a.context.task_id for a in attempts))
-            session.send(pb.WorkerMessage(heartbeat=pb.Heartbeat(task_ids=task_ids)))
-            for attempt in attempts:
-                details = attempt.context._take_details()
-                if details is not None:
-                    session.send(
-                        pb.WorkerMessage(
-                            heartbeat=pb.Heartbeat(
-                                task_ids=[attempt.context.task_id], details=details
-                            )
-                        )
-                    )
+            # Each task's own progress details, in the same message.
+            progress = [
+                pb.TaskProgress(task_id=a.context.task_id, details=details)
+                for a in attempts
+                if (details := a.context._take_details()) is not None
+            ]
+            session.send(
+                pb.WorkerMessage(heartbeat=pb.Heartbeat(task_ids=task_ids, progress=progress))
+            )
 
     def _record(self, key: AttemptKey, message: pb.WorkerMessage) -> None:
         """Keep a result until acknowledged, and send it now if a stream is open."""

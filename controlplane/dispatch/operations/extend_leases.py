@@ -30,7 +30,12 @@ class ExtendLeases(SessionChange):
         session = sessions.by_id.get(self.session_id)
         held = [t for t in self.task_ids if session is not None and session.holds(t)]
         if session is not None and len(held) < len(self.task_ids):
-            session.refuse([t for t in self.task_ids if not session.holds(t)], NOT_HELD)
+            for task_id in self.task_ids:
+                if session.holds(task_id):
+                    continue
+                cancelled = session.cancelled.get(task_id)
+                why = f"the attempt was cancelled: {cancelled}" if cancelled else NOT_HELD
+                session.refuse([task_id], why)
         self.task_ids = held
         keep = set(held)
         self.details = {t: d for t, d in self.details.items() if t in keep}

@@ -24,7 +24,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("surefoot.committer")
 
-NOT_HELD = "this stream does not hold the task's lease"
+NOT_HELD = (
+    "this stream does not hold the task's lease (no such task, its result was recorded "
+    "already, or it went to another stream)"
+)
+
+
+def wrong_attempt(task_id: str, attempt: int | None) -> str:
+    """Why a result naming `attempt` for `task_id` is refused ("" when it is not).
+
+    A task id is one attempt's (`<run>:<node>:<attempt>`): a result must name the same
+    attempt, so that a worker confused about which attempt it ran cannot report another.
+    """
+    parsed = parse_task_id(task_id)
+    if parsed is None:
+        return "malformed task id: expected <run id>:<node id>:<attempt>"
+    if attempt is None:
+        return ""
+    if attempt <= 0:
+        return f"attempt is missing: task {task_id} is attempt {parsed[2]}"
+    if attempt != parsed[2]:
+        return f"wrong attempt {attempt}: task {task_id} is attempt {parsed[2]}"
+    return ""
 
 
 @dataclass
@@ -36,22 +57,35 @@ class RecordResult(Operation):
     output: Any = None
     error: dict[str, Any] | None = None
     reason: str = ""
+    # The attempt the worker names (Complete.attempt, ...): it must be the task id's.
+    attempt: int | None = None
     # Decided once, before the first attempt at its transaction (a retried batch keeps the
     # decision: the lease was taken off the session the first time).
     held: bool | None = field(default=None, init=False, repr=False)
     _leased_at: float | None = field(default=None, init=False, repr=False)
     _credited: str = field(default="", init=False, repr=False)
+    # The attempt was cancelled on this stream: its late result is acknowledged, not kept.
+    _late: bool = field(default=False, init=False, repr=False)
 
     def change_sessions(self, sessions: SessionRegistry, handout: Handout) -> None:
         if self.held is not None:
             return
         session = sessions.by_id.get(self.session_id)
-        self.held = session is not None and session.holds(self.task_id)
+        self.held = False
         if session is None:
             return
-        if not self.held:
+        if not session.holds(self.task_id) and self.task_id not in session.cancelled:
             session.refuse([self.task_id], NOT_HELD)
             return
+        wrong = wrong_attempt(self.task_id, self.attempt)
+        if wrong:
+            # The lease stays: the worker may still send the right attempt.
+            session.refuse([self.task_id], wrong)
+            return
+        if session.cancelled.pop(self.task_id, None) is not None:
+            self._late = True
+            return
+        self.held = True
         # The worker is done with it: its window slot is free whatever the outcome.
         self._leased_at = session.outstanding.pop(self.task_id)
         self._credited = session.resumed.pop(self.task_id, self.worker_id)
@@ -61,6 +95,9 @@ class RecordResult(Operation):
         return (parsed[0],) if parsed else ()
 
     def apply(self, txn: Transaction) -> None:
+        if self._late:
+            # The worker may forget it; the attempt ended when it was cancelled.
+            txn.acknowledge(self.session_id, self.task_id)
         if not self.held:
             return
         self._record(txn)

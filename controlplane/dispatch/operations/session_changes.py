@@ -78,13 +78,15 @@ class OpenSession(SessionChange):
 
 @dataclass
 class GrantCredit(SessionChange):
+    """A Credit: the stream's window is now `n` (it replaces the window, it does not add)."""
+
     session_id: str
     n: int
 
     def change(self, sessions: SessionRegistry, handout: Handout) -> None:
         session = sessions.by_id.get(self.session_id)
         if session is not None:
-            session.window += self.n
+            session.window = self.n
             handout.maybe_ready = True
 
     def apply(self, txn: Transaction) -> None:

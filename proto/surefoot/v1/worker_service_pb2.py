@@ -26,15 +26,16 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from surefoot.v1 import common_pb2 as surefoot_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n surefoot/v1/worker_service.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18surefoot/v1/common.proto\"b\n\x10\x42\x65ginCallRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x11\n\tconnector\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"\xa8\x01\n\x11\x42\x65ginCallResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.surefoot.v1.CallRecordState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07outcome\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\"y\n\x13\x43ompleteCallRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12%\n\x07outcome\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\"(\n\x14\x43ompleteCallResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\"O\n\x10\x43learCallRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"$\n\x11\x43learCallResponse\x12\x0f\n\x07\x63leared\x18\x01 \x01(\x08\"\xe1\x02\n\rWorkerMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.surefoot.v1.HelloH\x00\x12%\n\x06\x63redit\x18\x02 \x01(\x0b\x32\x13.surefoot.v1.CreditH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.surefoot.v1.HeartbeatH\x00\x12)\n\x08\x63omplete\x18\x04 \x01(\x0b\x32\x15.surefoot.v1.CompleteH\x00\x12!\n\x04\x66\x61il\x18\x05 \x01(\x0b\x32\x11.surefoot.v1.FailH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.surefoot.v1.DrainingH\x00\x12*\n\thand_back\x18\x07 \x01(\x0b\x32\x15.surefoot.v1.HandBackH\x00\x12\'\n\x07results\x18\x08 \x01(\x0b\x32\x14.surefoot.v1.ResultsH\x00\x42\t\n\x07message\"\x82\x02\n\rServerMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.surefoot.v1.WelcomeH\x00\x12\'\n\x05tasks\x18\x02 \x01(\x0b\x32\x16.surefoot.v1.TaskBatchH\x00\x12\x1f\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x10.surefoot.v1.AckH\x00\x12%\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32\x13.surefoot.v1.CancelH\x00\x12#\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x12.surefoot.v1.DrainH\x00\x12\'\n\x07refused\x18\x06 \x01(\x0b\x32\x14.surefoot.v1.RefusedH\x00\x42\t\n\x07message\"\xa1\x01\n\x05Hello\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x34\n\nstep_types\x18\x03 \x03(\x0b\x32 .surefoot.v1.StepTypeDeclaration\x12\x13\n\x0b\x63oncurrency\x18\x04 \x01(\x05\x12\x0b\n\x03sdk\x18\x05 \x01(\t\x12\x1a\n\x12resume_session_ids\x18\x06 \x03(\t\"\x13\n\x06\x43redit\x12\t\n\x01n\x18\x01 \x01(\x05\"D\n\tHeartbeat\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12%\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x14.surefoot.v1.Payload\"R\n\x08\x43omplete\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12$\n\x06output\x18\x03 \x01(\x0b\x32\x14.surefoot.v1.Payload\"\x8e\x01\n\x04\x46\x61il\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12\x0f\n\x07\x64\x65tails\x18\x06 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x07 \x01(\x01\"U\n\x07Results\x12(\n\tcompletes\x18\x01 \x03(\x0b\x32\x15.surefoot.v1.Complete\x12 \n\x05\x66\x61ils\x18\x02 \x03(\x0b\x32\x11.surefoot.v1.Fail\"\n\n\x08\x44raining\"<\n\x08HandBack\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"X\n\x07Welcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\"\x9d\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x11\n\tstep_type\x18\x04 \x01(\t\x12\x14\n\x0cstep_version\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12#\n\x05input\x18\x08 \x01(\x0b\x32\x14.surefoot.v1.Payload\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\n \x01(\t\x12\x11\n\tnamespace\x18\x0b \x01(\t\x12\x15\n\rworkflow_name\x18\x0c \x01(\t\"-\n\tTaskBatch\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.surefoot.v1.Task\"\x17\n\x03\x41\x63k\x12\x10\n\x08task_ids\x18\x01 \x03(\t\")\n\x06\x43\x61ncel\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"*\n\x07Refused\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*\x93\x01\n\x0f\x43\x61llRecordState\x12!\n\x1d\x43\x41LL_RECORD_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43\x41LL_RECORD_STATE_CLAIMED\x10\x01\x12\x1d\n\x19\x43\x41LL_RECORD_STATE_STARTED\x10\x02\x12\x1f\n\x1b\x43\x41LL_RECORD_STATE_COMPLETED\x10\x03\x32V\n\rWorkerService\x12\x45\n\x07\x43onnect\x12\x1a.surefoot.v1.WorkerMessage\x1a\x1a.surefoot.v1.ServerMessage(\x01\x30\x01\x32\x86\x02\n\x17\x43onnectorOutcomeService\x12J\n\tBeginCall\x12\x1d.surefoot.v1.BeginCallRequest\x1a\x1e.surefoot.v1.BeginCallResponse\x12S\n\x0c\x43ompleteCall\x12 .surefoot.v1.CompleteCallRequest\x1a!.surefoot.v1.CompleteCallResponse\x12J\n\tClearCall\x12\x1d.surefoot.v1.ClearCallRequest\x1a\x1e.surefoot.v1.ClearCallResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n surefoot/v1/worker_service.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18surefoot/v1/common.proto\"b\n\x10\x42\x65ginCallRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x11\n\tconnector\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"\xa8\x01\n\x11\x42\x65ginCallResponse\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.surefoot.v1.CallRecordState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x07outcome\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\"y\n\x13\x43ompleteCallRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12%\n\x07outcome\x18\x04 \x01(\x0b\x32\x14.surefoot.v1.Payload\"(\n\x14\x43ompleteCallResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\"O\n\x10\x43learCallRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"$\n\x11\x43learCallResponse\x12\x0f\n\x07\x63leared\x18\x01 \x01(\x08\"\xe1\x02\n\rWorkerMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.surefoot.v1.HelloH\x00\x12%\n\x06\x63redit\x18\x02 \x01(\x0b\x32\x13.surefoot.v1.CreditH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.surefoot.v1.HeartbeatH\x00\x12)\n\x08\x63omplete\x18\x04 \x01(\x0b\x32\x15.surefoot.v1.CompleteH\x00\x12!\n\x04\x66\x61il\x18\x05 \x01(\x0b\x32\x11.surefoot.v1.FailH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.surefoot.v1.DrainingH\x00\x12*\n\thand_back\x18\x07 \x01(\x0b\x32\x15.surefoot.v1.HandBackH\x00\x12\'\n\x07results\x18\x08 \x01(\x0b\x32\x14.surefoot.v1.ResultsH\x00\x42\t\n\x07message\"\x82\x02\n\rServerMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.surefoot.v1.WelcomeH\x00\x12\'\n\x05tasks\x18\x02 \x01(\x0b\x32\x16.surefoot.v1.TaskBatchH\x00\x12\x1f\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x10.surefoot.v1.AckH\x00\x12%\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32\x13.surefoot.v1.CancelH\x00\x12#\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x12.surefoot.v1.DrainH\x00\x12\'\n\x07refused\x18\x06 \x01(\x0b\x32\x14.surefoot.v1.RefusedH\x00\x42\t\n\x07message\"\xa1\x01\n\x05Hello\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x34\n\nstep_types\x18\x03 \x03(\x0b\x32 .surefoot.v1.StepTypeDeclaration\x12\x13\n\x0b\x63oncurrency\x18\x04 \x01(\x05\x12\x0b\n\x03sdk\x18\x05 \x01(\t\x12\x1a\n\x12resume_session_ids\x18\x06 \x03(\t\"\x13\n\x06\x43redit\x12\t\n\x01n\x18\x01 \x01(\x05\"q\n\tHeartbeat\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12%\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x14.surefoot.v1.Payload\x12+\n\x08progress\x18\x03 \x03(\x0b\x32\x19.surefoot.v1.TaskProgress\"F\n\x0cTaskProgress\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x14.surefoot.v1.Payload\"R\n\x08\x43omplete\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12$\n\x06output\x18\x03 \x01(\x0b\x32\x14.surefoot.v1.Payload\"\x8e\x01\n\x04\x46\x61il\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12\x0f\n\x07\x64\x65tails\x18\x06 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x07 \x01(\x01\"U\n\x07Results\x12(\n\tcompletes\x18\x01 \x03(\x0b\x32\x15.surefoot.v1.Complete\x12 \n\x05\x66\x61ils\x18\x02 \x03(\x0b\x32\x11.surefoot.v1.Fail\"\n\n\x08\x44raining\"<\n\x08HandBack\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"X\n\x07Welcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\"\x9d\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x11\n\tstep_type\x18\x04 \x01(\t\x12\x14\n\x0cstep_version\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12#\n\x05input\x18\x08 \x01(\x0b\x32\x14.surefoot.v1.Payload\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\n \x01(\t\x12\x11\n\tnamespace\x18\x0b \x01(\t\x12\x15\n\rworkflow_name\x18\x0c \x01(\t\"-\n\tTaskBatch\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.surefoot.v1.Task\"\x17\n\x03\x41\x63k\x12\x10\n\x08task_ids\x18\x01 \x03(\t\")\n\x06\x43\x61ncel\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"*\n\x07Refused\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*\x93\x01\n\x0f\x43\x61llRecordState\x12!\n\x1d\x43\x41LL_RECORD_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43\x41LL_RECORD_STATE_CLAIMED\x10\x01\x12\x1d\n\x19\x43\x41LL_RECORD_STATE_STARTED\x10\x02\x12\x1f\n\x1b\x43\x41LL_RECORD_STATE_COMPLETED\x10\x03\x32V\n\rWorkerService\x12\x45\n\x07\x43onnect\x12\x1a.surefoot.v1.WorkerMessage\x1a\x1a.surefoot.v1.ServerMessage(\x01\x30\x01\x32\x86\x02\n\x17\x43onnectorOutcomeService\x12J\n\tBeginCall\x12\x1d.surefoot.v1.BeginCallRequest\x1a\x1e.surefoot.v1.BeginCallResponse\x12S\n\x0c\x43ompleteCall\x12 .surefoot.v1.CompleteCallRequest\x1a!.surefoot.v1.CompleteCallResponse\x12J\n\tClearCall\x12\x1d.surefoot.v1.ClearCallRequest\x1a\x1e.surefoot.v1.ClearCallResponseBq\n\x0f\x64\x65v.surefoot.v1B\x12WorkerServiceProtoP\x01Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\xaa\x02\x0bSurefoot.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'surefoot.v1.worker_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_CALLRECORDSTATE']._serialized_start=2488
-  _globals['_CALLRECORDSTATE']._serialized_end=2635
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.surefoot.v1B\022WorkerServiceProtoP\001Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\252\002\013Surefoot.V1'
+  _globals['_CALLRECORDSTATE']._serialized_start=2605
+  _globals['_CALLRECORDSTATE']._serialized_end=2752
   _globals['_BEGINCALLREQUEST']._serialized_start=108
   _globals['_BEGINCALLREQUEST']._serialized_end=206
   _globals['_BEGINCALLRESPONSE']._serialized_start=209
@@ -56,33 +57,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREDIT']._serialized_start=1444
   _globals['_CREDIT']._serialized_end=1463
   _globals['_HEARTBEAT']._serialized_start=1465
-  _globals['_HEARTBEAT']._serialized_end=1533
-  _globals['_COMPLETE']._serialized_start=1535
-  _globals['_COMPLETE']._serialized_end=1617
-  _globals['_FAIL']._serialized_start=1620
-  _globals['_FAIL']._serialized_end=1762
-  _globals['_RESULTS']._serialized_start=1764
-  _globals['_RESULTS']._serialized_end=1849
-  _globals['_DRAINING']._serialized_start=1851
-  _globals['_DRAINING']._serialized_end=1861
-  _globals['_HANDBACK']._serialized_start=1863
-  _globals['_HANDBACK']._serialized_end=1923
-  _globals['_WELCOME']._serialized_start=1925
-  _globals['_WELCOME']._serialized_end=2013
-  _globals['_TASK']._serialized_start=2016
-  _globals['_TASK']._serialized_end=2301
-  _globals['_TASKBATCH']._serialized_start=2303
-  _globals['_TASKBATCH']._serialized_end=2348
-  _globals['_ACK']._serialized_start=2350
-  _globals['_ACK']._serialized_end=2373
-  _globals['_CANCEL']._serialized_start=2375
-  _globals['_CANCEL']._serialized_end=2416
-  _globals['_DRAIN']._serialized_start=2418
-  _globals['_DRAIN']._serialized_end=2441
-  _globals['_REFUSED']._serialized_start=2443
-  _globals['_REFUSED']._serialized_end=2485
-  _globals['_WORKERSERVICE']._serialized_start=2637
-  _globals['_WORKERSERVICE']._serialized_end=2723
-  _globals['_CONNECTOROUTCOMESERVICE']._serialized_start=2726
-  _globals['_CONNECTOROUTCOMESERVICE']._serialized_end=2988
+  _globals['_HEARTBEAT']._serialized_end=1578
+  _globals['_TASKPROGRESS']._serialized_start=1580
+  _globals['_TASKPROGRESS']._serialized_end=1650
+  _globals['_COMPLETE']._serialized_start=1652
+  _globals['_COMPLETE']._serialized_end=1734
+  _globals['_FAIL']._serialized_start=1737
+  _globals['_FAIL']._serialized_end=1879
+  _globals['_RESULTS']._serialized_start=1881
+  _globals['_RESULTS']._serialized_end=1966
+  _globals['_DRAINING']._serialized_start=1968
+  _globals['_DRAINING']._serialized_end=1978
+  _globals['_HANDBACK']._serialized_start=1980
+  _globals['_HANDBACK']._serialized_end=2040
+  _globals['_WELCOME']._serialized_start=2042
+  _globals['_WELCOME']._serialized_end=2130
+  _globals['_TASK']._serialized_start=2133
+  _globals['_TASK']._serialized_end=2418
+  _globals['_TASKBATCH']._serialized_start=2420
+  _globals['_TASKBATCH']._serialized_end=2465
+  _globals['_ACK']._serialized_start=2467
+  _globals['_ACK']._serialized_end=2490
+  _globals['_CANCEL']._serialized_start=2492
+  _globals['_CANCEL']._serialized_end=2533
+  _globals['_DRAIN']._serialized_start=2535
+  _globals['_DRAIN']._serialized_end=2558
+  _globals['_REFUSED']._serialized_start=2560
+  _globals['_REFUSED']._serialized_end=2602
+  _globals['_WORKERSERVICE']._serialized_start=2754
+  _globals['_WORKERSERVICE']._serialized_end=2840
+  _globals['_CONNECTOROUTCOMESERVICE']._serialized_start=2843
+  _globals['_CONNECTOROUTCOMESERVICE']._serialized_end=3105
 # @@protoc_insertion_point(module_scope)

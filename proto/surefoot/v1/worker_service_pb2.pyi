@@ -207,6 +207,8 @@ Global___ClearCallResponse: _TypeAlias = ClearCallResponse  # noqa: Y015
 
 @_typing.final
 class WorkerMessage(_message.Message):
+    """What a worker sends on its stream; exactly one field is set."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HELLO_FIELD_NUMBER: _builtins.int
@@ -218,15 +220,25 @@ class WorkerMessage(_message.Message):
     HAND_BACK_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def hello(self) -> Global___Hello: ...
+    def hello(self) -> Global___Hello:
+        """The first message, and only the first."""
+
     @_builtins.property
-    def credit(self) -> Global___Credit: ...
+    def credit(self) -> Global___Credit:
+        """The window: how many unfinished tasks this stream accepts."""
+
     @_builtins.property
-    def heartbeat(self) -> Global___Heartbeat: ...
+    def heartbeat(self) -> Global___Heartbeat:
+        """The tasks named still run: their leases run on."""
+
     @_builtins.property
-    def complete(self) -> Global___Complete: ...
+    def complete(self) -> Global___Complete:
+        """A task's attempt ended with an output."""
+
     @_builtins.property
-    def fail(self) -> Global___Fail: ...
+    def fail(self) -> Global___Fail:
+        """A task's attempt ended with an error."""
+
     @_builtins.property
     def draining(self) -> Global___Draining:
         """The worker will take no new tasks (it is shutting down); in-flight ones finish."""
@@ -263,6 +275,8 @@ Global___WorkerMessage: _TypeAlias = WorkerMessage  # noqa: Y015
 
 @_typing.final
 class ServerMessage(_message.Message):
+    """What the control plane sends on a worker's stream; exactly one field is set."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WELCOME_FIELD_NUMBER: _builtins.int
@@ -272,15 +286,25 @@ class ServerMessage(_message.Message):
     DRAIN_FIELD_NUMBER: _builtins.int
     REFUSED_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def welcome(self) -> Global___Welcome: ...
+    def welcome(self) -> Global___Welcome:
+        """The answer to Hello, always the first message."""
+
     @_builtins.property
-    def tasks(self) -> Global___TaskBatch: ...
+    def tasks(self) -> Global___TaskBatch:
+        """Tasks to run, within the window."""
+
     @_builtins.property
-    def ack(self) -> Global___Ack: ...
+    def ack(self) -> Global___Ack:
+        """These results are durable: forget them."""
+
     @_builtins.property
-    def cancel(self) -> Global___Cancel: ...
+    def cancel(self) -> Global___Cancel:
+        """Stop running this task: its attempt is over."""
+
     @_builtins.property
-    def drain(self) -> Global___Drain: ...
+    def drain(self) -> Global___Drain:
+        """The control plane is stopping: finish, then reconnect."""
+
     @_builtins.property
     def refused(self) -> Global___Refused:
         """A result or heartbeat of this stream was refused (see the service's lease binding)."""
@@ -307,6 +331,20 @@ Global___ServerMessage: _TypeAlias = ServerMessage  # noqa: Y015
 
 @_typing.final
 class Hello(_message.Message):
+    """Who the worker is and what it runs. Sent once, as the stream's first message. Refused
+    (the stream ends before Welcome, nothing written) when:
+      - worker_id is empty, or step_types is empty (INVALID_ARGUMENT naming the field);
+      - a declaration is malformed: a name or version that is not valid, no idempotency, an
+        invalid retry policy (INVALID_ARGUMENT naming `hello.step_types[i].<field>`);
+      - a declaration differs from the one registered for the same name@version
+        (FAILED_PRECONDITION naming each difference: a declaration is a contract);
+      - the credential lacks the `worker` role there, or is limited to other step types
+        (PERMISSION_DENIED), or names another namespace only (NOT_FOUND);
+      - the namespace is unknown (NOT_FOUND): a namespace is known when it is "default", when
+        the stream's credential names it (not through "*"), or when a workflow definition is
+        registered in it. A worker may try again later: it connects once one is registered.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -316,13 +354,21 @@ class Hello(_message.Message):
     SDK_FIELD_NUMBER: _builtins.int
     RESUME_SESSION_IDS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace the worker works in; empty: the credential's only namespace if it has
+    exactly one, else "default".
+    """
     worker_id: _builtins.str
-    """Stable for the process (host:pid:uuid); shown in attempts."""
+    """Required. Stable for the process (e.g. host:pid:uuid); shown in attempts and history."""
     concurrency: _builtins.int
-    """How many tasks the worker runs at once (informational; credits are the contract)."""
+    """How many tasks the worker runs at once (informational; Credit is the contract)."""
     sdk: _builtins.str
+    """The SDK and its version, e.g. "surefoot-python/1.2.0" (informational)."""
     @_builtins.property
-    def step_types(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.StepTypeDeclaration]: ...
+    def step_types(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.StepTypeDeclaration]:
+        """Required, at least one: the step types (name@version) this worker runs, each with its
+        idempotency and optional retry policy.
+        """
+
     @_builtins.property
     def resume_session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The ids of this worker's earlier streams (from their Welcome) whose tasks it still
@@ -353,11 +399,19 @@ Global___Hello: _TypeAlias = Hello  # noqa: Y015
 
 @_typing.final
 class Credit(_message.Message):
+    """The window: the control plane keeps at most `n` unfinished tasks on this stream (tasks
+    sent, or taken over with resume_session_ids, whose result has not been received and that
+    were not cancelled). It is not a number of tokens: each Credit replaces the window (a
+    repeated Credit with the same n changes nothing; a smaller n sends nothing new until
+    enough tasks finish; 0 stops new tasks). A stream starts with a window of 0: the worker
+    must send a Credit after Hello to receive any task; it need not send one per task.
+    A negative n, or more than 10000, ends the stream INVALID_ARGUMENT naming `credit.n`.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     N_FIELD_NUMBER: _builtins.int
     n: _builtins.int
-    """Adds n to the number of unfinished tasks the control plane may send."""
     def __init__(
         self,
         *,
@@ -373,39 +427,97 @@ Global___Credit: _TypeAlias = Credit  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):
+    """The worker still runs these tasks: their leases are extended by Welcome.lease_seconds.
+    Sent at least every Welcome.heartbeat_interval_seconds while any task runs (one message
+    may name every running task). A task id this stream does not hold (unknown, finished,
+    cancelled, another stream's) is answered with Refused and extends nothing: the worker
+    stops working on it.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_IDS_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def details(self) -> _common_pb2.Payload:
-        """Progress details for the task (optional), kept with the attempt."""
+        """Progress details of the one task in `task_ids` (optional). With several task ids the
+        stream ends INVALID_ARGUMENT naming `heartbeat.details`: use `progress` instead.
+        """
+
+    @_builtins.property
+    def progress(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskProgress]:
+        """Progress details, one per task (optional; each task named here is also extended).
+        The latest details of a running attempt are kept with it and shown by RunService.GetRun
+        on the step's running attempt (Attempt.details); they go when the attempt ends.
+        """
 
     def __init__(
         self,
         *,
         task_ids: _abc.Iterable[_builtins.str] | None = ...,
         details: _common_pb2.Payload | None = ...,
+        progress: _abc.Iterable[Global___TaskProgress] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "task_ids", b"task_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "progress", b"progress", "task_ids", b"task_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
 
 @_typing.final
+class TaskProgress(_message.Message):
+    """One task's progress details, as the step reported them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    @_builtins.property
+    def details(self) -> _common_pb2.Payload:
+        """Usually "json/plain"; kept as sent."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        details: _common_pb2.Payload | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskProgress: _TypeAlias = TaskProgress  # noqa: Y015
+
+@_typing.final
 class Complete(_message.Message):
+    """The attempt ended with an output. Answered by Ack once recorded (or Refused; see the
+    service's lease binding). A result for an attempt the control plane cancelled is
+    acknowledged and ignored. The output must be JSON: `output.encoding` "json/plain" (or
+    empty) and UTF-8 JSON data (empty data is null). Anything else is not stored as a
+    success: the attempt fails with error type "UndecodableOutput" (not retryable; the
+    message says what is wrong) and the step waits for a person, since running it again
+    would most likely return the same.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    """The task id from Task.task_id."""
     attempt: _builtins.int
+    """Required: Task.attempt, the attempt the task id names. A missing (0) or different
+    attempt is Refused ("wrong attempt ...") and nothing is written; the lease stays.
+    """
     @_builtins.property
     def output(self) -> _common_pb2.Payload: ...
     def __init__(
@@ -425,6 +537,12 @@ Global___Complete: _TypeAlias = Complete  # noqa: Y015
 
 @_typing.final
 class Fail(_message.Message):
+    """The attempt ended with an error. Answered like Complete. A retryable failure is retried
+    by the step's retry policy (as declared, or the workflow's), up to its max attempts; a
+    failure that is not retryable sends the run to a person (NEEDS_ATTENTION) or its
+    compensation.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_ID_FIELD_NUMBER: _builtins.int
@@ -436,10 +554,13 @@ class Fail(_message.Message):
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     attempt: _builtins.int
+    """Required, as in Complete."""
     error_type: _builtins.str
+    """A short, stable name for the kind of error ("Timeout", "CardDeclined"); "Error" if empty."""
     message: _builtins.str
     retryable: _builtins.bool
     details: _builtins.str
+    """Anything longer (a stack trace), shown to operators."""
     retry_after_seconds: _builtins.float
     """For a retryable failure: the next attempt must not start sooner than this (an HTTP
     Retry-After, a rate limit's reset). The retry policy's delay applies when it is longer.
@@ -465,6 +586,8 @@ Global___Fail: _TypeAlias = Fail  # noqa: Y015
 
 @_typing.final
 class Results(_message.Message):
+    """Several results in one message; each is answered as if sent alone."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     COMPLETES_FIELD_NUMBER: _builtins.int
@@ -489,6 +612,12 @@ Global___Results: _TypeAlias = Results  # noqa: Y015
 
 @_typing.final
 class Draining(_message.Message):
+    """The worker takes no new tasks on this stream (it is shutting down, or it was told Drain);
+    the tasks it runs finish and their results are sent as usual. Sent at most once; the
+    stream's window is 0 from then on. The worker half-closes the stream once its results are
+    acknowledged (or when it gives up waiting: unacknowledged leases are then lost and retried).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -504,6 +633,12 @@ Global___Draining: _TypeAlias = Draining  # noqa: Y015
 
 @_typing.final
 class HandBack(_message.Message):
+    """The worker gives a task back without running it to the end (it is shutting down, or was
+    given a task it cannot run now). Not a failure: it costs no attempt. The step goes back to
+    the queue as a new attempt and goes preferably to another worker with free window. Answered
+    like Complete (Ack or Refused).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_ID_FIELD_NUMBER: _builtins.int
@@ -511,7 +646,9 @@ class HandBack(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     attempt: _builtins.int
+    """Required, as in Complete."""
     reason: _builtins.str
+    """Why, for operators ("worker shutting down")."""
     def __init__(
         self,
         *,
@@ -529,6 +666,8 @@ Global___HandBack: _TypeAlias = HandBack  # noqa: Y015
 
 @_typing.final
 class Welcome(_message.Message):
+    """The answer to Hello: the stream is open."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
@@ -540,8 +679,11 @@ class Welcome(_message.Message):
     reconnect.
     """
     lease_seconds: _builtins.float
-    """A task whose lease is not extended by a heartbeat within this time goes to another worker."""
+    """A task whose lease is not extended by a heartbeat within this time is taken back: the
+    attempt is lost, retried elsewhere, and this stream gets a Cancel for it.
+    """
     heartbeat_interval_seconds: _builtins.float
+    """How often to send Heartbeat while a task runs."""
     def __init__(
         self,
         *,
@@ -559,6 +701,8 @@ Global___Welcome: _TypeAlias = Welcome  # noqa: Y015
 
 @_typing.final
 class Task(_message.Message):
+    """One attempt of one step to run."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_ID_FIELD_NUMBER: _builtins.int
@@ -574,22 +718,29 @@ class Task(_message.Message):
     NAMESPACE_FIELD_NUMBER: _builtins.int
     WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    """This attempt's id, `<run id>:<node id>:<attempt>`: results and heartbeats name it."""
     run_id: _builtins.str
     node_id: _builtins.str
     step_type: _builtins.str
     step_version: _builtins.str
+    """Empty when the workflow names the step type without a version."""
     attempt: _builtins.int
+    """1 for the first attempt; results must repeat it."""
     idempotency_key: _builtins.str
-    """The same for every attempt of this step in this run."""
+    """The same for every attempt of this step in this run: the step dedupes its effects with it."""
     traceparent: _builtins.str
     """W3C trace context of the attempt's span."""
     namespace: _builtins.str
     workflow_name: _builtins.str
     @_builtins.property
-    def input(self) -> _common_pb2.Payload: ...
+    def input(self) -> _common_pb2.Payload:
+        """The step's input (JSON, "json/plain")."""
+
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:
-        """When the attempt times out (unset: bounded only by the lease)."""
+        """When the attempt times out (unset: bounded only by the lease). Past it the attempt is
+        lost and the stream gets a Cancel (reason "timed out: ...").
+        """
 
     def __init__(
         self,
@@ -617,6 +768,8 @@ Global___Task: _TypeAlias = Task  # noqa: Y015
 
 @_typing.final
 class TaskBatch(_message.Message):
+    """Tasks for the worker, never more than its window allows."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TASKS_FIELD_NUMBER: _builtins.int
@@ -637,7 +790,9 @@ Global___TaskBatch: _TypeAlias = TaskBatch  # noqa: Y015
 
 @_typing.final
 class Ack(_message.Message):
-    """The results for these tasks are durable; the worker may forget them."""
+    """The results for these tasks are durable (or, for a cancelled attempt, ignored for good):
+    the worker may forget them; they are never to be resent.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -659,12 +814,21 @@ Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
 class Cancel(_message.Message):
+    """Stop running this task: its attempt is over, whatever the worker does. The control plane
+    no longer counts the task against the window from the moment it sends this, and takes no
+    result for it into account: a result the worker still sends is acknowledged (Ack) and
+    ignored, a heartbeat is Refused. The worker need not answer; it should stop the step.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     reason: _builtins.str
+    """Always set: why, e.g. "timed out: no result within 30 s", "the lease expired",
+    "run cancelled: <the operator's reason>", "the step is no longer needed (...)".
+    """
     def __init__(
         self,
         *,
@@ -681,6 +845,11 @@ Global___Cancel: _TypeAlias = Cancel  # noqa: Y015
 
 @_typing.final
 class Drain(_message.Message):
+    """The control plane is stopping: it sends no new task on this stream from now on and ends
+    the stream after its grace. The worker should send Draining, finish what it runs and send
+    the results, and reconnect (see the service comment); its leases are not lost meanwhile.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASON_FIELD_NUMBER: _builtins.int
@@ -700,10 +869,9 @@ Global___Drain: _TypeAlias = Drain  # noqa: Y015
 
 @_typing.final
 class Refused(_message.Message):
-    """A Complete, Fail, HandBack or Heartbeat for `task_id` was not accepted: this stream does
-    not hold the task's lease (never had it, it was recorded already, or it went to another
-    stream). Nothing was written; the worker should forget the result (it is never
-    acknowledged) and stop working on the task.
+    """A Complete, Fail, HandBack or Heartbeat for `task_id` was not accepted. Nothing was
+    written; the worker forgets the result (it is never acknowledged and must not be resent)
+    and stops working on the task.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -712,6 +880,10 @@ class Refused(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     reason: _builtins.str
+    """Why, e.g. "this stream does not hold the task's lease (...)" (unknown task, recorded
+    already, or another stream's), "wrong attempt 2: task r:n:1 is attempt 1",
+    "attempt is missing: ...", "the attempt was cancelled: ...".
+    """
     def __init__(
         self,
         *,

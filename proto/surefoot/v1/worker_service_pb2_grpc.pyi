@@ -27,8 +27,55 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class WorkerServiceStub:
-    """One bidirectional stream per worker process. The worker opens it with Hello and grants
-    credits; the control plane never has more unfinished tasks on a stream than granted.
+    """The worker protocol: one bidirectional stream (Connect) per worker process. This comment
+    and those of the messages below are the whole contract; a worker in any language follows
+    them and nothing else.
+
+    A stream's life.
+      1. The worker opens Connect and sends Hello as its first message (anything else first,
+         or a second Hello later, ends the stream INVALID_ARGUMENT).
+      2. The control plane answers Welcome (session id, lease and heartbeat timing), or ends
+         the stream with a status naming the problem (see Hello).
+      3. The worker sends Credit(n): the window, the number of unfinished tasks it accepts on
+         this stream. The control plane sends TaskBatch messages, never putting more than the
+         window of unfinished tasks on the stream.
+      4. For each task the worker runs the step and sends exactly one result: Complete, Fail
+         or HandBack (alone or gathered in Results), naming the task id and its attempt.
+         While it runs, the worker sends Heartbeat for it at least every
+         Welcome.heartbeat_interval_seconds; a lease not extended for Welcome.lease_seconds
+         is taken back (the attempt is lost, the worker told with Cancel if still connected).
+      5. The control plane answers each recorded result with Ack (it is durable), each
+         refused report with Refused (nothing was written), and tells the worker to stop an
+         attempt with Cancel.
+      6. Either side ends the stream: the worker by half-closing it (after Draining, when
+         it shuts down), the control plane after Drain (it is stopping) or with a status.
+
+    Tasks. A task is one attempt of one step of one run. Its id, `<run id>:<node id>:<attempt>`,
+    names that attempt only: a retry of the step is another task (same idempotency key, next
+    attempt number, new task id). Every result and heartbeat names the task id; results also
+    name the attempt, which must be the task id's.
+
+    When a task stops counting against the window: as soon as the control plane has received
+    its result (Complete, Fail or HandBack: the slot is free before the Ack comes), or as
+    soon as it has sent a Cancel for it. A task taken over from an earlier stream (see
+    Hello.resume_session_ids) counts on the new stream until its result arrives there.
+
+    Reconnects and resending. A result is the worker's to keep until an Ack names its task
+    (or a Refused does). When a stream breaks, the worker opens a new one whose Hello names
+    the earlier streams' session ids in resume_session_ids, grants its window, and resends
+    every result not yet acknowledged, in any order; steps still running go on, and their
+    results go out on the new stream. The leases move to the new stream before its Welcome,
+    so the resent results are recorded (once: a result recorded already is Refused, never
+    recorded twice). A result for an attempt whose lease expired meanwhile is Refused
+    (the attempt was lost and retried elsewhere): the worker forgets it.
+
+    Draining. A worker that shuts down sends Draining: it gets no new task on that stream;
+    it finishes (or hands back) what it runs, waits for the Acks, then half-closes. A control
+    plane that shuts down sends Drain to every stream, sends no new task after it, and ends
+    the streams after its grace (5 s by default); their leases stay (they are not lost): the
+    worker should send Draining, finish what it runs, and reconnect (to another control plane
+    of the same database, or to this one once it is back) with resume_session_ids, where its
+    results are accepted.
 
     Trust. Outside dev mode the stream carries a credential (`authorization: Bearer <token>`
     metadata or an mTLS client certificate) with the `worker` role in the Hello's namespace;
@@ -38,10 +85,18 @@ class WorkerServiceStub:
     Lease binding. A Complete, Fail, HandBack or Heartbeat is accepted only from the stream
     that holds the task's lease: the stream the task was sent on, or one that took the lease
     over with `Hello.resume_session_ids`. Anything else (a task id sent on another stream, a
-    task never leased, a result already recorded) writes nothing, is never credited to any
-    worker, and is answered with `Refused` on the stream that sent it; the control plane
-    counts refusals per stream. A task id (`<run>:<node>:<attempt>`) is therefore no secret:
-    knowing one gives no power over the task.
+    task never leased, an unknown task id, a result already recorded, a wrong attempt) writes
+    nothing, is never credited to any worker, and is answered with `Refused` on the stream
+    that sent it; the control plane counts refusals per stream. A task id is therefore no
+    secret: knowing one gives no power over the task.
+
+    Errors that end a stream (status, then nothing more is read): INVALID_ARGUMENT for a
+    malformed message (the details name the field: a Hello out of place, a negative Credit,
+    a Heartbeat's details for several tasks), UNAUTHENTICATED / PERMISSION_DENIED /
+    NOT_FOUND for a credential or namespace problem, FAILED_PRECONDITION for a declaration
+    that differs from the registered one, RESOURCE_EXHAUSTED past a limit. When a stream
+    ends, the control plane takes back the leases it holds (the attempts are lost and
+    retried), unless the control plane itself is stopping (see Draining).
 
     Limits (server options; a stream past one ends with RESOURCE_EXHAUSTED naming it): step
     types per Hello, messages per second per stream (a token bucket with a burst), and the
@@ -53,11 +108,61 @@ class WorkerServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> WorkerServiceAsyncStub: ...
     Connect: _grpc.StreamStreamMultiCallable[_worker_service_pb2.WorkerMessage, _worker_service_pb2.ServerMessage]
+    """The worker's stream: WorkerMessage from the worker, ServerMessage from the control
+    plane, as described above.
+    """
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
-    """One bidirectional stream per worker process. The worker opens it with Hello and grants
-    credits; the control plane never has more unfinished tasks on a stream than granted.
+    """The worker protocol: one bidirectional stream (Connect) per worker process. This comment
+    and those of the messages below are the whole contract; a worker in any language follows
+    them and nothing else.
+
+    A stream's life.
+      1. The worker opens Connect and sends Hello as its first message (anything else first,
+         or a second Hello later, ends the stream INVALID_ARGUMENT).
+      2. The control plane answers Welcome (session id, lease and heartbeat timing), or ends
+         the stream with a status naming the problem (see Hello).
+      3. The worker sends Credit(n): the window, the number of unfinished tasks it accepts on
+         this stream. The control plane sends TaskBatch messages, never putting more than the
+         window of unfinished tasks on the stream.
+      4. For each task the worker runs the step and sends exactly one result: Complete, Fail
+         or HandBack (alone or gathered in Results), naming the task id and its attempt.
+         While it runs, the worker sends Heartbeat for it at least every
+         Welcome.heartbeat_interval_seconds; a lease not extended for Welcome.lease_seconds
+         is taken back (the attempt is lost, the worker told with Cancel if still connected).
+      5. The control plane answers each recorded result with Ack (it is durable), each
+         refused report with Refused (nothing was written), and tells the worker to stop an
+         attempt with Cancel.
+      6. Either side ends the stream: the worker by half-closing it (after Draining, when
+         it shuts down), the control plane after Drain (it is stopping) or with a status.
+
+    Tasks. A task is one attempt of one step of one run. Its id, `<run id>:<node id>:<attempt>`,
+    names that attempt only: a retry of the step is another task (same idempotency key, next
+    attempt number, new task id). Every result and heartbeat names the task id; results also
+    name the attempt, which must be the task id's.
+
+    When a task stops counting against the window: as soon as the control plane has received
+    its result (Complete, Fail or HandBack: the slot is free before the Ack comes), or as
+    soon as it has sent a Cancel for it. A task taken over from an earlier stream (see
+    Hello.resume_session_ids) counts on the new stream until its result arrives there.
+
+    Reconnects and resending. A result is the worker's to keep until an Ack names its task
+    (or a Refused does). When a stream breaks, the worker opens a new one whose Hello names
+    the earlier streams' session ids in resume_session_ids, grants its window, and resends
+    every result not yet acknowledged, in any order; steps still running go on, and their
+    results go out on the new stream. The leases move to the new stream before its Welcome,
+    so the resent results are recorded (once: a result recorded already is Refused, never
+    recorded twice). A result for an attempt whose lease expired meanwhile is Refused
+    (the attempt was lost and retried elsewhere): the worker forgets it.
+
+    Draining. A worker that shuts down sends Draining: it gets no new task on that stream;
+    it finishes (or hands back) what it runs, waits for the Acks, then half-closes. A control
+    plane that shuts down sends Drain to every stream, sends no new task after it, and ends
+    the streams after its grace (5 s by default); their leases stay (they are not lost): the
+    worker should send Draining, finish what it runs, and reconnect (to another control plane
+    of the same database, or to this one once it is back) with resume_session_ids, where its
+    results are accepted.
 
     Trust. Outside dev mode the stream carries a credential (`authorization: Bearer <token>`
     metadata or an mTLS client certificate) with the `worker` role in the Hello's namespace;
@@ -67,10 +172,18 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     Lease binding. A Complete, Fail, HandBack or Heartbeat is accepted only from the stream
     that holds the task's lease: the stream the task was sent on, or one that took the lease
     over with `Hello.resume_session_ids`. Anything else (a task id sent on another stream, a
-    task never leased, a result already recorded) writes nothing, is never credited to any
-    worker, and is answered with `Refused` on the stream that sent it; the control plane
-    counts refusals per stream. A task id (`<run>:<node>:<attempt>`) is therefore no secret:
-    knowing one gives no power over the task.
+    task never leased, an unknown task id, a result already recorded, a wrong attempt) writes
+    nothing, is never credited to any worker, and is answered with `Refused` on the stream
+    that sent it; the control plane counts refusals per stream. A task id is therefore no
+    secret: knowing one gives no power over the task.
+
+    Errors that end a stream (status, then nothing more is read): INVALID_ARGUMENT for a
+    malformed message (the details name the field: a Hello out of place, a negative Credit,
+    a Heartbeat's details for several tasks), UNAUTHENTICATED / PERMISSION_DENIED /
+    NOT_FOUND for a credential or namespace problem, FAILED_PRECONDITION for a declaration
+    that differs from the registered one, RESOURCE_EXHAUSTED past a limit. When a stream
+    ends, the control plane takes back the leases it holds (the attempts are lost and
+    retried), unless the control plane itself is stopping (see Draining).
 
     Limits (server options; a stream past one ends with RESOURCE_EXHAUSTED naming it): step
     types per Hello, messages per second per stream (a token bucket with a burst), and the
@@ -79,10 +192,60 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Connect: _aio.StreamStreamMultiCallable[_worker_service_pb2.WorkerMessage, _worker_service_pb2.ServerMessage]  # type: ignore[assignment]
+    """The worker's stream: WorkerMessage from the worker, ServerMessage from the control
+    plane, as described above.
+    """
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
-    """One bidirectional stream per worker process. The worker opens it with Hello and grants
-    credits; the control plane never has more unfinished tasks on a stream than granted.
+    """The worker protocol: one bidirectional stream (Connect) per worker process. This comment
+    and those of the messages below are the whole contract; a worker in any language follows
+    them and nothing else.
+
+    A stream's life.
+      1. The worker opens Connect and sends Hello as its first message (anything else first,
+         or a second Hello later, ends the stream INVALID_ARGUMENT).
+      2. The control plane answers Welcome (session id, lease and heartbeat timing), or ends
+         the stream with a status naming the problem (see Hello).
+      3. The worker sends Credit(n): the window, the number of unfinished tasks it accepts on
+         this stream. The control plane sends TaskBatch messages, never putting more than the
+         window of unfinished tasks on the stream.
+      4. For each task the worker runs the step and sends exactly one result: Complete, Fail
+         or HandBack (alone or gathered in Results), naming the task id and its attempt.
+         While it runs, the worker sends Heartbeat for it at least every
+         Welcome.heartbeat_interval_seconds; a lease not extended for Welcome.lease_seconds
+         is taken back (the attempt is lost, the worker told with Cancel if still connected).
+      5. The control plane answers each recorded result with Ack (it is durable), each
+         refused report with Refused (nothing was written), and tells the worker to stop an
+         attempt with Cancel.
+      6. Either side ends the stream: the worker by half-closing it (after Draining, when
+         it shuts down), the control plane after Drain (it is stopping) or with a status.
+
+    Tasks. A task is one attempt of one step of one run. Its id, `<run id>:<node id>:<attempt>`,
+    names that attempt only: a retry of the step is another task (same idempotency key, next
+    attempt number, new task id). Every result and heartbeat names the task id; results also
+    name the attempt, which must be the task id's.
+
+    When a task stops counting against the window: as soon as the control plane has received
+    its result (Complete, Fail or HandBack: the slot is free before the Ack comes), or as
+    soon as it has sent a Cancel for it. A task taken over from an earlier stream (see
+    Hello.resume_session_ids) counts on the new stream until its result arrives there.
+
+    Reconnects and resending. A result is the worker's to keep until an Ack names its task
+    (or a Refused does). When a stream breaks, the worker opens a new one whose Hello names
+    the earlier streams' session ids in resume_session_ids, grants its window, and resends
+    every result not yet acknowledged, in any order; steps still running go on, and their
+    results go out on the new stream. The leases move to the new stream before its Welcome,
+    so the resent results are recorded (once: a result recorded already is Refused, never
+    recorded twice). A result for an attempt whose lease expired meanwhile is Refused
+    (the attempt was lost and retried elsewhere): the worker forgets it.
+
+    Draining. A worker that shuts down sends Draining: it gets no new task on that stream;
+    it finishes (or hands back) what it runs, waits for the Acks, then half-closes. A control
+    plane that shuts down sends Drain to every stream, sends no new task after it, and ends
+    the streams after its grace (5 s by default); their leases stay (they are not lost): the
+    worker should send Draining, finish what it runs, and reconnect (to another control plane
+    of the same database, or to this one once it is back) with resume_session_ids, where its
+    results are accepted.
 
     Trust. Outside dev mode the stream carries a credential (`authorization: Bearer <token>`
     metadata or an mTLS client certificate) with the `worker` role in the Hello's namespace;
@@ -92,10 +255,18 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     Lease binding. A Complete, Fail, HandBack or Heartbeat is accepted only from the stream
     that holds the task's lease: the stream the task was sent on, or one that took the lease
     over with `Hello.resume_session_ids`. Anything else (a task id sent on another stream, a
-    task never leased, a result already recorded) writes nothing, is never credited to any
-    worker, and is answered with `Refused` on the stream that sent it; the control plane
-    counts refusals per stream. A task id (`<run>:<node>:<attempt>`) is therefore no secret:
-    knowing one gives no power over the task.
+    task never leased, an unknown task id, a result already recorded, a wrong attempt) writes
+    nothing, is never credited to any worker, and is answered with `Refused` on the stream
+    that sent it; the control plane counts refusals per stream. A task id is therefore no
+    secret: knowing one gives no power over the task.
+
+    Errors that end a stream (status, then nothing more is read): INVALID_ARGUMENT for a
+    malformed message (the details name the field: a Hello out of place, a negative Credit,
+    a Heartbeat's details for several tasks), UNAUTHENTICATED / PERMISSION_DENIED /
+    NOT_FOUND for a credential or namespace problem, FAILED_PRECONDITION for a declaration
+    that differs from the registered one, RESOURCE_EXHAUSTED past a limit. When a stream
+    ends, the control plane takes back the leases it holds (the attempts are lost and
+    retried), unless the control plane itself is stopping (see Draining).
 
     Limits (server options; a stream past one ends with RESOURCE_EXHAUSTED naming it): step
     types per Hello, messages per second per stream (a token bucket with a burst), and the
@@ -107,7 +278,10 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request_iterator: _MaybeAsyncIterator[_worker_service_pb2.WorkerMessage],
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_worker_service_pb2.ServerMessage], _abc.AsyncIterator[_worker_service_pb2.ServerMessage]]: ...
+    ) -> _typing.Union[_abc.Iterator[_worker_service_pb2.ServerMessage], _abc.AsyncIterator[_worker_service_pb2.ServerMessage]]:
+        """The worker's stream: WorkerMessage from the worker, ServerMessage from the control
+        plane, as described above.
+        """
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
