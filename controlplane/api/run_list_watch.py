@@ -14,6 +14,15 @@ runs may be counted in it as well as in the change (rare, and only for runs the 
 does not show); a change found only by the safety-net re-read, of a run whose status before
 this process never saw, moves no total.
 
+With `count_by_status`, every message also says how many runs each status holds among
+those the filter's fields other than `statuses` select: a runs table's counts above it, with
+no request of the client's. They are counted once (one GROUP BY on the index (namespace,
+status): index-only when the namespace is the only other filter), then moved from each
+change's status before to its status after, with the same limits as `total`. Without a
+status filter they come with the first message and sum to its total; with one, the first
+message does not wait for them (its runs are a range of the status index, the counts every
+run of the namespace) and they follow in a message without changes.
+
 A client that falls more than `MAX_PENDING` runs behind (it does not read) is resynced: what
 was pending is dropped and the stream sends a new first message (`initial` true, the runs
 and total read again), which replaces everything the client had. The stream does not end
@@ -25,8 +34,8 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import grpc
 from sqlalchemy import Connection
@@ -64,6 +73,7 @@ async def watch(
             "initial_limit", f"must be between 0 and {MAX_INITIAL} (0 means {DEFAULT_INITIAL})"
         )
     limit = request.initial_limit or DEFAULT_INITIAL
+    counting = request.count_by_status
     watches = backend.committer.watches
     watch = watches.subscribe_list(selection)
     # Also when the call ends while this generator is suspended at a `yield` (a client that
@@ -75,13 +85,10 @@ async def watch(
             if table.total is None:
                 # Cleared before the read: what commits during it wakes the next round.
                 watch.woken.clear()
-                page, total = await backend.read(partial(_first, selection, limit))
+                first = await backend.read(partial(_first, selection, limit, counting))
                 during, _ = watch.take()
-                yield ws.WatchRunsResponse(
-                    changes=[ws.RunChange(run=_run(s)) for s in page], initial=True, total=total
-                )
-                table.total = total
-                changes = table.after_first(page, during)
+                yield table.first_message(first)
+                changes = table.after_first(first.page, during)
             else:
                 await watch.woken.wait()
                 watch.woken.clear()
@@ -91,15 +98,45 @@ async def watch(
                     continue
             for message in table.messages(changes):
                 yield message
+            if counting and table.counts is None:
+                # A status filter's runs went out without waiting for every status's count
+                # (a read of all the runs its other fields select); the counts follow.
+                table.counts = await backend.read(
+                    partial(run_queries.counts_by_status, selection=selection)
+                )
+                yield table.counts_message()
     finally:
         watches.lists.unsubscribe(watch)
 
 
-def _first(selection: RunSelection, limit: int, connection: Connection) -> tuple[list[Any], int]:
-    """The newest `limit` runs of the selection and how many it holds."""
-    rows, more = run_queries.page_of_runs(connection, selection, limit, columns=run_queries.SUMMARY)
-    total = run_queries.count_runs(connection, selection) if more else len(rows)
-    return [RunSummary.of_row(row) for row in rows], total
+@dataclass(frozen=True)
+class _FirstRead:
+    page: list[RunSummary]
+    total: int
+    # Runs by status among those the filter's other fields select; None: not counted.
+    counts: dict[str, int] | None
+
+
+def _first(
+    selection: RunSelection, limit: int, counting: bool, connection: Connection
+) -> _FirstRead:
+    """The newest `limit` runs of the selection and how many it holds (and, `counting`
+    without a status filter, how many each status holds). Counted first when statuses are
+    asked for: how many match decides how the page is read (run_queries.page_query)."""
+    counts = None
+    total: int | None = None
+    if counting and not selection.statuses:
+        # Every status is shown: the counts are the total's parts, one statement for both.
+        counts = run_queries.counts_by_status(connection, selection)
+        total = sum(counts.values())
+    elif selection.statuses:
+        total = run_queries.count_runs(connection, selection)
+    rows, more = run_queries.page_of_runs(
+        connection, selection, limit, columns=run_queries.SUMMARY, matching=total
+    )
+    if total is None:
+        total = run_queries.count_runs(connection, selection) if more else len(rows)
+    return _FirstRead([RunSummary.of_row(row) for row in rows], total, counts)
 
 
 class _Table:
@@ -110,7 +147,41 @@ class _Table:
     def __init__(self, selection: RunSelection) -> None:
         self.selection = selection
         self.total: int | None = None
+        # Runs by status (the filter's statuses aside); None when the client did not ask.
+        self.counts: dict[str, int] | None = None
         self._sent: OrderedDict[str, int] = OrderedDict()
+
+    def first_message(self, first: _FirstRead) -> ws.WatchRunsResponse:
+        """The message of a first read (the stream's first, or a resync's)."""
+        self.total, self.counts = first.total, first.counts
+        told = [ws.RunChange(run=_run(summary)) for summary in first.page]
+        return self._message(told, initial=True)
+
+    def counts_message(self) -> ws.WatchRunsResponse:
+        """The counts alone (read after the first message)."""
+        return self._message([])
+
+    def _message(self, told: list[ws.RunChange], initial: bool = False) -> ws.WatchRunsResponse:
+        assert self.total is not None
+        message = ws.WatchRunsResponse(changes=told, initial=initial, total=self.total)
+        if self.counts is not None:
+            counts = self.counts
+            message.counts_by_status.extend(
+                ws.StatusCount(status=value, count=counts.get(status, 0))
+                for status, value in _STATUSES
+            )
+        return message
+
+    def _move(self, change: SummaryChange) -> bool:
+        """Counts the change's run in its status after instead of before; whether a count
+        moved (not for a status before nobody knows: as for `total`, no move)."""
+        counts, before, after = self.counts, change.before, change.summary.status
+        if counts is None or before in (UNKNOWN, after):
+            return False
+        if before is not None:
+            counts[before] = max(0, counts.get(before, 0) - 1)
+        counts[after] = counts.get(after, 0) + 1
+        return True
 
     def _told(self, summary: RunSummary) -> None:
         self._sent[summary.id] = summary.last_seq
@@ -138,14 +209,17 @@ class _Table:
 
     def messages(self, changes: Iterable[SummaryChange]) -> Iterable[ws.WatchRunsResponse]:
         """The changes the client is told of, `PAGE_CHANGES` a message, each message with
-        the total after its changes."""
+        the total (and counts) after its changes; counts that moved with no run to tell
+        go out in a message without changes."""
         assert self.total is not None
         total = self.total
         told: list[ws.RunChange] = []
+        moved = False
         for change in changes:
             summary = change.summary
             if summary.last_seq <= self._sent.get(summary.id, 0):
                 continue
+            moved = self._move(change) or moved
             now = self.selection.shows(summary.status)
             before = now if change.before == UNKNOWN else self.selection.shows(change.before)
             if now:
@@ -160,11 +234,19 @@ class _Table:
             self._told(summary)
             if len(told) == PAGE_CHANGES:
                 self.total = total
-                yield ws.WatchRunsResponse(changes=told, total=total)
-                told = []
+                yield self._message(told)
+                told, moved = [], False
         self.total = total
-        if told:
-            yield ws.WatchRunsResponse(changes=told, total=total)
+        if told or moved:
+            yield self._message(told)
+
+
+# Every status a count is said of, as the runs table writes it and as the API does.
+_STATUSES = [
+    (name.removeprefix("RUN_STATUS_"), value)
+    for name, value in run_pb2.RunStatus.items()
+    if value != run_pb2.RUN_STATUS_UNSPECIFIED
+]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -109,9 +109,16 @@ async def list_page(
     selection = run_filters.checked_selection(namespace, request)
 
     def query(c: Connection) -> tuple[list[Any], str, int]:
-        rows, token = run_queries.page_of_runs(
-            c, selection, request.page_size or 100, request.page_token
-        )
+        size = request.page_size or 100
+        if selection.statuses:
+            # Counted first (the status index's range): how many match decides how the
+            # page is best read (run_queries.page_query).
+            total = run_queries.count_runs(c, selection)
+            rows, token = run_queries.page_of_runs(
+                c, selection, size, request.page_token, matching=total
+            )
+            return rows, token, total
+        rows, token = run_queries.page_of_runs(c, selection, size, request.page_token)
         # A first page that is the whole list counts itself: no second statement.
         if not request.page_token and not token:
             return rows, token, len(rows)

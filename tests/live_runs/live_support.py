@@ -77,6 +77,14 @@ class RunsStream:
         received = self.received()
         return received[-1].total if received else -1
 
+    def counts(self) -> dict[str, int] | None:
+        """The counts by status of the last message that had them (statuses with none
+        left out); None before any did."""
+        for message in reversed(self.received()):
+            if message.counts_by_status:
+                return counts_of(message)
+        return None
+
     def wait_for(self, run_id: str, status: run_pb2.RunStatus.ValueType) -> run_pb2.Run:
         """The run as the stream last told it, once it is in `status`."""
 
@@ -96,11 +104,15 @@ def watch_runs(
     namespace: str = "",
     metadata: Metadata = (),
     initial_limit: int = 0,
+    count_by_status: bool = False,
     **filters: Any,
 ) -> RunsStream:
     """A WatchRuns stream, read in a daemon thread until cancelled."""
     request = ws.WatchRunsRequest(
-        namespace=namespace, filter=ws.RunFilter(**filters), initial_limit=initial_limit
+        namespace=namespace,
+        filter=ws.RunFilter(**filters),
+        initial_limit=initial_limit,
+        count_by_status=count_by_status,
     )
     stream = RunsStream(stub.WatchRuns(request, timeout=STREAM_TIMEOUT, metadata=metadata))
     threading.Thread(target=stream._read, daemon=True).start()
@@ -114,3 +126,12 @@ def gated_runs(stub: Stub, count: int, namespace: str = "") -> list[GatedRun]:
 
 def ids(runs: Iterable[run_pb2.Run]) -> list[str]:
     return [run.id for run in runs]
+
+
+def counts_of(message: ws.WatchRunsResponse) -> dict[str, int]:
+    """A message's counts by status (`WAITING`), those with none left out."""
+    return {
+        run_pb2.RunStatus.Name(c.status).removeprefix("RUN_STATUS_"): c.count
+        for c in message.counts_by_status
+        if c.count
+    }

@@ -2,9 +2,11 @@
 20,000 runs in two namespaces.
 
 A page is the index (namespace, created_at, id) read backwards from the token, with no sort;
-a run id prefix is a range of the primary key; the changes a live table re-reads come from
-(namespace, updated_at, id). A plan that scans the table or sorts it grows with every run
-ever started, which is what these tests refuse.
+a page of a few statuses that match few runs is those runs read by (namespace, status) and
+sorted; a run id prefix is a range of the primary key; the counts by status are the index
+(namespace, status) alone; the changes a live table re-reads come from (namespace,
+updated_at, id). A plan that scans the table or sorts it grows with every run ever started,
+which is what these tests refuse.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import Connection, Engine, Select
 from controlplane.store import run_queries
 from controlplane.store.database import open_engine
 from controlplane.store.run_queries import RunSelection
-from tests.live_runs.many_runs import NAMESPACE, seed_runs
+from tests.live_runs.many_runs import NAMESPACE, STATUSES, seed_runs
 from tests.support.databases import fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -124,3 +126,42 @@ def test_what_changed_lately_is_read_from_the_updated_index(seeded: tuple[Engine
     # An index scan, or a bitmap of it and a sort of the few rows it finds.
     assert {name for _, name in scans(found) if name} == {"ix_runs_namespace_updated"}, found
     assert "Seq Scan" not in kinds(found)
+
+
+def test_the_counts_by_status_read_the_status_index_only(seeded: tuple[Engine, Any]) -> None:
+    engine, _ = seeded
+    with engine.connect() as connection:
+        # A status filter does not narrow them: they are the counts of every status.
+        selection = RunSelection(NAMESPACE, statuses=("WAITING",))
+        found = plan(connection, run_queries.by_status_query(selection))
+        counts = run_queries.counts_by_status(connection, selection)
+        everything = run_queries.count_runs(connection, RunSelection(NAMESPACE))
+    assert scans(found) == [("Index Only Scan", "ix_runs_namespace_status")], found
+    assert set(counts) == set(STATUSES) and sum(counts.values()) == everything
+
+
+def test_a_page_of_few_matching_runs_is_sorted_from_the_status_index(
+    seeded: tuple[Engine, Any],
+) -> None:
+    """The same pages as the backward walk of the creation index, without walking past the
+    runs of other statuses: the matches' keys from (namespace, status), the page's rows by
+    their ids."""
+    engine, _ = seeded
+    selection = RunSelection(NAMESPACE, statuses=("NEEDS_ATTENTION", "FAILED"))
+    with engine.connect() as connection:
+        matching = run_queries.count_runs(connection, selection)
+        assert 0 < matching <= run_queries.FEW_MATCHING
+        token = ""
+        for _ in range(3):
+            query = run_queries.page_query(selection, 100, token, matching=matching)
+            found = plan(connection, query)
+            used = {name for _, name in scans(found) if name}
+            assert used == {"ix_runs_namespace_status", "runs_pkey"}, found
+            few, few_token = run_queries.page_of_runs(
+                connection, selection, 100, token, matching=matching
+            )
+            walked, walked_token = run_queries.page_of_runs(connection, selection, 100, token)
+            assert [row.id for row in few] == [row.id for row in walked]
+            assert few_token == walked_token and few_token
+            assert {row.status for row in few} <= set(selection.statuses)
+            token = few_token

@@ -1,6 +1,7 @@
 """The parts of WatchRuns without a server: what a subscription keeps while its client reads
 (one change per run, bounded), what the registry passes on (nothing twice, nothing older
-than what was passed on), and what a stream tells (left_filter, the total)."""
+than what was passed on), and what a stream tells (left_filter, the total, the counts by
+status)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from surefoot.v1 import run_pb2
 
-from controlplane.api.run_list_watch import PAGE_CHANGES, _Table
+from controlplane.api.run_list_watch import PAGE_CHANGES, _FirstRead, _Table
 from controlplane.dispatch import run_list_watches
 from controlplane.dispatch.run_list_watches import (
     UNKNOWN,
@@ -20,6 +22,7 @@ from controlplane.dispatch.run_list_watches import (
     SummaryChange,
 )
 from controlplane.store.run_queries import RunSelection
+from tests.live_runs.live_support import counts_of
 
 T = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
@@ -159,6 +162,36 @@ def test_a_table_tells_entries_changes_and_exits_with_the_total() -> None:
     # 2 - other + new; "moved" and "found" were in already (as far as anyone knows).
     assert message.total == table.total == 2
     assert not message.initial
+    assert not message.counts_by_status, "counts only for a client that asked"
+
+
+def test_a_table_that_counts_moves_each_run_from_its_status_before_to_after() -> None:
+    table = _Table(RunSelection("default", statuses=("WAITING",)))
+    first = table.first_message(_FirstRead([summary("a", "WAITING", 2)], 1, None))
+    assert first.initial and first.total == 1 and not first.counts_by_status
+    # Read after the first message when statuses are filtered: every status, zeros too.
+    table.counts = {"WAITING": 1, "COMPLETED": 4}
+    counted = table.counts_message()
+    assert not counted.changes and counts_of(counted) == {"WAITING": 1, "COMPLETED": 4}
+    assert len(counted.counts_by_status) == len(run_pb2.RunStatus.keys()) - 1
+
+    (message,) = table.messages(
+        [
+            SummaryChange(summary("a", "COMPLETED", 3), "WAITING"),  # leaves the filter
+            SummaryChange(summary("b", "RUNNING", 1), None),  # a new run, not shown
+            SummaryChange(summary("c", "FAILED", 5), UNKNOWN),  # a re-read's: no move
+            SummaryChange(summary("d", "CANCELLED", 2), "FAILED"),  # from a count at 0
+        ]
+    )
+    assert [(c.run.id, c.left_filter) for c in message.changes] == [("a", True)]
+    assert message.total == 0
+    assert counts_of(message) == {"COMPLETED": 5, "RUNNING": 1, "CANCELLED": 1}
+
+    # Counts that move with no run to tell: a message without changes.
+    (alone,) = table.messages([SummaryChange(summary("b", "COMPLETED", 2), "RUNNING")])
+    assert not alone.changes and counts_of(alone) == {"COMPLETED": 6, "CANCELLED": 1}
+    # Nothing moved and nothing to tell: no message.
+    assert list(table.messages([SummaryChange(summary("e", "RUNNING", 1), UNKNOWN)])) == []
 
 
 def test_a_burst_goes_out_in_messages_of_at_most_page_changes() -> None:

@@ -1,5 +1,6 @@
 """WatchRuns on a real control plane (SQLite and PostgreSQL): the matching runs now, then each
-run's change as its transaction commits, runs entering and leaving the filter, the total.
+run's change as its transaction commits, runs entering and leaving the filter, the total,
+the counts by status when asked.
 
 The control plane runs in the test process so that a test can switch off every re-read on
 a clock: the changes then come from the committer's hand-over alone, as they commit.
@@ -24,6 +25,7 @@ from tests.live_runs.live_support import (
     COMPLETED,
     WAITING,
     Stub,
+    counts_of,
     gated_runs,
     ids,
     watch_runs,
@@ -155,6 +157,53 @@ def test_a_prefix_and_a_time_range_select_which_runs_are_watched(
     # Started after the watch began, but of another prefix (or one in 2^32).
     if not later.run_id.startswith(run.run_id[:8]):
         assert later.run_id not in {c.run.id for c in stream.changes()}
+
+
+def test_counts_by_status_come_with_the_first_message_and_follow_each_change(
+    plane: InProcessControlPlane,
+) -> None:
+    stub = plane.stub
+    finishing, _ = gated_runs(stub, 2)
+    plain = watch_runs(stub, workflow_name=GATES)
+    stream = watch_runs(stub, workflow_name=GATES, count_by_status=True)
+    first = stream.first()
+    assert first.total == 2 and counts_of(first) == {"WAITING": 2}
+    every = {c.status for c in first.counts_by_status}
+    assert every == set(run_pb2.RunStatus.values()) - {run_pb2.RUN_STATUS_UNSPECIFIED}
+    assert not plain.first().counts_by_status, "counted only when asked"
+    plain.cancel()
+
+    finishing.release(stub, "first")
+    finishing.release(stub, "second")
+    assert_eventually(lambda: stream.counts() == {"WAITING": 1, "COMPLETED": 1})
+    start_gated_run(stub)
+    assert_eventually(lambda: stream.counts() == {"WAITING": 2, "COMPLETED": 1})
+    stream.cancel()
+    assert stream.total() == 3
+
+
+def test_a_status_filter_s_runs_do_not_wait_for_the_counts_which_follow_every_run(
+    plane: InProcessControlPlane,
+) -> None:
+    stub = plane.stub
+    finishing, _ = gated_runs(stub, 2)
+    stream = watch_runs(stub, workflow_name=GATES, statuses=[COMPLETED], count_by_status=True)
+    first = stream.first()
+    assert first.total == 0 and not first.changes and not first.counts_by_status
+    # Then the counts alone: those of the runs the filter's other fields select.
+    assert_eventually(lambda: stream.counts() == {"WAITING": 2}, message="the counts")
+    counted = stream.received()[1]
+    assert not counted.initial and not counted.changes and counted.total == 0
+
+    finishing.release(stub, "first")
+    finishing.release(stub, "second")
+    stream.wait_for(finishing.run_id, COMPLETED)
+    assert_eventually(lambda: stream.counts() == {"WAITING": 1, "COMPLETED": 1})
+    # A run the filter does not show still moves the counts.
+    start_gated_run(stub)
+    assert_eventually(lambda: stream.counts() == {"WAITING": 2, "COMPLETED": 1})
+    stream.cancel()
+    assert set(stream.table()) == {finishing.run_id} and stream.total() == 1
 
 
 @pytest.mark.parametrize(

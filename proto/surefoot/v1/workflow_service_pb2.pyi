@@ -533,9 +533,15 @@ class WatchRunsRequest(_message.Message):
     NAMESPACE_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     INITIAL_LIMIT_FIELD_NUMBER: _builtins.int
+    COUNT_BY_STATUS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     initial_limit: _builtins.int
     """How many runs the first message holds (0 means 100; at most 1000)."""
+    count_by_status: _builtins.bool
+    """Also say, in every message, how many runs each status holds among those the filter's
+    other fields select (its statuses aside): counted once as the stream starts (an
+    index-only scan of the namespace's runs at best), then followed from the changes.
+    """
     @_builtins.property
     def filter(self) -> Global___RunFilter: ...
     def __init__(
@@ -544,14 +550,39 @@ class WatchRunsRequest(_message.Message):
         namespace: _builtins.str = ...,
         filter: Global___RunFilter | None = ...,
         initial_limit: _builtins.int = ...,
+        count_by_status: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "initial_limit", b"initial_limit", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count_by_status", b"count_by_status", "filter", b"filter", "initial_limit", b"initial_limit", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchRunsRequest: _TypeAlias = WatchRunsRequest  # noqa: Y015
+
+@_typing.final
+class StatusCount(_message.Message):
+    """How many runs are in one status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    status: _run_pb2.RunStatus.ValueType
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        status: _run_pb2.RunStatus.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusCount: _TypeAlias = StatusCount  # noqa: Y015
 
 @_typing.final
 class RunChange(_message.Message):
@@ -586,6 +617,7 @@ class WatchRunsResponse(_message.Message):
     CHANGES_FIELD_NUMBER: _builtins.int
     INITIAL_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    COUNTS_BY_STATUS_FIELD_NUMBER: _builtins.int
     initial: _builtins.bool
     """A stream whose client fell more than 10,000 runs behind sends such a message again
     (a resync): it replaces every run the client holds.
@@ -596,16 +628,23 @@ class WatchRunsResponse(_message.Message):
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunChange]:
         """The first message: the matching runs then (`initial` true), later ones: what changed."""
 
+    @_builtins.property
+    def counts_by_status(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCount]:
+        """With count_by_status: every status (none left out, zeros included) and how many runs it
+        holds among those the filter's other fields select, as of this message; otherwise empty.
+        """
+
     def __init__(
         self,
         *,
         changes: _abc.Iterable[Global___RunChange] | None = ...,
         initial: _builtins.bool = ...,
         total: _builtins.int = ...,
+        counts_by_status: _abc.Iterable[Global___StatusCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "initial", b"initial", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "counts_by_status", b"counts_by_status", "initial", b"initial", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
