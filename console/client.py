@@ -16,6 +16,7 @@ helper below calls `read`/`write` with the stub (`control_plane.workflows.PauseR
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,7 +39,7 @@ from surefoot.v1 import (
 from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from console.request_ids import RequestIds
+from console.request_ids import UNKNOWN_OUTCOME, RequestIds
 from controlplane.cli.channels import Connection, transport_failure
 from controlplane.cli.client import channel_connected
 
@@ -51,8 +52,6 @@ _RECONNECT_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 3000),
 ]
-# The codes after which a write may or may not have been made.
-_UNKNOWN_OUTCOME = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 Response = TypeVar("Response")
 
@@ -144,20 +143,13 @@ class ControlPlane:
         """A change: refused by a read-only console; `request.request_id` set from `intent`.
 
         `intent` names the change and its target (`retry r1:b`); repeating it after a call
-        whose outcome is unknown sends the same request id, so the server acts once.
+        whose outcome is unknown sends the same request id, so the server acts once
+        (console/request_ids.py). `rpc` may be a stub on another channel to the same
+        address (RunClient's): every write of the console goes through here.
         """
         if self.readonly:
             raise ReadOnly(f"read-only console: {intent} refused")
-        request.request_id = self.request_ids.id_for(intent, request)
-        try:
-            response = await asyncio.to_thread(self._call_blocking, rpc, request)
-        except ConsoleError as exc:
-            # Unknown outcome: keep the id for the operator's next try of the same change.
-            if not getattr(exc, "unknown_outcome", False):
-                self.request_ids.settled(intent)
-            raise
-        self.request_ids.settled(intent)
-        return response
+        return await self.request_ids.send(intent, request, functools.partial(self.read, rpc))
 
     def _call_blocking(self, rpc: Callable[..., Response], request: Any) -> Response:
         try:
@@ -176,14 +168,13 @@ class ControlPlane:
         # only a channel that cannot connect means that nothing is listening there.
         details = " ".join((call.details() or "").split())
         error: ConsoleError
-        if code in _UNKNOWN_OUTCOME and not self._connected():
+        if code in UNKNOWN_OUTCOME and not self._connected():
             self.reachable = False
             failure = transport_failure(self.connection, details)
             error = Unreachable(failure or f"control plane at {self.address} is unreachable")
         else:
             self.reachable = True
             error = ConsoleError(f"{code.name}: {details}" if details else code.name)
-        error.unknown_outcome = code in _UNKNOWN_OUTCOME  # type: ignore[attr-defined]
         return error
 
     def _connected(self) -> bool:

@@ -6,6 +6,8 @@ first outcome. So the id of an action whose answer never came (a deadline, a dro
 connection) is kept, and the same action asked again — the same request, field for field,
 or `again()` — goes out under the same id: if the first one acted, the repeat only fetches
 its answer. Any answer (done or refused) settles the id; the next action gets a new one.
+The ids are the console's one ledger (console/request_ids.py): actions are sent through
+`ControlPlane.write`, as every other write of the console is.
 
 Unary calls run the sync stubs in a thread, as console/client.py explains; the streams are
 iterated in a thread of their own (see console/live_history.py) and cancelled from here.
@@ -14,7 +16,6 @@ iterated in a thread of their own (see console/live_history.py) and cancelled fr
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +32,8 @@ from surefoot.v1 import (
 )
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from console.client import ConsoleError, ControlPlane, ReadOnly, Unreachable
+from console.client import ConsoleError, ControlPlane, Unreachable
+from console.request_ids import UNKNOWN_OUTCOME, outcome_unknown
 from controlplane.cli.channels import transport_failure
 from controlplane.cli.client import channel_connected
 
@@ -41,8 +43,6 @@ _RECONNECT_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 3000),
 ]
-# No answer: the request may or may not have been applied.
-_UNKNOWN_OUTCOME = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
 
 Response = TypeVar("Response")
 
@@ -58,6 +58,7 @@ class PendingAction:
     description: str
     rpc_name: str
     request: Message
+    intent: str
 
 
 class RunClient:
@@ -73,8 +74,6 @@ class RunClient:
         self._channel = self._connection.channel(_RECONNECT_OPTIONS)
         self._stub = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
         self._operations = operation_service_pb2_grpc.OperationServiceStub(self._channel)
-        # Request ids of actions not answered yet, by the request they were sent with.
-        self._request_ids: dict[bytes, str] = {}
         self.unanswered: PendingAction | None = None
 
     def close(self) -> None:
@@ -100,7 +99,7 @@ class RunClient:
         call: Any = exc
         code: grpc.StatusCode = call.code()
         details = " ".join((call.details() or "").split())
-        if code in _UNKNOWN_OUTCOME and not channel_connected(self._channel):
+        if code in UNKNOWN_OUTCOME and not channel_connected(self._channel):
             self.control_plane.reachable = False
             failure = transport_failure(self._connection, details)
             address = self._connection.address
@@ -108,37 +107,35 @@ class RunClient:
         self.control_plane.reachable = True
         return ConsoleError(f"{code.name}: {details}" if details else code.name)
 
-    async def _act(self, description: str, rpc_name: str, request: Any) -> Any:
-        """Send a write with the request id of the same request left unanswered, if any.
+    async def _act(self, description: str, rpc_name: str, request: Any, intent: str) -> Any:
+        """Send a write through the console's ledger (`ControlPlane.write`): the request id
+        of the same request left unanswered, if any.
+
+        Args:
+            description: What the operator asked, for the messages (`retry b`).
+            intent: The change and its target (`retry RUN:b`), as the ledger keys it.
 
         Raises:
             ReadOnly: the console was started with --readonly; nothing is sent.
             OutcomeUnknown: no answer came; the request id is kept for a repeat.
             ConsoleError: the control plane refused (its status and message).
         """
-        if self.control_plane.readonly:
-            raise ReadOnly(f"read-only console: {description} refused")
-        request.request_id = ""
-        key = rpc_name.encode() + request.SerializeToString(deterministic=True)
-        request.request_id = self._request_ids.setdefault(key, str(uuid.uuid4()))
+        rpc = getattr(self._stub_for(rpc_name), rpc_name)
         try:
-            response = await self._call(getattr(self._stub_for(rpc_name), rpc_name), request)
+            response = await self.control_plane.write(rpc, request, intent)
         except ConsoleError as exc:
-            cause: Any = exc.__cause__
-            unknown = isinstance(cause, grpc.RpcError) and cause.code() in _UNKNOWN_OUTCOME
-            if unknown or isinstance(exc, Unreachable):
-                self.unanswered = PendingAction(description, rpc_name, request)
+            if outcome_unknown(exc):
+                self.unanswered = PendingAction(description, rpc_name, request, intent)
                 raise OutcomeUnknown(
                     f"{description}: no answer ({exc}); it may have been applied — send it "
                     "again and its request id makes it act once"
                 ) from exc
-            self._settle(key, request)
+            self._answered(request)
             raise
-        self._settle(key, request)
+        self._answered(request)
         return response
 
-    def _settle(self, key: bytes, request: Any) -> None:
-        self._request_ids.pop(key, None)
+    def _answered(self, request: Any) -> None:
         if self.unanswered is not None and self.unanswered.request is request:
             self.unanswered = None
 
@@ -150,7 +147,9 @@ class RunClient:
         pending = self.unanswered
         if pending is None:
             raise ConsoleError("no action waits for an answer")
-        response = await self._act(pending.description, pending.rpc_name, pending.request)
+        response = await self._act(
+            pending.description, pending.rpc_name, pending.request, pending.intent
+        )
         return pending.description, response
 
     # -- reading -------------------------------------------------------------------------
@@ -218,7 +217,7 @@ class RunClient:
         if input_json is not None:
             request.input.CopyFrom(json_payload(input_json))
             what += " with edited input"
-        return (await self._act(what, "RetryStep", request)).run
+        return (await self._act(what, "RetryStep", request, f"retry {run_id}:{node_id}")).run
 
     async def skip_step(
         self, run_id: str, node_id: str, output_json: str, comment: str
@@ -230,22 +229,23 @@ class RunClient:
             output=json_payload(output_json),
             comment=comment,
         )
-        return (await self._act(f"skip {node_id}", "SkipStep", request)).run
+        intent = f"skip {run_id}:{node_id}"
+        return (await self._act(f"skip {node_id}", "SkipStep", request, intent)).run
 
     async def pause(self, run_id: str, reason: str) -> run_pb2.Run:
         request = ws.PauseRunRequest(namespace=self.namespace, run_id=run_id, reason=reason)
-        return (await self._act("pause", "PauseRun", request)).run
+        return (await self._act("pause", "PauseRun", request, f"pause {run_id}")).run
 
     async def resume(self, run_id: str, reason: str = "") -> run_pb2.Run:
         request = ws.ResumeRunRequest(namespace=self.namespace, run_id=run_id, reason=reason)
-        return (await self._act("resume", "ResumeRun", request)).run
+        return (await self._act("resume", "ResumeRun", request, f"resume {run_id}")).run
 
     async def cancel(self, run_id: str, reason: str, compensate: bool) -> run_pb2.Run:
         request = ws.CancelRunRequest(
             namespace=self.namespace, run_id=run_id, reason=reason, compensate=compensate
         )
         what = "abandon" if compensate else "cancel"
-        return (await self._act(what, "CancelRun", request)).run
+        return (await self._act(what, "CancelRun", request, f"{what} {run_id}")).run
 
     async def fork(
         self, run_id: str, from_node: str, comment: str, input_json: str | None = None
@@ -255,7 +255,10 @@ class RunClient:
         )
         if input_json is not None:
             request.input_override.CopyFrom(json_payload(input_json))
-        response: ws.ForkRunResponse = await self._act(f"fork from {from_node}", "ForkRun", request)
+        what = f"fork from {from_node}"
+        response: ws.ForkRunResponse = await self._act(
+            what, "ForkRun", request, f"fork {run_id}:{from_node}"
+        )
         return response
 
     async def decide(
@@ -269,7 +272,7 @@ class RunClient:
             shown_hash=shown_hash,
         )
         what = f"{'approve' if approve else 'reject'} {approval_id}"
-        return (await self._act(what, "DecideApproval", request)).approval
+        return (await self._act(what, "DecideApproval", request, what)).approval
 
     # -- actions on many runs: a durable operation ------------------------------------------
 
@@ -288,8 +291,11 @@ class RunClient:
     ) -> operation_service_pb2.StartRunActionResponse:
         """Start the operation `request` describes, with a request id (see `_act`)."""
         request.namespace, request.dry_run = self.namespace, False
+        # The same action on the same runs is one change, whatever its rate and comment.
+        aimed = request.action.SerializeToString(deterministic=True)
+        aimed += request.selection.SerializeToString(deterministic=True)
         response: operation_service_pb2.StartRunActionResponse = await self._act(
-            description, "StartRunAction", request
+            description, "StartRunAction", request, f"run action {aimed.hex()}"
         )
         return response
 
