@@ -41,9 +41,10 @@ from controlplane.api.worker_admin import WorkerAdminService
 from controlplane.api.worker_service import WorkerService
 from controlplane.api.workflow_service import WorkflowService
 from controlplane.dispatch.committer import Committer
+from controlplane.dispatch.operations.remote_cancels import CancelHeldTasks
 from controlplane.dispatch.redrives import RedriveRunner
 from controlplane.dispatch.session_confirmation import SessionConfirmer
-from controlplane.dispatch.wakeups import WakeupListener
+from controlplane.dispatch.wakeups import CANCELS_CHANNEL, WakeupListener, cancels_heard
 from controlplane.store.database import masked, open_engine
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.migrate import upgrade_engine
@@ -224,7 +225,12 @@ class ControlPlane:
                 self._engine,
                 committer.origin,
                 committer.wake,
-                {STEP_TYPES_CHANNEL: catalog.forget},
+                {
+                    STEP_TYPES_CHANNEL: catalog.forget,
+                    CANCELS_CHANNEL: cancels_heard(
+                        committer.origin, lambda held: committer.post(CancelHeldTasks(held))
+                    ),
+                },
             )
             self._listener.start()
             self._statistics = FirstAnalyze(self._engine)

@@ -44,7 +44,7 @@ from controlplane.dispatch.run_watches import RunNews, RunWatches
 from controlplane.dispatch.sessions import SessionRegistry
 from controlplane.dispatch.starts import StartedRun
 from controlplane.dispatch.transaction import Resources, Transaction
-from controlplane.dispatch.wakeups import notify_tasks_ready
+from controlplane.dispatch.wakeups import notify_cancels, notify_tasks_ready
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.reachability import DATABASE, Backoff, is_unreachable
 from controlplane.store.run_batch import RunCache
@@ -295,6 +295,16 @@ class Committer:
                     # For the streams of other control planes that follow these runs.
                     notices = notices_of(txn.batch.runs.values(), txn.batch.status_before)
                     notify_runs_changed(connection, self.origin, notices)
+                if self._lock_rows and txn.batch.cancelled_tasks:
+                    # Attempts held by streams of other control planes: they tell them.
+                    reasons = txn.batch.cancel_reasons
+                    elsewhere = {
+                        task_id: reasons.get(task_id, "")
+                        for task_id in txn.batch.cancelled_tasks
+                        if self.sessions.holder_of(task_id) is None
+                    }
+                    if elsewhere:
+                        notify_cancels(connection, self.origin, elsewhere)
                 connection.commit()
         self._resources.runs.keep(txn.batch.runs.values())
         self._timers.committed(txn.batch.waits.earliest_timer, len(due), now)

@@ -83,9 +83,10 @@ def release(
             why = f"timed out: no result within {row.timeout_seconds} s"
         elif session_ids is None and row.lease_expires_at >= now:
             continue  # a heartbeat got there first
-        if row.session_id in txn.sessions.by_id:
+        if row.session_id in txn.sessions.by_id or (session_ids is None and row.session_id):
             # A live worker whose lease ran out is told to stop. Its window slot stays
-            # taken until it reports the attempt, so `deliver` finds it as the holder.
+            # taken until it reports the attempt, so `deliver` finds it as the holder. A
+            # stream of another control plane is told through it (`notify_cancels`).
             batch.cancelled_tasks.append(task_id)
             batch.cancel_reasons[task_id] = why
         started = to_epoch(row.leased_at) if row.leased_at else None

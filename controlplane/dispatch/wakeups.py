@@ -12,6 +12,7 @@ finds the work meanwhile, so the listener only makes it prompt.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -103,3 +104,50 @@ class WakeupListener:
                 else:
                     log.warning("wake-up listener failed (%s); listening again", reason(exc))
                 self._stopping.wait(backoff.next())
+
+
+# Cancels for attempts whose lease a control plane took back while a stream of another one
+# holds it (lease expiry, timeout_seconds, the run's end): that one tells its worker.
+CANCELS_CHANNEL = "surefoot_cancels"
+# PostgreSQL refuses payloads of 8000 bytes or more: larger sets go in several notices.
+_PAYLOAD_BYTES = 7000
+
+
+def notify_cancels(connection: Connection, origin: str, reasons: Mapping[str, str]) -> None:
+    """Queue notices naming `reasons`' task ids (and why each is cancelled) for the control
+    plane whose stream holds them; delivered when the transaction commits."""
+    chunk: dict[str, str] = {}
+    size = 0
+    for task_id, why in reasons.items():
+        why = why[:500]
+        entry = len(task_id) + len(why.encode()) + 8
+        if chunk and size + entry > _PAYLOAD_BYTES:
+            _notify_chunk(connection, origin, chunk)
+            chunk, size = {}, 0
+        chunk[task_id] = why
+        size += entry
+    if chunk:
+        _notify_chunk(connection, origin, chunk)
+
+
+def _notify_chunk(connection: Connection, origin: str, chunk: dict[str, str]) -> None:
+    payload = json.dumps({"origin": origin, "cancels": chunk}, separators=(",", ":"))
+    connection.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": CANCELS_CHANNEL, "payload": payload},
+    )
+
+
+def cancels_heard(origin: str, tell: Callable[[dict[str, str]], None]) -> Callable[[str], None]:
+    """The listener of CANCELS_CHANNEL: calls `tell` with other control planes' cancels
+    (task id -> reason); whether a stream here holds them is for `tell` to find out."""
+
+    def heard(payload: str) -> None:
+        notice = json.loads(payload)
+        if notice.get("origin") == origin:
+            return  # its own streams were told when it committed
+        cancels = notice.get("cancels") or {}
+        if cancels:
+            tell({str(k): str(v) for k, v in cancels.items()})
+
+    return heard
