@@ -200,8 +200,12 @@ class RunClient:
         return self._stub.WatchRun(request, metadata=self._metadata)
 
     def watch_runs(self, run_filter: ws.RunFilter, initial_limit: int) -> Any:
+        """The runs `run_filter` selects, live, with the runs of each status counted."""
         request = ws.WatchRunsRequest(
-            namespace=self.namespace, filter=run_filter, initial_limit=initial_limit
+            namespace=self.namespace,
+            filter=run_filter,
+            initial_limit=initial_limit,
+            count_by_status=True,
         )
         return self._stub.WatchRuns(request, metadata=self._metadata)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from surefoot.v1 import approval_pb2
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console import keys
 from console.client import ConsoleError, ControlPlane, Page, Unreachable
 from console.filtering import Query
+from console.footer import KeyFooter
 from console.modals import CommentModal
 from console.paged_table import PagedTable
 from console.render import APPROVAL_COLUMNS, approval_details, approval_row
@@ -49,7 +50,7 @@ class ApprovalsScreen(PollingScreen):
             id="approvals",
         )
         yield Static("", id="shown", markup=False)
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     @property
     def approvals(self) -> PagedTable[approval_pb2.Approval]:

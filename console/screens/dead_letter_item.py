@@ -10,10 +10,11 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console import keys
 from console.client import ControlPlane
+from console.footer import KeyFooter
 from console.render import step_status
 from console.render_incident import dead_letter_details
 from console.screens.polling import ConnectionLine
@@ -40,7 +41,7 @@ class DeadLetterScreen(TriageScreen):
         yield Static("", id="state", markup=False)
         with VerticalScroll():
             yield Static(dead_letter_details(self.dead_letter, None), id="item", markup=False)
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"dead letter {self.dead_letter.run_id}:{self.dead_letter.node_id}"

@@ -11,11 +11,12 @@ from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual.app import ComposeResult
 from textual.containers import Container
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console import keys
 from console.client import ControlPlane, Page
 from console.filtering import Query
+from console.footer import KeyFooter
 from console.paged_table import PagedTable
 from console.render_incident import GROUP_COLUMNS, group_details, group_key, group_row
 from console.screens.polling import ConnectionLine, PollingScreen
@@ -60,7 +61,7 @@ class DeadLettersScreen(PollingScreen):
                 id="groups",
             )
             yield Static("", id="details", markup=False)
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     @property
     def groups(self) -> PagedTable[ws.DeadLetterGroup]:

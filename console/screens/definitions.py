@@ -11,11 +11,11 @@ from __future__ import annotations
 import yaml
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual.app import ComposeResult
-from textual.widgets import Footer
 
 from console import keys
 from console.client import ControlPlane, Page
 from console.filtering import Query
+from console.footer import KeyFooter
 from console.modals import CommentModal, TextModal
 from console.paged_table import PagedTable
 from console.render_fleet import DEFINITION_COLUMNS, definition_key, definition_row
@@ -46,7 +46,7 @@ class DefinitionsScreen(PollingScreen):
             noun="versions",
             id="definitions",
         )
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     @property
     def definitions(self) -> PagedTable[ws.DefinitionInfo]:

@@ -19,10 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Footer, Header, Log, Static
+from textual.widgets import ContentSwitcher, Header, Log, Static
 
 from console import keys, run_keys
 from console.client import ControlPlane
+from console.footer import KeyFooter
 from console.inspector import Inspector
 from console.render import event_line
 from console.run_actions import RunActions
@@ -106,7 +107,7 @@ class ReplayScreen(PollingScreen):
             with ContentSwitcher(initial="inspector", id="side"):
                 yield Inspector(id="inspector")
                 yield Log(id="events", highlight=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"replay {self.run_id}"

@@ -21,10 +21,11 @@ from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Header, Log, Static
 
 from console import keys, run_keys
 from console.client import ConsoleError, ControlPlane
+from console.footer import KeyFooter
 from console.inspector import Inspector
 from console.live_history import HistoryArrived, HistoryFollower
 from console.render import chain_alarm, event_line
@@ -134,7 +135,7 @@ class RunScreen(PollingScreen):
                 yield Log(id="history", highlight=False)
             with Vertical(id="side"):
                 yield Inspector(id="inspector")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = f"run {self.run_id}"

@@ -3,14 +3,15 @@
 WatchRuns sends the runs the filter selects (newest first, up to `LIVE_LIMIT`) and then each
 run as its changes commit, on this control plane or another: the table follows with no poll,
 the cursor staying on its run. Scrolling past the last row loads older runs (ListRuns pages);
-`total` counts every match. Above the table: how many runs are in each status (ListRuns
-totals, counted again every few seconds) and the filter (`/`: status, workflow, id prefix,
+`total` counts every match. Above the table: how many runs are in each status (counted by
+the stream itself, in each of its messages) and the filter (`/`: status, workflow, id prefix,
 time range, free text). `o` sorts the loaded rows by another column. `space` marks runs for a
 bulk cancel, abandon, pause, resume or fork: a durable operation whose dry run comes first
 (console/screens/run_action.py); without marks, the bulk action takes the runs the filter
 selects.
 
-A control plane without WatchRuns (UNIMPLEMENTED) is read with ListRuns every second.
+A control plane without WatchRuns (UNIMPLEMENTED) is read with ListRuns every second, and
+its counts are ListRuns totals, one per status, every few seconds.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ import asyncio
 import time
 
 import grpc
+from rich.text import Text
 from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual import events
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from console import keys, run_keys
 from console.client import ConsoleError, ControlPlane
+from console.footer import KeyFooter
 from console.live_runs import RunsChanged, RunsFollower
 from console.live_table import LiveTable
 from console.prompt import PromptModal
@@ -51,8 +54,10 @@ from console.screens.run import RunScreen, part
 from console.screens.run_action import RunActionModal
 from console.stream_follower import StreamState
 
-# Runs the stream keeps live from the start; older ones are loaded as the operator scrolls.
-LIVE_LIMIT = 200
+# Runs the first message of the stream holds: two screens of a tall terminal. Older ones are
+# loaded as the cursor nears the end; every row is costly to add to the table (each cell is
+# measured), and a filter paints only once they are all in.
+LIVE_LIMIT = 100
 MORE_PAGE = 200
 COUNT_EVERY_SECONDS = 5.0
 # Load older runs when the cursor is this close to the last row.
@@ -99,6 +104,8 @@ class RunsScreen(PollingScreen):
         self._loading_more = False
         self._counted_at = 0.0
         self.wide = False
+        # What the lines around the table show (`_put`), by selector.
+        self._lines: dict[str, str | Text] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,7 +115,7 @@ class RunsScreen(PollingScreen):
         self.wide = self.app.size.width >= WIDE_COLUMNS
         yield LiveTable(columns(self.wide), id="runs")
         yield Static("loading…", id="count", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "runs"
@@ -164,12 +171,17 @@ class RunsScreen(PollingScreen):
                 else:
                     self.runs[change.run.id] = change.run
         self.total = message.total
-        self._show()
-        # The counts follow within a second of a change (not on every change of a burst).
-        self._counted_at = min(self._counted_at, time.monotonic() - COUNT_EVERY_SECONDS + 1.0)
+        if message.counts is not None:
+            self._show_counts(message.counts)
+        if message.changes or message.initial:
+            self._show()
 
     def on_stream_state(self, message: StreamState) -> None:
         self.live = "live" if message.text == "live" else message.text
+        if message.text == "live":
+            # The stream is this screen's only call: what it learns is the header's news.
+            self.control_plane.reachable = True
+        self.show_header()
         if message.final and message.code == grpc.StatusCode.UNIMPLEMENTED:
             self.polled = True
             self.live = "polled every second (this control plane has no WatchRuns)"
@@ -178,22 +190,24 @@ class RunsScreen(PollingScreen):
             self.say(f"runs: {message.text}", severity="error")
         self._show_count()
 
-    # -- polling: the counts, and the runs when there is no stream -------------------------
+    # -- polling, only when there is no stream: the runs and their counts ------------------
 
     async def poll(self) -> None:
-        if self.polled:
-            run_filter = self.filter.run_filter()
-            page = await self.attempt(self.client.list_runs(run_filter, LIVE_LIMIT), polling=True)
-            if page is not None:
-                self.runs = {run.id: run for run in page.runs}
-                self.total = int(page.total)
-                self._show()
+        if not self.polled:
+            return
+        run_filter = self.filter.run_filter()
+        page = await self.attempt(self.client.list_runs(run_filter, LIVE_LIMIT), polling=True)
+        if page is not None:
+            self.runs = {run.id: run for run in page.runs}
+            self.total = int(page.total)
+            self._show()
         if time.monotonic() - self._counted_at >= COUNT_EVERY_SECONDS:
             self._counted_at = time.monotonic()
             await self._count()
 
     async def _count(self) -> None:
-        """How many runs each status has, under the filter's other terms."""
+        """How many runs each status has, under the filter's other terms: a ListRuns total
+        per status, for a control plane whose stream does not count them."""
         base = self.filter.run_filter()
 
         async def count(status: str) -> int:
@@ -207,9 +221,21 @@ class RunsScreen(PollingScreen):
             found = await asyncio.gather(*(count(status) for status in STATUSES))
         except ConsoleError:
             return  # the connection line says why; the counts shown stay
-        self.counts = dict(zip(STATUSES, found, strict=True))
-        for widget in self.query("#counts").results(Static):
-            widget.update(counts_line(self.counts, sum(found)))
+        self._show_counts(dict(zip(STATUSES, found, strict=True)))
+
+    def _show_counts(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        # Its height follows the text (it wraps at 80 columns): a layout when it changes.
+        self._put("#counts", counts_line(counts, sum(counts.values())), layout=True)
+
+    def _put(self, selector: str, content: str | Text, layout: bool = False) -> None:
+        """Show `content` in a line above or below the table, if it changed: each update
+        repaints the screen, and a stream sends many messages that change nothing here."""
+        if self._lines.get(selector) == content:
+            return
+        self._lines[selector] = content
+        for widget in self.query(selector).results(Static):
+            widget.update(content, layout=layout)
 
     # -- drawing --------------------------------------------------------------------------
 
@@ -231,18 +257,15 @@ class RunsScreen(PollingScreen):
         self._show_count(len(rows))
 
     def _show_count(self, shown: int | None = None) -> None:
-        for widget in self.query("#count").results(Static):
-            loaded = len(self.runs)
-            shown = loaded if shown is None else shown
-            line = count_line(shown, loaded, self.total, len(self.marked), self.live)
-            widget.update(line)
+        loaded = len(self.runs)
+        shown = loaded if shown is None else shown
+        self._put("#count", count_line(shown, loaded, self.total, len(self.marked), self.live))
 
     def _show_filter(self) -> None:
         typed = str(self.filter) or "none"
         arrow = "↓" if self.descending else "↑"
         line = f"filter: {typed} · sorted by {self.sort_by} {arrow}   (/ filter · o sort)"
-        for widget in self.query("#filters").results(Static):
-            widget.update(line)
+        self._put("#filters", line)
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -258,9 +281,10 @@ class RunsScreen(PollingScreen):
             self.runs, self.total, self.marked = {}, None, set()
             self._show()
             self._show_filter()
-            self._counted_at = 0.0
             self._follow()
-            self.refresh_now()
+            if self.polled:
+                self._counted_at = 0.0
+                self.refresh_now()
 
         self.app.push_screen(PromptModal("/", str(self.filter), hint=FILTER_HINT), apply)
 

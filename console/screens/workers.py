@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from surefoot.v1 import worker_admin_service_pb2 as wpb
 from textual.app import ComposeResult
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.client import ControlPlane
 from console.filtering import Query
+from console.footer import KeyFooter
 from console.live_table import LiveTable
 from console.paged_table import PagedTable
 from console.render_fleet import (
@@ -48,7 +49,7 @@ class WorkersScreen(PollingScreen):
             noun="workers",
             id="workers",
         )
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     @property
     def worker_table(self) -> PagedTable[wpb.ConnectedWorker]:

@@ -294,12 +294,17 @@ class FakeRunClient:
 
     def watch_runs(self, run_filter: ws.RunFilter, initial_limit: int) -> Stream:
         changes = [ws.RunChange(run=run) for run in runs_list()]
-        return Stream([ws.WatchRunsResponse(changes=changes, initial=True, total=1_204)])
-
-    async def count(self, run_filter: ws.RunFilter) -> int:
-        status = run_pb2.RunStatus.Name(run_filter.statuses[0]).removeprefix("RUN_STATUS_")
         counts = {"RUNNING": 112, "WAITING": 37, "NEEDS_ATTENTION": 5, "COMPLETED": 1_021}
-        return {"COMPENSATED": 19, "CANCELLED": 10}.get(status, counts.get(status, 0))
+        counts |= {"COMPENSATED": 19, "CANCELLED": 10}
+        by_status = [
+            ws.StatusCount(status=value, count=counts.get(name.removeprefix("RUN_STATUS_"), 0))
+            for name, value in run_pb2.RunStatus.items()
+            if value
+        ]
+        first = ws.WatchRunsResponse(
+            changes=changes, initial=True, total=1_204, counts_by_status=by_status
+        )
+        return Stream([first])
 
     async def plan_run_action(self, request: opb.StartRunActionRequest) -> opb.RunActionPlan:
         return opb.RunActionPlan(

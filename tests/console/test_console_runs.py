@@ -66,6 +66,12 @@ def test_runs_are_live_counted_filtered_and_sorted(
             assert table.keys.index(other) < table.keys.index(first), "newest first"
             await until(pilot, lambda: screen.counts.get("RUNNING") == 2, "counted")
             assert "running 2" in text_of(app, "#counts")
+            # Counted by the stream: a refresh of the screen asks the server nothing.
+            asked: list[object] = []
+            screen.client.list_runs = lambda *args: asked.append(args)  # type: ignore[method-assign,assignment,func-returns-value]
+            await screen.poll()
+            assert asked == []
+            del screen.client.list_runs
 
             # A run started now appears, with no key pressed; the cursor stays on its run.
             table.move_cursor(row=table.keys.index(first))
@@ -87,6 +93,12 @@ def test_runs_are_live_counted_filtered_and_sorted(
             assert "2 of 2 runs" in text_of(app, "#count")
             await asyncio.to_thread(worker)
             await until(pilot, lambda: table.keys == [], "both completed: out of the filter")
+            # The counts follow runs the filter no longer shows (those of workflow:shown).
+            await until(
+                pilot,
+                lambda: screen.counts.get("COMPLETED") == 2 and not screen.counts.get("RUNNING"),
+                "counted as they completed",
+            )
 
             await type_filter(app, pilot, f"id:{first[:8]}")
             await until(pilot, lambda: table.keys == [first], "by id prefix")
