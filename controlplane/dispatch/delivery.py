@@ -27,6 +27,9 @@ from controlplane.store.run_batch import RunBatch
 if TYPE_CHECKING:
     from controlplane.dispatch.operations.base import Operation
 
+# Steps handed back whose next attempt the handout remembers to send elsewhere.
+MAX_AVOIDED = 10_000
+
 
 @dataclass
 class Deliveries:
@@ -64,6 +67,16 @@ class Handout:
         # this process knows (epoch seconds): the committer wakes for it instead of a poll.
         self.due_at: float | None = None
         self._rotation = 0
+        # The session that handed each step back ("<run>:<node>"), which its next attempt
+        # goes to only when no other capable session has free credit.
+        self._avoid: dict[str, str] = {}
+
+    def avoid(self, task_id: str, session_id: str) -> None:
+        """The step of `task_id` was handed back by `session_id` (committer thread)."""
+        self._avoid[task_id.rpartition(":")[0]] = session_id
+        if len(self._avoid) > MAX_AVOIDED:
+            # A step handed back and never scheduled again (idempotency none) stays here.
+            del self._avoid[next(iter(self._avoid))]
 
     def poll_due(self, now: float) -> bool:
         """Whether an idle committer should look for tasks (`now` is time.monotonic())."""
@@ -117,14 +130,15 @@ class Handout:
         lease_until = to_datetime(now + self._lease)
         unassigned = False
         for task in due:
-            session = next(
-                (
-                    s
-                    for s in sessions
-                    if free[s.id] > 0
-                    and s.can_run(task["namespace"], task["step_type"], task["step_version"])
-                ),
-                None,
+            avoided = self._avoid.pop(task["id"].rpartition(":")[0], None) if self._avoid else None
+            capable = [
+                s
+                for s in sessions
+                if free[s.id] > 0
+                and s.can_run(task["namespace"], task["step_type"], task["step_version"])
+            ]
+            session = next((s for s in capable if s.id != avoided), None) or next(
+                iter(capable), None
             )
             if session is None:
                 unassigned = True

@@ -36,6 +36,13 @@ class AttemptLost:
     time: float
     worker_id: str = ""
     started_at: float | None = None
+    # The worker gave the task back (HandBack): the attempt does not count against the
+    # retry policy's max attempts. Its reason then starts with HANDED_BACK, which is how
+    # replay tells it from history (ATTEMPT_LOST's data has no other key for it).
+    handed_back: bool = False
+
+
+HANDED_BACK = "handed back"
 
 
 @dataclass(frozen=True)

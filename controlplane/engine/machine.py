@@ -258,6 +258,9 @@ def _lost(flow: Flow, step: s.StepState, event: AttemptLost) -> None:
     )
     flow.transition.remove.append(step.task_id)
     policy = RetryPolicy.from_json(step.retry)
+    if event.handed_back and step.idempotency != "none":
+        # Given back, not failed: the next attempt is not one more of the retry budget.
+        step.retry_base += 1
     if step.idempotency == "none":
         # It may have happened: only a human can tell whether running it again is safe.
         error = s.StepError("AttemptLost", event.reason, retryable=False).to_json()

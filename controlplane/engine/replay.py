@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.engine import state as s
+from controlplane.engine.events import HANDED_BACK
 from controlplane.engine.kinds import NodeKind
 
 
@@ -159,6 +160,9 @@ def _attempt_ended(outcome: str) -> Callable[[s.RunState, RecordedEvent], None]:
         error = e.data.get("error")
         if outcome == "LOST":
             error = {"type": "AttemptLost", "message": e.data.get("reason", "")}
+            handed_back = str(e.data.get("reason", "")).startswith(HANDED_BACK)
+            if handed_back and step.idempotency != "none":
+                step.retry_base += 1  # as the machine does: a hand back costs no attempt
         step.finish_attempt(outcome, e.time, e.principal, started, error)
         step.data = {k: v for k, v in step.data.items() if k not in ("worker_id", "started_at")}
         if outcome == "COMPLETED":

@@ -151,6 +151,8 @@ class StepState:
     def complete(self, time: float, output: Any = None, index: int | None = None) -> None:
         self.status = STEP_COMPLETED
         self.output = output
+        # What went wrong before is history's now: a completed step has no current error.
+        self.last_error = None
         self.completed_at = time
         self.completion_index = index
         self.next_attempt_at = None

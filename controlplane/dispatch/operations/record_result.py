@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from controlplane.dispatch.operations.base import Operation
-from controlplane.engine.events import AttemptCompleted, AttemptFailed, AttemptLost
+from controlplane.engine.events import HANDED_BACK, AttemptCompleted, AttemptFailed, AttemptLost
 from controlplane.engine.state import parse_task_id
 
 if TYPE_CHECKING:
@@ -88,6 +88,9 @@ class RecordResult(Operation):
         self.held = True
         # The worker is done with it: its window slot is free whatever the outcome.
         self._leased_at = session.outstanding.pop(self.task_id)
+        if self.kind == "hand_back":
+            # The next attempt goes to another worker if one has room for it.
+            handout.avoid(self.task_id, session.id)
         self._credited = session.resumed.pop(self.task_id, self.worker_id)
 
     def run_ids(self, txn: Transaction) -> Iterable[str]:
@@ -118,7 +121,8 @@ class RecordResult(Operation):
             error = self.error or {"type": "Error", "message": "", "retryable": True}
             event = AttemptFailed(node_id, attempt, error, now, worker_id, started)
         else:
-            reason = f"handed back: {self.reason}" if self.reason else "handed back by the worker"
-            event = AttemptLost(node_id, attempt, reason, now, worker_id, started)
+            why = f": {self.reason}" if self.reason else " by the worker"
+            reason = HANDED_BACK + why
+            event = AttemptLost(node_id, attempt, reason, now, worker_id, started, True)
         txn.attempt_ended(loaded, event, started)
         txn.transition(loaded.state.id, event)
