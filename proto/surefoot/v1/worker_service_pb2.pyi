@@ -28,6 +28,7 @@ class _CallRecordState:
 class _CallRecordStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallRecordState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CALL_RECORD_STATE_UNSPECIFIED: _CallRecordState.ValueType  # 0
+    """Never answered."""
     CALL_RECORD_STATE_CLAIMED: _CallRecordState.ValueType  # 1
     """No earlier record: this attempt holds the claim and makes the call."""
     CALL_RECORD_STATE_STARTED: _CallRecordState.ValueType  # 2
@@ -35,9 +36,11 @@ class _CallRecordStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallR
     CALL_RECORD_STATE_COMPLETED: _CallRecordState.ValueType  # 3
     """An earlier attempt made the call; `outcome` is what it returned."""
 
-class CallRecordState(_CallRecordState, metaclass=_CallRecordStateEnumTypeWrapper): ...
+class CallRecordState(_CallRecordState, metaclass=_CallRecordStateEnumTypeWrapper):
+    """What the record of an idempotency key says."""
 
 CALL_RECORD_STATE_UNSPECIFIED: CallRecordState.ValueType  # 0
+"""Never answered."""
 CALL_RECORD_STATE_CLAIMED: CallRecordState.ValueType  # 1
 """No earlier record: this attempt holds the claim and makes the call."""
 CALL_RECORD_STATE_STARTED: CallRecordState.ValueType  # 2
@@ -48,6 +51,8 @@ Global___CallRecordState: _TypeAlias = CallRecordState  # noqa: Y015
 
 @_typing.final
 class BeginCallRequest(_message.Message):
+    """Claims a connector call's idempotency key for one attempt."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -55,6 +60,7 @@ class BeginCallRequest(_message.Message):
     CONNECTOR_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The run's namespace ("" is "default"); the credential needs the worker role there."""
     idempotency_key: _builtins.str
     """The task's idempotency key, "<run id>:<node id>..."."""
     connector: _builtins.str
@@ -79,6 +85,8 @@ Global___BeginCallRequest: _TypeAlias = BeginCallRequest  # noqa: Y015
 
 @_typing.final
 class BeginCallResponse(_message.Message):
+    """What BeginCall found, or that this attempt now holds the claim."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATE_FIELD_NUMBER: _builtins.int
@@ -86,10 +94,15 @@ class BeginCallResponse(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     state: Global___CallRecordState.ValueType
+    """CLAIMED: make the call; STARTED: an earlier attempt may have made it (a person or the
+    connector decides); COMPLETED: replay `outcome` instead of calling.
+    """
     attempt: _builtins.int
     """For STARTED and COMPLETED: the attempt that made the record, and when it started."""
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """For STARTED and COMPLETED: when that attempt began the call."""
+
     @_builtins.property
     def outcome(self) -> _common_pb2.Payload:
         """For COMPLETED: the recorded outcome."""
@@ -112,6 +125,8 @@ Global___BeginCallResponse: _TypeAlias = BeginCallResponse  # noqa: Y015
 
 @_typing.final
 class CompleteCallRequest(_message.Message):
+    """Records what the claimed call returned."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -119,8 +134,11 @@ class CompleteCallRequest(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """As in BeginCallRequest."""
     idempotency_key: _builtins.str
+    """The key this attempt claimed with BeginCall."""
     attempt: _builtins.int
+    """The attempt that claimed it."""
     @_builtins.property
     def outcome(self) -> _common_pb2.Payload:
         """What the call returned (JSON), replayed to later attempts of the key."""
@@ -143,6 +161,8 @@ Global___CompleteCallRequest: _TypeAlias = CompleteCallRequest  # noqa: Y015
 
 @_typing.final
 class CompleteCallResponse(_message.Message):
+    """Whether the outcome was recorded."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORDED_FIELD_NUMBER: _builtins.int
@@ -163,14 +183,19 @@ Global___CompleteCallResponse: _TypeAlias = CompleteCallResponse  # noqa: Y015
 
 @_typing.final
 class ClearCallRequest(_message.Message):
+    """Forgets an attempt's claim on a key (its call certainly had no effect)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """As in BeginCallRequest."""
     idempotency_key: _builtins.str
+    """The key this attempt claimed with BeginCall."""
     attempt: _builtins.int
+    """The attempt that claimed it; another attempt's claim is left alone."""
     def __init__(
         self,
         *,
@@ -188,10 +213,13 @@ Global___ClearCallRequest: _TypeAlias = ClearCallRequest  # noqa: Y015
 
 @_typing.final
 class ClearCallResponse(_message.Message):
+    """Whether a claim was forgotten."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLEARED_FIELD_NUMBER: _builtins.int
     cleared: _builtins.bool
+    """False when this attempt held no claim on the key (nothing changed)."""
     def __init__(
         self,
         *,
@@ -412,6 +440,7 @@ class Credit(_message.Message):
 
     N_FIELD_NUMBER: _builtins.int
     n: _builtins.int
+    """The window: 0 to 10000."""
     def __init__(
         self,
         *,
@@ -440,7 +469,9 @@ class Heartbeat(_message.Message):
     DETAILS_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The running tasks whose leases to extend (Task.task_id)."""
+
     @_builtins.property
     def details(self) -> _common_pb2.Payload:
         """Progress details of the one task in `task_ids` (optional). With several task ids the
@@ -478,6 +509,9 @@ class TaskProgress(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    """The task the details are of; required (INVALID_ARGUMENT naming
+    `heartbeat.progress[i].task_id` when empty).
+    """
     @_builtins.property
     def details(self) -> _common_pb2.Payload:
         """Usually "json/plain"; kept as sent."""
@@ -519,7 +553,9 @@ class Complete(_message.Message):
     attempt is Refused ("wrong attempt ...") and nothing is written; the lease stays.
     """
     @_builtins.property
-    def output(self) -> _common_pb2.Payload: ...
+    def output(self) -> _common_pb2.Payload:
+        """What the step returned: JSON ("json/plain"), as described above."""
+
     def __init__(
         self,
         *,
@@ -553,12 +589,17 @@ class Fail(_message.Message):
     DETAILS_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    """The task id from Task.task_id."""
     attempt: _builtins.int
     """Required, as in Complete."""
     error_type: _builtins.str
     """A short, stable name for the kind of error ("Timeout", "CardDeclined"); "Error" if empty."""
     message: _builtins.str
+    """What went wrong, for people (one line)."""
     retryable: _builtins.bool
+    """Whether another attempt may succeed (a timeout, a rate limit): the retry policy
+    applies. False: retrying is pointless (bad input); the step goes to a person.
+    """
     details: _builtins.str
     """Anything longer (a stack trace), shown to operators."""
     retry_after_seconds: _builtins.float
@@ -593,9 +634,13 @@ class Results(_message.Message):
     COMPLETES_FIELD_NUMBER: _builtins.int
     FAILS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def completes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Complete]: ...
+    def completes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Complete]:
+        """Attempts that ended with an output."""
+
     @_builtins.property
-    def fails(self) -> _containers.RepeatedCompositeFieldContainer[Global___Fail]: ...
+    def fails(self) -> _containers.RepeatedCompositeFieldContainer[Global___Fail]:
+        """Attempts that ended with an error."""
+
     def __init__(
         self,
         *,
@@ -645,6 +690,7 @@ class HandBack(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    """The task id from Task.task_id."""
     attempt: _builtins.int
     """Required, as in Complete."""
     reason: _builtins.str
@@ -720,8 +766,11 @@ class Task(_message.Message):
     task_id: _builtins.str
     """This attempt's id, `<run id>:<node id>:<attempt>`: results and heartbeats name it."""
     run_id: _builtins.str
+    """The run the step belongs to."""
     node_id: _builtins.str
+    """The workflow node the step runs."""
     step_type: _builtins.str
+    """The step type to run: one the worker declared in its Hello."""
     step_version: _builtins.str
     """Empty when the workflow names the step type without a version."""
     attempt: _builtins.int
@@ -731,7 +780,9 @@ class Task(_message.Message):
     traceparent: _builtins.str
     """W3C trace context of the attempt's span."""
     namespace: _builtins.str
+    """The run's namespace (the stream's)."""
     workflow_name: _builtins.str
+    """The name of the run's workflow, for logs."""
     @_builtins.property
     def input(self) -> _common_pb2.Payload:
         """The step's input (JSON, "json/plain")."""
@@ -774,7 +825,9 @@ class TaskBatch(_message.Message):
 
     TASKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Task]: ...
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Task]:
+        """One or more tasks; each counts against the window until its result is received."""
+
     def __init__(
         self,
         *,
@@ -798,7 +851,9 @@ class Ack(_message.Message):
 
     TASK_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The task ids whose results are acknowledged."""
+
     def __init__(
         self,
         *,
@@ -825,6 +880,7 @@ class Cancel(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    """The task to stop."""
     reason: _builtins.str
     """Always set: why, e.g. "timed out: no result within 30 s", "the lease expired",
     "run cancelled: <the operator's reason>", "the step is no longer needed (...)".
@@ -854,6 +910,7 @@ class Drain(_message.Message):
 
     REASON_FIELD_NUMBER: _builtins.int
     reason: _builtins.str
+    """Why, for the worker's log ("control plane shutting down")."""
     def __init__(
         self,
         *,
@@ -879,6 +936,7 @@ class Refused(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    """The task id of the refused report, as the worker sent it."""
     reason: _builtins.str
     """Why, e.g. "this stream does not hold the task's lease (...)" (unknown task, recorded
     already, or another stream's), "wrong attempt 2: task r:n:1 is attempt 1",
