@@ -317,6 +317,10 @@ class Committer:
                 # Before any later commit of the run: a start that waits misses no change.
                 operation.follow(self.watches, result)
         txn.out.run_news = self._news_for_watches(txn)
+        if appended := txn.batch.appended_runs:
+            # Runs that only got an ATTEMPT_STARTED (their task claimed from the table): their
+            # streams read it now rather than with the run's next change.
+            self.watches.wake(self.watches.watched(appended))
         self.watches.lists.committed(txn.batch.runs.values(), txn.batch.status_before)
         return txn.out
 

@@ -400,6 +400,11 @@ class RunBatch:
                 row.pop(RUN_LAST_SEQ, None)
                 row.pop(RUN_LAST_HASH, None)
 
+    @property
+    def appended_runs(self) -> set[str]:
+        """Runs not loaded whose history this batch appended to (attempts started)."""
+        return set(self._chained)
+
     def _run_ends(self, run_ids: list[str]) -> dict[str, tuple[int, str]]:
         if not run_ids:
             return {}

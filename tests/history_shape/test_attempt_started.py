@@ -139,3 +139,31 @@ def test_a_task_claimed_from_the_table_records_its_start_in_seq_and_chain_order(
         times = [e.time for e in events]
         assert times == sorted(times)
     worker.close()
+
+
+def test_a_watched_run_shows_its_attempt_start_when_the_task_is_claimed(
+    control_plane: ControlPlane,
+) -> None:
+    """The run waits for a worker while a WatchRun stream follows it; the worker's claim is
+    the run's only change, and the stream shows the attempt start (no result ever comes)."""
+    stub = control_plane.stub
+    register(stub, definition())  # type: ignore[arg-type]
+    run_id = start_run(stub, WORKFLOW, {"n": 1})
+    stream = stub.WatchRun(ws.WatchRunRequest(run_id=run_id), timeout=60)
+    seen: list[str] = []
+    worker: RawWorkerStream | None = None
+    try:
+        for message in stream:
+            seen.extend(run_pb2.EventType.Name(e.type) for e in message.events)
+            if worker is None and "EVENT_TYPE_STEP_SCHEDULED" in seen:
+                worker = RawWorkerStream(
+                    control_plane.channel, "watched", [declaration("held")], credit=1
+                )
+                worker.next_task()
+            if "EVENT_TYPE_ATTEMPT_STARTED" in seen:
+                break
+    finally:
+        stream.cancel()
+        if worker is not None:
+            worker.close()
+    assert seen[-1] == "EVENT_TYPE_ATTEMPT_STARTED", seen
