@@ -10,7 +10,15 @@ from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
 
 from tests.support.processes import ControlPlane
-from tests.support.runs import get_run, register, start_run, status_name, wait_for_status
+from tests.support.runs import (
+    events_of,
+    get_run,
+    history,
+    register,
+    start_run,
+    status_name,
+    wait_for_status,
+)
 from tests.worker_protocol.contract import (
     STEP,
     WORKFLOW,
@@ -43,14 +51,17 @@ def test_a_cancelled_task_frees_its_slot_and_its_late_result_is_acknowledged_and
     assert stream.next_task().run_id == second
 
     # A heartbeat for the cancelled task extends nothing; a late result is acknowledged (the
-    # worker may forget it) and changes nothing.
+    # worker may forget it), recorded as ignored (law 3), and changes nothing else.
     stream.heartbeat(task.task_id)
     refused = stream.next_of("refused").refused
     assert refused.task_id == task.task_id and "cancelled" in refused.reason
     before = counts(server.database_url)
     stream.complete(task.task_id, task.attempt, {"too": "late"})
     assert list(stream.next_of("ack").ack.task_ids) == [task.task_id]
-    assert counts(server.database_url) == before
+    ignored = events_of(history(server.stub, first), "RESULT_IGNORED")
+    assert [(e.node_id, e.attempt) for e in ignored] == [("work", 1)]
+    after = counts(server.database_url)
+    assert {**after, "history": before["history"]} == before
     run = get_run(server.stub, first)
     assert status_name(run.status) == "CANCELLED"
     assert not run.HasField("output") or not run.output.data

@@ -64,8 +64,6 @@ class RecordResult(Operation):
     held: bool | None = field(default=None, init=False, repr=False)
     _leased_at: float | None = field(default=None, init=False, repr=False)
     _credited: str = field(default="", init=False, repr=False)
-    # The attempt was cancelled on this stream: its late result is acknowledged, not kept.
-    _late: bool = field(default=False, init=False, repr=False)
 
     def change_sessions(self, sessions: SessionRegistry, handout: Handout) -> None:
         if self.held is not None:
@@ -82,10 +80,12 @@ class RecordResult(Operation):
             # The lease stays: the worker may still send the right attempt.
             session.refuse([self.task_id], wrong)
             return
-        if session.cancelled.pop(self.task_id, None) is not None:
-            self._late = True
-            return
         self.held = True
+        if session.cancelled.pop(self.task_id, None) is not None:
+            # Its slot was freed with the Cancel. Recorded like any late result (law 3: the
+            # engine writes RESULT_IGNORED, the attempt being over), and acknowledged.
+            self._credited = self.worker_id
+            return
         # The worker is done with it: its window slot is free whatever the outcome.
         self._leased_at = session.outstanding.pop(self.task_id)
         if self.kind == "hand_back":
@@ -98,9 +98,6 @@ class RecordResult(Operation):
         return (parsed[0],) if parsed else ()
 
     def apply(self, txn: Transaction) -> None:
-        if self._late:
-            # The worker may forget it; the attempt ended when it was cancelled.
-            txn.acknowledge(self.session_id, self.task_id)
         if not self.held:
             return
         self._record(txn)

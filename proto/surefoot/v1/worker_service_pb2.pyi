@@ -872,7 +872,7 @@ class Cancel(_message.Message):
     """Stop running this task: its attempt is over, whatever the worker does. The control plane
     no longer counts the task against the window from the moment it sends this, and takes no
     result for it into account: a result the worker still sends is acknowledged (Ack) and
-    ignored, a heartbeat is Refused. The worker need not answer; it should stop the step.
+    ignored (recorded as RESULT_IGNORED in the run's history), a heartbeat is Refused. The worker need not answer; it should stop the step.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
