@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from sqlalchemy import Engine
 from surefoot.v1 import (
@@ -312,7 +313,8 @@ REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 def reflection_v1_handler(names: tuple[str, ...]) -> grpc.GenericRpcHandler:
     """grpc.reflection.v1 served by grpcio-reflection's v1alpha servicer."""
-    servicer = reflection.aio.ReflectionServicer(names)
+    # The asyncio servicer, which reflection.py re-exports as `aio` (untyped there).
+    servicer = reflection_aio.ReflectionServicer(names)
     info = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
