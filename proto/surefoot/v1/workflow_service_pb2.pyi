@@ -24,6 +24,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class DefinitionInfo(_message.Message):
+    """One registered workflow version and its state."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -38,21 +40,33 @@ class DefinitionInfo(_message.Message):
     DEPRECATED_AT_FIELD_NUMBER: _builtins.int
     DEPRECATION_REASON_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace it is registered in."""
     name: _builtins.str
+    """The workflow's name."""
     version: _builtins.str
+    """The version label, as registered."""
     content_hash: _builtins.str
     """sha256 of the deterministic serialisation of the definition."""
     sequence: _builtins.int
     """Registration order within the name, from 1; "latest" is the highest."""
     deprecated: _builtins.bool
+    """No new runs may start on it (DeprecateDefinition)."""
     runs_in_flight: _builtins.int
+    """Runs of this version not ended yet (counted by ListDefinitions and DeprecateDefinition;
+    0 in RegisterDefinition's and GetDefinition's answers, which do not count them).
+    """
     deprecated_by: _builtins.str
     """Who deprecated the version, when and why (empty while it is active)."""
     deprecation_reason: _builtins.str
+    """The reason given when it was deprecated (empty while it is active)."""
     @_builtins.property
-    def registered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def registered_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was first registered."""
+
     @_builtins.property
-    def deprecated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def deprecated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was deprecated (unset while it is active)."""
+
     def __init__(
         self,
         *,
@@ -78,18 +92,23 @@ Global___DefinitionInfo: _TypeAlias = DefinitionInfo  # noqa: Y015
 
 @_typing.final
 class RegisterDefinitionRequest(_message.Message):
+    """RegisterDefinition's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     DEFINITION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace to register in; empty means "default"."""
     request_id: _builtins.str
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
     """
     @_builtins.property
-    def definition(self) -> _definition_pb2.WorkflowDefinition: ...
+    def definition(self) -> _definition_pb2.WorkflowDefinition:
+        """The definition, with its name and version (required: unset is INVALID_ARGUMENT)."""
+
     def __init__(
         self,
         *,
@@ -107,6 +126,8 @@ Global___RegisterDefinitionRequest: _TypeAlias = RegisterDefinitionRequest  # no
 
 @_typing.final
 class RegisterDefinitionResponse(_message.Message):
+    """RegisterDefinition's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INFO_FIELD_NUMBER: _builtins.int
@@ -114,7 +135,9 @@ class RegisterDefinitionResponse(_message.Message):
     created: _builtins.bool
     """False when identical content was registered before (a no-op)."""
     @_builtins.property
-    def info(self) -> Global___DefinitionInfo: ...
+    def info(self) -> Global___DefinitionInfo:
+        """The version as registered (or as it already was)."""
+
     def __init__(
         self,
         *,
@@ -131,13 +154,17 @@ Global___RegisterDefinitionResponse: _TypeAlias = RegisterDefinitionResponse  # 
 
 @_typing.final
 class GetDefinitionRequest(_message.Message):
+    """GetDefinition's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     name: _builtins.str
+    """The workflow's name (required: empty is INVALID_ARGUMENT)."""
     version: _builtins.str
     """Empty or "latest" for the newest version."""
     def __init__(
@@ -157,14 +184,20 @@ Global___GetDefinitionRequest: _TypeAlias = GetDefinitionRequest  # noqa: Y015
 
 @_typing.final
 class GetDefinitionResponse(_message.Message):
+    """GetDefinition's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INFO_FIELD_NUMBER: _builtins.int
     DEFINITION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def info(self) -> Global___DefinitionInfo: ...
+    def info(self) -> Global___DefinitionInfo:
+        """The version's state."""
+
     @_builtins.property
-    def definition(self) -> _definition_pb2.WorkflowDefinition: ...
+    def definition(self) -> _definition_pb2.WorkflowDefinition:
+        """The definition as registered."""
+
     def __init__(
         self,
         *,
@@ -181,11 +214,14 @@ Global___GetDefinitionResponse: _TypeAlias = GetDefinitionResponse  # noqa: Y015
 
 @_typing.final
 class ListDefinitionsRequest(_message.Message):
+    """ListDefinitions' request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     name: _builtins.str
     """Only versions of this workflow when set."""
     def __init__(
@@ -204,11 +240,15 @@ Global___ListDefinitionsRequest: _TypeAlias = ListDefinitionsRequest  # noqa: Y0
 
 @_typing.final
 class ListDefinitionsResponse(_message.Message):
+    """ListDefinitions' answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DEFINITIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def definitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DefinitionInfo]: ...
+    def definitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DefinitionInfo]:
+        """Every matching version, with its runs in flight (none: empty, not an error)."""
+
     def __init__(
         self,
         *,
@@ -224,6 +264,8 @@ Global___ListDefinitionsResponse: _TypeAlias = ListDefinitionsResponse  # noqa: 
 
 @_typing.final
 class DeprecateDefinitionRequest(_message.Message):
+    """DeprecateDefinition's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -233,10 +275,15 @@ class DeprecateDefinitionRequest(_message.Message):
     REINSTATE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     name: _builtins.str
+    """The workflow's name (required: empty is INVALID_ARGUMENT)."""
     version: _builtins.str
-    """A version label; "latest" is refused, an operator names what they retire."""
+    """A version label (required); "latest" is refused (INVALID_ARGUMENT): an operator names
+    what they retire.
+    """
     reason: _builtins.str
+    """Why, recorded with the version (at most 2000 characters, else INVALID_ARGUMENT)."""
     reinstate: _builtins.bool
     """Reinstate a deprecated version instead."""
     request_id: _builtins.str
@@ -263,6 +310,8 @@ Global___DeprecateDefinitionRequest: _TypeAlias = DeprecateDefinitionRequest  # 
 
 @_typing.final
 class DeprecateDefinitionResponse(_message.Message):
+    """DeprecateDefinition's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INFO_FIELD_NUMBER: _builtins.int
@@ -270,7 +319,9 @@ class DeprecateDefinitionResponse(_message.Message):
     changed: _builtins.bool
     """False when the version already was in the requested state (a no-op)."""
     @_builtins.property
-    def info(self) -> Global___DefinitionInfo: ...
+    def info(self) -> Global___DefinitionInfo:
+        """The version after the change."""
+
     def __init__(
         self,
         *,
@@ -287,6 +338,8 @@ Global___DeprecateDefinitionResponse: _TypeAlias = DeprecateDefinitionResponse  
 
 @_typing.final
 class StartRunRequest(_message.Message):
+    """StartRun's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -296,20 +349,27 @@ class StartRunRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     WAIT_SECONDS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     workflow_name: _builtins.str
+    """The workflow to run (required: empty is INVALID_ARGUMENT)."""
     workflow_version: _builtins.str
     """Empty or "latest" for the newest version."""
     request_id: _builtins.str
-    """A client that retries StartRun with the same request id gets the same run."""
+    """A client that retries StartRun with the same request id gets the same run (at most 200
+    characters).
+    """
     wait_seconds: _builtins.float
     """Answer once the run has ended or after this many seconds, whichever comes first (0:
     as soon as the start is durable). The run is started either way: a run still going
     when the wait is over is answered with its status, never with an error, so a client
     that gets no answer retries with the same request id and waits for the same run.
-    At most 3600.
+    At most 3600 (negative, larger or not finite: INVALID_ARGUMENT); a shorter call
+    deadline shortens the wait.
     """
     @_builtins.property
-    def input(self) -> _common_pb2.Payload: ...
+    def input(self) -> _common_pb2.Payload:
+        """The run's input (JSON); unset or empty: {}. Checked against the workflow's input schema."""
+
     def __init__(
         self,
         *,
@@ -330,6 +390,8 @@ Global___StartRunRequest: _TypeAlias = StartRunRequest  # noqa: Y015
 
 @_typing.final
 class StartRunResponse(_message.Message):
+    """StartRun's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_ID_FIELD_NUMBER: _builtins.int
@@ -338,9 +400,11 @@ class StartRunResponse(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """The run's id (a UUID)."""
     created: _builtins.bool
     """False when the request id matched an existing run."""
     workflow_version: _builtins.str
+    """The version the run executes (what "latest" resolved to)."""
     status: _run_pb2.RunStatus.ValueType
     """The run's status when answered (with wait_seconds: the end, if it came in time)."""
     @_builtins.property
@@ -366,12 +430,16 @@ Global___StartRunResponse: _TypeAlias = StartRunResponse  # noqa: Y015
 
 @_typing.final
 class GetRunRequest(_message.Message):
+    """GetRun's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run's id."""
     def __init__(
         self,
         *,
@@ -388,11 +456,15 @@ Global___GetRunRequest: _TypeAlias = GetRunRequest  # noqa: Y015
 
 @_typing.final
 class GetRunResponse(_message.Message):
+    """GetRun's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The run with its steps, input and output."""
+
     def __init__(
         self,
         *,
@@ -408,6 +480,8 @@ Global___GetRunResponse: _TypeAlias = GetRunResponse  # noqa: Y015
 
 @_typing.final
 class ListRunsRequest(_message.Message):
+    """ListRuns' request: empty filters match everything."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -420,21 +494,31 @@ class ListRunsRequest(_message.Message):
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     RUN_ID_PREFIX_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     workflow_name: _builtins.str
+    """Runs of this workflow (at most 200 characters)."""
     workflow_version: _builtins.str
+    """Runs of this version (at most 200 characters)."""
     page_size: _builtins.int
     """1..1000; 0 means 100."""
     page_token: _builtins.str
+    """The previous page's `next_page_token`, with the same filters; empty for the first
+    page. A token this server did not issue: INVALID_ARGUMENT.
+    """
     run_id_prefix: _builtins.str
-    """Runs whose id starts with this (at least 4 characters, lower-case hex and dashes)."""
+    """Runs whose id starts with this (4 to 36 characters, lower-case hex and dashes)."""
     @_builtins.property
-    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]: ...
-    @_builtins.property
-    def created_after(self) -> _timestamp_pb2.Timestamp:
-        """Created at or after / before (either may be unset)."""
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]:
+        """Runs in any of these statuses (an unknown value: INVALID_ARGUMENT)."""
 
     @_builtins.property
-    def created_before(self) -> _timestamp_pb2.Timestamp: ...
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Created at or after / before (either may be unset; both set: after must be earlier)."""
+
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """See created_after."""
+
     def __init__(
         self,
         *,
@@ -458,6 +542,8 @@ Global___ListRunsRequest: _TypeAlias = ListRunsRequest  # noqa: Y015
 
 @_typing.final
 class ListRunsResponse(_message.Message):
+    """ListRuns' answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUNS_FIELD_NUMBER: _builtins.int
@@ -488,7 +574,7 @@ Global___ListRunsResponse: _TypeAlias = ListRunsResponse  # noqa: Y015
 
 @_typing.final
 class RunFilter(_message.Message):
-    """Which runs: empty fields match everything."""
+    """Which runs: empty fields match everything. Validated as ListRunsRequest's fields."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -499,15 +585,23 @@ class RunFilter(_message.Message):
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     RUN_ID_PREFIX_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
+    """Runs of this workflow."""
     workflow_version: _builtins.str
+    """Runs of this version."""
     run_id_prefix: _builtins.str
     """Runs whose id starts with this (at least 4 characters)."""
     @_builtins.property
-    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]: ...
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus.ValueType]:
+        """Runs in any of these statuses."""
+
     @_builtins.property
-    def created_after(self) -> _timestamp_pb2.Timestamp: ...
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Created at or after this."""
+
     @_builtins.property
-    def created_before(self) -> _timestamp_pb2.Timestamp: ...
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """Created before this (later than created_after when both are set)."""
+
     def __init__(
         self,
         *,
@@ -528,6 +622,8 @@ Global___RunFilter: _TypeAlias = RunFilter  # noqa: Y015
 
 @_typing.final
 class WatchRunsRequest(_message.Message):
+    """WatchRuns' request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -535,15 +631,20 @@ class WatchRunsRequest(_message.Message):
     INITIAL_LIMIT_FIELD_NUMBER: _builtins.int
     COUNT_BY_STATUS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     initial_limit: _builtins.int
-    """How many runs the first message holds (0 means 100; at most 1000)."""
+    """How many runs the first message holds (0 means 100; at most 1000, else
+    INVALID_ARGUMENT).
+    """
     count_by_status: _builtins.bool
     """Also say, in every message, how many runs each status holds among those the filter's
     other fields select (its statuses aside): counted once as the stream starts (an
     index-only scan of the namespace's runs at best), then followed from the changes.
     """
     @_builtins.property
-    def filter(self) -> Global___RunFilter: ...
+    def filter(self) -> Global___RunFilter:
+        """Which runs; unset: all of the namespace."""
+
     def __init__(
         self,
         *,
@@ -569,7 +670,9 @@ class StatusCount(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     status: _run_pb2.RunStatus.ValueType
+    """The status."""
     count: _builtins.int
+    """Runs in it."""
     def __init__(
         self,
         *,
@@ -595,7 +698,9 @@ class RunChange(_message.Message):
     left_filter: _builtins.bool
     """The run no longer matches the filter (its status moved out of `statuses`)."""
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The run's summary now."""
+
     def __init__(
         self,
         *,
@@ -612,6 +717,8 @@ Global___RunChange: _TypeAlias = RunChange  # noqa: Y015
 
 @_typing.final
 class WatchRunsResponse(_message.Message):
+    """One message of a WatchRuns stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANGES_FIELD_NUMBER: _builtins.int
@@ -652,6 +759,8 @@ Global___WatchRunsResponse: _TypeAlias = WatchRunsResponse  # noqa: Y015
 
 @_typing.final
 class GetRunHistoryRequest(_message.Message):
+    """GetRunHistory's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -659,11 +768,13 @@ class GetRunHistoryRequest(_message.Message):
     AFTER_SEQ_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run's id."""
     after_seq: _builtins.int
-    """Events with seq > after_seq."""
+    """Events with seq > after_seq (not negative)."""
     limit: _builtins.int
-    """0 means all."""
+    """0 means all (not negative)."""
     def __init__(
         self,
         *,
@@ -682,11 +793,15 @@ Global___GetRunHistoryRequest: _TypeAlias = GetRunHistoryRequest  # noqa: Y015
 
 @_typing.final
 class GetRunHistoryResponse(_message.Message):
+    """GetRunHistory's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def events(self) -> _containers.RepeatedCompositeFieldContainer[_run_pb2.HistoryEvent]: ...
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_run_pb2.HistoryEvent]:
+        """The events, in seq order."""
+
     def __init__(
         self,
         *,
@@ -702,6 +817,8 @@ Global___GetRunHistoryResponse: _TypeAlias = GetRunHistoryResponse  # noqa: Y015
 
 @_typing.final
 class WatchRunRequest(_message.Message):
+    """WatchRun's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -709,9 +826,11 @@ class WatchRunRequest(_message.Message):
     AFTER_SEQ_FIELD_NUMBER: _builtins.int
     KEEP_OPEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run's id (required: empty is INVALID_ARGUMENT)."""
     after_seq: _builtins.int
-    """Events with seq > after_seq (0: the whole history)."""
+    """Events with seq > after_seq (0: the whole history; negative: INVALID_ARGUMENT)."""
     keep_open: _builtins.bool
     """Stay open after the run ended (an operator may retry a step of a failed run)."""
     def __init__(
@@ -732,6 +851,8 @@ Global___WatchRunRequest: _TypeAlias = WatchRunRequest  # noqa: Y015
 
 @_typing.final
 class WatchRunResponse(_message.Message):
+    """One message of a WatchRun stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
@@ -758,6 +879,8 @@ Global___WatchRunResponse: _TypeAlias = WatchRunResponse  # noqa: Y015
 
 @_typing.final
 class CancelRunRequest(_message.Message):
+    """CancelRun's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -766,8 +889,11 @@ class CancelRunRequest(_message.Message):
     COMPENSATE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run's id (required: empty is INVALID_ARGUMENT)."""
     reason: _builtins.str
+    """Why, recorded in the run's history."""
     compensate: _builtins.bool
     """Abandon instead of cancel: compensate the completed steps (saga), then end COMPENSATED."""
     request_id: _builtins.str
@@ -793,11 +919,15 @@ Global___CancelRunRequest: _TypeAlias = CancelRunRequest  # noqa: Y015
 
 @_typing.final
 class CancelRunResponse(_message.Message):
+    """CancelRun's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The run as the cancelling transaction left it."""
+
     def __init__(
         self,
         *,
@@ -813,6 +943,8 @@ Global___CancelRunResponse: _TypeAlias = CancelRunResponse  # noqa: Y015
 
 @_typing.final
 class PauseRunRequest(_message.Message):
+    """PauseRun's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -820,9 +952,13 @@ class PauseRunRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run's id (required: empty is INVALID_ARGUMENT)."""
     reason: _builtins.str
-    """Why, recorded in the RUN_PAUSED event and shown with the run's blocked-on."""
+    """Why, recorded in the RUN_PAUSED event and shown with the run's blocked-on (at most
+    2000 characters).
+    """
     request_id: _builtins.str
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
@@ -845,11 +981,15 @@ Global___PauseRunRequest: _TypeAlias = PauseRunRequest  # noqa: Y015
 
 @_typing.final
 class PauseRunResponse(_message.Message):
+    """PauseRun's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The run, paused."""
+
     def __init__(
         self,
         *,
@@ -865,6 +1005,8 @@ Global___PauseRunResponse: _TypeAlias = PauseRunResponse  # noqa: Y015
 
 @_typing.final
 class ResumeRunRequest(_message.Message):
+    """ResumeRun's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -872,9 +1014,11 @@ class ResumeRunRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run's id (required: empty is INVALID_ARGUMENT)."""
     reason: _builtins.str
-    """Why, recorded in the RUN_RESUMED event."""
+    """Why, recorded in the RUN_RESUMED event (at most 2000 characters)."""
     request_id: _builtins.str
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
@@ -897,11 +1041,15 @@ Global___ResumeRunRequest: _TypeAlias = ResumeRunRequest  # noqa: Y015
 
 @_typing.final
 class ResumeRunResponse(_message.Message):
+    """ResumeRun's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The run, resumed."""
+
     def __init__(
         self,
         *,
@@ -917,13 +1065,17 @@ Global___ResumeRunResponse: _TypeAlias = ResumeRunResponse  # noqa: Y015
 
 @_typing.final
 class GetRunAtRequest(_message.Message):
+    """GetRunAt's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run's id (required: empty is INVALID_ARGUMENT)."""
     seq: _builtins.int
     """1..the run's last seq: the state just after that event."""
     def __init__(
@@ -943,11 +1095,15 @@ Global___GetRunAtRequest: _TypeAlias = GetRunAtRequest  # noqa: Y015
 
 @_typing.final
 class GetRunAtResponse(_message.Message):
+    """GetRunAt's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def snapshot(self) -> _run_pb2.RunSnapshot: ...
+    def snapshot(self) -> _run_pb2.RunSnapshot:
+        """The run as replayed to `seq`."""
+
     def __init__(
         self,
         *,
@@ -963,6 +1119,8 @@ Global___GetRunAtResponse: _TypeAlias = GetRunAtResponse  # noqa: Y015
 
 @_typing.final
 class ForkRunRequest(_message.Message):
+    """ForkRun's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -972,17 +1130,22 @@ class ForkRunRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
-    """The run forked from (any status; it is not changed)."""
+    """The run forked from (any status; it is not changed). Required."""
     from_node: _builtins.str
-    """The node to execute from; it must have been entered by the run."""
+    """The node to execute from; it must have been entered by the run. Required."""
     request_id: _builtins.str
-    """A client that retries ForkRun with the same request id gets the same fork."""
+    """A client that retries ForkRun with the same request id gets the same fork (at most 200
+    characters; a used id that started another run: ALREADY_EXISTS).
+    """
     comment: _builtins.str
-    """Why, recorded in the new run's RUN_STARTED event."""
+    """Why, recorded in the new run's RUN_STARTED event (at most 2000 characters)."""
     @_builtins.property
     def input_override(self) -> _common_pb2.Payload:
-        """The new run's input; unset: the parent's input."""
+        """The new run's input; unset: the parent's input. Checked against the workflow's input
+        schema (INVALID_ARGUMENT).
+        """
 
     def __init__(
         self,
@@ -1004,6 +1167,8 @@ Global___ForkRunRequest: _TypeAlias = ForkRunRequest  # noqa: Y015
 
 @_typing.final
 class ForkRunResponse(_message.Message):
+    """ForkRun's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
@@ -1012,7 +1177,9 @@ class ForkRunResponse(_message.Message):
     created: _builtins.bool
     """False when the request id matched an earlier fork."""
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The new run."""
+
     @_builtins.property
     def reused_nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The nodes whose recorded outputs the fork took from its parent."""
@@ -1034,6 +1201,10 @@ Global___ForkRunResponse: _TypeAlias = ForkRunResponse  # noqa: Y015
 
 @_typing.final
 class DeadLetter(_message.Message):
+    """A step that gave up (its retries exhausted, or a non-retryable error) and waits for an
+    operator: RetryStep, SkipStep, or a redrive.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_ID_FIELD_NUMBER: _builtins.int
@@ -1050,16 +1221,25 @@ class DeadLetter(_message.Message):
     IDEMPOTENCY_FIELD_NUMBER: _builtins.int
     ERROR_SIGNATURE_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """The run it belongs to (NEEDS_ATTENTION while it waits)."""
     node_id: _builtins.str
+    """The step's node in the workflow."""
     workflow_name: _builtins.str
+    """The run's workflow."""
     workflow_version: _builtins.str
+    """The run's workflow version."""
     step_type: _builtins.str
+    """The step type that failed."""
     error_type: _builtins.str
+    """The last failure's error type, as the worker reported it."""
     error_message: _builtins.str
+    """The last failure's message."""
     attempts: _builtins.int
+    """Attempts made."""
     compensation: _builtins.bool
     """A compensation that gave up while the run was unwinding, not a forward step."""
     step_version: _builtins.str
+    """The step type's version the attempts ran."""
     idempotency: _builtins.str
     """The step type's idempotency declaration: "key", "natural" or "none". A `none` step may
     have happened before it failed: a redrive retries it only when told to.
@@ -1069,7 +1249,9 @@ class DeadLetter(_message.Message):
     incident have in common.
     """
     @_builtins.property
-    def dead_lettered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def dead_lettered_at(self) -> _timestamp_pb2.Timestamp:
+        """When it gave up."""
+
     def __init__(
         self,
         *,
@@ -1117,15 +1299,23 @@ class DeadLetterGroup(_message.Message):
     IDEMPOTENCY_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
+    """The group's workflow."""
     step_type: _builtins.str
+    """The group's step type."""
     error_type: _builtins.str
+    """The group's error type."""
     count: _builtins.int
+    """Dead letters in the group."""
     sample_message: _builtins.str
     """The newest one's message and run, to look at one example."""
     sample_run_id: _builtins.str
+    """See sample_message."""
     workflow_version: _builtins.str
+    """The group's workflow version."""
     step_version: _builtins.str
+    """The group's step type version."""
     error_signature: _builtins.str
+    """The group's error signature (see DeadLetter.error_signature)."""
     idempotency: _builtins.str
     """The step type's idempotency declaration ("key", "natural" or "none")."""
     @_builtins.property
@@ -1133,7 +1323,9 @@ class DeadLetterGroup(_message.Message):
         """First and last seen: when the oldest and the newest of them were dead-lettered."""
 
     @_builtins.property
-    def newest(self) -> _timestamp_pb2.Timestamp: ...
+    def newest(self) -> _timestamp_pb2.Timestamp:
+        """See oldest."""
+
     @_builtins.property
     def filter(self) -> Global___DeadLetterFilter:
         """The filter that selects exactly this group (for ListDeadLetters or a redrive)."""
@@ -1165,7 +1357,7 @@ Global___DeadLetterGroup: _TypeAlias = DeadLetterGroup  # noqa: Y015
 
 @_typing.final
 class DeadLetterFilter(_message.Message):
-    """Empty fields match everything."""
+    """Which dead letters: empty fields match everything."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1176,10 +1368,15 @@ class DeadLetterFilter(_message.Message):
     STEP_VERSION_FIELD_NUMBER: _builtins.int
     ERROR_SIGNATURE_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
+    """Of this workflow."""
     step_type: _builtins.str
+    """Of this step type."""
     error_type: _builtins.str
+    """With this error type."""
     workflow_version: _builtins.str
+    """Of this workflow version."""
     step_version: _builtins.str
+    """Of this step type version."""
     error_signature: _builtins.str
     """A group's `error_signature`, exactly."""
     def __init__(
@@ -1202,6 +1399,8 @@ Global___DeadLetterFilter: _TypeAlias = DeadLetterFilter  # noqa: Y015
 
 @_typing.final
 class ListDeadLettersRequest(_message.Message):
+    """ListDeadLetters' request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -1210,6 +1409,7 @@ class ListDeadLettersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     grouped: _builtins.bool
     """One row per (workflow and version, step type and version, error type, error signature)
     with a count, largest first.
@@ -1217,8 +1417,13 @@ class ListDeadLettersRequest(_message.Message):
     page_size: _builtins.int
     """1..1000; 0 means 100. Oldest first when not grouped. Groups are paged too."""
     page_token: _builtins.str
+    """The previous page's `next_page_token`, with the same request otherwise; empty for the
+    first page. A token this server did not issue: INVALID_ARGUMENT.
+    """
     @_builtins.property
-    def filter(self) -> Global___DeadLetterFilter: ...
+    def filter(self) -> Global___DeadLetterFilter:
+        """Which dead letters; unset: all of the namespace."""
+
     def __init__(
         self,
         *,
@@ -1238,16 +1443,23 @@ Global___ListDeadLettersRequest: _TypeAlias = ListDeadLettersRequest  # noqa: Y0
 
 @_typing.final
 class ListDeadLettersResponse(_message.Message):
+    """ListDeadLetters' answer: `dead_letters`, or `groups` when grouped."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DEAD_LETTERS_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
-    def dead_letters(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetter]: ...
+    def dead_letters(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetter]:
+        """The dead letters of this page (not grouped)."""
+
     @_builtins.property
-    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetterGroup]: ...
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadLetterGroup]:
+        """The groups of this page (grouped)."""
+
     def __init__(
         self,
         *,
@@ -1265,6 +1477,8 @@ Global___ListDeadLettersResponse: _TypeAlias = ListDeadLettersResponse  # noqa: 
 
 @_typing.final
 class RetryStepRequest(_message.Message):
+    """RetryStep's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -1275,9 +1489,13 @@ class RetryStepRequest(_message.Message):
     FORGET_CONNECTOR_OUTCOME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run needing attention (required)."""
     node_id: _builtins.str
+    """Its dead-lettered step's node (required)."""
     comment: _builtins.str
+    """Why, recorded in the run's history (at most 2000 characters)."""
     forget_connector_outcome: _builtins.bool
     """For a connector step dead-lettered as OutcomeUnknown: the operator checked the service and
     the call did not happen, so forget the connector's record and let the retry call again.
@@ -1288,7 +1506,9 @@ class RetryStepRequest(_message.Message):
     """
     @_builtins.property
     def input(self) -> _common_pb2.Payload:
-        """Replaces the step's input when set (a fixed typo, a corrected amount)."""
+        """Replaces the step's input when set (a fixed typo, a corrected amount). JSON; only for a
+        step that runs on a worker (else FAILED_PRECONDITION).
+        """
 
     def __init__(
         self,
@@ -1311,11 +1531,15 @@ Global___RetryStepRequest: _TypeAlias = RetryStepRequest  # noqa: Y015
 
 @_typing.final
 class RetryStepResponse(_message.Message):
+    """RetryStep's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The run after the retry was recorded."""
+
     def __init__(
         self,
         *,
@@ -1331,6 +1555,8 @@ Global___RetryStepResponse: _TypeAlias = RetryStepResponse  # noqa: Y015
 
 @_typing.final
 class SkipStepRequest(_message.Message):
+    """SkipStep's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -1340,16 +1566,20 @@ class SkipStepRequest(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     run_id: _builtins.str
+    """The run needing attention (required)."""
     node_id: _builtins.str
+    """Its dead-lettered step's node (required)."""
     comment: _builtins.str
+    """Why, recorded in the run's history (at most 2000 characters)."""
     request_id: _builtins.str
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
     """
     @_builtins.property
     def output(self) -> _common_pb2.Payload:
-        """What the step is taken to have returned; the nodes after it read this."""
+        """What the step is taken to have returned; the nodes after it read this. Required, JSON."""
 
     def __init__(
         self,
@@ -1371,11 +1601,15 @@ Global___SkipStepRequest: _TypeAlias = SkipStepRequest  # noqa: Y015
 
 @_typing.final
 class SkipStepResponse(_message.Message):
+    """SkipStep's answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def run(self) -> _run_pb2.Run: ...
+    def run(self) -> _run_pb2.Run:
+        """The run after the skip was recorded."""
+
     def __init__(
         self,
         *,
@@ -1391,6 +1625,8 @@ Global___SkipStepResponse: _TypeAlias = SkipStepResponse  # noqa: Y015
 
 @_typing.final
 class RedriveDeadLettersRequest(_message.Message):
+    """RedriveDeadLetters' request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -1399,7 +1635,9 @@ class RedriveDeadLettersRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
+    """The namespace; empty means "default"."""
     comment: _builtins.str
+    """Why, recorded in each run's history (at most 2000 characters)."""
     limit: _builtins.int
     """At most this many (1..10000); 0 means 1000."""
     request_id: _builtins.str
@@ -1408,7 +1646,7 @@ class RedriveDeadLettersRequest(_message.Message):
     """
     @_builtins.property
     def filter(self) -> Global___DeadLetterFilter:
-        """At least one field must be set: a redrive of everything is refused."""
+        """At least one field must be set: a redrive of everything is refused (INVALID_ARGUMENT)."""
 
     def __init__(
         self,
@@ -1429,11 +1667,14 @@ Global___RedriveDeadLettersRequest: _TypeAlias = RedriveDeadLettersRequest  # no
 
 @_typing.final
 class RedriveDeadLettersResponse(_message.Message):
+    """RedriveDeadLetters' answer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RETRIED_FIELD_NUMBER: _builtins.int
     REMAINING_FIELD_NUMBER: _builtins.int
     retried: _builtins.int
+    """Dead letters retried."""
     remaining: _builtins.int
     """Still matching the filter afterwards (beyond the limit)."""
     def __init__(

@@ -27,7 +27,22 @@ if _version_not_supported:
 
 
 class WorkflowServiceStub:
-    """Definitions and runs. Every request names a namespace; empty means "default".
+    """Definitions and runs: register and retire workflow versions, start, follow, pause, cancel
+    and fork runs, decide approvals, send events, and triage dead letters.
+
+    Every request names a namespace: empty means "default"; otherwise 1-63 lowercase
+    letters, digits, '.', '_' or '-', starting with a letter or digit (anything else:
+    INVALID_ARGUMENT). A refused request writes nothing. Refusals: INVALID_ARGUMENT for a
+    malformed field (with a google.rpc.BadRequest naming it), NOT_FOUND for an unknown
+    definition or run, FAILED_PRECONDITION for a change the run's state does not allow,
+    ALREADY_EXISTS for a used request id with a different request, UNAUTHENTICATED for an
+    unknown caller and PERMISSION_DENIED for a caller without the RPC's role in the namespace
+    (on a server with an auth file), UNAVAILABLE while the database cannot be reached (retry
+    with the same request id). Roles: viewer reads; operator is also a viewer; approver is
+    also a viewer and decides approvals; admin holds every role.
+
+    A `request_id` (at most 200 characters, else INVALID_ARGUMENT) makes a change safe to
+    retry: repeating it answers the first request's outcome instead of acting twice.
     """
 
     def __init__(self, channel):
@@ -154,48 +169,76 @@ class WorkflowServiceStub:
 
 
 class WorkflowServiceServicer:
-    """Definitions and runs. Every request names a namespace; empty means "default".
+    """Definitions and runs: register and retire workflow versions, start, follow, pause, cancel
+    and fork runs, decide approvals, send events, and triage dead letters.
+
+    Every request names a namespace: empty means "default"; otherwise 1-63 lowercase
+    letters, digits, '.', '_' or '-', starting with a letter or digit (anything else:
+    INVALID_ARGUMENT). A refused request writes nothing. Refusals: INVALID_ARGUMENT for a
+    malformed field (with a google.rpc.BadRequest naming it), NOT_FOUND for an unknown
+    definition or run, FAILED_PRECONDITION for a change the run's state does not allow,
+    ALREADY_EXISTS for a used request id with a different request, UNAUTHENTICATED for an
+    unknown caller and PERMISSION_DENIED for a caller without the RPC's role in the namespace
+    (on a server with an auth file), UNAVAILABLE while the database cannot be reached (retry
+    with the same request id). Roles: viewer reads; operator is also a viewer; approver is
+    also a viewer and decides approvals; admin holds every role.
+
+    A `request_id` (at most 200 characters, else INVALID_ARGUMENT) makes a change safe to
+    retry: repeating it answers the first request's outcome instead of acting twice.
     """
 
     def RegisterDefinition(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Register a workflow version. The definition is validated against the namespace's step
+        types (every problem found: INVALID_ARGUMENT with one violation each). The same content
+        again is a no-op (`created` false); other content under a registered name@version:
+        ALREADY_EXISTS. Role: admin.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetDefinition(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One version and its definition. Unknown name or version: NOT_FOUND. Role: viewer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListDefinitions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The versions of a namespace (or of one name), with their runs in flight. Role: viewer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeprecateDefinition(self, request, context):
         """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it.
+        StartRun of a deprecated version, or of "latest" when every version is deprecated, is
+        FAILED_PRECONDITION. Unknown version: NOT_FOUND. Role: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StartRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Start a run of a registered version with an input, checked against the workflow's input
+        schema (INVALID_ARGUMENT listing each problem). Unknown workflow or version: NOT_FOUND;
+        deprecated version: FAILED_PRECONDITION. The answer comes once the start is durable, or
+        later with `wait_seconds`. Role: operator.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A run with its steps. Unknown run (or one of another namespace): NOT_FOUND. Role: viewer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListRuns(self, request, context):
-        """Runs matching filters, newest first, paged, with the total count.
+        """Runs matching filters, newest first, paged, with the total count. Role: viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -205,14 +248,17 @@ class WorkflowServiceServicer:
         """The runs a filter matches, live: first the matching runs now (newest first, up to
         `initial_limit`) with the total, then each change to a run's summary (status, current
         node, what it waits for) as its transaction commits, on any control plane sharing the
-        database, including runs that stop or start matching the filter.
+        database, including runs that stop or start matching the filter. The stream runs until
+        the client cancels it or the server stops. Role: viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRunHistory(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A run's recorded history, in seq order. Unknown run: NOT_FOUND; a negative `after_seq`
+        or `limit`: INVALID_ARGUMENT. Role: viewer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -221,28 +267,36 @@ class WorkflowServiceServicer:
         """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
         its transaction has committed (on any control plane sharing the database). The stream
         ends after the message holding the run's final event, unless `keep_open`. A client that
-        lost the stream reconnects with the last seq it saw and misses nothing.
+        lost the stream reconnects with the last seq it saw and misses nothing. Unknown run:
+        NOT_FOUND. Role: viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stop a run: it starts nothing new and ends CANCELLED (with `compensate`: it compensates
+        its completed steps, then ends COMPENSATED). Unknown run: NOT_FOUND; a run that has
+        ended or is already unwinding: FAILED_PRECONDITION.
+        Role: operator.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PauseRun(self, request, context):
         """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
-        are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+        are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED. A run that
+        has ended or is already paused: FAILED_PRECONDITION; unknown run: NOT_FOUND.
+        Role: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResumeRun(self, request, context):
-        """Let a paused run go on: its waiting tasks are handed out at once.
+        """Let a paused run go on: its waiting tasks are handed out at once. A run not paused:
+        FAILED_PRECONDITION. Role: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,6 +305,7 @@ class WorkflowServiceServicer:
     def GetRunAt(self, request, context):
         """The run as it was just after its history event `seq`: status, each step's status,
         input and output, derived by replaying events 1..seq (nothing is executed again).
+        Unknown run: NOT_FOUND; `seq` outside 1..the last seq: INVALID_ARGUMENT. Role: viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -259,51 +314,63 @@ class WorkflowServiceServicer:
     def ForkRun(self, request, context):
         """A new run of the same workflow version that takes the recorded outputs of the steps
         completed before `from_node` was first entered and executes from `from_node` on. The
-        fork is a new business action: its steps have new idempotency keys.
+        fork is a new business action: its steps have new idempotency keys. Unknown run:
+        NOT_FOUND; a node the run never entered, or one inside a parallel branch (fork from the
+        parallel node): FAILED_PRECONDITION. Role: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListApprovals(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Approvals of a namespace (approval.proto). Role: viewer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetApproval(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One approval (approval.proto). Role: viewer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DecideApproval(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Approve or reject a pending approval (approval.proto). Role: approver.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SendEvent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deliver an event to the runs waiting for it (approval.proto). Role: operator.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListDeadLetters(self, request, context):
         """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION).
+        One by one, oldest first, or grouped by incident. Role: viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RetryStep(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Run a dead-lettered step again (its attempts start over), optionally with a new input;
+        the run leaves NEEDS_ATTENTION. Unknown run: NOT_FOUND; a run not NEEDS_ATTENTION or a
+        node that is not its dead letter: FAILED_PRECONDITION. Role: operator.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SkipStep(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Complete a dead-lettered step with `output` instead of running it; the run goes on
+        from there. Refusals as RetryStep. Role: operator.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -311,6 +378,7 @@ class WorkflowServiceServicer:
     def RedriveDeadLetters(self, request, context):
         """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
         OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
+        Dead letters resolved meanwhile by someone else are passed over. Role: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,7 +511,22 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkflowService:
-    """Definitions and runs. Every request names a namespace; empty means "default".
+    """Definitions and runs: register and retire workflow versions, start, follow, pause, cancel
+    and fork runs, decide approvals, send events, and triage dead letters.
+
+    Every request names a namespace: empty means "default"; otherwise 1-63 lowercase
+    letters, digits, '.', '_' or '-', starting with a letter or digit (anything else:
+    INVALID_ARGUMENT). A refused request writes nothing. Refusals: INVALID_ARGUMENT for a
+    malformed field (with a google.rpc.BadRequest naming it), NOT_FOUND for an unknown
+    definition or run, FAILED_PRECONDITION for a change the run's state does not allow,
+    ALREADY_EXISTS for a used request id with a different request, UNAUTHENTICATED for an
+    unknown caller and PERMISSION_DENIED for a caller without the RPC's role in the namespace
+    (on a server with an auth file), UNAVAILABLE while the database cannot be reached (retry
+    with the same request id). Roles: viewer reads; operator is also a viewer; approver is
+    also a viewer and decides approvals; admin holds every role.
+
+    A `request_id` (at most 200 characters, else INVALID_ARGUMENT) makes a change safe to
+    retry: repeating it answers the first request's outcome instead of acting twice.
     """
 
     @staticmethod

@@ -28,142 +28,291 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class WorkflowServiceStub:
-    """Definitions and runs. Every request names a namespace; empty means "default"."""
+    """Definitions and runs: register and retire workflow versions, start, follow, pause, cancel
+    and fork runs, decide approvals, send events, and triage dead letters.
+
+    Every request names a namespace: empty means "default"; otherwise 1-63 lowercase
+    letters, digits, '.', '_' or '-', starting with a letter or digit (anything else:
+    INVALID_ARGUMENT). A refused request writes nothing. Refusals: INVALID_ARGUMENT for a
+    malformed field (with a google.rpc.BadRequest naming it), NOT_FOUND for an unknown
+    definition or run, FAILED_PRECONDITION for a change the run's state does not allow,
+    ALREADY_EXISTS for a used request id with a different request, UNAUTHENTICATED for an
+    unknown caller and PERMISSION_DENIED for a caller without the RPC's role in the namespace
+    (on a server with an auth file), UNAVAILABLE while the database cannot be reached (retry
+    with the same request id). Roles: viewer reads; operator is also a viewer; approver is
+    also a viewer and decides approvals; admin holds every role.
+
+    A `request_id` (at most 200 characters, else INVALID_ARGUMENT) makes a change safe to
+    retry: repeating it answers the first request's outcome instead of acting twice.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> WorkflowServiceAsyncStub: ...
     RegisterDefinition: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RegisterDefinitionRequest, _workflow_service_pb2.RegisterDefinitionResponse]
+    """Register a workflow version. The definition is validated against the namespace's step
+    types (every problem found: INVALID_ARGUMENT with one violation each). The same content
+    again is a no-op (`created` false); other content under a registered name@version:
+    ALREADY_EXISTS. Role: admin.
+    """
     GetDefinition: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetDefinitionRequest, _workflow_service_pb2.GetDefinitionResponse]
+    """One version and its definition. Unknown name or version: NOT_FOUND. Role: viewer."""
     ListDefinitions: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDefinitionsRequest, _workflow_service_pb2.ListDefinitionsResponse]
+    """The versions of a namespace (or of one name), with their runs in flight. Role: viewer."""
     DeprecateDefinition: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.DeprecateDefinitionRequest, _workflow_service_pb2.DeprecateDefinitionResponse]
-    """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it."""
+    """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it.
+    StartRun of a deprecated version, or of "latest" when every version is deprecated, is
+    FAILED_PRECONDITION. Unknown version: NOT_FOUND. Role: admin.
+    """
     StartRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.StartRunRequest, _workflow_service_pb2.StartRunResponse]
+    """Start a run of a registered version with an input, checked against the workflow's input
+    schema (INVALID_ARGUMENT listing each problem). Unknown workflow or version: NOT_FOUND;
+    deprecated version: FAILED_PRECONDITION. The answer comes once the start is durable, or
+    later with `wait_seconds`. Role: operator.
+    """
     GetRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]
+    """A run with its steps. Unknown run (or one of another namespace): NOT_FOUND. Role: viewer."""
     ListRuns: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]
-    """Runs matching filters, newest first, paged, with the total count."""
+    """Runs matching filters, newest first, paged, with the total count. Role: viewer."""
     WatchRuns: _grpc.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunsRequest, _workflow_service_pb2.WatchRunsResponse]
     """The runs a filter matches, live: first the matching runs now (newest first, up to
     `initial_limit`) with the total, then each change to a run's summary (status, current
     node, what it waits for) as its transaction commits, on any control plane sharing the
-    database, including runs that stop or start matching the filter.
+    database, including runs that stop or start matching the filter. The stream runs until
+    the client cancels it or the server stops. Role: viewer.
     """
     GetRunHistory: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]
+    """A run's recorded history, in seq order. Unknown run: NOT_FOUND; a negative `after_seq`
+    or `limit`: INVALID_ARGUMENT. Role: viewer.
+    """
     WatchRun: _grpc.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunRequest, _workflow_service_pb2.WatchRunResponse]
     """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
     its transaction has committed (on any control plane sharing the database). The stream
     ends after the message holding the run's final event, unless `keep_open`. A client that
-    lost the stream reconnects with the last seq it saw and misses nothing.
+    lost the stream reconnects with the last seq it saw and misses nothing. Unknown run:
+    NOT_FOUND. Role: viewer.
     """
     CancelRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]
+    """Stop a run: it starts nothing new and ends CANCELLED (with `compensate`: it compensates
+    its completed steps, then ends COMPENSATED). Unknown run: NOT_FOUND; a run that has
+    ended or is already unwinding: FAILED_PRECONDITION.
+    Role: operator.
+    """
     PauseRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.PauseRunRequest, _workflow_service_pb2.PauseRunResponse]
     """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
-    are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+    are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED. A run that
+    has ended or is already paused: FAILED_PRECONDITION; unknown run: NOT_FOUND.
+    Role: operator.
     """
     ResumeRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ResumeRunRequest, _workflow_service_pb2.ResumeRunResponse]
-    """Let a paused run go on: its waiting tasks are handed out at once."""
+    """Let a paused run go on: its waiting tasks are handed out at once. A run not paused:
+    FAILED_PRECONDITION. Role: operator.
+    """
     GetRunAt: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunAtRequest, _workflow_service_pb2.GetRunAtResponse]
     """The run as it was just after its history event `seq`: status, each step's status,
     input and output, derived by replaying events 1..seq (nothing is executed again).
+    Unknown run: NOT_FOUND; `seq` outside 1..the last seq: INVALID_ARGUMENT. Role: viewer.
     """
     ForkRun: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ForkRunRequest, _workflow_service_pb2.ForkRunResponse]
     """A new run of the same workflow version that takes the recorded outputs of the steps
     completed before `from_node` was first entered and executes from `from_node` on. The
-    fork is a new business action: its steps have new idempotency keys.
+    fork is a new business action: its steps have new idempotency keys. Unknown run:
+    NOT_FOUND; a node the run never entered, or one inside a parallel branch (fork from the
+    parallel node): FAILED_PRECONDITION. Role: operator.
     """
     ListApprovals: _grpc.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]
+    """Approvals of a namespace (approval.proto). Role: viewer."""
     GetApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]
+    """One approval (approval.proto). Role: viewer."""
     DecideApproval: _grpc.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]
+    """Approve or reject a pending approval (approval.proto). Role: approver."""
     SendEvent: _grpc.UnaryUnaryMultiCallable[_approval_pb2.SendEventRequest, _approval_pb2.SendEventResponse]
+    """Deliver an event to the runs waiting for it (approval.proto). Role: operator."""
     ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDeadLettersRequest, _workflow_service_pb2.ListDeadLettersResponse]
-    """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION)."""
+    """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION).
+    One by one, oldest first, or grouped by incident. Role: viewer.
+    """
     RetryStep: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryStepRequest, _workflow_service_pb2.RetryStepResponse]
+    """Run a dead-lettered step again (its attempts start over), optionally with a new input;
+    the run leaves NEEDS_ATTENTION. Unknown run: NOT_FOUND; a run not NEEDS_ATTENTION or a
+    node that is not its dead letter: FAILED_PRECONDITION. Role: operator.
+    """
     SkipStep: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.SkipStepRequest, _workflow_service_pb2.SkipStepResponse]
+    """Complete a dead-lettered step with `output` instead of running it; the run goes on
+    from there. Refusals as RetryStep. Role: operator.
+    """
     RedriveDeadLetters: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RedriveDeadLettersRequest, _workflow_service_pb2.RedriveDeadLettersResponse]
     """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
     OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
+    Dead letters resolved meanwhile by someone else are passed over. Role: operator.
     """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
-    """Definitions and runs. Every request names a namespace; empty means "default"."""
+    """Definitions and runs: register and retire workflow versions, start, follow, pause, cancel
+    and fork runs, decide approvals, send events, and triage dead letters.
+
+    Every request names a namespace: empty means "default"; otherwise 1-63 lowercase
+    letters, digits, '.', '_' or '-', starting with a letter or digit (anything else:
+    INVALID_ARGUMENT). A refused request writes nothing. Refusals: INVALID_ARGUMENT for a
+    malformed field (with a google.rpc.BadRequest naming it), NOT_FOUND for an unknown
+    definition or run, FAILED_PRECONDITION for a change the run's state does not allow,
+    ALREADY_EXISTS for a used request id with a different request, UNAUTHENTICATED for an
+    unknown caller and PERMISSION_DENIED for a caller without the RPC's role in the namespace
+    (on a server with an auth file), UNAVAILABLE while the database cannot be reached (retry
+    with the same request id). Roles: viewer reads; operator is also a viewer; approver is
+    also a viewer and decides approvals; admin holds every role.
+
+    A `request_id` (at most 200 characters, else INVALID_ARGUMENT) makes a change safe to
+    retry: repeating it answers the first request's outcome instead of acting twice.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterDefinition: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RegisterDefinitionRequest, _workflow_service_pb2.RegisterDefinitionResponse]  # type: ignore[assignment]
+    """Register a workflow version. The definition is validated against the namespace's step
+    types (every problem found: INVALID_ARGUMENT with one violation each). The same content
+    again is a no-op (`created` false); other content under a registered name@version:
+    ALREADY_EXISTS. Role: admin.
+    """
     GetDefinition: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetDefinitionRequest, _workflow_service_pb2.GetDefinitionResponse]  # type: ignore[assignment]
+    """One version and its definition. Unknown name or version: NOT_FOUND. Role: viewer."""
     ListDefinitions: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDefinitionsRequest, _workflow_service_pb2.ListDefinitionsResponse]  # type: ignore[assignment]
+    """The versions of a namespace (or of one name), with their runs in flight. Role: viewer."""
     DeprecateDefinition: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.DeprecateDefinitionRequest, _workflow_service_pb2.DeprecateDefinitionResponse]  # type: ignore[assignment]
-    """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it."""
+    """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it.
+    StartRun of a deprecated version, or of "latest" when every version is deprecated, is
+    FAILED_PRECONDITION. Unknown version: NOT_FOUND. Role: admin.
+    """
     StartRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.StartRunRequest, _workflow_service_pb2.StartRunResponse]  # type: ignore[assignment]
+    """Start a run of a registered version with an input, checked against the workflow's input
+    schema (INVALID_ARGUMENT listing each problem). Unknown workflow or version: NOT_FOUND;
+    deprecated version: FAILED_PRECONDITION. The answer comes once the start is durable, or
+    later with `wait_seconds`. Role: operator.
+    """
     GetRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunRequest, _workflow_service_pb2.GetRunResponse]  # type: ignore[assignment]
+    """A run with its steps. Unknown run (or one of another namespace): NOT_FOUND. Role: viewer."""
     ListRuns: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListRunsRequest, _workflow_service_pb2.ListRunsResponse]  # type: ignore[assignment]
-    """Runs matching filters, newest first, paged, with the total count."""
+    """Runs matching filters, newest first, paged, with the total count. Role: viewer."""
     WatchRuns: _aio.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunsRequest, _workflow_service_pb2.WatchRunsResponse]  # type: ignore[assignment]
     """The runs a filter matches, live: first the matching runs now (newest first, up to
     `initial_limit`) with the total, then each change to a run's summary (status, current
     node, what it waits for) as its transaction commits, on any control plane sharing the
-    database, including runs that stop or start matching the filter.
+    database, including runs that stop or start matching the filter. The stream runs until
+    the client cancels it or the server stops. Role: viewer.
     """
     GetRunHistory: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunHistoryRequest, _workflow_service_pb2.GetRunHistoryResponse]  # type: ignore[assignment]
+    """A run's recorded history, in seq order. Unknown run: NOT_FOUND; a negative `after_seq`
+    or `limit`: INVALID_ARGUMENT. Role: viewer.
+    """
     WatchRun: _aio.UnaryStreamMultiCallable[_workflow_service_pb2.WatchRunRequest, _workflow_service_pb2.WatchRunResponse]  # type: ignore[assignment]
     """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
     its transaction has committed (on any control plane sharing the database). The stream
     ends after the message holding the run's final event, unless `keep_open`. A client that
-    lost the stream reconnects with the last seq it saw and misses nothing.
+    lost the stream reconnects with the last seq it saw and misses nothing. Unknown run:
+    NOT_FOUND. Role: viewer.
     """
     CancelRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.CancelRunRequest, _workflow_service_pb2.CancelRunResponse]  # type: ignore[assignment]
+    """Stop a run: it starts nothing new and ends CANCELLED (with `compensate`: it compensates
+    its completed steps, then ends COMPENSATED). Unknown run: NOT_FOUND; a run that has
+    ended or is already unwinding: FAILED_PRECONDITION.
+    Role: operator.
+    """
     PauseRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.PauseRunRequest, _workflow_service_pb2.PauseRunResponse]  # type: ignore[assignment]
     """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
-    are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+    are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED. A run that
+    has ended or is already paused: FAILED_PRECONDITION; unknown run: NOT_FOUND.
+    Role: operator.
     """
     ResumeRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ResumeRunRequest, _workflow_service_pb2.ResumeRunResponse]  # type: ignore[assignment]
-    """Let a paused run go on: its waiting tasks are handed out at once."""
+    """Let a paused run go on: its waiting tasks are handed out at once. A run not paused:
+    FAILED_PRECONDITION. Role: operator.
+    """
     GetRunAt: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetRunAtRequest, _workflow_service_pb2.GetRunAtResponse]  # type: ignore[assignment]
     """The run as it was just after its history event `seq`: status, each step's status,
     input and output, derived by replaying events 1..seq (nothing is executed again).
+    Unknown run: NOT_FOUND; `seq` outside 1..the last seq: INVALID_ARGUMENT. Role: viewer.
     """
     ForkRun: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ForkRunRequest, _workflow_service_pb2.ForkRunResponse]  # type: ignore[assignment]
     """A new run of the same workflow version that takes the recorded outputs of the steps
     completed before `from_node` was first entered and executes from `from_node` on. The
-    fork is a new business action: its steps have new idempotency keys.
+    fork is a new business action: its steps have new idempotency keys. Unknown run:
+    NOT_FOUND; a node the run never entered, or one inside a parallel branch (fork from the
+    parallel node): FAILED_PRECONDITION. Role: operator.
     """
     ListApprovals: _aio.UnaryUnaryMultiCallable[_approval_pb2.ListApprovalsRequest, _approval_pb2.ListApprovalsResponse]  # type: ignore[assignment]
+    """Approvals of a namespace (approval.proto). Role: viewer."""
     GetApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.GetApprovalRequest, _approval_pb2.GetApprovalResponse]  # type: ignore[assignment]
+    """One approval (approval.proto). Role: viewer."""
     DecideApproval: _aio.UnaryUnaryMultiCallable[_approval_pb2.DecideApprovalRequest, _approval_pb2.DecideApprovalResponse]  # type: ignore[assignment]
+    """Approve or reject a pending approval (approval.proto). Role: approver."""
     SendEvent: _aio.UnaryUnaryMultiCallable[_approval_pb2.SendEventRequest, _approval_pb2.SendEventResponse]  # type: ignore[assignment]
+    """Deliver an event to the runs waiting for it (approval.proto). Role: operator."""
     ListDeadLetters: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListDeadLettersRequest, _workflow_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
-    """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION)."""
+    """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION).
+    One by one, oldest first, or grouped by incident. Role: viewer.
+    """
     RetryStep: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryStepRequest, _workflow_service_pb2.RetryStepResponse]  # type: ignore[assignment]
+    """Run a dead-lettered step again (its attempts start over), optionally with a new input;
+    the run leaves NEEDS_ATTENTION. Unknown run: NOT_FOUND; a run not NEEDS_ATTENTION or a
+    node that is not its dead letter: FAILED_PRECONDITION. Role: operator.
+    """
     SkipStep: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.SkipStepRequest, _workflow_service_pb2.SkipStepResponse]  # type: ignore[assignment]
+    """Complete a dead-lettered step with `output` instead of running it; the run goes on
+    from there. Refusals as RetryStep. Role: operator.
+    """
     RedriveDeadLetters: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RedriveDeadLettersRequest, _workflow_service_pb2.RedriveDeadLettersResponse]  # type: ignore[assignment]
     """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
     OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
+    Dead letters resolved meanwhile by someone else are passed over. Role: operator.
     """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Definitions and runs. Every request names a namespace; empty means "default"."""
+    """Definitions and runs: register and retire workflow versions, start, follow, pause, cancel
+    and fork runs, decide approvals, send events, and triage dead letters.
+
+    Every request names a namespace: empty means "default"; otherwise 1-63 lowercase
+    letters, digits, '.', '_' or '-', starting with a letter or digit (anything else:
+    INVALID_ARGUMENT). A refused request writes nothing. Refusals: INVALID_ARGUMENT for a
+    malformed field (with a google.rpc.BadRequest naming it), NOT_FOUND for an unknown
+    definition or run, FAILED_PRECONDITION for a change the run's state does not allow,
+    ALREADY_EXISTS for a used request id with a different request, UNAUTHENTICATED for an
+    unknown caller and PERMISSION_DENIED for a caller without the RPC's role in the namespace
+    (on a server with an auth file), UNAVAILABLE while the database cannot be reached (retry
+    with the same request id). Roles: viewer reads; operator is also a viewer; approver is
+    also a viewer and decides approvals; admin holds every role.
+
+    A `request_id` (at most 200 characters, else INVALID_ARGUMENT) makes a change safe to
+    retry: repeating it answers the first request's outcome instead of acting twice.
+    """
 
     @_abc_1.abstractmethod
     def RegisterDefinition(
         self,
         request: _workflow_service_pb2.RegisterDefinitionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.RegisterDefinitionResponse, _abc.Awaitable[_workflow_service_pb2.RegisterDefinitionResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.RegisterDefinitionResponse, _abc.Awaitable[_workflow_service_pb2.RegisterDefinitionResponse]]:
+        """Register a workflow version. The definition is validated against the namespace's step
+        types (every problem found: INVALID_ARGUMENT with one violation each). The same content
+        again is a no-op (`created` false); other content under a registered name@version:
+        ALREADY_EXISTS. Role: admin.
+        """
 
     @_abc_1.abstractmethod
     def GetDefinition(
         self,
         request: _workflow_service_pb2.GetDefinitionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.GetDefinitionResponse, _abc.Awaitable[_workflow_service_pb2.GetDefinitionResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.GetDefinitionResponse, _abc.Awaitable[_workflow_service_pb2.GetDefinitionResponse]]:
+        """One version and its definition. Unknown name or version: NOT_FOUND. Role: viewer."""
 
     @_abc_1.abstractmethod
     def ListDefinitions(
         self,
         request: _workflow_service_pb2.ListDefinitionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.ListDefinitionsResponse, _abc.Awaitable[_workflow_service_pb2.ListDefinitionsResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.ListDefinitionsResponse, _abc.Awaitable[_workflow_service_pb2.ListDefinitionsResponse]]:
+        """The versions of a namespace (or of one name), with their runs in flight. Role: viewer."""
 
     @_abc_1.abstractmethod
     def DeprecateDefinition(
@@ -171,21 +320,30 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.DeprecateDefinitionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.DeprecateDefinitionResponse, _abc.Awaitable[_workflow_service_pb2.DeprecateDefinitionResponse]]:
-        """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it."""
+        """Deprecate a version (no new runs; runs in flight finish on it), or reinstate it.
+        StartRun of a deprecated version, or of "latest" when every version is deprecated, is
+        FAILED_PRECONDITION. Unknown version: NOT_FOUND. Role: admin.
+        """
 
     @_abc_1.abstractmethod
     def StartRun(
         self,
         request: _workflow_service_pb2.StartRunRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.StartRunResponse, _abc.Awaitable[_workflow_service_pb2.StartRunResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.StartRunResponse, _abc.Awaitable[_workflow_service_pb2.StartRunResponse]]:
+        """Start a run of a registered version with an input, checked against the workflow's input
+        schema (INVALID_ARGUMENT listing each problem). Unknown workflow or version: NOT_FOUND;
+        deprecated version: FAILED_PRECONDITION. The answer comes once the start is durable, or
+        later with `wait_seconds`. Role: operator.
+        """
 
     @_abc_1.abstractmethod
     def GetRun(
         self,
         request: _workflow_service_pb2.GetRunRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.GetRunResponse, _abc.Awaitable[_workflow_service_pb2.GetRunResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.GetRunResponse, _abc.Awaitable[_workflow_service_pb2.GetRunResponse]]:
+        """A run with its steps. Unknown run (or one of another namespace): NOT_FOUND. Role: viewer."""
 
     @_abc_1.abstractmethod
     def ListRuns(
@@ -193,7 +351,7 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.ListRunsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.ListRunsResponse, _abc.Awaitable[_workflow_service_pb2.ListRunsResponse]]:
-        """Runs matching filters, newest first, paged, with the total count."""
+        """Runs matching filters, newest first, paged, with the total count. Role: viewer."""
 
     @_abc_1.abstractmethod
     def WatchRuns(
@@ -204,7 +362,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         """The runs a filter matches, live: first the matching runs now (newest first, up to
         `initial_limit`) with the total, then each change to a run's summary (status, current
         node, what it waits for) as its transaction commits, on any control plane sharing the
-        database, including runs that stop or start matching the filter.
+        database, including runs that stop or start matching the filter. The stream runs until
+        the client cancels it or the server stops. Role: viewer.
         """
 
     @_abc_1.abstractmethod
@@ -212,7 +371,10 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _workflow_service_pb2.GetRunHistoryRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.GetRunHistoryResponse, _abc.Awaitable[_workflow_service_pb2.GetRunHistoryResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.GetRunHistoryResponse, _abc.Awaitable[_workflow_service_pb2.GetRunHistoryResponse]]:
+        """A run's recorded history, in seq order. Unknown run: NOT_FOUND; a negative `after_seq`
+        or `limit`: INVALID_ARGUMENT. Role: viewer.
+        """
 
     @_abc_1.abstractmethod
     def WatchRun(
@@ -223,7 +385,8 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         """A run's history from `after_seq` on, live: every event once, in seq order, as soon as
         its transaction has committed (on any control plane sharing the database). The stream
         ends after the message holding the run's final event, unless `keep_open`. A client that
-        lost the stream reconnects with the last seq it saw and misses nothing.
+        lost the stream reconnects with the last seq it saw and misses nothing. Unknown run:
+        NOT_FOUND. Role: viewer.
         """
 
     @_abc_1.abstractmethod
@@ -231,7 +394,12 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _workflow_service_pb2.CancelRunRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.CancelRunResponse, _abc.Awaitable[_workflow_service_pb2.CancelRunResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.CancelRunResponse, _abc.Awaitable[_workflow_service_pb2.CancelRunResponse]]:
+        """Stop a run: it starts nothing new and ends CANCELLED (with `compensate`: it compensates
+        its completed steps, then ends COMPENSATED). Unknown run: NOT_FOUND; a run that has
+        ended or is already unwinding: FAILED_PRECONDITION.
+        Role: operator.
+        """
 
     @_abc_1.abstractmethod
     def PauseRun(
@@ -240,7 +408,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.PauseRunResponse, _abc.Awaitable[_workflow_service_pb2.PauseRunResponse]]:
         """Hold a run: it starts no new step until ResumeRun. Attempts already running finish and
-        are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED.
+        are recorded; the tasks they lead to wait. GetRun shows it blocked on PAUSED. A run that
+        has ended or is already paused: FAILED_PRECONDITION; unknown run: NOT_FOUND.
+        Role: operator.
         """
 
     @_abc_1.abstractmethod
@@ -249,7 +419,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.ResumeRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.ResumeRunResponse, _abc.Awaitable[_workflow_service_pb2.ResumeRunResponse]]:
-        """Let a paused run go on: its waiting tasks are handed out at once."""
+        """Let a paused run go on: its waiting tasks are handed out at once. A run not paused:
+        FAILED_PRECONDITION. Role: operator.
+        """
 
     @_abc_1.abstractmethod
     def GetRunAt(
@@ -259,6 +431,7 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_workflow_service_pb2.GetRunAtResponse, _abc.Awaitable[_workflow_service_pb2.GetRunAtResponse]]:
         """The run as it was just after its history event `seq`: status, each step's status,
         input and output, derived by replaying events 1..seq (nothing is executed again).
+        Unknown run: NOT_FOUND; `seq` outside 1..the last seq: INVALID_ARGUMENT. Role: viewer.
         """
 
     @_abc_1.abstractmethod
@@ -269,7 +442,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_workflow_service_pb2.ForkRunResponse, _abc.Awaitable[_workflow_service_pb2.ForkRunResponse]]:
         """A new run of the same workflow version that takes the recorded outputs of the steps
         completed before `from_node` was first entered and executes from `from_node` on. The
-        fork is a new business action: its steps have new idempotency keys.
+        fork is a new business action: its steps have new idempotency keys. Unknown run:
+        NOT_FOUND; a node the run never entered, or one inside a parallel branch (fork from the
+        parallel node): FAILED_PRECONDITION. Role: operator.
         """
 
     @_abc_1.abstractmethod
@@ -277,28 +452,32 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _approval_pb2.ListApprovalsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_approval_pb2.ListApprovalsResponse, _abc.Awaitable[_approval_pb2.ListApprovalsResponse]]: ...
+    ) -> _typing.Union[_approval_pb2.ListApprovalsResponse, _abc.Awaitable[_approval_pb2.ListApprovalsResponse]]:
+        """Approvals of a namespace (approval.proto). Role: viewer."""
 
     @_abc_1.abstractmethod
     def GetApproval(
         self,
         request: _approval_pb2.GetApprovalRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_approval_pb2.GetApprovalResponse, _abc.Awaitable[_approval_pb2.GetApprovalResponse]]: ...
+    ) -> _typing.Union[_approval_pb2.GetApprovalResponse, _abc.Awaitable[_approval_pb2.GetApprovalResponse]]:
+        """One approval (approval.proto). Role: viewer."""
 
     @_abc_1.abstractmethod
     def DecideApproval(
         self,
         request: _approval_pb2.DecideApprovalRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_approval_pb2.DecideApprovalResponse, _abc.Awaitable[_approval_pb2.DecideApprovalResponse]]: ...
+    ) -> _typing.Union[_approval_pb2.DecideApprovalResponse, _abc.Awaitable[_approval_pb2.DecideApprovalResponse]]:
+        """Approve or reject a pending approval (approval.proto). Role: approver."""
 
     @_abc_1.abstractmethod
     def SendEvent(
         self,
         request: _approval_pb2.SendEventRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_approval_pb2.SendEventResponse, _abc.Awaitable[_approval_pb2.SendEventResponse]]: ...
+    ) -> _typing.Union[_approval_pb2.SendEventResponse, _abc.Awaitable[_approval_pb2.SendEventResponse]]:
+        """Deliver an event to the runs waiting for it (approval.proto). Role: operator."""
 
     @_abc_1.abstractmethod
     def ListDeadLetters(
@@ -306,21 +485,30 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.ListDeadLettersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.ListDeadLettersResponse, _abc.Awaitable[_workflow_service_pb2.ListDeadLettersResponse]]:
-        """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION)."""
+        """Dead letters: steps that gave up and wait for an operator (the run is NEEDS_ATTENTION).
+        One by one, oldest first, or grouped by incident. Role: viewer.
+        """
 
     @_abc_1.abstractmethod
     def RetryStep(
         self,
         request: _workflow_service_pb2.RetryStepRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.RetryStepResponse, _abc.Awaitable[_workflow_service_pb2.RetryStepResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.RetryStepResponse, _abc.Awaitable[_workflow_service_pb2.RetryStepResponse]]:
+        """Run a dead-lettered step again (its attempts start over), optionally with a new input;
+        the run leaves NEEDS_ATTENTION. Unknown run: NOT_FOUND; a run not NEEDS_ATTENTION or a
+        node that is not its dead letter: FAILED_PRECONDITION. Role: operator.
+        """
 
     @_abc_1.abstractmethod
     def SkipStep(
         self,
         request: _workflow_service_pb2.SkipStepRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_workflow_service_pb2.SkipStepResponse, _abc.Awaitable[_workflow_service_pb2.SkipStepResponse]]: ...
+    ) -> _typing.Union[_workflow_service_pb2.SkipStepResponse, _abc.Awaitable[_workflow_service_pb2.SkipStepResponse]]:
+        """Complete a dead-lettered step with `output` instead of running it; the run goes on
+        from there. Refusals as RetryStep. Role: operator.
+        """
 
     @_abc_1.abstractmethod
     def RedriveDeadLetters(
@@ -330,6 +518,7 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_workflow_service_pb2.RedriveDeadLettersResponse, _abc.Awaitable[_workflow_service_pb2.RedriveDeadLettersResponse]]:
         """Retry dead letters matching a filter at once, up to a limit, in one call. Prefer
         OperationService.StartRedrive: a durable, throttled operation with a dry run and progress.
+        Dead letters resolved meanwhile by someone else are passed over. Role: operator.
         """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
