@@ -1201,7 +1201,8 @@ Global___ForkRunResponse: _TypeAlias = ForkRunResponse  # noqa: Y015
 
 @_typing.final
 class DeadLetter(_message.Message):
-    """A step that gave up (its retries exhausted, or a non-retryable error) and waits for an
+    """A step that gave up (its retries exhausted, a non-retryable error, or an attempt lost by
+    an idempotency "none" step, which is never retried automatically) and waits for an
     operator: RetryStep, SkipStep, or a redrive.
     """
 
