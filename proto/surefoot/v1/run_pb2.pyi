@@ -236,6 +236,7 @@ class _EventType:
 class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EVENT_TYPE_UNSPECIFIED: _EventType.ValueType  # 0
+    """Never written (the zero value proto3 needs)."""
     EVENT_TYPE_RUN_STARTED: _EventType.ValueType  # 1
     """The run was created (seq 1). data: {workflow: string, version: string, input: any,
     request_id: string|null, forked_from?: {run_id: string, node_id: string} (ForkRun),
@@ -358,6 +359,7 @@ class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """
 
 EVENT_TYPE_UNSPECIFIED: EventType.ValueType  # 0
+"""Never written (the zero value proto3 needs)."""
 EVENT_TYPE_RUN_STARTED: EventType.ValueType  # 1
 """The run was created (seq 1). data: {workflow: string, version: string, input: any,
 request_id: string|null, forked_from?: {run_id: string, node_id: string} (ForkRun),
@@ -1259,9 +1261,11 @@ class HistoryEvent(_message.Message):
     PRINCIPAL_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """The run the event belongs to."""
     seq: _builtins.int
     """Sequence number within the run, from 1, without gaps."""
     type: Global___EventType.ValueType
+    """What happened; the shape of `data` for each type is documented on EventType."""
     node_id: _builtins.str
     """The node it concerns ("" for run-wide events)."""
     attempt: _builtins.int
