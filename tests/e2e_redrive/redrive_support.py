@@ -5,26 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import grpc
 from surefoot.v1 import definition_pb2
 from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
-from surefoot.v1.operation_service_pb2_grpc import OperationServiceStub
 from surefoot_worker.authoring import definition_from_dict
 
 from tests.e2e_redrive.outage_api import OutagePaymentApi
-from tests.support.eventually import assert_eventually
+from tests.support.operations import (  # noqa: F401  (the tests import them from here)
+    get_operation,
+    items,
+    operations,
+    wait_done,
+    wait_statuses,
+)
 from tests.support.processes import ControlPlane
-from tests.support.runs import Stub, get_run, register, start_run, status_name
+from tests.support.runs import Stub, register, start_run
 
 REDRIVE_STEPS = Path(__file__).with_name("redrive_steps.py")
 CALL_TIMEOUT = 30.0
 AMOUNT = 1250
 SIGNATURE = "charge <id> for <id> of <n> failed: HTTP <n> at <time>"
-
-
-def operations(control_plane: ControlPlane) -> OperationServiceStub:
-    return OperationServiceStub(control_plane.channel)
 
 
 def checkout(name: str, step_type: str = "redrive-charge") -> definition_pb2.WorkflowDefinition:
@@ -61,13 +61,6 @@ def dead_letter_outage(
     return started
 
 
-def wait_statuses(stub: Stub, run_ids: list[str], status: str, timeout: float = 120.0) -> None:
-    def reached() -> bool:
-        return all(status_name(get_run(stub, run_id).status) == status for run_id in run_ids)
-
-    assert_eventually(reached, timeout, message=f"{len(run_ids)} runs are {status}")
-
-
 def groups(stub: Stub, **filters: str) -> list[ws.DeadLetterGroup]:
     request = ws.ListDeadLettersRequest(filter=ws.DeadLetterFilter(**filters), grouped=True)
     return list(stub.ListDeadLetters(request, timeout=CALL_TIMEOUT).groups)
@@ -83,42 +76,6 @@ def start_redrive(
 ) -> opb.StartRedriveResponse:
     request = opb.StartRedriveRequest(selection=selection, **fields)
     return operations(control_plane).StartRedrive(request, timeout=CALL_TIMEOUT)
-
-
-def get_operation(control_plane: ControlPlane, operation_id: str) -> opb.Operation:
-    request = opb.GetOperationRequest(operation_id=operation_id)
-    return operations(control_plane).GetOperation(request, timeout=CALL_TIMEOUT).operation
-
-
-def wait_done(
-    control_plane: ControlPlane, operation_id: str, timeout: float = 120.0
-) -> opb.Operation:
-    def done() -> opb.Operation | None:
-        try:
-            operation = get_operation(control_plane, operation_id)
-        except grpc.RpcError as exc:
-            raise AssertionError(f"GetOperation failed: {exc}") from None
-        return operation if operation.done else None
-
-    return assert_eventually(done, timeout, message=f"operation {operation_id} is done")
-
-
-def items(
-    control_plane: ControlPlane,
-    operation_id: str,
-    state: opb.OperationItemState.ValueType = opb.OPERATION_ITEM_STATE_UNSPECIFIED,
-) -> list[opb.OperationItem]:
-    found: list[opb.OperationItem] = []
-    token = ""
-    while True:
-        request = opb.ListOperationItemsRequest(
-            operation_id=operation_id, state=state, page_size=100, page_token=token
-        )
-        response = operations(control_plane).ListOperationItems(request, timeout=CALL_TIMEOUT)
-        found += response.items
-        token = response.next_page_token
-        if not token:
-            return found
 
 
 def measured_rate(retried: list[opb.OperationItem]) -> float:
