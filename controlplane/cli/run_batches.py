@@ -14,18 +14,17 @@ confirmed: `--yes` skips the question, and without a terminal to ask on it is re
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from surefoot.v1 import common_pb2, run_pb2
 from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli import operations, output, run_action_output
+from controlplane.cli import arguments, operations, output, run_action_output
 from controlplane.cli.arguments import whole_number
 from controlplane.cli.errors import EXIT_OK, EXIT_REFUSED, CliError, usage_error
 
@@ -33,8 +32,6 @@ DEFAULT_RATE = 20.0
 # The server's bounds (controlplane/api/run_action_requests.py), checked before sending.
 MIN_RATE = 0.001
 MAX_RATE = 10_000.0
-_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _KEYS = {
     "workflow": "workflow_name",
     "version": "workflow_version",
@@ -180,19 +177,12 @@ def _status(name: str) -> run_pb2.RunStatus.ValueType:
 
 def _time(option: str, text: str, now: datetime) -> Timestamp:
     """An age before `now` ("2h") or a time (RFC 3339; without an offset, UTC)."""
-    stamp = Timestamp()
-    age = _AGE.fullmatch(text.strip())
-    if age:
-        stamp.FromDatetime(now - timedelta(seconds=float(age[1]) * _UNITS[age[2]]))
-        return stamp
     try:
-        when = datetime.fromisoformat(text.strip())
+        return arguments.point_in_time(text, now)
     except ValueError:
         raise usage_error(
             f"{option} {text!r}: an age (90s, 15m, 2h, 7d, 1w) or a time (2026-05-01T12:00Z)"
         ) from None
-    stamp.FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
-    return stamp
 
 
 def run_action(

@@ -12,18 +12,16 @@ A lost stream is opened again; its first message (the table again) replaces what
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli import output
+from controlplane.cli import arguments, output
 from controlplane.cli.arguments import page_size
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
@@ -33,8 +31,6 @@ HEADERS = ("id", "workflow", "status", "created", "updated", "current node", "wa
 # Columns of a change line: changes come one by one, so the widths cannot be fitted to the
 # widest cell as a table's are; wide enough for the usual values.
 _CHANGE_WIDTHS = (7, 36, 24, 15, 20)
-_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 RECONNECT_PATIENCE_SECONDS = 60.0
 RECONNECT_PAUSES = (0.1, 0.25, 0.5, 1.0)
 
@@ -98,20 +94,12 @@ def add_list_command(commands: argparse._SubParsersAction, status_type: object) 
 def point_in_time(text: str) -> Timestamp:
     """An argparse `type`: an age before now ("2h") or a time (RFC 3339; without an offset,
     UTC)."""
-    stamp = Timestamp()
-    age = _AGE.fullmatch(text.strip())
-    if age:
-        ago = timedelta(seconds=float(age[1]) * _UNITS[age[2]])
-        stamp.FromDatetime(datetime.now(UTC) - ago)
-        return stamp
     try:
-        when = datetime.fromisoformat(text.strip())
+        return arguments.point_in_time(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither an age (90s, 15m, 2h, 7d, 1w) nor a time (2026-05-01T12:00Z)"
         ) from None
-    stamp.FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
-    return stamp
 
 
 def run_filter(args: argparse.Namespace) -> ws.RunFilter:
