@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from google.protobuf import json_format
@@ -39,9 +40,11 @@ STEP_TYPES_CHANNEL = "surefoot_step_types"
 # How stale a namespace's snapshot may get before it is read again; what this control plane
 # registers itself is seen at once.
 REFRESH_SECONDS = 1.0
-# Declarations of one Hello get times this far apart, so that the last one declared is the
-# newest on every path, even on a clock that repeats itself.
-_DECLARATION_STEP_SECONDS = 1e-6
+# Declarations of one Hello get times this far apart (the database's resolution), so that the
+# last one declared is the newest on every path, even on a clock that repeats itself. Added to
+# a datetime, not to the float epoch: at 1.7e9 s a float's rounding made two neighbours the
+# same microsecond now and then, and the tie went to the greater version.
+_DECLARATION_STEP = timedelta(microseconds=1)
 # A snapshot that lacks a step type a transition needs is read again at most this often: a
 # worker may just have declared it to another control plane.
 MISS_RETRY_SECONDS = 0.25
@@ -64,13 +67,13 @@ def upsert_step_types(
     declares one differently is refused (FAILED_PRECONDITION, naming each difference) and,
     the caller's transaction rolling back, changes nothing. Declaring it the same again makes
     it the newest of its name (a redeployed older version is what runs without a version)."""
-    now = time.time()
+    now = to_datetime(time.time())
     for index, declaration in enumerate(declarations):
         values = {
             "idempotency": IDEMPOTENCY_NAMES[declaration.idempotency],
             "retry": dump_json(json_format.MessageToDict(declaration.retry)),
             "description": declaration.description,
-            "updated_at": to_datetime(now + index * _DECLARATION_STEP_SECONDS),
+            "updated_at": now + index * _DECLARATION_STEP,
         }
         key = {"namespace": namespace, "name": declaration.name, "version": declaration.version}
         # One statement, not an update then an insert: two workers declaring a new step type
