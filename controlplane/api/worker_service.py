@@ -272,9 +272,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         """Ask every connected worker to reconnect elsewhere (this server is stopping)."""
         self.stopping = True
         for session in list(self._streams):
-            # No new task after the Drain: the stream's window is closed.
-            self._committer.post(ops.StartDraining(session.id))
-            session.send(wpb.ServerMessage(drain=wpb.Drain(reason=reason)))
+            # The committer closes the stream's window and then sends the Drain, so that
+            # no task it handed out reaches the worker after it.
+            self._committer.post(ops.StartDraining(session.id, drain=reason))
 
 
 def lease_holder(principal: str, namespace: str, secret: str) -> str:

@@ -44,6 +44,9 @@ class Deliveries:
     spans: list[telemetry.AttemptSpan] = field(default_factory=list)
     # What the transaction did to runs that WatchRun streams follow.
     run_news: dict[str, RunNews] = field(default_factory=dict)
+    # Drains to send (session id -> reason), after the batch's tasks: a task this process
+    # handed out is never sent after its Drain.
+    drains: dict[str, str] = field(default_factory=dict)
 
 
 class Handout:
@@ -210,6 +213,11 @@ def deliver(out: Deliveries, sessions: SessionRegistry, calls: LoopCalls) -> Non
             message = holder.cancel(task_id, reason)
             calls.add(holder.loop, holder.outbound.put_nowait, message)
             sessions.slot_freed = True
+    for session_id, reason in out.drains.items():
+        session = sessions.by_id.get(session_id)
+        if session is not None:
+            message = wpb.ServerMessage(drain=wpb.Drain(reason=reason))
+            calls.add(session.loop, session.outbound.put_nowait, message)
     for session in sessions.by_id.values():
         if session.refusals:
             session.tell_refusals()

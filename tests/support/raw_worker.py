@@ -130,6 +130,16 @@ class RawWorkerStream:
         assert len(batch.tasks) == 1, f"expected one task (credit 1), got {batch}"
         return batch.tasks[0]
 
+    def read_to_end(self, timeout: float = WAIT_SECONDS) -> list[wpb.ServerMessage]:
+        """Every message still to come, once the stream has ended (see `received`)."""
+        self.wait_ended(timeout)
+        rest = []
+        while (message := self._inbound.get()) is not _END:
+            rest.append(message)
+        self._inbound.put(_END)
+        self.received.extend(rest)
+        return rest
+
     def close(self) -> None:
         """Ends the worker's side of the stream, as a worker process that goes away does."""
         self._outbound.put(None)

@@ -98,7 +98,11 @@ class GrantCredit(SessionChange):
 
 @dataclass
 class StartDraining(SessionChange):
+    """The stream takes no new task: its worker said Draining, or, with `drain`, this control
+    plane is stopping and tells the worker so with a Drain of that reason."""
+
     session_id: str
+    drain: str | None = None
 
     def change(self, sessions: SessionRegistry, handout: Handout) -> None:
         session = sessions.by_id.get(self.session_id)
@@ -107,6 +111,10 @@ class StartDraining(SessionChange):
 
     def apply(self, txn: Transaction) -> None:
         worker_sessions.set_draining(txn.connection, self.session_id)
+        if self.drain is not None:
+            # Sent with this batch's deliveries: the window closed before the batch's claims,
+            # and every task of an earlier batch was queued on the stream before it.
+            txn.out.drains[self.session_id] = self.drain
 
 
 @dataclass
