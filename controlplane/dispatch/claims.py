@@ -43,6 +43,7 @@ def claim_ready_tasks(
     ]
     candidates = (
         select(tasks.c.id)
+        .join(runs, runs.c.id == tasks.c.run_id)
         .where(
             READY,
             tasks.c.namespace == session.namespace,
@@ -52,7 +53,14 @@ def claim_ready_tasks(
         )
         .order_by(tasks.c.available_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        # The run's row too, skipped when locked: leasing a task bumps its run's sequence
+        # (below), while a transaction changing a run locks the run and then its tasks. A
+        # claim that locked the task and then waited for the run could deadlock with one
+        # (another control plane cancelling that run); a claim that never waits cannot. A
+        # task of a run being changed elsewhere is claimed by the next look. The run first:
+        # PostgreSQL locks in the order of OF, and a row it skips keeps the locks taken on
+        # the way (`OF tasks, runs` held the task of a run it skipped).
+        .with_for_update(skip_locked=True, of=[runs, tasks])
         # Evaluated once: as a subquery of the UPDATE, PostgreSQL may run it again per row
         # it checks and lease more than `limit` tasks, overfilling the worker's window.
         .cte("candidates")
