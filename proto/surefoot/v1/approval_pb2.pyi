@@ -302,6 +302,7 @@ class DecideApprovalRequest(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     SHOWN_HASH_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Empty means "default"."""
     approval_id: _builtins.str
@@ -322,6 +323,13 @@ class DecideApprovalRequest(_message.Message):
     """Repeating a request id returns the first request's outcome instead of acting twice
     (a different request under a used id is refused with ALREADY_EXISTS).
     """
+    @_builtins.property
+    def output(self) -> _common_pb2.Payload:
+        """The output the decision supplies, for approvals that ask for one (the human review of an
+        AiNode: it must satisfy the node's output schema, INVALID_ARGUMENT otherwise, and becomes
+        the node's output). Elsewhere an output is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -331,10 +339,11 @@ class DecideApprovalRequest(_message.Message):
         comment: _builtins.str = ...,
         shown_hash: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        output: _common_pb2.Payload | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approve", b"approve", "comment", b"comment", "namespace", b"namespace", "request_id", b"request_id", "shown_hash", b"shown_hash"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approve", b"approve", "comment", b"comment", "namespace", b"namespace", "output", b"output", "request_id", b"request_id", "shown_hash", b"shown_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

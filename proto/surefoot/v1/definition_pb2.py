@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from surefoot.v1 import common_pb2 as surefoot_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csurefoot/v1/definition.proto\x12\x0bsurefoot.v1\x1a\x18surefoot/v1/common.proto\"\x80\x02\n\x12WorkflowDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12 \n\x05nodes\x18\x04 \x03(\x0b\x32\x11.surefoot.v1.Node\x12\r\n\x05start\x18\x05 \x01(\t\x12\x19\n\x11input_schema_json\x18\x06 \x01(\t\x12;\n\x06labels\x18\x07 \x03(\x0b\x32+.surefoot.v1.WorkflowDefinition.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc8\x02\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12%\n\x04task\x18\n \x01(\x0b\x32\x15.surefoot.v1.TaskNodeH\x00\x12-\n\x08\x61pproval\x18\x0b \x01(\x0b\x32\x19.surefoot.v1.ApprovalNodeH\x00\x12\'\n\x05sleep\x18\x0c \x01(\x0b\x32\x16.surefoot.v1.SleepNodeH\x00\x12\x30\n\nwait_event\x18\r \x01(\x0b\x32\x1a.surefoot.v1.WaitEventNodeH\x00\x12)\n\x06switch\x18\x0e \x01(\x0b\x32\x17.surefoot.v1.SwitchNodeH\x00\x12-\n\x08parallel\x18\x0f \x01(\x0b\x32\x19.surefoot.v1.ParallelNodeH\x00\x42\x06\n\x04kind\"\x9e\x02\n\x0c\x41pprovalNode\x12\r\n\x05title\x18\x01 \x01(\t\x12\x11\n\tapprovers\x18\x02 \x03(\t\x12\x31\n\x04show\x18\x03 \x03(\x0b\x32#.surefoot.v1.ApprovalNode.ShowEntry\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x12\n\non_timeout\x18\x05 \x01(\t\x12\x13\n\x0b\x65scalate_to\x18\x06 \x03(\t\x12\x15\n\rapproved_next\x18\x07 \x01(\t\x12\x15\n\rrejected_next\x18\x08 \x01(\t\x12\x1c\n\x14separation_of_duties\x18\t \x01(\x08\x1a+\n\tShowEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\tSleepNode\x12\x0f\n\x07seconds\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\t\"\x86\x01\n\rWaitEventNode\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x17\n\x0f\x63orrelation_key\x18\x02 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x01\x12\x14\n\x0ctimeout_next\x18\x04 \x01(\t\x12\x19\n\x11retention_seconds\x18\x05 \x01(\x01\"x\n\nSwitchNode\x12+\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1c.surefoot.v1.SwitchNode.Case\x12\x14\n\x0c\x64\x65\x66\x61ult_next\x18\x02 \x01(\t\x1a\'\n\x04\x43\x61se\x12\x11\n\tcondition\x18\x01 \x01(\t\x12\x0c\n\x04next\x18\x02 \x01(\t\".\n\x0cParallelNode\x12\x10\n\x08\x62ranches\x18\x01 \x03(\t\x12\x0c\n\x04join\x18\x02 \x01(\t\"\x9d\x03\n\x08TaskNode\x12\x11\n\tstep_type\x18\x01 \x01(\t\x12\x14\n\x0cstep_version\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\t\x12\'\n\x05retry\x18\x04 \x01(\x0b\x32\x18.surefoot.v1.RetryPolicy\x12-\n\x0bidempotency\x18\x05 \x01(\x0e\x32\x18.surefoot.v1.Idempotency\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x01\x12.\n\non_failure\x18\x07 \x01(\x0e\x32\x1a.surefoot.v1.FailurePolicy\x12\x17\n\x0fon_failure_next\x18\x08 \x01(\t\x12\x17\n\x0f\x63ompensate_step\x18\t \x01(\t\x12\x18\n\x10\x63ompensate_input\x18\n \x01(\t\x12\x38\n\x16\x63ompensate_idempotency\x18\x0b \x01(\x0e\x32\x18.surefoot.v1.Idempotency\x12\x32\n\x10\x63ompensate_retry\x18\x0c \x01(\x0b\x32\x18.surefoot.v1.RetryPolicy*\x87\x01\n\rFailurePolicy\x12\x1e\n\x1a\x46\x41ILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x46\x41ILURE_POLICY_DEAD_LETTER\x10\x01\x12\x1d\n\x19\x46\x41ILURE_POLICY_COMPENSATE\x10\x02\x12\x17\n\x13\x46\x41ILURE_POLICY_FAIL\x10\x03\x42n\n\x0f\x64\x65v.surefoot.v1B\x0f\x44\x65\x66initionProtoP\x01Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\xaa\x02\x0bSurefoot.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csurefoot/v1/definition.proto\x12\x0bsurefoot.v1\x1a\x18surefoot/v1/common.proto\"\xc4\x02\n\x12WorkflowDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12 \n\x05nodes\x18\x04 \x03(\x0b\x32\x11.surefoot.v1.Node\x12\r\n\x05start\x18\x05 \x01(\t\x12\x19\n\x11input_schema_json\x18\x06 \x01(\t\x12;\n\x06labels\x18\x07 \x03(\x0b\x32+.surefoot.v1.WorkflowDefinition.LabelsEntry\x12,\n\x06models\x18\x08 \x03(\x0b\x32\x1c.surefoot.v1.ModelConnection\x12\x14\n\x0crequire_eval\x18\t \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xeb\x02\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12%\n\x04task\x18\n \x01(\x0b\x32\x15.surefoot.v1.TaskNodeH\x00\x12-\n\x08\x61pproval\x18\x0b \x01(\x0b\x32\x19.surefoot.v1.ApprovalNodeH\x00\x12\'\n\x05sleep\x18\x0c \x01(\x0b\x32\x16.surefoot.v1.SleepNodeH\x00\x12\x30\n\nwait_event\x18\r \x01(\x0b\x32\x1a.surefoot.v1.WaitEventNodeH\x00\x12)\n\x06switch\x18\x0e \x01(\x0b\x32\x17.surefoot.v1.SwitchNodeH\x00\x12-\n\x08parallel\x18\x0f \x01(\x0b\x32\x19.surefoot.v1.ParallelNodeH\x00\x12!\n\x02\x61i\x18\x10 \x01(\x0b\x32\x13.surefoot.v1.AiNodeH\x00\x42\x06\n\x04kind\"\x9e\x02\n\x0c\x41pprovalNode\x12\r\n\x05title\x18\x01 \x01(\t\x12\x11\n\tapprovers\x18\x02 \x03(\t\x12\x31\n\x04show\x18\x03 \x03(\x0b\x32#.surefoot.v1.ApprovalNode.ShowEntry\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x12\n\non_timeout\x18\x05 \x01(\t\x12\x13\n\x0b\x65scalate_to\x18\x06 \x03(\t\x12\x15\n\rapproved_next\x18\x07 \x01(\t\x12\x15\n\rrejected_next\x18\x08 \x01(\t\x12\x1c\n\x14separation_of_duties\x18\t \x01(\x08\x1a+\n\tShowEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\tSleepNode\x12\x0f\n\x07seconds\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\t\"\x86\x01\n\rWaitEventNode\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x17\n\x0f\x63orrelation_key\x18\x02 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x01\x12\x14\n\x0ctimeout_next\x18\x04 \x01(\t\x12\x19\n\x11retention_seconds\x18\x05 \x01(\x01\"x\n\nSwitchNode\x12+\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1c.surefoot.v1.SwitchNode.Case\x12\x14\n\x0c\x64\x65\x66\x61ult_next\x18\x02 \x01(\t\x1a\'\n\x04\x43\x61se\x12\x11\n\tcondition\x18\x01 \x01(\t\x12\x0c\n\x04next\x18\x02 \x01(\t\".\n\x0cParallelNode\x12\x10\n\x08\x62ranches\x18\x01 \x03(\t\x12\x0c\n\x04join\x18\x02 \x01(\t\"\x9d\x03\n\x08TaskNode\x12\x11\n\tstep_type\x18\x01 \x01(\t\x12\x14\n\x0cstep_version\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\t\x12\'\n\x05retry\x18\x04 \x01(\x0b\x32\x18.surefoot.v1.RetryPolicy\x12-\n\x0bidempotency\x18\x05 \x01(\x0e\x32\x18.surefoot.v1.Idempotency\x12\x17\n\x0ftimeout_seconds\x18\x06 \x01(\x01\x12.\n\non_failure\x18\x07 \x01(\x0e\x32\x1a.surefoot.v1.FailurePolicy\x12\x17\n\x0fon_failure_next\x18\x08 \x01(\t\x12\x17\n\x0f\x63ompensate_step\x18\t \x01(\t\x12\x18\n\x10\x63ompensate_input\x18\n \x01(\t\x12\x38\n\x16\x63ompensate_idempotency\x18\x0b \x01(\x0e\x32\x18.surefoot.v1.Idempotency\x12\x32\n\x10\x63ompensate_retry\x18\x0c \x01(\x0b\x32\x18.surefoot.v1.RetryPolicy\"\xa2\x02\n\x0fModelConnection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x16\n\x0e\x61pi_key_secret\x18\x04 \x01(\t\x12\x19\n\x11structured_output\x18\x05 \x01(\t\x12\x1f\n\x17input_price_per_million\x18\x06 \x01(\x01\x12 \n\x18output_price_per_million\x18\x07 \x01(\x01\x12:\n\x07headers\x18\x08 \x03(\x0b\x32).surefoot.v1.ModelConnection.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x03\n\x06\x41iNode\x12\r\n\x05input\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12\x13\n\x0buser_prompt\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x1a\n\x12output_schema_json\x18\x05 \x01(\t\x12\x13\n\x0bmax_repairs\x18\x06 \x01(\x05\x12\x12\n\nmax_tokens\x18\x07 \x01(\x05\x12\x13\n\x0btemperature\x18\x08 \x01(\x01\x12\x17\n\x0ftimeout_seconds\x18\t \x01(\x01\x12\'\n\x05retry\x18\n \x01(\x0b\x32\x18.surefoot.v1.RetryPolicy\x12*\n\tfallbacks\x18\x0b \x03(\x0b\x32\x17.surefoot.v1.AiFallback\x12\x15\n\rredact_prompt\x18\x0c \x01(\x08\x12\x16\n\x0emax_run_tokens\x18\r \x01(\x03\x12\x14\n\x0cmax_run_cost\x18\x0e \x01(\x01\x12.\n\non_failure\x18\x0f \x01(\x0e\x32\x1a.surefoot.v1.FailurePolicy\x12\x17\n\x0fon_failure_next\x18\x10 \x01(\t\"\x8f\x01\n\nAiFallback\x12\x0f\n\x05model\x18\x01 \x01(\tH\x00\x12\x1d\n\x13\x64\x65\x66\x61ult_output_json\x18\x02 \x01(\tH\x00\x12\x32\n\x0chuman_review\x18\x03 \x01(\x0b\x32\x1a.surefoot.v1.AiHumanReviewH\x00\x12\x15\n\x0b\x64\x65\x61\x64_letter\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"J\n\rAiHumanReview\x12\r\n\x05title\x18\x01 \x01(\t\x12\x11\n\tapprovers\x18\x02 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x01*\x87\x01\n\rFailurePolicy\x12\x1e\n\x1a\x46\x41ILURE_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x46\x41ILURE_POLICY_DEAD_LETTER\x10\x01\x12\x1d\n\x19\x46\x41ILURE_POLICY_COMPENSATE\x10\x02\x12\x17\n\x13\x46\x41ILURE_POLICY_FAIL\x10\x03\x42n\n\x0f\x64\x65v.surefoot.v1B\x0f\x44\x65\x66initionProtoP\x01Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\xaa\x02\x0bSurefoot.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,28 +37,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_APPROVALNODE_SHOWENTRY']._loaded_options = None
   _globals['_APPROVALNODE_SHOWENTRY']._serialized_options = b'8\001'
-  _globals['_FAILUREPOLICY']._serialized_start=1719
-  _globals['_FAILUREPOLICY']._serialized_end=1854
+  _globals['_MODELCONNECTION_HEADERSENTRY']._loaded_options = None
+  _globals['_MODELCONNECTION_HEADERSENTRY']._serialized_options = b'8\001'
+  _globals['_FAILUREPOLICY']._serialized_start=2764
+  _globals['_FAILUREPOLICY']._serialized_end=2899
   _globals['_WORKFLOWDEFINITION']._serialized_start=72
-  _globals['_WORKFLOWDEFINITION']._serialized_end=328
-  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_start=283
-  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_end=328
-  _globals['_NODE']._serialized_start=331
-  _globals['_NODE']._serialized_end=659
-  _globals['_APPROVALNODE']._serialized_start=662
-  _globals['_APPROVALNODE']._serialized_end=948
-  _globals['_APPROVALNODE_SHOWENTRY']._serialized_start=905
-  _globals['_APPROVALNODE_SHOWENTRY']._serialized_end=948
-  _globals['_SLEEPNODE']._serialized_start=950
-  _globals['_SLEEPNODE']._serialized_end=993
-  _globals['_WAITEVENTNODE']._serialized_start=996
-  _globals['_WAITEVENTNODE']._serialized_end=1130
-  _globals['_SWITCHNODE']._serialized_start=1132
-  _globals['_SWITCHNODE']._serialized_end=1252
-  _globals['_SWITCHNODE_CASE']._serialized_start=1213
-  _globals['_SWITCHNODE_CASE']._serialized_end=1252
-  _globals['_PARALLELNODE']._serialized_start=1254
-  _globals['_PARALLELNODE']._serialized_end=1300
-  _globals['_TASKNODE']._serialized_start=1303
-  _globals['_TASKNODE']._serialized_end=1716
+  _globals['_WORKFLOWDEFINITION']._serialized_end=396
+  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_start=351
+  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_end=396
+  _globals['_NODE']._serialized_start=399
+  _globals['_NODE']._serialized_end=762
+  _globals['_APPROVALNODE']._serialized_start=765
+  _globals['_APPROVALNODE']._serialized_end=1051
+  _globals['_APPROVALNODE_SHOWENTRY']._serialized_start=1008
+  _globals['_APPROVALNODE_SHOWENTRY']._serialized_end=1051
+  _globals['_SLEEPNODE']._serialized_start=1053
+  _globals['_SLEEPNODE']._serialized_end=1096
+  _globals['_WAITEVENTNODE']._serialized_start=1099
+  _globals['_WAITEVENTNODE']._serialized_end=1233
+  _globals['_SWITCHNODE']._serialized_start=1235
+  _globals['_SWITCHNODE']._serialized_end=1355
+  _globals['_SWITCHNODE_CASE']._serialized_start=1316
+  _globals['_SWITCHNODE_CASE']._serialized_end=1355
+  _globals['_PARALLELNODE']._serialized_start=1357
+  _globals['_PARALLELNODE']._serialized_end=1403
+  _globals['_TASKNODE']._serialized_start=1406
+  _globals['_TASKNODE']._serialized_end=1819
+  _globals['_MODELCONNECTION']._serialized_start=1822
+  _globals['_MODELCONNECTION']._serialized_end=2112
+  _globals['_MODELCONNECTION_HEADERSENTRY']._serialized_start=2066
+  _globals['_MODELCONNECTION_HEADERSENTRY']._serialized_end=2112
+  _globals['_AINODE']._serialized_start=2115
+  _globals['_AINODE']._serialized_end=2539
+  _globals['_AIFALLBACK']._serialized_start=2542
+  _globals['_AIFALLBACK']._serialized_end=2685
+  _globals['_AIHUMANREVIEW']._serialized_start=2687
+  _globals['_AIHUMANREVIEW']._serialized_end=2761
 # @@protoc_insertion_point(module_scope)

@@ -84,6 +84,8 @@ class WorkflowDefinition(_message.Message):
     START_FIELD_NUMBER: _builtins.int
     INPUT_SCHEMA_JSON_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    REQUIRE_EVAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The workflow's name, unique in its namespace: runs start it by name."""
     version: _builtins.str
@@ -94,6 +96,11 @@ class WorkflowDefinition(_message.Message):
     """Id of the first node; the first node in `nodes` when empty."""
     input_schema_json: _builtins.str
     """Optional JSON Schema the run input must satisfy."""
+    require_eval: _builtins.bool
+    """When true, this version does not become the workflow's "latest" (what StartRun without a
+    version runs) until an evaluation of it passes (EvaluationService.RecordEvaluation with
+    passed = true). Until then runs may still start it by its version explicitly.
+    """
     @_builtins.property
     def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]:
         """The graph's nodes, each with an id unique in the definition; at least one. Every `next`
@@ -103,6 +110,12 @@ class WorkflowDefinition(_message.Message):
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form key -> value labels, for operators and filters."""
+
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelConnection]:
+        """Model connections the definition's AiNodes name (AiNode.model, AiFallback.model), each
+        name unique in the definition. A name no AiNode uses is INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -114,10 +127,12 @@ class WorkflowDefinition(_message.Message):
         start: _builtins.str = ...,
         input_schema_json: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        models: _abc.Iterable[Global___ModelConnection] | None = ...,
+        require_eval: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "input_schema_json", b"input_schema_json", "labels", b"labels", "name", b"name", "nodes", b"nodes", "start", b"start", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "input_schema_json", b"input_schema_json", "labels", b"labels", "models", b"models", "name", b"name", "nodes", b"nodes", "require_eval", b"require_eval", "start", b"start", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,6 +153,7 @@ class Node(_message.Message):
     WAIT_EVENT_FIELD_NUMBER: _builtins.int
     SWITCH_FIELD_NUMBER: _builtins.int
     PARALLEL_FIELD_NUMBER: _builtins.int
+    AI_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique in the definition; names the step in history, in the run context
     (steps.<id>.output) and in the API.
@@ -168,9 +184,11 @@ class Node(_message.Message):
 
     @_builtins.property
     def parallel(self) -> Global___ParallelNode:
-        """Runs branches concurrently and joins them.
-        Later kinds (ai) take new oneof fields.
-        """
+        """Runs branches concurrently and joins them."""
+
+    @_builtins.property
+    def ai(self) -> Global___AiNode:
+        """Calls a model and validates its reply against a JSON Schema."""
 
     def __init__(
         self,
@@ -184,12 +202,13 @@ class Node(_message.Message):
         wait_event: Global___WaitEventNode | None = ...,
         switch: Global___SwitchNode | None = ...,
         parallel: Global___ParallelNode | None = ...,
+        ai: Global___AiNode | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "kind", b"kind", "parallel", b"parallel", "sleep", b"sleep", "switch", b"switch", "task", b"task", "wait_event", b"wait_event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ai", b"ai", "approval", b"approval", "kind", b"kind", "parallel", b"parallel", "sleep", b"sleep", "switch", b"switch", "task", b"task", "wait_event", b"wait_event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval", b"approval", "description", b"description", "id", b"id", "kind", b"kind", "next", b"next", "parallel", b"parallel", "sleep", b"sleep", "switch", b"switch", "task", b"task", "wait_event", b"wait_event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ai", b"ai", "approval", b"approval", "description", b"description", "id", b"id", "kind", b"kind", "next", b"next", "parallel", b"parallel", "sleep", b"sleep", "switch", b"switch", "task", b"task", "wait_event", b"wait_event"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["task", "approval", "sleep", "wait_event", "switch", "parallel"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["task", "approval", "sleep", "wait_event", "switch", "parallel", "ai"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -503,3 +522,263 @@ class TaskNode(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaskNode: _TypeAlias = TaskNode  # noqa: Y015
+
+@_typing.final
+class ModelConnection(_message.Message):
+    """An OpenAI-compatible chat-completions endpoint (OpenAI, Azure OpenAI, vLLM, Ollama,
+    llama.cpp server): where a model is, never the key itself.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    BASE_URL_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    API_KEY_SECRET_FIELD_NUMBER: _builtins.int
+    STRUCTURED_OUTPUT_FIELD_NUMBER: _builtins.int
+    INPUT_PRICE_PER_MILLION_FIELD_NUMBER: _builtins.int
+    OUTPUT_PRICE_PER_MILLION_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name AiNodes use for it, unique in the definition ([A-Za-z0-9_.-], 1 to 64 chars)."""
+    base_url: _builtins.str
+    """The API's base URL, e.g. "https://api.openai.com/v1" or "http://localhost:11434/v1"
+    (http or https; no credentials in it: INVALID_ARGUMENT).
+    """
+    model: _builtins.str
+    """The model the endpoint is asked for ("gpt-4o-mini", "llama3.1:8b")."""
+    api_key_secret: _builtins.str
+    """Name of the secret holding the API key, resolved on the connector worker like any
+    ${secret:NAME} (SUREFOOT_SECRET_<NAME> or its --secrets-file); empty sends no key.
+    """
+    structured_output: _builtins.str
+    """How a JSON reply is asked for: "json_schema" (response_format with the node's schema,
+    strict), "json_object" (JSON mode), or "none" (the prompt alone). Empty means
+    "json_schema".
+    """
+    input_price_per_million: _builtins.float
+    """Price in the connection's currency per million input (prompt) tokens; with
+    output_price_per_million, each call's cost is recorded and a run's cost budget applies.
+    """
+    output_price_per_million: _builtins.float
+    """Price per million output (completion) tokens."""
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Extra HTTP headers sent with every call (e.g. "api-version" for Azure OpenAI); values
+        may hold ${secret:NAME} references.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        base_url: _builtins.str = ...,
+        model: _builtins.str = ...,
+        api_key_secret: _builtins.str = ...,
+        structured_output: _builtins.str = ...,
+        input_price_per_million: _builtins.float = ...,
+        output_price_per_million: _builtins.float = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key_secret", b"api_key_secret", "base_url", b"base_url", "headers", b"headers", "input_price_per_million", b"input_price_per_million", "model", b"model", "name", b"name", "output_price_per_million", b"output_price_per_million", "structured_output", b"structured_output"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelConnection: _TypeAlias = ModelConnection  # noqa: Y015
+
+@_typing.final
+class AiNode(_message.Message):
+    """A model call whose reply must be JSON matching `output_schema_json`. It runs as a task of
+    the built-in connector step type "surefoot.ai" (version "1"): dispatched, retried, traced and
+    dead-lettered like any task. A reply that is not JSON or does not match the schema is sent
+    back to the model with the validator's errors (a repair turn), up to `max_repairs` times;
+    then each of `fallbacks` is tried in order. A reply is never accepted unvalidated.
+    The node's output is the validated JSON.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_FIELD_NUMBER: _builtins.int
+    SYSTEM_PROMPT_FIELD_NUMBER: _builtins.int
+    USER_PROMPT_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    OUTPUT_SCHEMA_JSON_FIELD_NUMBER: _builtins.int
+    MAX_REPAIRS_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    RETRY_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
+    REDACT_PROMPT_FIELD_NUMBER: _builtins.int
+    MAX_RUN_TOKENS_FIELD_NUMBER: _builtins.int
+    MAX_RUN_COST_FIELD_NUMBER: _builtins.int
+    ON_FAILURE_FIELD_NUMBER: _builtins.int
+    ON_FAILURE_NEXT_FIELD_NUMBER: _builtins.int
+    input: _builtins.str
+    """JMESPath over the run context; its value is the templates' `input` variable. Empty
+    passes the run input.
+    """
+    system_prompt: _builtins.str
+    """The system message: a Jinja2 template rendered in a sandbox with the variable `input`
+    (a template that does not parse is INVALID_ARGUMENT at registration). Optional.
+    """
+    user_prompt: _builtins.str
+    """The user message: a Jinja2 template like system_prompt. Required."""
+    model: _builtins.str
+    """ModelConnection.name of the model to call."""
+    output_schema_json: _builtins.str
+    """The JSON Schema (draft 2020-12) the reply must satisfy. Required."""
+    max_repairs: _builtins.int
+    """Repair turns after the first reply fails validation; 0 means the default, 2. At most 10."""
+    max_tokens: _builtins.int
+    """Completion token limit per call; 0 leaves it to the endpoint."""
+    temperature: _builtins.float
+    """Sampling temperature; unset (0) sends 0."""
+    timeout_seconds: _builtins.float
+    """How long one call may take; 0 means 60 s. A timed-out call fails the attempt retryably."""
+    redact_prompt: _builtins.bool
+    """When true, the rendered prompt is not kept in history (its sha256 still is)."""
+    max_run_tokens: _builtins.int
+    """Token (input + output) budget of the whole run for AI calls; 0: none. A call that would
+    start beyond it fails the attempt (AiBudgetExceeded, not retried).
+    """
+    max_run_cost: _builtins.float
+    """Cost budget of the whole run for AI calls, in the connections' currency; 0: none."""
+    on_failure: Global___FailurePolicy.ValueType
+    """What a dead-lettered step does to the run, as TaskNode.on_failure."""
+    on_failure_next: _builtins.str
+    """Fallback node when on_failure is unspecified and this is set."""
+    @_builtins.property
+    def retry(self) -> _common_pb2.RetryPolicy:
+        """Overrides the retry policy of "surefoot.ai" for this node's attempts (rate limits, 5xx,
+        timeouts; a 429's Retry-After is honoured as the delay).
+        """
+
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[Global___AiFallback]:
+        """Tried in order once the model's repairs are exhausted; none: the step is dead-lettered."""
+
+    def __init__(
+        self,
+        *,
+        input: _builtins.str = ...,
+        system_prompt: _builtins.str = ...,
+        user_prompt: _builtins.str = ...,
+        model: _builtins.str = ...,
+        output_schema_json: _builtins.str = ...,
+        max_repairs: _builtins.int = ...,
+        max_tokens: _builtins.int = ...,
+        temperature: _builtins.float = ...,
+        timeout_seconds: _builtins.float = ...,
+        retry: _common_pb2.RetryPolicy | None = ...,
+        fallbacks: _abc.Iterable[Global___AiFallback] | None = ...,
+        redact_prompt: _builtins.bool = ...,
+        max_run_tokens: _builtins.int = ...,
+        max_run_cost: _builtins.float = ...,
+        on_failure: Global___FailurePolicy.ValueType = ...,
+        on_failure_next: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retry", b"retry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fallbacks", b"fallbacks", "input", b"input", "max_repairs", b"max_repairs", "max_run_cost", b"max_run_cost", "max_run_tokens", b"max_run_tokens", "max_tokens", b"max_tokens", "model", b"model", "on_failure", b"on_failure", "on_failure_next", b"on_failure_next", "output_schema_json", b"output_schema_json", "redact_prompt", b"redact_prompt", "retry", b"retry", "system_prompt", b"system_prompt", "temperature", b"temperature", "timeout_seconds", b"timeout_seconds", "user_prompt", b"user_prompt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AiNode: _TypeAlias = AiNode  # noqa: Y015
+
+@_typing.final
+class AiFallback(_message.Message):
+    """One way to carry on when the model's replies do not validate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    DEFAULT_OUTPUT_JSON_FIELD_NUMBER: _builtins.int
+    HUMAN_REVIEW_FIELD_NUMBER: _builtins.int
+    DEAD_LETTER_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Another ModelConnection.name, called with the same prompt and its own repairs."""
+    default_output_json: _builtins.str
+    """This JSON (it must satisfy the node's schema: INVALID_ARGUMENT otherwise) becomes the
+    output, recorded as a fallback.
+    """
+    dead_letter: _builtins.bool
+    """The step is dead-lettered (the default when no fallback is left)."""
+    @_builtins.property
+    def human_review(self) -> Global___AiHumanReview:
+        """A person decides: an approval showing the raw reply and the validation errors; approved
+        with an output (DecideApprovalRequest.output, validated against the node's schema) it
+        becomes the node's output; rejected, the step is dead-lettered.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        default_output_json: _builtins.str = ...,
+        human_review: Global___AiHumanReview | None = ...,
+        dead_letter: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dead_letter", b"dead_letter", "default_output_json", b"default_output_json", "human_review", b"human_review", "kind", b"kind", "model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead_letter", b"dead_letter", "default_output_json", b"default_output_json", "human_review", b"human_review", "kind", b"kind", "model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["model", "default_output_json", "human_review", "dead_letter"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___AiFallback: _TypeAlias = AiFallback  # noqa: Y015
+
+@_typing.final
+class AiHumanReview(_message.Message):
+    """The approval an AiFallback.human_review opens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    APPROVERS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """Shown to the reviewer; empty: "Review the reply of <node id>"."""
+    timeout_seconds: _builtins.float
+    """How long the review waits; 0: until decided. When it runs out the step is dead-lettered."""
+    @_builtins.property
+    def approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who may decide, as ApprovalNode.approvers."""
+
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        approvers: _abc.Iterable[_builtins.str] | None = ...,
+        timeout_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvers", b"approvers", "timeout_seconds", b"timeout_seconds", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AiHumanReview: _TypeAlias = AiHumanReview  # noqa: Y015
