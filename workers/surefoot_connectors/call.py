@@ -12,6 +12,7 @@ from surefoot_worker import StepContext
 if TYPE_CHECKING:
     from surefoot_connectors.dedupe import OutcomeRecords
     from surefoot_connectors.redaction import Redactor
+    from surefoot_connectors.secrets import Secrets
 
 
 class ConnectorFailure(Exception):
@@ -29,6 +30,8 @@ class ConnectorFailure(Exception):
             after the request was sent). Required so that every raise says it: under
             deduplication it decides between calling again and asking a human.
         retry_after: Seconds the service asked us to wait (HTTP ``Retry-After``).
+        details: JSON-safe facts for the attempt's error details (an AI call's replies),
+            secrets already hidden; None for the usual traceback.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class ConnectorFailure(Exception):
         retryable: bool,
         may_have_acted: bool,
         retry_after: float = 0.0,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -46,6 +50,7 @@ class ConnectorFailure(Exception):
         self.retryable = retryable
         self.may_have_acted = may_have_acted
         self.retry_after = retry_after
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class ConnectorCall:
         context: The SDK's context of the attempt (idempotency key, attempt, deadline).
         outcomes: Where non-idempotent calls record their outcome.
         redactor: Hides every known secret value; applied to what is recorded.
+        secrets: The worker's secrets, for a connector that resolves its own references
+            (``Connector.resolves_secrets`` false); None otherwise.
     """
 
     connector: str
@@ -65,6 +72,7 @@ class ConnectorCall:
     context: StepContext
     outcomes: OutcomeRecords
     redactor: Redactor
+    secrets: Secrets | None = None
 
     @property
     def idempotency_key(self) -> str:

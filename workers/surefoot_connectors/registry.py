@@ -37,6 +37,11 @@ class Connector:
         idempotency: The step type's declaration, as for any step.
         retry: The default retry policy; a workflow node may replace it.
         handler: Makes the call: ``handler(call) -> output``, raising ConnectorFailure.
+        resolves_secrets: Whether the step wrapper replaces ``${secret:NAME}`` everywhere in
+            the input before the call. False for a connector whose input carries run data
+            to a third party (an AI prompt's variables): it resolves only the fields meant
+            to hold secrets, with ``call.secrets``, so that run data cannot pull a secret
+            into what it sends.
     """
 
     name: str
@@ -46,6 +51,7 @@ class Connector:
     idempotency: IdempotencyKind
     retry: RetryPolicy
     handler: Callable[[ConnectorCall], Any]
+    resolves_secrets: bool = True
 
     @functools.cached_property
     def validator(self) -> Draft202012Validator:

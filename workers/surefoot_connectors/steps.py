@@ -26,6 +26,7 @@ from surefoot_worker import NonRetryableError, RetryLaterError, StepContext, Ste
 
 from surefoot_connectors.call import ConnectorCall, ConnectorFailure
 from surefoot_connectors.dedupe import OutcomeRecords
+from surefoot_connectors.failure_details import details_line
 from surefoot_connectors.redaction import Redactor
 from surefoot_connectors.registry import Connector, all_connectors
 from surefoot_connectors.secrets import MalformedReference, SecretNotFound, Secrets
@@ -90,11 +91,16 @@ def _step_handler(
             message = redactor.text(failure.message)
             # `from None`: the SDK sends the traceback along, and a chained exception's
             # message (an HTTP library's, a driver's) may quote a secret.
+            error: Exception
             if failure.retryable:
-                raise RetryLaterError(
-                    message, retry_after=failure.retry_after, type=failure.type
-                ) from None
-            raise NonRetryableError(message, type=failure.type) from None
+                error = RetryLaterError(message, retry_after=failure.retry_after, type=failure.type)
+            else:
+                error = NonRetryableError(message, type=failure.type)
+            if failure.details is not None:
+                # The SDK sends a failure's traceback as its details; the note ends it, so
+                # the facts arrive as the details' last line, one JSON object.
+                error.add_note(details_line(redactor.value(failure.details)))
+            raise error from None
         except Exception as exc:
             # A bug of the connector: keep the whole story in the worker's log (its
             # handlers redact), and send the control plane a redacted line.
@@ -114,7 +120,7 @@ def _run(
     raw_input: Any,
 ) -> Any:
     try:
-        resolved = runtime.secrets.resolve(raw_input)
+        resolved = runtime.secrets.resolve(raw_input) if connector.resolves_secrets else raw_input
     except SecretNotFound as exc:
         raise ConnectorFailure(
             str(exc), type="SecretNotFound", retryable=False, may_have_acted=False
@@ -142,6 +148,7 @@ def _run(
         context=ctx,
         outcomes=runtime.outcomes,
         redactor=redactor,
+        secrets=None if connector.resolves_secrets else runtime.secrets,
     )
     return connector.handler(call)
 
