@@ -46,6 +46,7 @@ from controlplane.dispatch.operations.remote_cancels import CancelHeldTasks
 from controlplane.dispatch.redrives import RedriveRunner
 from controlplane.dispatch.session_confirmation import SessionConfirmer
 from controlplane.dispatch.wakeups import CANCELS_CHANNEL, WakeupListener, cancels_heard
+from controlplane.metrics import ExporterError, MetricsConfig, ServerMetrics
 from controlplane.store.database import masked, open_engine
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.migrate import upgrade_engine
@@ -85,6 +86,8 @@ class ServerConfig:
     max_message_bytes: int = stream_limits.DEFAULT_MAX_MESSAGE_BYTES
     # What one worker stream may declare and send (api/stream_limits.py).
     worker_limits: stream_limits.StreamLimits = field(default_factory=stream_limits.StreamLimits)
+    # The Prometheus scrape endpoint and how often gauges read the database (metrics/).
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -104,6 +107,9 @@ class ControlPlane:
         self._health_server: grpc.aio.Server | None = None
         # The health listener's bound port, once started (None without one).
         self.health_port: int | None = None
+        # The metrics scrape endpoint's bound port, once started (None without one).
+        self.metrics_port: int | None = None
+        self._metrics: ServerMetrics | None = None
         self._committer: Committer | None = None
         self._workers: WorkerService | None = None
         self._listener: WakeupListener | None = None
@@ -214,6 +220,13 @@ class ControlPlane:
             raise PortInUse(f"cannot listen on {self.config.listen}: {exc}") from exc
         if port == 0:
             raise PortInUse(f"cannot listen on {self.config.listen}: address in use")
+        if ServerMetrics.wanted(self.config.metrics):
+            try:
+                self._metrics = ServerMetrics(self._engine, self.config.metrics)
+                self.metrics_port = self._metrics.start()
+            except ExporterError as exc:
+                raise PortInUse(str(exc)) from exc
+            committer.instruments = self._metrics.committer
         committer.start()
         # Redrives left unfinished by a control plane that stopped are taken up again here.
         redrives.start()
@@ -277,6 +290,8 @@ class ControlPlane:
             await asyncio.to_thread(self._statistics.stop)
         if self._committer is not None:
             await asyncio.to_thread(self._committer.stop)
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.stop)
         await asyncio.to_thread(telemetry.shutdown)
         self._engine.dispose()
 
@@ -342,6 +357,9 @@ def run_server(config: ServerConfig) -> int:
         if config.health_listen and control_plane.health_port is not None:
             where = host_of(config.health_listen, control_plane.health_port)
             print(f"health checks (plaintext) on {where}", flush=True)
+        if config.metrics.listen and control_plane.metrics_port is not None:
+            where = host_of(config.metrics.listen, control_plane.metrics_port)
+            print(f"metrics (Prometheus) on http://{where}/metrics", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -82,6 +82,22 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "for probes that cannot speak TLS, like Kubernetes' grpc probes "
         "(env SUREFOOT_HEALTH_LISTEN)",
     )
+    server.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("SUREFOOT_METRICS_LISTEN") or None,
+        metavar="HOST:PORT",
+        help="serve metrics for Prometheus to scrape at http://HOST:PORT/metrics (port 0: "
+        "any free port, printed); OTLP export follows OTEL_EXPORTER_OTLP_ENDPOINT and "
+        "OTEL_EXPORTER_OTLP_PROTOCOL (env SUREFOOT_METRICS_LISTEN)",
+    )
+    server.add_argument(
+        "--metrics-interval",
+        type=_positive_float,
+        default=15.0,
+        metavar="F",
+        help="seconds between two reads of the database for the gauges: queue depth, "
+        "runs, waits, dead letters, workers (default %(default)s)",
+    )
     server.set_defaults(func=run_server)
 
     db = subparsers.add_parser("db", help="database administration")
@@ -321,6 +337,7 @@ def run_server(args: argparse.Namespace) -> int:
     url = _database_url(args)
     from controlplane.api.stream_limits import StreamLimits
     from controlplane.auth.auth_file import AuthFileError, read_auth_file
+    from controlplane.metrics import MetricsConfig
     from controlplane.server import ServerConfig
     from controlplane.server import run_server as serve
 
@@ -351,6 +368,7 @@ def run_server(args: argparse.Namespace) -> int:
             message_burst=args.worker_message_burst,
         ),
         health_listen=args.health_listen,
+        metrics=MetricsConfig(args.metrics_listen, args.metrics_interval),
     )
     return int(serve(config))
 

@@ -27,7 +27,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -49,6 +49,9 @@ from controlplane.store.definitions import DefinitionCache
 from controlplane.store.reachability import DATABASE, Backoff, is_unreachable
 from controlplane.store.run_batch import RunCache
 from controlplane.store.step_types import StepCatalogCache
+
+if TYPE_CHECKING:
+    from controlplane.metrics import CommitInstruments
 
 log = logging.getLogger("surefoot.committer")
 
@@ -102,6 +105,8 @@ class Committer:
         self._backoff = Backoff(uniform=(rng or random.Random()).random)
         self._retry_at: float | None = None
         self._held: list[ops.Operation] = []
+        # Metrics of each batch and transaction, when the control plane exports any.
+        self.instruments: CommitInstruments | None = None
 
     # -- the event loop side -------------------------------------------------------------
 
@@ -173,6 +178,8 @@ class Committer:
                 continue
             began = time.perf_counter()
             self._process(work)
+            if self.instruments is not None:
+                self.instruments.batch_done(len(work), time.perf_counter() - began)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("batch of %d in %.1f ms", len(work), (time.perf_counter() - began) * 1000)
 
@@ -322,6 +329,8 @@ class Committer:
             # streams read it now rather than with the run's next change.
             self.watches.wake(self.watches.watched(appended))
         self.watches.lists.committed(txn.batch.runs.values(), txn.batch.status_before)
+        if self.instruments is not None:
+            self.instruments.committed(txn.batch, txn.out)
         return txn.out
 
     def _news_for_watches(self, txn: Transaction) -> dict[str, RunNews]:

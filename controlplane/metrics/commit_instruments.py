@@ -1,0 +1,154 @@
+"""Histograms and counters fed by the committer thread, from what each transaction did.
+
+The committer calls `batch_done` after each batch and `committed` after each transaction
+that committed; both only read what the transaction already holds in memory (its leased
+task rows, the history rows it wrote, its runs' states), so a batch costs no query more.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from opentelemetry.metrics import Meter
+
+from controlplane.engine.state import TERMINAL
+
+if TYPE_CHECKING:
+    from controlplane.dispatch.delivery import Deliveries
+    from controlplane.store.run_batch import RunBatch
+
+log = logging.getLogger("surefoot.metrics")
+
+# Seconds: from a millisecond (a task handed out in its scheduling transaction) to ten
+# minutes (a long step); OpenTelemetry's default buckets are milliseconds-sized.
+SECONDS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+)  # fmt: skip
+# Operations per batch: the committer takes at most 512 (committer.MAX_BATCH).
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+ATTEMPT_ENDS = {
+    "ATTEMPT_COMPLETED": "completed",
+    "ATTEMPT_FAILED": "failed",
+    "ATTEMPT_LOST": "lost",
+}
+
+
+class CommitInstruments:
+    """The committer's instruments (committer thread only)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.schedule_to_start = meter.create_histogram(
+            "surefoot.step.schedule_to_start.duration",
+            unit="s",
+            description="From a task being due to a worker leasing it",
+            explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
+        )
+        self.run_time = meter.create_histogram(
+            "surefoot.step.duration",
+            unit="s",
+            description="An attempt's time, from its lease to its recorded outcome",
+            explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
+        )
+        self.attempts = meter.create_counter(
+            "surefoot.step.attempts",
+            unit="{attempt}",
+            description="Attempts ended, by outcome and whether it was the step's first "
+            "(first-attempt success rate: completed first attempts over first attempts)",
+        )
+        self.retries = meter.create_counter(
+            "surefoot.step.retries",
+            unit="{attempt}",
+            description="Attempts after the first handed to a worker",
+        )
+        self.dead_lettered = meter.create_counter(
+            "surefoot.step.dead_lettered",
+            unit="{step}",
+            description="Steps dead-lettered (retries exhausted or a non-retryable error)",
+        )
+        self.runs_ended = meter.create_counter(
+            "surefoot.runs.ended", unit="{run}", description="Runs that ended, by status"
+        )
+        self.batch_size = meter.create_histogram(
+            "surefoot.commit.batch.size",
+            unit="{operation}",
+            description="Operations one committer transaction took",
+            explicit_bucket_boundaries_advisory=list(BATCH_BUCKETS),
+        )
+        self.commit_time = meter.create_histogram(
+            "surefoot.commit.duration",
+            unit="s",
+            description="One committer batch: its transaction and the deliveries after it",
+            explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
+        )
+
+    def batch_done(self, operations: int, seconds: float) -> None:
+        self.batch_size.record(operations)
+        self.commit_time.record(seconds)
+
+    def committed(self, batch: RunBatch, out: Deliveries) -> None:
+        """What one committed transaction did: tasks leased, attempts ended, runs ended.
+        Never raises: the transaction has committed, and a metric must not make the
+        committer believe it failed (it would apply the batch again)."""
+        try:
+            self._committed(batch, out)
+        except Exception:
+            log.warning("metrics: a transaction's figures not recorded", exc_info=True)
+
+    def _committed(self, batch: RunBatch, out: Deliveries) -> None:
+        for rows in out.tasks.values():
+            for row in rows:
+                queue = {
+                    "surefoot.namespace": row["namespace"],
+                    "surefoot.step_type": row["step_type"],
+                }
+                waited = (row["leased_at"] - row["available_at"]).total_seconds()
+                self.schedule_to_start.record(max(0.0, waited), queue)
+                if row["attempt"] > 1:
+                    self.retries.add(1, queue | {"surefoot.workflow": row["workflow_name"]})
+        for run_id, rows in batch.history_rows(set(batch.runs)).items():
+            state = batch.runs[run_id].state
+            for row in rows:
+                outcome = ATTEMPT_ENDS.get(row["type"])
+                dead = row["type"] == "STEP_DEAD_LETTERED"
+                if outcome is None and not dead:
+                    continue
+                step = state.steps.get(row["node_id"])
+                labels = {
+                    "surefoot.namespace": state.namespace,
+                    "surefoot.workflow": state.workflow_name,
+                    "surefoot.step_type": step.step_type if step is not None else "",
+                }
+                if dead:
+                    self.dead_lettered.add(1, labels)
+                    continue
+                first = "true" if row["attempt"] == 1 else "false"
+                self.attempts.add(
+                    1, labels | {"surefoot.outcome": outcome, "surefoot.first_attempt": first}
+                )
+                ended = next(
+                    (
+                        a
+                        for a in (step.finished_attempts if step is not None else ())
+                        if a["number"] == row["attempt"]
+                    ),
+                    None,
+                )
+                if ended is not None and ended["started_at"] is not None:
+                    seconds = max(0.0, ended["ended_at"] - ended["started_at"])
+                    step_labels = {
+                        k: labels[k] for k in ("surefoot.namespace", "surefoot.step_type")
+                    }
+                    self.run_time.record(seconds, step_labels | {"surefoot.outcome": outcome})
+        for run_id, before in batch.status_before.items():
+            state = batch.runs[run_id].state
+            if state.status in TERMINAL and state.status != before:
+                self.runs_ended.add(
+                    1,
+                    {
+                        "surefoot.namespace": state.namespace,
+                        "surefoot.workflow": state.workflow_name,
+                        "surefoot.status": str(state.status),
+                    },
+                )
