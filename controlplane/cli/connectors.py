@@ -19,8 +19,9 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser(
         "connectors",
         help="the built-in connectors: list them, run their worker",
-        description="Connectors are step types Surefoot implements (surefoot.http, "
-        "surefoot.postgres, surefoot.smtp, surefoot.webhook), run by `connectors worker`.",
+        description="Connectors are step types Surefoot implements (surefoot.ai, "
+        "surefoot.http, surefoot.postgres, surefoot.smtp, surefoot.webhook), run by "
+        "`connectors worker`.",
     )
     group.set_defaults(func=lambda args: output.print_group_help(group))
     commands = group.add_subparsers(title="commands", metavar="COMMAND")
@@ -40,7 +41,8 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         help="run the worker that executes connector steps",
         description="Connect to the control plane and run every connector. Secrets named "
         "in inputs as ${secret:NAME} are read here, from SUREFOOT_SECRET_<NAME> or "
-        "--secrets-file; outcomes of calls that must not repeat are recorded by the "
+        "--secrets-file, as are the API keys (api_key_secret) of ai nodes' model connections; "
+        "outcomes of calls that must not repeat are recorded by the "
         "control plane, so the worker needs its address (and --token on a server with "
         "--auth-file), never the database.",
     )

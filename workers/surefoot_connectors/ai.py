@@ -28,6 +28,7 @@ NON_RETRYABLE = (
 _CONNECTION: dict[str, Any] = {
     "type": "object",
     "required": ["name", "base_url", "model"],
+    "additionalProperties": False,
     "properties": {
         "name": {"type": "string", "minLength": 1},
         "base_url": {"type": "string", "pattern": "^https?://"},
@@ -46,6 +47,7 @@ INPUT_SCHEMA: dict[str, Any] = {
     "description": "built by the engine from an ai node; not written by hand",
     "type": "object",
     "required": ["node", "user_prompt", "output_schema", "models"],
+    "additionalProperties": False,
     "properties": {
         "node": {"type": "string", "description": "the ai node's id"},
         "input": {"description": "the templates' `input` variable"},
@@ -66,6 +68,7 @@ INPUT_SCHEMA: dict[str, Any] = {
         "redact_prompt": {"type": "boolean", "default": False},
         "budget": {
             "type": "object",
+            "additionalProperties": False,
             "properties": {
                 "max_tokens": {"type": "integer", "minimum": 0},
                 "max_cost": {"type": "number", "minimum": 0},
