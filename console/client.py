@@ -30,6 +30,8 @@ from surefoot.v1 import (
     credential_service_pb2,
     credential_service_pb2_grpc,
     definition_pb2,
+    evaluation_service_pb2,
+    evaluation_service_pb2_grpc,
     operation_service_pb2_grpc,
     run_pb2,
     worker_admin_service_pb2,
@@ -125,6 +127,7 @@ class ControlPlane:
         self.workers = worker_admin_service_pb2_grpc.WorkerAdminServiceStub(self._channel)
         self.credentials = credential_service_pb2_grpc.CredentialServiceStub(self._channel)
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
+        self.evaluations = evaluation_service_pb2_grpc.EvaluationServiceStub(self._channel)
         self.request_ids = RequestIds()
         self.reachable: bool | None = None  # None until the first call comes back
         self.identity: Identity | None = None
@@ -370,9 +373,15 @@ class ControlPlane:
         return Page(list(answer.approvals), answer.next_page_token)
 
     async def decide_approval(
-        self, approval_id: str, approve: bool, comment: str, shown_hash: str = ""
+        self,
+        approval_id: str,
+        approve: bool,
+        comment: str,
+        shown_hash: str = "",
+        output: str | None = None,
     ) -> approval_pb2.Approval:
-        """`shown_hash`: of the approval as displayed; refused if it now shows otherwise."""
+        """`shown_hash`: of the approval as displayed; refused if it now shows otherwise.
+        `output`: JSON text the decision supplies (an AI step's human review)."""
         request = approval_pb2.DecideApprovalRequest(
             namespace=self.namespace,
             approval_id=approval_id,
@@ -380,6 +389,8 @@ class ControlPlane:
             comment=comment,
             shown_hash=shown_hash,
         )
+        if output is not None:
+            request.output.CopyFrom(json_payload(output))
         intent = f"{'approve' if approve else 'reject'} {approval_id}"
         return (await self.write(self.workflows.DecideApproval, request, intent)).approval
 
@@ -421,6 +432,15 @@ class ControlPlane:
         return await self.write(
             self.workflows.DeprecateDefinition, request, f"{verb} {name}@{version}"
         )
+
+    async def list_evaluations(
+        self, name: str, version: str = ""
+    ) -> list[evaluation_service_pb2.Evaluation]:
+        """The evaluations of name@version (every version when empty), newest first."""
+        request = evaluation_service_pb2.ListEvaluationsRequest(
+            namespace=self.namespace, workflow_name=name, workflow_version=version, page_size=50
+        )
+        return list((await self.read(self.evaluations.ListEvaluations, request)).evaluations)
 
 
 def json_payload(text: str) -> common_pb2.Payload:

@@ -119,6 +119,9 @@ declare("operation.cancel", "c", "cancel_operation", "Cancel it", writes=True)
 declare("approvals.approve", "y", "decide(True)", "Approve", writes=True)
 declare("approvals.reject", "x", "decide(False)", "Reject", writes=True)
 declare("approvals.open_run", "o", "open_run", "Open run", show=False)
+declare(
+    "approvals.approve_output", "a", "approve_output", "Approve+output", writes=True, show=False
+)
 
 # -- workers and definitions ----------------------------------------------------------------
 declare("definitions.mark", "space", "mark", "Mark for diff")
@@ -126,6 +129,7 @@ declare("definitions.diff", "f", "diff", "Diff")
 declare("definitions.show", "enter", "show", "Show", show=False, priority=True)
 declare("definitions.deprecate", "x", "deprecate", "Deprecate", writes=True)
 declare("definitions.reinstate", "u", "reinstate", "Reinstate", writes=True, show=False)
+declare("definitions.evaluations", "v", "evaluations", "Evaluations", show=False)
 
 
 class KeymapError(Exception):

@@ -12,6 +12,7 @@ from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from console.render import Row, error_line, pretty_json, shorten, step_status, timestamp
+from console.render_ai import last_reply_lines
 
 GROUP_COLUMNS = ("COUNT", "WORKFLOW", "STEP", "IDEMP.", "ERROR", "FIRST SEEN", "LAST SEEN")
 ITEM_COLUMNS = ("RUN", "NODE", "ATT.", "DEAD-LETTERED", "MESSAGE")
@@ -143,6 +144,9 @@ def dead_letter_details(dead_letter: ws.DeadLetter, step: run_pb2.Step | None) -
         dead_letter.error_message,
     ]
     if step is not None:
+        # An AI step out of repairs: its last raw reply first, not buried in the details.
+        if reply := last_reply_lines(step.last_error.details):
+            lines += ["", *reply]
         if step.last_error.details:
             lines += ["", "details:", step.last_error.details]
         lines += ["", f"status: {step_status(step.status)}"]

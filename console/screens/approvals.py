@@ -8,6 +8,8 @@ says it does not know.
 
 from __future__ import annotations
 
+import json
+
 from surefoot.v1 import approval_pb2
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
@@ -16,7 +18,7 @@ from console import keys
 from console.client import ConsoleError, ControlPlane, Page, Unreachable
 from console.filtering import Query
 from console.footer import KeyFooter
-from console.modals import CommentModal
+from console.modals import CommentModal, JsonModal
 from console.paged_table import PagedTable
 from console.render import APPROVAL_COLUMNS, approval_details, approval_row
 from console.screens.polling import ConnectionLine, PollingScreen
@@ -24,7 +26,12 @@ from controlplane.audit.content import shown_hash
 
 
 class ApprovalsScreen(PollingScreen):
-    BINDINGS = keys.bindings("approvals.approve", "approvals.reject", "approvals.open_run")
+    BINDINGS = keys.bindings(
+        "approvals.approve",
+        "approvals.approve_output",
+        "approvals.reject",
+        "approvals.open_run",
+    )
     DEFAULT_CSS = """
     ApprovalsScreen #inbox { height: 1; padding: 0 1; background: $boost; }
     ApprovalsScreen #inbox.unknown { background: $error; color: $text; }
@@ -153,11 +160,42 @@ class ApprovalsScreen(PollingScreen):
             CommentModal(f"{verb} {approval.title or approval.id}: comment"), decide
         )
 
+    def action_approve_output(self) -> None:
+        """Approve with the output the step takes (an AI step's human review): the JSON is
+        checked against the node's schema by the server, which refuses it otherwise."""
+        approval = self._selected()
+        if approval is None:
+            return
+
+        async def decide(output: str | None) -> None:
+            if output is None:
+                return
+            call = self.control_plane.decide_approval(
+                approval.id, True, "", shown_hash(approval), output=output
+            )
+            if (decided := await self.attempt(call)) is not None:
+                self.say(f"approved {decided.id} with an output as {decided.decided_by}")
+                self.refresh_now()
+
+        title = f"Approve {approval.title or approval.id} with this output (JSON)"
+        self.app.push_screen(JsonModal(title, output_draft(approval)), decide)
+
     def action_open_run(self) -> None:
         if (approval := self._selected()) is not None:
             from console.screens.run import RunScreen
 
             self.app.push_screen(RunScreen(self.control_plane, approval.run_id))
+
+
+def output_draft(approval: approval_pb2.Approval) -> str:
+    """What the output dialog starts with: the model's last reply when it is a JSON object
+    (often nearly right), else an empty object."""
+    try:
+        shown = json.loads(approval.shown.data or b"{}")
+        reply = json.loads(shown.get("reply") or "") if isinstance(shown, dict) else None
+    except (ValueError, TypeError):
+        reply = None
+    return json.dumps(reply, indent=2) if isinstance(reply, dict) else "{\n}"
 
 
 async def _raise(exc: Exception) -> None:

@@ -3,7 +3,8 @@
 `space` marks a version; `f` diffs the two marked (or the marked one and the one under the
 cursor, or the one under the cursor and the version before it) node by node, as
 `surefoot definitions diff` does; enter shows a version as YAML; `x` deprecates it with a
-reason (no new runs; those in flight finish on it), `u` reinstates it.
+reason (no new runs; those in flight finish on it), `u` reinstates it; `v` lists the
+version's evaluations (`surefoot eval`'s recorded outcomes).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from surefoot.v1 import workflow_service_pb2 as ws
 from textual.app import ComposeResult
 
 from console import keys
-from console.client import ControlPlane, Page
+from console.client import ConsoleError, ControlPlane, Page
 from console.filtering import Query
 from console.footer import KeyFooter
 from console.modals import CommentModal, TextModal
 from console.paged_table import PagedTable
+from console.render_eval import evaluations_text
 from console.render_fleet import DEFINITION_COLUMNS, definition_key, definition_row
 from console.screens.polling import ConnectionLine, PollingScreen
 from controlplane.cli import definition_diff
@@ -30,6 +32,7 @@ class DefinitionsScreen(PollingScreen):
         "definitions.diff",
         "definitions.deprecate",
         "definitions.reinstate",
+        "definitions.evaluations",
     )
 
     def __init__(self, control_plane: ControlPlane) -> None:
@@ -137,6 +140,21 @@ class DefinitionsScreen(PollingScreen):
         header = f"# {definition_key(info)}  {info.content_hash}  {info.runs_in_flight} in flight\n"
         self.app.push_screen(TextModal(definition_key(info), header + body))
 
+    async def action_evaluations(self) -> None:
+        if (info := self._selected()) is None:
+            return
+        ref = definition_key(info)
+        note = ""
+        try:
+            found = await self.control_plane.list_evaluations(info.name, info.version)
+        except ConsoleError as exc:
+            # A control plane without the evaluation service has recorded none.
+            if not str(exc).startswith("UNIMPLEMENTED"):
+                await self.attempt(_raise(exc))
+                return
+            found, note = [], "this control plane does not record evaluations"
+        self.app.push_screen(TextModal(f"evaluations of {ref}", evaluations_text(ref, found, note)))
+
     def action_deprecate(self) -> None:
         if (info := self._selected()) is None:
             return
@@ -179,3 +197,7 @@ class DefinitionsScreen(PollingScreen):
                 verb = f"already {verb}"
             self.say(f"{verb} {definition_key(info)}: {answer.info.runs_in_flight} in flight")
             self.refresh_now()
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc

@@ -29,6 +29,7 @@ from console.footer import KeyFooter
 from console.inspector import Inspector
 from console.live_history import HistoryArrived, HistoryFollower
 from console.render import chain_alarm, event_line
+from console.render_ai import ai_section
 from console.run_actions import RunActions
 from console.run_client import RunClient
 from console.run_details import (
@@ -253,9 +254,12 @@ class RunScreen(PollingScreen):
             sections = run_sections(self.run) if self.run is not None else {}
         elif row.attempt is not None:
             sections = attempt_sections(self.step(row.node_id), row.attempt)
+            sections["ai"] = ai_section(self.events, row.node_id, row.attempt)
         else:
             approval = self.approvals.get(row.node_id)
             sections = step_sections(self.step(row.node_id), row.node_id, approval)
+            # An AI step's model calls (prompt, reply, errors, repairs), from its history.
+            sections["ai"] = ai_section(self.events, row.node_id)
         inspectors[0].show(sections)
 
     def step(self, node_id: str) -> run_pb2.Step | None:
