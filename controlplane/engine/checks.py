@@ -72,27 +72,28 @@ _SAME_VALUE_ONE = ("not", "if", "then", "else")
 _SAME_VALUE_MAPS = ("dependentSchemas", "dependencies")
 
 
-def schema_problems(text: str) -> Problems:
+def schema_problems(text: str, where: str = SCHEMA_FIELD) -> Problems:
+    """Every way `text` is not a usable JSON Schema, each reported at `where`."""
     try:
         schema = json.loads(text)
     except ValueError as exc:
-        return [(SCHEMA_FIELD, f"is not valid JSON: {exc}")]
+        return [(where, f"is not valid JSON: {exc}")]
     except RecursionError:
-        return [(SCHEMA_FIELD, "nests too deeply")]
+        return [(where, "nests too deeply")]
     if not isinstance(schema, dict | bool):
         # jsonschema's own lookup of "$schema" fails on anything else (5, "x", [...]).
-        return [(SCHEMA_FIELD, "is not a JSON Schema: it must be a JSON object (or true/false)")]
+        return [(where, "is not a JSON Schema: it must be a JSON object (or true/false)")]
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
-        return [(SCHEMA_FIELD, f"is not a valid JSON Schema: {exc.message}")]
+        return [(where, f"is not a valid JSON Schema: {exc.message}")]
     except RecursionError:
-        return [(SCHEMA_FIELD, "nests too deeply")]
+        return [(where, "nests too deeply")]
     loop = reference_loop(schema)
     if loop is not None:
         return [
             (
-                SCHEMA_FIELD,
+                where,
                 f"recurses without end: {' -> '.join('#' + p for p in loop)} applies to "
                 "the same value again",
             )
@@ -104,9 +105,9 @@ def schema_problems(text: str) -> Problems:
             for _ in validator.iter_errors(sample):
                 pass
         except RecursionError:
-            return [(SCHEMA_FIELD, "recurses without end")]
+            return [(where, "recurses without end")]
         except Exception as exc:  # an unresolvable $ref, found now rather than at StartRun
-            return [(SCHEMA_FIELD, f"cannot be applied: {exc}")]
+            return [(where, f"cannot be applied: {exc}")]
     return []
 
 

@@ -25,6 +25,7 @@ from controlplane.engine.nodes import (
     TaskSpec,
     WaitEventSpec,
 )
+from controlplane.engine.nodes.ai_spec import AI_STEP_TYPE, AI_STEP_VERSION, connections_of
 from controlplane.engine.nodes.compensation import resolve_compensation_policy
 from controlplane.engine.nodes.task import FAILURE_POLICIES, resolve_step_policy
 from controlplane.engine.nodes.wait_event import DEFAULT_EVENT_RETENTION
@@ -83,6 +84,8 @@ class CompiledDefinition:
     # (step type, version) of every task and compensation ("" version: the newest), so the
     # dispatcher can make sure the engine's snapshot of step types has them.
     step_types: frozenset[tuple[str, str]] = frozenset()
+    # Model connections by name, as AI nodes' task inputs carry them.
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def input_problems(self, value: Any) -> list[tuple[str, str]]:
         """Every way `value` is not a valid run input, as (JSON pointer, message), the most
@@ -129,8 +132,17 @@ def compile_definition(proto: definition_pb2.WorkflowDefinition) -> CompiledDefi
             used.add((spec.step_type, spec.step_version))
             if spec.compensate_step:
                 used.add((spec.compensate_step, ""))
+        elif isinstance(spec, nodes.AiSpec):
+            used.add((AI_STEP_TYPE, AI_STEP_VERSION))
     return CompiledDefinition(
-        proto.name, proto.version, start, compiled, branch_of, validator, frozenset(used)
+        proto.name,
+        proto.version,
+        start,
+        compiled,
+        branch_of,
+        validator,
+        frozenset(used),
+        connections_of(proto),
     )
 
 

@@ -74,6 +74,9 @@ class ApprovalDecided:
     by_timeout: bool = False
     # The hash of what the approval showed (audit/content.py), recorded with the decision.
     content_hash: str = ""
+    # The output an AI node's review approves (has_output: one was given, even null).
+    output: Any = None
+    has_output: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from controlplane.engine import state as s
 from controlplane.engine.definition import CompiledDefinition
 from controlplane.engine.events import NewHistoryEvent, ScheduleTask, Transition
 from controlplane.engine.kinds import NodeKind
-from controlplane.engine.nodes import compensation, parallel
+from controlplane.engine.nodes import ai, compensation, parallel
 from controlplane.engine.nodes.task import task_for
 from controlplane.engine.step_types import StepCatalog
 
@@ -136,7 +136,11 @@ class Flow:
         return spec.timeout_seconds if isinstance(spec, nodes.TaskSpec) else 0.0
 
     def dead_letter(self, step: s.StepState, error: dict[str, Any], reason: str) -> None:
-        """A step gave up: route the failure as its node says."""
+        """A step gave up: route the failure as its node says (an AI node's review first)."""
+        is_ai = step.kind == NodeKind.AI
+        if is_ai and ai.reviews(self, step, error):
+            return
+        details = ai.failure_details(error) if is_ai else None
         step.dead_letter(error)
         self.record(
             "STEP_DEAD_LETTERED",
@@ -145,12 +149,14 @@ class Flow:
             error=error,
             reason=reason,
             attempts=step.attempt,
+            **({"ai": details} if details is not None else {}),
         )
         run = self.run
-        if step.kind != NodeKind.TASK:
+        if step.kind not in (NodeKind.TASK, NodeKind.AI):
             self.needs_attention(step, error, reason)
             return
-        spec = self.definition.task(step.node_id)
+        spec = self.definition.nodes[step.node_id]
+        assert isinstance(spec, nodes.TaskSpec | nodes.AiSpec)
         in_branch = step.node_id in self.definition.branch_of
         if spec.on_failure_next:
             self.enter(spec.on_failure_next)

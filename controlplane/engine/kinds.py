@@ -18,6 +18,8 @@ class NodeKind(StrEnum):
     WAIT_EVENT = "wait_event"
     SWITCH = "switch"
     PARALLEL = "parallel"
+    # A model call validated against a schema: a task of the built-in "surefoot.ai" step.
+    AI = "ai"
     COMPENSATION = "compensation"
 
 
@@ -25,6 +27,8 @@ class TimerKind(StrEnum):
     SLEEP = "sleep"
     APPROVAL_DEADLINE = "approval_deadline"
     EVENT_TIMEOUT = "event_timeout"
+    # The deadline of an AI node's human review.
+    AI_REVIEW_DEADLINE = "ai_review_deadline"
 
 
 class RunStatus(StrEnum):

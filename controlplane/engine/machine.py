@@ -31,7 +31,8 @@ from controlplane.engine.events import (
     Transition,
 )
 from controlplane.engine.flow import Flow
-from controlplane.engine.nodes import NotWaiting, approval, wait_event
+from controlplane.engine.kinds import NodeKind
+from controlplane.engine.nodes import NotWaiting, ai, approval, wait_event
 from controlplane.engine.nodes.base import waiting_step
 from controlplane.engine.retry import RetryPolicy
 from controlplane.engine.step_types import StepCatalog
@@ -124,7 +125,7 @@ def apply(
     elif isinstance(event, AbandonRequested):
         _abandon(flow, event)
     elif isinstance(event, ApprovalDecided):
-        approval.decide(flow, event)
+        _decided(flow, event)
     elif isinstance(event, TimerFired):
         _timer(flow, event)
     elif isinstance(event, EventReceived):
@@ -208,6 +209,9 @@ def _result_data(event: AttemptCompleted | AttemptFailed | AttemptLost) -> dict[
 
 
 def _completed(flow: Flow, step: s.StepState, event: AttemptCompleted) -> None:
+    if step.kind == NodeKind.AI:
+        ai.completed(flow, step, event)
+        return
     flow.record(
         "ATTEMPT_COMPLETED",
         step.node_id,
@@ -228,6 +232,7 @@ def _failed(flow: Flow, step: s.StepState, event: AttemptFailed) -> None:
         step.attempt,
         principal=event.worker_id or "system",
         error=event.error,
+        **(ai.failed(step, event.error) if step.kind == NodeKind.AI else {}),
     )
     flow.transition.remove.append(step.task_id)
     # The worker's error is kept as it reported it; read through StepError for the decision.
@@ -291,6 +296,15 @@ def _retry(flow: Flow, step: s.StepState, delay: float, reason: str) -> None:
 
 
 # -- waits -----------------------------------------------------------------------------------
+
+
+def _decided(flow: Flow, event: ApprovalDecided) -> None:
+    """A decision on an approval node, or on an AI node's review."""
+    step = flow.run.steps.get(event.node_id)
+    if step is not None and step.kind == NodeKind.AI:
+        ai.decide(flow, event)
+    else:
+        approval.decide(flow, event)
 
 
 def _timer(flow: Flow, event: TimerFired) -> None:

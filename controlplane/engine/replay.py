@@ -131,7 +131,10 @@ def _step(run: s.RunState, e: RecordedEvent, kind: str = NodeKind.TASK) -> s.Ste
 
 def _scheduled(run: s.RunState, e: RecordedEvent) -> None:
     kind = NodeKind.COMPENSATION if "compensates" in e.data else NodeKind.TASK
+    if e.data.get("kind") == NodeKind.AI:
+        kind = NodeKind.AI
     step = _step(run, e, kind)
+    step.kind = kind  # a node's steps are all of its kind
     step.attempt = e.attempt
     step.status = s.SCHEDULED
     step.step_type = str(e.data.get("step_type", ""))
@@ -226,8 +229,9 @@ def _reused(run: s.RunState, e: RecordedEvent) -> None:
 
 def _waiting(kind: str) -> Callable[[s.RunState, RecordedEvent], None]:
     def wait(run: s.RunState, e: RecordedEvent) -> None:
+        # An AI node's review is an approval its own step waits on.
         step = _step(run, e, kind)
-        step.kind = kind
+        step.kind = NodeKind.AI if e.data.get("ai_review") else kind
         step.attempt = e.attempt
         step.status = s.STEP_WAITING
         step.scheduled_at = e.time
@@ -249,6 +253,18 @@ def _wait_ended(
         _completed(run, _step(run, e), e.time, output_of(e))
 
     return end
+
+
+def _decided(run: s.RunState, e: RecordedEvent) -> None:
+    step = _step(run, e)
+    approved = e.data.get("decision") == "approved"
+    if step.kind != NodeKind.AI:
+        comment = e.data.get("comment", "")
+        output = {"approved": approved, "decided_by": e.principal, "comment": comment}
+        _completed(run, step, e.time, output)
+    elif approved:
+        _completed(run, step, e.time, (e.data.get("ai") or {}).get("output"))
+    # A rejected review: the STEP_DEAD_LETTERED that follows says what became of the step.
 
 
 def _timed_out(run: s.RunState, e: RecordedEvent) -> None:
@@ -325,13 +341,7 @@ _HANDLERS: dict[str, Callable[[s.RunState, RecordedEvent], None]] = {
     "STEP_REUSED": _reused,
     "STEP_CANCELLED": _cancelled,
     "APPROVAL_REQUESTED": _waiting(NodeKind.APPROVAL),
-    "APPROVAL_DECIDED": _wait_ended(
-        lambda e: {
-            "approved": e.data.get("decision") == "approved",
-            "decided_by": e.principal,
-            "comment": e.data.get("comment", ""),
-        }
-    ),
+    "APPROVAL_DECIDED": _decided,
     "SLEEP_STARTED": _waiting(NodeKind.SLEEP),
     "SLEEP_FIRED": _wait_ended(lambda e: None),
     "EVENT_WAIT_STARTED": _waiting(NodeKind.WAIT_EVENT),

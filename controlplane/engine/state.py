@@ -36,7 +36,7 @@ OPEN_STEP = frozenset({SCHEDULED, STEP_RUNNING, RETRY_WAIT})
 # Any node the run is still at: open tasks, waits, a parallel node before its join.
 ACTIVE = OPEN_STEP | {STEP_WAITING}
 # Kinds whose steps are attempts a worker runs.
-WORKER_KINDS = frozenset({NodeKind.TASK, NodeKind.COMPENSATION})
+WORKER_KINDS = frozenset({NodeKind.TASK, NodeKind.AI, NodeKind.COMPENSATION})
 
 
 @dataclass(frozen=True)

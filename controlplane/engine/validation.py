@@ -7,6 +7,7 @@ from __future__ import annotations
 from surefoot.v1 import definition_pb2
 
 from controlplane.engine import nodes
+from controlplane.engine.ai_checks import model_problems
 from controlplane.engine.checks import (
     NAME_PATTERN,
     NODE_ID_PATTERN,
@@ -61,6 +62,7 @@ def validate_definition(proto: definition_pb2.WorkflowDefinition, catalog: StepC
         problems.append(("definition.start", f"start node {proto.start!r} does not exist"))
     if proto.input_schema_json:
         problems.extend(schema_problems(proto.input_schema_json))
+    problems.extend(model_problems(proto))
     if not any(_is_reference(field) for field, _ in problems):
         # Reachability and cycles are reported with the other problems, over the references
         # that do resolve.

@@ -11,8 +11,9 @@ from typing import Any
 from surefoot.v1 import definition_pb2
 
 from controlplane.engine.kinds import NodeKind
+from controlplane.engine.nodes.ai import Ai, AiSpec
 from controlplane.engine.nodes.approval import Approval, ApprovalSpec
-from controlplane.engine.nodes.base import NodeType, NotWaiting
+from controlplane.engine.nodes.base import NodeType, NotWaiting, OutputRefused
 from controlplane.engine.nodes.compensation import Compensation
 from controlplane.engine.nodes.parallel import Parallel, ParallelSpec
 from controlplane.engine.nodes.sleep import Sleep, SleepSpec
@@ -20,7 +21,9 @@ from controlplane.engine.nodes.switch import Switch, SwitchSpec
 from controlplane.engine.nodes.task import Task, TaskSpec
 from controlplane.engine.nodes.wait_event import WaitEvent, WaitEventSpec
 
-NodeSpec = TaskSpec | ApprovalSpec | SleepSpec | WaitEventSpec | SwitchSpec | ParallelSpec
+NodeSpec = (
+    TaskSpec | ApprovalSpec | SleepSpec | WaitEventSpec | SwitchSpec | ParallelSpec | AiSpec
+)
 
 # Keyed by the kind's string, which a NodeKind equals: stored steps give plain strings.
 NODE_TYPES: dict[str, NodeType[Any]] = {
@@ -32,6 +35,7 @@ NODE_TYPES: dict[str, NodeType[Any]] = {
         WaitEvent(),
         Switch(),
         Parallel(),
+        Ai(),
         Compensation(),
     )
 }
@@ -71,12 +75,14 @@ def compile_node(node: definition_pb2.Node) -> NodeSpec:
 
 __all__ = [
     "BY_PROTO_FIELD",
+    "AiSpec",
     "NODE_TYPES",
     "TIMER_NODE_KINDS",
     "ApprovalSpec",
     "NodeSpec",
     "NodeType",
     "NotWaiting",
+    "OutputRefused",
     "ParallelSpec",
     "SleepSpec",
     "SwitchSpec",

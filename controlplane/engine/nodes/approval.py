@@ -20,7 +20,13 @@ from controlplane.engine.events import (
 )
 from controlplane.engine.expressions import evaluate_shown
 from controlplane.engine.kinds import NodeKind, TimerKind
-from controlplane.engine.nodes.base import NodeType, NotWaiting, spec_next, waiting_step
+from controlplane.engine.nodes.base import (
+    NodeType,
+    NotWaiting,
+    OutputRefused,
+    spec_next,
+    waiting_step,
+)
 from controlplane.engine.step_types import StepCatalog
 
 if TYPE_CHECKING:
@@ -188,6 +194,10 @@ def decide(flow: Flow, event: ApprovalDecided) -> None:
     step = waiting_step(flow, event.node_id, NodeKind.APPROVAL)
     if step is None:
         raise NotWaiting(f"approval {event.node_id!r} is not pending")
+    if event.has_output:
+        raise OutputRefused(
+            "output", f"approval {event.node_id!r} is not an AI review: it takes no output"
+        )
     decision = "approved" if event.approve else "rejected"
     output = {"approved": event.approve, "decided_by": event.principal, "comment": event.comment}
     step.complete(event.time, output)

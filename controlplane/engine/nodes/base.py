@@ -27,6 +27,15 @@ class NotWaiting(Exception):
     """The node is not waiting for this (a decided approval, a consumed wait)."""
 
 
+class OutputRefused(ValueError):
+    """A decision's output is missing, not expected, or does not fit the node's schema."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 def waiting_step(flow: Flow, node_id: str, kind: NodeKind) -> s.StepState | None:
     """The step of `node_id`, copied for change, if it is a `kind` that still waits."""
     current = flow.run.steps.get(node_id)
