@@ -1,13 +1,16 @@
-"""OpenTelemetry tracing of the control plane, configured by the standard `OTEL_*` variables.
+"""OpenTelemetry tracing of Surefoot processes, configured by the standard `OTEL_*` variables.
 
 Export is on when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set
-(and `OTEL_SDK_DISABLED` is not true); otherwise nothing is imported or set up, and the
-committer's only cost is one check of `enabled()`.
+(and `OTEL_SDK_DISABLED` is not true), over the protocol `OTEL_EXPORTER_OTLP_PROTOCOL` names
+(grpc or http/protobuf, the default); otherwise nothing is imported or set up, and the
+committer's only cost is one check of `enabled()`. `OTEL_TRACES_SAMPLER` / `_ARG` are the SDK's
+own, and agree with the sampled flag of the tasks' `traceparent` (`tracing.sampling`).
 
-Every attempt is a span in its run's trace: the trace id is the one stored on the run, and the
-span id is the one of the `traceparent` the task carried to the worker, so that the worker's
-spans nest under it. The span is emitted once the attempt's outcome has committed; it starts
-when the attempt was leased.
+A run is one trace, its id stored on the run. Its root span covers the run from start to end
+and is emitted when the run ends; every attempt is a child of it, with the span id of the
+`traceparent` the task carried to the worker (so the worker's spans nest under it); so is every
+wait (approval, timer, event, retry backoff), emitted when the wait ends. All of them are
+emitted once the transaction that recorded them has committed (`emit`).
 """
 
 from __future__ import annotations
@@ -18,13 +21,26 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from controlplane.tracing import sampling
+from controlplane.tracing.spans import (
+    AttemptSpan,
+    RunSpan,
+    TraceSpan,
+    WaitSpan,
+    root_span_id,
+)
+
+__all__ = ["AttemptSpan", "RunSpan", "TraceSpan", "WaitSpan"]
 
 log = logging.getLogger("surefoot.telemetry")
 
 SERVICE_NAME = "surefoot-control-plane"
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+GRPC = "grpc"
+HTTP = "http/protobuf"
 
 # How long a stopping process waits for its last spans to reach the collector.
 SHUTDOWN_SECONDS = 3.0
@@ -45,20 +61,38 @@ def export_configured(environ: dict[str, str] | os._Environ[str] | None = None) 
     return any(env.get(name, "").strip() for name in _ENDPOINT_VARIABLES)
 
 
+def protocol(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """The OTLP protocol the environment names for traces: grpc or http/protobuf."""
+    env = os.environ if environ is None else environ
+    for name in _PROTOCOL_VARIABLES:
+        value = env.get(name, "").strip().lower()
+        if not value:
+            continue
+        if value in (GRPC, HTTP):
+            return value
+        log.warning("%s=%s is not supported (grpc, http/protobuf): using %s", name, value, HTTP)
+        return HTTP
+    return HTTP
+
+
 def enabled() -> bool:
     return _tracer is not None
 
 
+def tracer_provider() -> Any:
+    """The provider spans are exported through (None when tracing is off)."""
+    return _provider
+
+
 def setup(service_name: str = SERVICE_NAME) -> bool:
-    """Set up the global tracer provider with an OTLP/HTTP exporter if the environment asks
-    for it. Returns whether tracing is on; idempotent."""
+    """Set up the global tracer provider with an OTLP exporter if the environment asks for
+    it. Returns whether tracing is on; idempotent."""
     global _tracer, _provider
     if _tracer is not None:
         return True
     if not export_configured():
         return False
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -67,18 +101,31 @@ def setup(service_name: str = SERVICE_NAME) -> bool:
     provider = TracerProvider(
         resource=Resource.create(attributes), id_generator=_id_generator(), shutdown_on_exit=False
     )
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    chosen = protocol()
+    provider.add_span_processor(BatchSpanProcessor(_exporter(chosen)))
     trace.set_tracer_provider(provider)
     atexit.register(shutdown)
     _provider = provider
     _tracer = provider.get_tracer("surefoot.controlplane")
-    log.info("tracing: exporting spans over OTLP/HTTP")
+    log.info("tracing: exporting spans over OTLP (%s)", chosen)
     return True
 
 
+def _exporter(chosen: str) -> Any:
+    if chosen == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
 def shutdown() -> None:
-    """Flush what is buffered, for at most SHUTDOWN_SECONDS: a stopping control plane should
-    not lose its last spans, nor wait on a collector that does not answer."""
+    """Flush what is buffered, for at most SHUTDOWN_SECONDS: a stopping process should not
+    lose its last spans, nor wait on a collector that does not answer."""
     global _tracer, _provider
     provider, _tracer, _provider = _provider, None, None
     if provider is not None:
@@ -108,6 +155,24 @@ def grpc_server_interceptors() -> list[Any]:
     return [aio_server_interceptor(tracer_provider=_provider)]
 
 
+def grpc_client_interceptors() -> list[Any]:
+    """Interceptors tracing a synchronous channel's calls, when tracing is on."""
+    if _tracer is None:
+        return []
+    from opentelemetry.instrumentation.grpc import client_interceptor
+
+    return [client_interceptor(tracer_provider=_provider)]
+
+
+def grpc_aio_client_interceptors() -> list[Any]:
+    """Interceptors tracing an asyncio channel's calls, when tracing is on."""
+    if _tracer is None:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return list(aio_client_interceptors(tracer_provider=_provider))
+
+
 def _id_generator() -> Any:
     from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
@@ -125,44 +190,73 @@ def _id_generator() -> Any:
     return PresetIdGenerator()
 
 
-@dataclass(frozen=True)
-class AttemptSpan:
-    """An attempt whose outcome was recorded, as its span will show it."""
-
-    traceparent: str
-    run_id: str
-    workflow: str
-    node_id: str
-    step_type: str
-    attempt: int
-    idempotency_key: str
-    outcome: str  # completed, failed or lost
-    started: float | None  # epoch seconds, when the attempt was leased
-    ended: float
-    worker_id: str = ""
-    error_type: str = ""
-    error_message: str = ""
-
-
-def emit_attempts(spans: Sequence[AttemptSpan]) -> None:
-    """Emit the attempts' spans; never raises (tracing must not fail a commit's delivery)."""
-    tracer = _tracer
+def emit(spans: Sequence[TraceSpan], tracer: Any = None) -> None:
+    """Emit the spans; never raises (tracing must not fail a commit's delivery)."""
+    tracer = tracer or _tracer
     if tracer is None:
         return
-    for attempt in spans:
+    for span in spans:
         try:
-            _emit(tracer, attempt)
+            if isinstance(span, AttemptSpan):
+                _emit_attempt(tracer, span)
+            elif isinstance(span, WaitSpan):
+                _emit_wait(tracer, span)
+            else:
+                _emit_run(tracer, span)
         except Exception:
-            log.warning("tracing: attempt span of %s not emitted", attempt.node_id, exc_info=True)
+            log.warning("tracing: span of run %s not emitted", span.run_id, exc_info=True)
 
 
-def _emit(tracer: Any, attempt: AttemptSpan) -> None:
-    from opentelemetry.context import Context
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+# What the committer's deliveries call: attempts, runs and waits alike.
+emit_attempts = emit
+
+
+def _nanos(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+def _in_run(trace_id: str) -> Any:
+    """The context of a span whose parent is the run's root span, sampled as the run is."""
+    from opentelemetry.trace import (
+        NonRecordingSpan,
+        SpanContext,
+        TraceFlags,
+        set_span_in_context,
+    )
+
+    flags = TraceFlags(TraceFlags.SAMPLED if sampling.sampled(trace_id) else 0)
+    parent = SpanContext(
+        int(trace_id, 16), int(root_span_id(trace_id), 16), is_remote=True, trace_flags=flags
+    )
+    return set_span_in_context(NonRecordingSpan(parent))
+
+
+def _start(
+    tracer: Any,
+    name: str,
+    trace_id: str,
+    span_id: str,
+    parent: Any,
+    attributes: dict[str, Any],
+    start: int,
+) -> Any:
+    from opentelemetry.trace import SpanKind
+
+    token = _preset_ids.set((int(trace_id, 16), int(span_id, 16)))
+    try:
+        return tracer.start_span(
+            name, context=parent, kind=SpanKind.INTERNAL, attributes=attributes, start_time=start
+        )
+    finally:
+        _preset_ids.reset(token)
+
+
+def _emit_attempt(tracer: Any, attempt: AttemptSpan) -> None:
+    from opentelemetry.trace import Status, StatusCode
 
     _, trace_hex, span_hex, _ = attempt.traceparent.split("-")
-    ended = int(attempt.ended * 1e9)
-    started = int(attempt.started * 1e9) if attempt.started else ended
+    ended = _nanos(attempt.ended)
+    started = _nanos(attempt.started) if attempt.started else ended
     attributes: dict[str, Any] = {
         "surefoot.run_id": attempt.run_id,
         "surefoot.workflow": attempt.workflow,
@@ -177,18 +271,57 @@ def _emit(tracer: Any, attempt: AttemptSpan) -> None:
     if attempt.error_type:
         attributes["error.type"] = attempt.error_type
         attributes["surefoot.error.message"] = attempt.error_message
-    token = _preset_ids.set((int(trace_hex, 16), int(span_hex, 16)))
-    try:
-        span = tracer.start_span(
-            f"step {attempt.node_id}",
-            context=Context(),  # no parent: the attempts are the top of the run's trace
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=min(started, ended),
-        )
-    finally:
-        _preset_ids.reset(token)
+    name = f"step {attempt.node_id}"
+    span = _start(
+        tracer, name, trace_hex, span_hex, _in_run(trace_hex), attributes, min(started, ended)
+    )
     if attempt.outcome != "completed":
         description = f"{attempt.error_type}: {attempt.error_message}".strip(": ")
         span.set_status(Status(StatusCode.ERROR, description or attempt.outcome))
+    span.end(end_time=ended)
+
+
+def _emit_wait(tracer: Any, wait: WaitSpan) -> None:
+    attributes: dict[str, Any] = {
+        "surefoot.run_id": wait.run_id,
+        "surefoot.workflow": wait.workflow,
+        "surefoot.node_id": wait.node_id,
+        "surefoot.wait": wait.what,
+        **wait.attributes,
+    }
+    if wait.attempt:
+        attributes["surefoot.attempt"] = wait.attempt
+    if wait.outcome:
+        attributes["surefoot.outcome"] = wait.outcome
+    ended = _nanos(wait.ended)
+    started = min(_nanos(wait.started), ended)
+    name = f"{wait.what} {wait.node_id}"
+    parent = _in_run(wait.trace_id)
+    span = _start(tracer, name, wait.trace_id, wait.span_id, parent, attributes, started)
+    span.end(end_time=ended)
+
+
+def _emit_run(tracer: Any, run: RunSpan) -> None:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Status, StatusCode
+
+    attributes: dict[str, Any] = {
+        "surefoot.run_id": run.run_id,
+        "surefoot.namespace": run.namespace,
+        "surefoot.workflow": run.workflow,
+        "surefoot.status": run.status,
+    }
+    if run.error_type:
+        attributes["error.type"] = run.error_type
+    ended = _nanos(run.ended)
+    started = min(_nanos(run.started), ended)
+    span_id = root_span_id(run.trace_id)
+    # No parent: the root of the run's trace, sampled by its trace id as the tasks were.
+    name = f"run {run.workflow}"
+    span = _start(tracer, name, run.trace_id, span_id, Context(), attributes, started)
+    if run.status in ("FAILED", "COMPENSATED"):
+        description = f"{run.error_type}: {run.error_message}".strip(": ")
+        span.set_status(Status(StatusCode.ERROR, description or run.status))
+    elif run.status == "COMPLETED":
+        span.set_status(Status(StatusCode.OK))
     span.end(end_time=ended)

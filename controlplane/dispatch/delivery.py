@@ -41,7 +41,7 @@ class Deliveries:
     cancels: list[str] = field(default_factory=list)
     # Why each cancelled attempt was cancelled (Cancel.reason), by task id.
     cancel_reasons: dict[str, str] = field(default_factory=dict)
-    spans: list[telemetry.AttemptSpan] = field(default_factory=list)
+    spans: list[telemetry.TraceSpan] = field(default_factory=list)
     # What the transaction did to runs that WatchRun streams follow.
     run_news: dict[str, RunNews] = field(default_factory=dict)
     # Drains to send (session id -> reason), after the batch's tasks: a task this process
@@ -103,6 +103,9 @@ class Handout:
         self.next_poll = max(self.next_poll, now + self._poll_interval)
 
     def assign(self, batch: RunBatch, out: Deliveries) -> None:
+        if batch.trace_spans:
+            # Every change of the batch is recorded by now: the run and wait spans it ended.
+            out.spans.extend(batch.trace_spans)
         now = batch.now
         if self.due_at is not None and self.due_at <= now:
             self.due_at = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from controlplane import telemetry
 from controlplane.audit.chain import GENESIS, event_hash
 from controlplane.engine.events import Transition
 from controlplane.engine.replay import CANCELLED_MID_WAY
@@ -32,6 +33,8 @@ from controlplane.store.schema import (
     tasks,
 )
 from controlplane.store.wait_writes import WaitWrites
+from controlplane.tracing import sampling
+from controlplane.tracing.transitions import spans_ended
 
 CHUNK = 500
 # Extra keys of a task row claimed on PostgreSQL (`dispatch.claims`): its run's last_seq
@@ -62,7 +65,7 @@ class LoadedRun:
 def traceparent_for(trace_id: str, task_id: str) -> str:
     """W3C trace context for an attempt's span: the run's trace, a span id from the task."""
     span_id = hashlib.sha256(task_id.encode()).hexdigest()[:16]
-    return f"00-{trace_id}-{span_id}-01"
+    return f"00-{trace_id}-{span_id}-{sampling.flags(trace_id)}"
 
 
 class RunCache:
@@ -138,6 +141,9 @@ class RunBatch:
         self.status_before: dict[str, str | None] = {}
         self._forget_outcomes: list[str] = []
         self.waits = WaitWrites()
+        # The run and wait spans the recorded changes end, when tracing is on (emitted after
+        # the commit, with the attempts' spans: Handout.assign hands them to the deliveries).
+        self.trace_spans: list[telemetry.TraceSpan] | None = [] if telemetry.enabled() else None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -222,6 +228,9 @@ class RunBatch:
                 and loaded.state.status == NEEDS_ATTENTION
                 and loaded.state.attention is not None
             )
+        if self.trace_spans is not None:
+            before = None if loaded.state is state else loaded.state
+            self.trace_spans.extend(spans_ended(loaded.trace_id, before, state, self.now))
         loaded.state = state
         loaded.dirty = True
         for event in transition.events:

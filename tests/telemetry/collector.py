@@ -1,4 +1,5 @@
-"""A real OTLP/HTTP trace collector for the tests: POST /v1/traces with protobuf bodies."""
+"""Real OTLP trace collectors for the tests: over HTTP (POST /v1/traces with protobuf bodies)
+and over gRPC (TraceService/Export)."""
 
 from __future__ import annotations
 
@@ -42,12 +43,59 @@ def _value(value: common_pb2.AnyValue) -> Any:
     )
 
 
-class Collector:
-    """Listens on 127.0.0.1 on a free port until `close()`; `spans()` is what arrived."""
+class SpanStore:
+    """The spans a collector received, whatever the transport."""
+
+    protocol = ""  # the OTEL_EXPORTER_OTLP_PROTOCOL its clients use
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._spans: list[CollectedSpan] = []
+
+    @property
+    def endpoint(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        found = []
+        for resource_spans in request.resource_spans:
+            resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+            service = str(resource.get("service.name", ""))
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    found.append(
+                        CollectedSpan(
+                            service=service,
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            kind=span.kind,
+                            status_code=span.status.code,
+                            status_message=span.status.message,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                        )
+                    )
+        with self._lock:
+            self._spans.extend(found)
+
+    def spans(self) -> list[CollectedSpan]:
+        with self._lock:
+            return list(self._spans)
+
+
+class Collector(SpanStore):
+    """OTLP/HTTP on 127.0.0.1 on a free port until `close()`; `spans()` is what arrived."""
+
+    protocol = "http/protobuf"
+
+    def __init__(self) -> None:
+        super().__init__()
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,35 +129,6 @@ class Collector:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def _add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
-        found = []
-        for resource_spans in request.resource_spans:
-            resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-            service = str(resource.get("service.name", ""))
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    found.append(
-                        CollectedSpan(
-                            service=service,
-                            name=span.name,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex(),
-                            kind=span.kind,
-                            status_code=span.status.code,
-                            status_message=span.status.message,
-                            start_ns=span.start_time_unix_nano,
-                            end_ns=span.end_time_unix_nano,
-                            attributes={a.key: _value(a.value) for a in span.attributes},
-                        )
-                    )
-        with self._lock:
-            self._spans.extend(found)
-
-    def spans(self) -> list[CollectedSpan]:
-        with self._lock:
-            return list(self._spans)
 
     def close(self) -> None:
         self._server.shutdown()

@@ -10,11 +10,12 @@ from typing import Any
 from surefoot_worker.authoring import definition_from_dict
 
 from controlplane.store.run_batch import traceparent_for
+from controlplane.tracing.spans import root_span_id
 from tests.support.eventually import assert_eventually
 from tests.support.processes import ControlPlane, StartWorker
 from tests.support.runs import get_run, register, start_run, wait_for_status
 from tests.support.workflows import task_node
-from tests.telemetry.collector import CollectedSpan, Collector
+from tests.telemetry.collector import CollectedSpan, SpanStore
 
 TRACED_STEPS = Path(__file__).with_name("traced_steps.py")
 CONTROL_PLANE = "surefoot-control-plane"
@@ -49,7 +50,7 @@ def _span_id(traceparent: str) -> str:
 def test_a_run_is_one_trace_of_attempt_spans_with_the_workers_spans_nested(
     control_plane: ControlPlane,
     worker: StartWorker,
-    collector: Collector,
+    collector: SpanStore,
     traced_steps_log: Path,
 ) -> None:
     stub = control_plane.stub
@@ -71,7 +72,9 @@ def test_a_run_is_one_trace_of_attempt_spans_with_the_workers_spans_nested(
         spans = [
             s
             for s in collector.spans()
-            if s.service == CONTROL_PLANE and s.attributes.get("surefoot.run_id") == run_id
+            if s.service == CONTROL_PLANE
+            and s.attributes.get("surefoot.run_id") == run_id
+            and s.name.startswith("step ")
         ]
         assert len(spans) == 4, [s.name for s in spans]
         return {s.span_id: s for s in spans}
@@ -90,12 +93,12 @@ def test_a_run_is_one_trace_of_attempt_spans_with_the_workers_spans_nested(
     attempts = assert_eventually(attempt_spans, message="the control plane's attempt spans")
     handlers = assert_eventually(handler_spans, message="the worker's handler spans")
 
-    # Every attempt span is in the run's trace, with the span id the worker was given, and
-    # is a top-level span of that trace.
+    # Every attempt span is in the run's trace, with the span id the worker was given, a
+    # child of the run's root span.
     assert {_span_id(e["traceparent"]) for e in seen.values()} == set(attempts)
     for span in attempts.values():
         assert span.trace_id == trace_id
-        assert span.parent_span_id == ""
+        assert span.parent_span_id == root_span_id(trace_id)
         key = (span.attributes["surefoot.node_id"], span.attributes["surefoot.attempt"])
         assert span.span_id == _span_id(seen[key]["traceparent"])
         assert span.name == f"step {key[0]}"
@@ -158,7 +161,7 @@ def test_a_run_is_one_trace_of_attempt_spans_with_the_workers_spans_nested(
 def test_a_lost_attempt_is_an_error_span_with_the_span_id_its_worker_was_given(
     control_plane: ControlPlane,
     worker: StartWorker,
-    collector: Collector,
+    collector: SpanStore,
     traced_steps_log: Path,
 ) -> None:
     stub = control_plane.stub
