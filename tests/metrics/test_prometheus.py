@@ -1,0 +1,96 @@
+"""A real Prometheus scrape (HTTP GET of /metrics) of a real control plane while runs
+progress: the gauges, counters and histograms move, and nothing secret is in a label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.metrics.conftest import METRIC_STEPS, WORKFLOW, MetricsControlPlane, metered_order
+from tests.metrics.scrape import Scrape, scrape
+from tests.support.eventually import assert_eventually
+from tests.support.processes import ProcessRegistry, start_worker
+from tests.support.runs import register, start_run, wait_for_status
+
+SECRET = "sk-live-4f9c2a7e51b3"
+CHARGE = {"surefoot_step_type": "metrics-charge"}
+NOTIFY = {"surefoot_step_type": "metrics-notify"}
+
+
+def inputs() -> list[dict[str, Any]]:
+    """Three charges that succeed at once, two on their second attempt, one dead-lettered."""
+    plain: dict[str, Any] = {"secret": SECRET}
+    retried = plain | {"fail_first": True}
+    return [plain, plain, plain, retried, retried, plain | {"dead": True}]
+
+
+def test_metrics_move_as_runs_progress(
+    metered_plane: MetricsControlPlane, processes: ProcessRegistry
+) -> None:
+    stub = metered_plane.stub
+    register(stub, metered_order())
+    run_ids = [start_run(stub, WORKFLOW, value) for value in inputs()]
+
+    def queued_without_worker() -> Scrape:
+        found = scrape(metered_plane.metrics_url)
+        assert found.value("surefoot_queue_depth", **CHARGE) == 6, found.series(
+            "surefoot_queue_depth"
+        )
+        # What the "queue with no capable worker" alert fires on.
+        assert found.value("surefoot_queue_capable_workers", **CHARGE) == 0
+        assert found.value("surefoot_runs_active", surefoot_status="RUNNING") == 6
+        assert found.value("surefoot_workers_connected") == 0
+        return found
+
+    before = assert_eventually(queued_without_worker, message="6 charges queued, no worker")
+    assert before.value("surefoot_step_attempts_total") == 0
+
+    start_worker(processes, metered_plane.address, METRIC_STEPS)
+    for run_id in run_ids[:5]:
+        wait_for_status(stub, run_id, "COMPLETED")
+    wait_for_status(stub, run_ids[5], "NEEDS_ATTENTION")
+
+    def settled() -> Scrape:
+        found = scrape(metered_plane.metrics_url)
+        attempts = "surefoot_step_attempts_total"
+        first = {"surefoot_first_attempt": "true"}
+        assert found.value(attempts, **CHARGE, **first) == 6
+        assert found.value(attempts, **CHARGE, **first, surefoot_outcome="completed") == 3
+        assert found.value(attempts, **CHARGE, surefoot_first_attempt="false") == 2
+        assert found.value(attempts, **NOTIFY, **first, surefoot_outcome="completed") == 5
+        assert found.value("surefoot_step_retries_total", **CHARGE) == 2
+        assert found.value("surefoot_step_dead_lettered_total", **CHARGE) == 1
+        assert (
+            found.value(
+                "surefoot_dead_letters",
+                surefoot_workflow=WORKFLOW,
+                surefoot_error_type="CardDeclined",
+                **CHARGE,
+            )
+            == 1
+        )
+        assert found.value("surefoot_runs_ended_total", surefoot_status="COMPLETED") == 5
+        assert found.value("surefoot_runs_active", surefoot_status="NEEDS_ATTENTION") == 1
+        assert found.value("surefoot_runs_active", surefoot_status="RUNNING") == 0
+        assert found.value("surefoot_queue_depth") == 0
+        assert found.value("surefoot_workers_connected") == 1
+        assert found.value("surefoot_workers_credit") > 0
+        # 8 charge attempts (6 first, 2 retries), 5 notify attempts, each timed from its
+        # lease to its outcome.
+        assert found.value("surefoot_step_duration_seconds_count", **CHARGE) == 8
+        assert (
+            found.value("surefoot_step_duration_seconds_count", **CHARGE, surefoot_outcome="failed")
+            == 3
+        )
+        assert found.value("surefoot_step_duration_seconds_count", **NOTIFY) == 5
+        assert found.value("surefoot_step_schedule_to_start_duration_seconds_count") == 13
+        assert found.value("surefoot_commit_batch_size_count") > 0
+        assert found.value("surefoot_commit_duration_seconds_count") > 0
+        return found
+
+    after = assert_eventually(settled, message="the runs' figures on /metrics")
+    # The error messages carried the secret; run ids are unbounded: neither is a label.
+    assert SECRET not in after.text
+    for run_id in run_ids:
+        assert run_id not in after.text
+    labels = {key for sample in after.samples for key in sample.labels}
+    assert not labels & {"run_id", "surefoot_run_id", "message", "surefoot_error_message"}
