@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from surefoot.v1 import definition_pb2
 
@@ -16,7 +16,7 @@ from controlplane.engine.definition import CompiledDefinition, compile_definitio
 from controlplane.engine.state import TERMINAL
 from controlplane.store.codec import to_datetime, to_epoch
 from controlplane.store.database import reader
-from controlplane.store.schema import definitions, runs
+from controlplane.store.schema import definitions, evaluations, runs
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ def _insert(
         "body": body,
         "deprecated": False,
         "created_at": created_at,
+        "requires_eval": definition.require_eval,
     }
     inserted = connection.execute(definitions.insert().values(**values)).inserted_primary_key
     assert inserted is not None
@@ -129,16 +130,28 @@ def _insert(
 def find(
     connection: Connection, namespace: str, name: str, version: str = ""
 ) -> DefinitionRow | None:
-    """A version by label, or the newest active one for "" / "latest"."""
+    """A version by label, or the newest eligible one for "" / "latest" (`eligible`)."""
     query = select(definitions).where(
         definitions.c.namespace == namespace, definitions.c.name == name
     )
     if version and version != "latest":
         query = query.where(definitions.c.version == version)
     else:
-        query = query.where(definitions.c.deprecated.is_(False))
+        query = query.where(eligible())
     row = connection.execute(query.order_by(definitions.c.sequence.desc()).limit(1)).first()
     return _row(row) if row is not None else None
+
+
+def eligible() -> ColumnElement[bool]:
+    """Whether a version may be "latest": not deprecated, and when its definition has
+    require_eval, an evaluation of it passed."""
+    passed = exists().where(
+        evaluations.c.definition_id == definitions.c.id, evaluations.c.passed.is_(True)
+    )
+    return and_(
+        definitions.c.deprecated.is_(False),
+        or_(definitions.c.requires_eval.is_(False), passed),
+    )
 
 
 def in_flight(connection: Connection, definition_id: int) -> int:

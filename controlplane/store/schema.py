@@ -22,6 +22,7 @@ from sqlalchemy import (
     text,
 )
 
+from controlplane.store import evaluations as evaluation_store
 from controlplane.store import operation_tables, run_forks
 from controlplane.store.types import UtcDateTime
 
@@ -45,6 +46,9 @@ definitions = Table(
     Column("deprecated_by", String(300), nullable=True),
     Column("deprecated_at", UtcDateTime(), nullable=True),
     Column("deprecation_reason", Text, nullable=True),
+    # The definition's require_eval, where the "latest" lookup can filter on it: such a
+    # version is latest only once an evaluation of it passed (store/evaluations.py).
+    Column("requires_eval", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("namespace", "name", "version", name="uq_definitions_version"),
     UniqueConstraint("namespace", "name", "sequence", name="uq_definitions_sequence"),
 )
@@ -292,6 +296,10 @@ operations, operation_items = operation_tables.define_tables(metadata)
 
 # Which run was forked from which (ForkRun), declared with its queries.
 forks = run_forks.define_table(metadata)
+
+# Eval sets of versions and the evaluations recorded (EvaluationService), declared with their
+# queries.
+eval_sets, evaluations = evaluation_store.define_tables(metadata)
 
 
 # What a write RPC answered, by its caller's request id (store/write_requests.py): a call
