@@ -36,7 +36,12 @@ def ai_records(
     for event in events:
         if event.node_id != node_id:
             continue
-        ai = event_data(event).get("ai")
+        data = event_data(event)
+        ai = data.get("ai")
+        if not isinstance(ai, dict):
+            # A failure recorded with only its error: the facts are in the error's details.
+            error = data.get("error")
+            ai = failure_facts(error.get("details")) if isinstance(error, dict) else None
         if not isinstance(ai, dict):
             continue
         kind = _kind(event)
@@ -142,14 +147,26 @@ def ai_section(
     return section
 
 
+def failure_facts(details: Any) -> dict[str, Any] | None:
+    """An AI failure's facts (calls, last_reply, errors, usage) from an error's details: the
+    details are that JSON object, or end with it as their last line (after a traceback)."""
+    if not isinstance(details, str) or not details.strip():
+        return None
+    for text in (details, details.strip().rsplit("\n", 1)[-1]):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and ("calls" in parsed or "last_reply" in parsed):
+            return parsed
+    return None
+
+
 def last_reply_lines(details: str) -> list[str]:
     """A dead letter's lines about the model's last raw reply and why it did not validate;
     [] when the error's details are not an AI step's."""
-    try:
-        parsed = json.loads(details) if details else None
-    except ValueError:
-        return []
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("last_reply"), str):
+    parsed = failure_facts(details)
+    if parsed is None or not isinstance(parsed.get("last_reply"), str):
         return []
     calls = [call for call in parsed.get("calls") or [] if isinstance(call, dict)]
     repairs = sum(1 for call in calls if call.get("repair"))

@@ -1,10 +1,12 @@
 """`surefoot dev`: a complete local Surefoot in one process, for trying it and for demos.
 
 A control plane on a SQLite file, the example workflows registered (`onboarding`, the saga
-with a manager approval; `trial`, with an event wait, a switch, a parallel and a sleep; and
-`orders`), and one worker running in the same event loop for their steps and for the built-
-in connectors (`surefoot.http` and the others; secrets from `SUREFOOT_SECRET_<NAME>`, call
-outcomes recorded through the control plane in the same SQLite file). Nothing here is
+with a manager approval; `trial`, with an event wait, a switch, a parallel and a sleep;
+`orders`; and `support`, whose `ai` node classifies a ticket through a local scripted model,
+controlplane/dev_model.py, so it needs no network and no key), and one worker running in
+the same event loop for their steps and for the built-in connectors (`surefoot.http`,
+`surefoot.ai` and the others; secrets from `SUREFOOT_SECRET_<NAME>`, call outcomes recorded
+through the control plane in the same SQLite file). Nothing here is
 special-cased in the server: the worker and the registration talk to it over gRPC like any
 other client, so what works here works against a real deployment. The one dev-only setting
 is who the caller is: without a bearer token it is the OS user, so that `surefoot approvals
@@ -28,6 +30,8 @@ import grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot.v1 import workflow_service_pb2_grpc
 
+from controlplane.dev_model import ai_tour_lines, start_dev_model_for
+
 if TYPE_CHECKING:
     from surefoot_worker import Worker
 
@@ -36,8 +40,10 @@ EXAMPLE_STEPS_MODULES = (
     "surefoot_worker.examples.orders",
     # orders@2's fraud check, so that the README's versions example runs on the dev worker.
     "surefoot_worker.examples.fraud",
+    # support's assign-ticket; its `ai` node runs on the built-in connector surefoot.ai.
+    "surefoot_worker.examples.support",
 )
-EXAMPLE_DEFINITION_FILES = ("onboarding.yaml", "trial.yaml", "orders.yaml")
+EXAMPLE_DEFINITION_FILES = ("onboarding.yaml", "trial.yaml", "orders.yaml", "support.yaml")
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 SERVER_GRACE_SECONDS = 5.0
 # How long in-flight example steps get to finish after Ctrl-C before they are handed back (the
@@ -99,8 +105,9 @@ async def _serve(database: Path, listen: str) -> int:
     worker: Worker | None = None
     worker_task: asyncio.Task[Any] | None = None
     outcomes: OutcomeRecords | None = None
+    model = await start_dev_model_for(address)
     try:
-        registered = await _register_examples(address)
+        registered = await _register_examples(address, model.base_url)
         # Both modules export the shared charge-card step: keep each step once.
         steps = {s.key: s for module in EXAMPLE_STEPS_MODULES for s in load_steps(module)}
         # Like any connector worker, over gRPC: only the control plane opens the database.
@@ -109,7 +116,9 @@ async def _serve(database: Path, listen: str) -> int:
         steps.update((s.key, s) for s in connectors)
         worker = Worker(address, list(steps.values()), drain_timeout=WORKER_GRACE_SECONDS)
         worker_task = asyncio.create_task(worker.run(), name="surefoot-dev-worker")
-        _print_banner(address, database, registered, user, [s.name for s in connectors])
+        _print_banner(
+            address, database, registered, user, [s.name for s in connectors], model.base_url
+        )
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({stopping, worker_task}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -132,12 +141,16 @@ async def _serve(database: Path, listen: str) -> int:
         if outcomes is not None:
             outcomes.close()
         await control_plane.stop(grace=SERVER_GRACE_SECONDS)
+        model.close()
     print(f"surefoot dev stopped; its runs are kept in {database}")
     return exit_code
 
 
-async def _register_examples(address: str) -> list[str]:
-    """Registers the example definitions; "unchanged" on a restart is the expected answer."""
+async def _register_examples(address: str, model_url: str) -> list[str]:
+    """Registers the example definitions; "unchanged" on a restart is the expected answer.
+
+    The examples' model connections are pointed at the dev model (`model_url`).
+    """
     import surefoot_worker
     from surefoot_worker.authoring import load_definitions
 
@@ -151,8 +164,18 @@ async def _register_examples(address: str) -> list[str]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
         for definition in definitions:
+            for connection in definition.models:
+                connection.base_url = model_url
             request = ws.RegisterDefinitionRequest(namespace="default", definition=definition)
-            response = await stub.RegisterDefinition(request, timeout=10.0)
+            try:
+                response = await stub.RegisterDefinition(request, timeout=10.0)
+            except grpc.aio.AioRpcError as exc:
+                if not definition.models or exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+                # Registered by an earlier start whose model port is taken now: the version
+                # keeps that address, so its new runs cannot reach the model until restarted.
+                lines.append(f"{definition.name}@{definition.version} (kept, another model port)")
+                continue
             verb = "registered" if response.created else "unchanged"
             lines.append(f"{definition.name}@{definition.version} ({verb})")
     return lines
@@ -167,7 +190,12 @@ async def _stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:
 
 
 def _print_banner(
-    address: str, database: Path, registered: list[str], user: str, connectors: list[str]
+    address: str,
+    database: Path,
+    registered: list[str],
+    user: str,
+    connectors: list[str],
+    model_url: str,
 ) -> None:
     onboarding = '{"customer": "ACME Corp", "email": "ops@acme.test", "plan": "team", "amount": 49'
     lines = [
@@ -176,6 +204,7 @@ def _print_banner(
         f"  workflows:  {', '.join(registered) or 'none'}",
         f"  worker:     example steps from {', '.join(EXAMPLE_STEPS_MODULES)}, in this process",
         f"  connectors: {', '.join(connectors)} (secrets: SUREFOOT_SECRET_<NAME>)",
+        f"  model:      {model_url} (a scripted ticket classifier for `support`; no key)",
         f"  caller:     {user} (requests without a bearer token act as the OS user)",
         "",
         "Try, in another terminal:",
@@ -200,6 +229,8 @@ def _print_banner(
         "  uv run surefoot events send card-added --key it@initech.test "
         """--payload '{"card": "visa-4242"}'""",
         '  uv run surefoot runs show "$RUN"',
+        "",
+        *ai_tour_lines(),
         "",
         "The README's tour explains each of these.",
         "Ctrl-C stops it; starting again on the same --data-dir resumes the runs in flight.",
