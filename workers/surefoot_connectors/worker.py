@@ -101,5 +101,7 @@ def configure_logging(runtime: ConnectorRuntime, level: int = logging.INFO) -> N
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format=LOG_FORMAT)
     # httpx logs every request line at INFO: the URL is useful, the noise at scale is not.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The openai client's transport logs under "httpx2", the same line for every model call.
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     redact_logs(runtime.redactor)
