@@ -14,11 +14,11 @@ from sqlalchemy import Connection, Row
 from surefoot.v1 import approval_pb2 as apb
 
 from controlplane import errors
-from controlplane.api import convert, request_ids
+from controlplane.api import convert, payloads, request_ids
+from controlplane.api.approval_outputs import DecideWithOutput
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.audit.content import shown_hash
-from controlplane.dispatch import operations as ops
 from controlplane.store import approval_queries
 
 MAX_PAGE = 1000
@@ -94,7 +94,10 @@ async def decide(
         raise errors.PermissionDenied(
             "deciding an approval needs an authenticated caller (a bearer token)"
         )
-    operation = ops.DecideApproval(
+    has_output = request.HasField("output")
+    # An AI node's review is approved with the output the node should have had (law 7: the
+    # principal and the output are the decision's history event).
+    operation = DecideWithOutput(
         namespace,
         request.approval_id,
         request.approve,
@@ -102,6 +105,8 @@ async def decide(
         caller.principal,
         caller.groups,
         request.shown_hash,
+        output=payloads.parse_json("output", request.output) if has_output else None,
+        has_output=has_output,
     )
     return await request_ids.submitted(
         backend,
