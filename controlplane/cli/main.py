@@ -26,6 +26,7 @@ from controlplane.cli import (
     output,
     runs,
     servers,
+    stats,
     workers,
 )
 from controlplane.cli.errors import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, CliError
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     connectors.register_commands(subparsers)
     console.register_commands(subparsers)
     workers.register_commands(subparsers)
+    stats.register_commands(subparsers)
     completion.register_commands(subparsers, build_parser)
     return parser
 
