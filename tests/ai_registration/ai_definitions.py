@@ -144,5 +144,7 @@ def output_invalid(
         "type": "AiOutputInvalid",
         "message": "no reply matched the output schema",
         "retryable": False,
-        "details": json.dumps(details),
+        # As the worker SDK sends it: the traceback, then the facts as one JSON line.
+        "details": "Traceback (most recent call last):\n  ...\nAiOutputInvalid\n"
+        + json.dumps(details),
     }

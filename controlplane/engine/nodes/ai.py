@@ -164,10 +164,16 @@ def completed(flow: Flow, step: s.StepState, event: AttemptCompleted) -> None:
 
 
 def failure_details(error: dict[str, Any]) -> dict[str, Any] | None:
-    """The parsed details of a `surefoot.ai` failure (calls, last reply, errors, usage)."""
+    """The parsed details of a `surefoot.ai` failure (calls, last reply, errors, usage):
+    one JSON object, the whole details or their last line (a worker SDK sends a failure's
+    traceback first)."""
+    text = str(error.get("details") or "").rstrip("\n")
+    last = text.rsplit("\n", 1)[-1].strip()
+    if not last.startswith("{"):
+        return None
     try:
-        details = json.loads(error.get("details") or "")
-    except (TypeError, ValueError):
+        details = json.loads(last)
+    except ValueError:
         return None
     return details if isinstance(details, dict) else None
 
