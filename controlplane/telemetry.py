@@ -123,6 +123,32 @@ def _exporter(chosen: str) -> Any:
     return OTLPSpanExporter()
 
 
+def export_once(spans: Sequence[TraceSpan], service_name: str = SERVICE_NAME) -> bool:
+    """Export `spans` in one OTLP request, now, and say whether the collector took them (a
+    command re-exporting a finished run's history, not a server: no batching, no global
+    provider). Sampled as the control plane would have sampled them."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
+    provider = TracerProvider(
+        resource=Resource.create(attributes), id_generator=_id_generator(), shutdown_on_exit=False
+    )
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    emit(spans, provider.get_tracer("surefoot.controlplane"))
+    finished = memory.get_finished_spans()
+    if not finished:
+        return True  # none sampled: nothing to send
+    exporter = _exporter(protocol())
+    try:
+        return bool(exporter.export(finished) == SpanExportResult.SUCCESS)
+    finally:
+        exporter.shutdown()
+
+
 def shutdown() -> None:
     """Flush what is buffered, for at most SHUTDOWN_SECONDS: a stopping process should not
     lose its last spans, nor wait on a collector that does not answer."""

@@ -13,7 +13,7 @@ from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import run_pb2
 from surefoot.v1 import workflow_service_pb2 as ws
 
-from controlplane.cli import output, run_control, run_listing
+from controlplane.cli import output, run_control, run_listing, run_trace
 from controlplane.cli import run_following as following
 from controlplane.cli.arguments import whole_number
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
@@ -166,6 +166,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     cancel.set_defaults(func=cancel_run)
 
     run_control.register_commands(commands)
+    run_trace.register(commands)
 
 
 def _paragraph(text: str) -> str:
