@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,9 +37,9 @@ def control_plane(
 
 
 def cli(plane: AuthControlPlane, *args: str, **env: str) -> tuple[int, str, str]:
-    done = run_cli(
-        *args, "--address", plane.address, SUREFOOT_TOKEN=OPERATOR, OTEL_SDK_DISABLED="false", **env
-    )
+    # Any: run_cli's keywords are its environment, and its timeout.
+    variables: dict[str, Any] = {"SUREFOOT_TOKEN": OPERATOR, "OTEL_SDK_DISABLED": "false", **env}
+    done = run_cli(*args, "--address", plane.address, **variables)
     return done.returncode, done.stdout, done.stderr
 
 
