@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from surefoot.v1 import definition_pb2
 from surefoot_connectors import connector_named
 from surefoot_connectors.failure_details import MAX_DETAILS_BYTES, details_line, parse_details
+from surefoot_connectors.steps import input_problems
 from surefoot_worker import NonRetryableError, RetryLaterError
 from surefoot_worker._outcome import failed
 
+from controlplane.engine.nodes.ai import ai_task_input
 from controlplane.model_server import ModelServer, Reply
 from tests.connectors.connector_calls import StepsFor, run_step
 
@@ -67,6 +70,61 @@ def test_the_registry_declares_surefoot_ai_as_the_contract_says() -> None:
         "AiRequestRejected",
         "SecretNotFound",
         "ConnectorInputInvalid",
+    }
+
+
+def test_the_engines_task_input_is_what_the_step_accepts() -> None:
+    """The contract between the engine and the connector: every field the engine fills in,
+    a fallback model, a default and every limit set, passes the step's input schema."""
+    schema = {"type": "object", "required": ["label"]}
+    node = definition_pb2.Node(
+        id="classify",
+        ai=definition_pb2.AiNode(
+            input="input.ticket",
+            system_prompt="Classify.",
+            user_prompt="{{ input.text }}",
+            model="main",
+            output_schema_json=json.dumps(schema),
+            max_repairs=3,
+            max_tokens=100,
+            temperature=0.2,
+            timeout_seconds=5,
+            redact_prompt=True,
+            max_run_tokens=1000,
+            max_run_cost=0.5,
+            fallbacks=[
+                definition_pb2.AiFallback(model="backup"),
+                definition_pb2.AiFallback(default_output_json='{"label": "other"}'),
+            ],
+        ),
+    )
+    models = [
+        definition_pb2.ModelConnection(
+            name=name,
+            base_url="http://127.0.0.1:1/v1",
+            model=name,
+            api_key_secret="model_key",
+            structured_output=mode,
+            input_price_per_million=1.5,
+            output_price_per_million=2.5,
+            headers={"api-version": "2024-10-21", "X-Org": "${secret:org}"},
+        )
+        for name, mode in (("main", ""), ("backup", "json_object"))
+    ]
+    definition = definition_pb2.WorkflowDefinition(
+        name="contract", version="1", nodes=[node], start="classify", models=models
+    )
+
+    built = ai_task_input(definition, "classify", {"text": "hi"}, used_tokens=10, used_cost=0.1)
+
+    assert input_problems(connector_named("surefoot.ai"), built) == []
+    assert [m["name"] for m in built["models"]] == ["main", "backup"]
+    assert built["default_output"] == {"label": "other"}
+    assert built["budget"] == {
+        "max_tokens": 1000,
+        "max_cost": 0.5,
+        "used_tokens": 10,
+        "used_cost": 0.1,
     }
 
 
