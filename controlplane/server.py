@@ -19,6 +19,8 @@ from surefoot.v1 import (
     audit_service_pb2_grpc,
     credential_service_pb2,
     credential_service_pb2_grpc,
+    evaluation_service_pb2,
+    evaluation_service_pb2_grpc,
     operation_service_pb2,
     operation_service_pb2_grpc,
     worker_admin_service_pb2,
@@ -35,6 +37,7 @@ from controlplane.api.access import Guarded
 from controlplane.api.audit import AuditService
 from controlplane.api.connector_outcomes import ConnectorOutcomeService
 from controlplane.api.credentials import CredentialService
+from controlplane.api.evaluations import EvaluationService
 from controlplane.api.failures import ErrorMapped
 from controlplane.api.operations import OperationService
 from controlplane.api.principal import Authenticator
@@ -196,6 +199,9 @@ class ControlPlane:
         worker_admin_service_pb2_grpc.add_WorkerAdminServiceServicer_to_server(
             WorkerAdminService(self._engine, self._auth), mapped
         )
+        evaluation_service_pb2_grpc.add_EvaluationServiceServicer_to_server(
+            EvaluationService(self._engine, self._auth), mapped
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
             workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
@@ -205,6 +211,7 @@ class ControlPlane:
             credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"].full_name,
             operation_service_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
             worker_admin_service_pb2.DESCRIPTOR.services_by_name["WorkerAdminService"].full_name,
+            evaluation_service_pb2.DESCRIPTOR.services_by_name["EvaluationService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
             REFLECTION_V1,

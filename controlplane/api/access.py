@@ -46,6 +46,11 @@ def _filtered(request: Any) -> Iterable[str]:
     return (checked_namespace(request.namespace),) if request.namespace else ()
 
 
+def _recorded(request: Any) -> Iterable[str]:
+    """RecordEvaluation names its namespace inside the evaluation."""
+    return (checked_namespace(request.evaluation.namespace),)
+
+
 def _everywhere(request: Any) -> Iterable[str]:
     return (ANY_NAMESPACE,)
 
@@ -63,6 +68,7 @@ _WORKFLOWS = "/surefoot.v1.WorkflowService/"
 _OUTCOMES = "/surefoot.v1.ConnectorOutcomeService/"
 _CREDENTIALS = "/surefoot.v1.CredentialService/"
 _OPERATIONS = "/surefoot.v1.OperationService/"
+_EVALUATIONS = "/surefoot.v1.EvaluationService/"
 
 RULES: dict[str, Rule] = {
     # Definitions: reading is viewing; changing what runs is an admin's.
@@ -110,6 +116,13 @@ RULES: dict[str, Rule] = {
     # The workers view: who is connected, and which queues nobody serves.
     "/surefoot.v1.WorkerAdminService/ListWorkers": Rule(Role.VIEWER),
     "/surefoot.v1.WorkerAdminService/ListQueuedStepTypes": Rule(Role.VIEWER),
+    # Evaluations of AI nodes: attaching a set and recording an outcome (which can make a
+    # require_eval version latest) is operating; reading them is viewing.
+    _EVALUATIONS + "PutEvalSet": Rule(Role.OPERATOR),
+    _EVALUATIONS + "GetEvalSet": Rule(Role.VIEWER),
+    _EVALUATIONS + "RecordEvaluation": Rule(Role.OPERATOR, _recorded),
+    _EVALUATIONS + "ListEvaluations": Rule(Role.VIEWER),
+    _EVALUATIONS + "GetEvaluation": Rule(Role.VIEWER),
     # Credentials: admins of the namespaces concerned (see api/credentials.py).
     _CREDENTIALS + "CreateCredential": Rule(Role.ADMIN, _granted),
     _CREDENTIALS + "ListCredentials": Rule(Role.ADMIN, _filtered),

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import yaml
+from surefoot.v1 import definition_pb2, evaluation_service_pb2_grpc
+from surefoot.v1 import evaluation_service_pb2 as es
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from controlplane.cli import output
@@ -31,7 +34,9 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
             "Register every definition in a YAML/JSON file (one definition, a list, or "
             "{definitions: [...]}) or a Python module (dotted name or .py path) whose "
             "top-level objects are WorkflowDefinition messages or Workflow builders. "
-            "Registering identical content again is a no-op."
+            "Registering identical content again is a no-op. A file's eval set beside it "
+            "(orders.yaml -> orders.eval.yaml) is attached to each of its definitions that "
+            "has an ai node (README: Evaluating AI nodes)."
         ),
     )
     apply.add_argument("source", metavar="FILE|MODULE", help="definition file or module")
@@ -135,6 +140,7 @@ def apply_definitions(args: argparse.Namespace) -> int:
         definitions = load_definitions(args.source)
     except DefinitionFileError as exc:
         raise usage_error(str(exc)) from exc
+    eval_set = _eval_set_beside(args.source)
     results = []
     with ControlPlaneClient.from_args(args) as client:
         for definition in definitions:
@@ -152,9 +158,47 @@ def apply_definitions(args: argparse.Namespace) -> int:
                     print(f"registered {ref} ({output.short_hash(response.info.content_hash)}…)")
                 else:
                     print(f"unchanged {ref}")
+            if eval_set is not None and any(n.WhichOneof("kind") == "ai" for n in definition.nodes):
+                _put_eval_set(client, args, definition, *eval_set)
     if args.json:
         output.print_json({"results": [output.message_dict(r) for r in results]})
     return 0
+
+
+def _eval_set_beside(source: str) -> tuple[Path, str] | None:
+    """The eval set file beside a definition file (`x.yaml` -> `x.eval.yaml`) and its text."""
+    path = Path(source)
+    if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
+        return None
+    beside = path.with_name(f"{path.stem}.eval{path.suffix}")
+    if not beside.is_file():
+        return None
+    try:
+        return beside, beside.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise usage_error(f"{beside}: cannot be read: {exc}") from exc
+
+
+def _put_eval_set(
+    client: ControlPlaneClient,
+    args: argparse.Namespace,
+    definition: definition_pb2.WorkflowDefinition,
+    path: Path,
+    text: str,
+) -> None:
+    name, version = definition.name, definition.version
+    stub = evaluation_service_pb2_grpc.EvaluationServiceStub(client._channel)
+    request = es.PutEvalSetRequest(
+        namespace=args.namespace, workflow_name=name, workflow_version=version, eval_set=text
+    )
+    try:
+        response = client.call(stub.PutEvalSet, request)
+    except CliError as exc:
+        exc.message = f"{name}@{version}: eval set {path.name}: {exc.message}"
+        raise
+    if not args.json:
+        state = "attached" if response.created else "unchanged"
+        print(f"{state} eval set {path.name} to {name}@{version}")
 
 
 def list_definitions(args: argparse.Namespace) -> int:

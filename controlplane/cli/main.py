@@ -29,6 +29,7 @@ from controlplane.cli import (
     stats,
     workers,
 )
+from controlplane.cli import eval as evaluations
 from controlplane.cli.errors import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, CliError
 
 EPILOG = """\
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     deadletters.register_commands(subparsers)
     operations.register_commands(subparsers)
     events.register_commands(subparsers)
+    evaluations.register_commands(subparsers)
     audit.register_commands(subparsers)
     servers.register_commands(subparsers)
     credentials.register_commands(subparsers)

@@ -12,6 +12,7 @@ import yaml
 from surefoot.v1 import (
     audit_service_pb2,
     credential_service_pb2,
+    evaluation_service_pb2,
     operation_service_pb2,
     worker_admin_service_pb2,
     worker_service_pb2,
@@ -33,6 +34,7 @@ SERVICES = [
     credential_service_pb2.DESCRIPTOR.services_by_name["CredentialService"],
     worker_admin_service_pb2.DESCRIPTOR.services_by_name["WorkerAdminService"],
     operation_service_pb2.DESCRIPTOR.services_by_name["OperationService"],
+    evaluation_service_pb2.DESCRIPTOR.services_by_name["EvaluationService"],
 ]
 
 

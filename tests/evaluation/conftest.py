@@ -1,0 +1,17 @@
+"""Fixtures of the evaluation tests: a scripted OpenAI-compatible server per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from controlplane.model_server import ModelServer
+
+
+@pytest.fixture
+def model_server() -> Iterator[ModelServer]:
+    """The model endpoint of the test's definitions (controlplane/model_server.py): replies
+    are scripted per model name, and an unscripted call gets a 500, so it shows."""
+    with ModelServer() as server:
+        yield server
