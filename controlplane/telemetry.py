@@ -230,7 +230,14 @@ def emit(spans: Sequence[TraceSpan], tracer: Any = None) -> None:
             else:
                 _emit_run(tracer, span)
         except Exception:
-            log.warning("tracing: span of run %s not emitted", span.run_id, exc_info=True)
+            concerns = {"run_id": span.run_id, "trace_id": _trace_id(span)}
+            log.warning(
+                "tracing: span of run %s not emitted", span.run_id, extra=concerns, exc_info=True
+            )
+
+
+def _trace_id(span: TraceSpan) -> str:
+    return span.traceparent.split("-")[1] if isinstance(span, AttemptSpan) else span.trace_id
 
 
 # What the committer's deliveries call: attempts, runs and waits alike.

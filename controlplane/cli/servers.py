@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any
 
+from controlplane import logs
 from controlplane.cli import output
 from controlplane.cli.arguments import whole_number
 from controlplane.cli.channels import add_connection_arguments, connection_from_args
@@ -32,6 +33,13 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "servers may share one PostgreSQL database.",
     )
     _add_database_url(server)
+    server.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=logs.format_from_environment(),
+        help="text (default) or json: one JSON object per line with time, level, logger, "
+        "message and the run it concerns; secrets masked (env SUREFOOT_LOG_FORMAT)",
+    )
     server.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,
@@ -334,6 +342,7 @@ def _positive_float(text: str) -> float:
 
 
 def run_server(args: argparse.Namespace) -> int:
+    logs.configure(args.log_format)
     url = _database_url(args)
     from controlplane.api.stream_limits import StreamLimits
     from controlplane.auth.auth_file import AuthFileError, read_auth_file
