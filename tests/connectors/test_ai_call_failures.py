@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from typing import Any
 
 import pytest
@@ -234,3 +235,22 @@ def test_the_key_never_leaves_in_a_result_an_error_or_a_log(
         everything += failure.message + json.dumps(failure.details) + str(failure)
     assert KEY not in everything
     assert "***" in rejected.message
+
+
+def test_retry_after_may_be_an_http_date(server: ModelServer) -> None:
+    when = formatdate(time.time() + 30, usegmt=True)
+    server.script("main", [Reply.error(429, "slow down", headers={"Retry-After": when})])
+
+    failure = failure_of(task_input(server.base_url))
+
+    assert failure.error_type == "AiRateLimited"
+    assert failure.retry_after is not None and 25 <= failure.retry_after <= 30
+
+
+def test_an_empty_reply_is_repaired_like_any_invalid_one(server: ModelServer) -> None:
+    server.script("main", [Reply.text(""), Reply.json({"label": "ok"})])
+
+    result = run_ai_task(task_input(server.base_url), SECRETS, "k")
+
+    assert result["output"] == {"label": "ok"}
+    assert result["calls"][0]["errors"] == ["the reply is empty, not JSON"]
