@@ -150,11 +150,16 @@ def test_an_approved_review_gives_the_node_its_output_and_the_run_goes_on_with_i
     assert shown["input"] == TICKET
 
     before = written(database_url, run_id)
-    for output, words in (
+    outputs: list[tuple[Any, str]] = [
         ({"label": "refund", "confidence": 2}, "does not match the output schema"),
         (None, "needs the output"),
-    ):
-        error = refusal(lambda output=output: decide(plane, approval.id, True, output))
+    ]
+    for output, words in outputs:
+
+        def approving(output: Any = output) -> object:
+            return decide(plane, approval.id, True, output)
+
+        error = refusal(approving)
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
         [(field, description)] = field_violations(error)
         assert field == "output" and words in description, description
