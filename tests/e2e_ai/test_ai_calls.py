@@ -122,7 +122,7 @@ def test_a_timed_out_call_is_retried(
 
 
 @ON_POSTGRES
-def test_the_model_key_never_reaches_history_the_workers_log_or_runs_show(
+def test_the_model_key_never_reaches_history_a_log_or_runs_show(
     control_plane: ControlPlane, model_server: ModelServer, ai_worker: StartAiWorker
 ) -> None:
     # An endpoint that echoes the key it was sent: in an error, in a reply, in the output.
@@ -167,9 +167,11 @@ def test_the_model_key_never_reaches_history_the_workers_log_or_runs_show(
     assert shown.returncode == 0, shown.stderr
     as_json = run_cli("runs", "show", run_id, "--address", control_plane.address, "-o", "json")
     assert as_json.returncode == 0, as_json.stderr
+    assert control_plane.process is not None
     seen = {
         "history": json.dumps([e.data for e in events]),
         "worker log": worker.stdout() + worker.stderr(),
+        "control plane log": control_plane.process.stdout() + control_plane.process.stderr(),
         "runs show": shown.stdout + shown.stderr + as_json.stdout + as_json.stderr,
     }
     for where, text in seen.items():

@@ -6,7 +6,10 @@ It tries the primary model, then each fallback model, each with its own repair t
 conversation, the invalid reply and a user message listing the validator's errors), then the
 default output if the node has one. A reply is never accepted unvalidated: when every model
 fails and there is no default the call fails with ``AiOutputInvalid``; a human review or a
-dead letter after that is the engine's business.
+dead letter after that is the engine's business. A call that gets no reply at all (a 429,
+a 5xx, a timeout) fails the attempt instead, with the endpoint's Retry-After, and the next
+attempt starts again from the first model: fallbacks are for replies that do not validate,
+retries for endpoints that do not answer.
 
 Every call is recorded (prompt hash, prompt unless redacted, raw reply, validation outcome,
 tokens, latency, cost), in the result and in a failure's details. Secret values (the API key,
