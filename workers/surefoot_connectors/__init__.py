@@ -1,6 +1,6 @@
 """Built-in connectors: step types implemented by Surefoot and run by a connector worker.
 
-A connector is a normal step type (``surefoot.http``, ``surefoot.postgres``,
+A connector is a normal step type (``surefoot.ai``, ``surefoot.http``, ``surefoot.postgres``,
 ``surefoot.smtp``, ``surefoot.webhook``) served by a worker built on the Python SDK, so it is
 dispatched, retried, dead-lettered and traced like any step. Each lives in one module of
 this package with its input JSON Schema; ``registry.all_connectors()`` finds them, and
