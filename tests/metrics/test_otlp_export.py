@@ -57,7 +57,7 @@ def test_metrics_reach_an_otlp_receiver(
     if not database_url.startswith("postgresql"):
         pytest.skip("one store is enough for the exporter; both are covered by the scrape")
     environment = process_environment(**exporting_to(receiver))
-    for name in ("OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER"):
+    for name in ("OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER", "OTEL_SERVICE_NAME"):
         environment.pop(name, None)
     registry = ProcessRegistry(tmp_path / "processes", environment)
     try:
