@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
@@ -54,7 +55,10 @@ class ServerMetrics:
             readers.append(otlp_reader(self.protocol))
         self._provider = MeterProvider(
             metric_readers=readers,
-            resource=Resource.create({"service.name": SERVICE_NAME}),
+            # OTEL_SERVICE_NAME, when set, names the service (as it does for traces).
+            resource=Resource.create(
+                {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
+            ),
             shutdown_on_exit=False,
         )
         meter = self._provider.get_meter("surefoot.controlplane")
