@@ -15,3 +15,7 @@ def model_server() -> Iterator[ModelServer]:
     are scripted per model name, and an unscripted call gets a 500, so it shows."""
     with ModelServer() as server:
         yield server
+
+
+# The connector worker holding the model key, as the AI node's end-to-end tests start it.
+from tests.e2e_ai.conftest import ai_worker  # noqa: E402, F401
