@@ -94,3 +94,33 @@ def test_metrics_move_as_runs_progress(
         assert run_id not in after.text
     labels = {key for sample in after.samples for key in sample.labels}
     assert not labels & {"run_id", "surefoot_run_id", "message", "surefoot_error_message"}
+
+
+def test_gauges_come_from_the_database_not_from_the_process(
+    metered_plane: MetricsControlPlane,
+) -> None:
+    """Law 5: a control plane killed and started again (nothing of the old one in memory)
+    reports the queue and the waiting runs at once, read from the database."""
+    stub = metered_plane.stub
+    register(stub, metered_order())
+    for value in inputs()[:3]:
+        start_run(stub, WORKFLOW, value)
+
+    def three_queued() -> bool:
+        found = scrape(metered_plane.metrics_url)
+        assert found.value("surefoot_queue_depth", **CHARGE) == 3
+        assert found.value("surefoot_runs_active", surefoot_status="RUNNING") == 3
+        return True
+
+    assert_eventually(three_queued, message="3 charges queued")
+    first_url = metered_plane.metrics_url
+    metered_plane.kill()
+    metered_plane.restart(same_port=False)
+    assert metered_plane.metrics_url != first_url
+    fresh = scrape(metered_plane.metrics_url)
+    # Read before the endpoint served anything: the first scrape already has the figures.
+    assert fresh.value("surefoot_queue_depth", **CHARGE) == 3
+    assert fresh.value("surefoot_queue_capable_workers", **CHARGE) == 0
+    assert fresh.value("surefoot_runs_active", surefoot_status="RUNNING") == 3
+    # The counters are this process's own: it has ended no attempt yet.
+    assert fresh.value("surefoot_step_attempts_total") == 0
