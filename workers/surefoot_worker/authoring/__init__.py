@@ -2,15 +2,17 @@
 
 All three compile to the same `WorkflowDefinition` protobuf message, which is what the control
 plane stores and versions. The file shape is the protobuf JSON mapping (snake_case or camelCase
-field names) with three conveniences: enums may be written as short lowercase names
+field names) with these conveniences: enums may be written as short lowercase names
 (`idempotency: key`, `on_failure: compensate`, `compensate_idempotency: natural`), the input
 schema may be written as an object (`input_schema:`) instead of a JSON string
-(`input_schema_json:`), and a node kind with nothing after it (`approval:`) is that kind with
+(`input_schema_json:`), as may an ai node's `output_schema:` and a fallback's
+`default_output:`, and a node kind with nothing after it (`approval:`) is that kind with
 every field at its default, as `approval: {}` is.
 
 - `_document.py`: a definition as a dict (the file shape) and back;
 - `_files.py`: reading YAML and JSON files;
-- `_builder.py`: `Workflow`, one method per node kind;
+- `_builder.py`: `Workflow`, one method per node kind, and `model` for the ai nodes' connections;
+- `_ai.py`: the ai node's JSON fields written as objects;
 - `_loading.py`: `load_definitions`, from a file or a Python module.
 """
 

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from surefoot.v1 import common_pb2, definition_pb2
 
 from .._retry import RetryPolicy
+from ._ai import AiFallbackSpec, fallback_document
 from ._document import DefinitionFileError, canonical_json, normalise, one_line
 
 SwitchCase = tuple[str, str] | Mapping[str, str] | definition_pb2.SwitchNode.Case
@@ -35,6 +36,10 @@ class Workflow:
         input_schema: A JSON Schema (as an object) the run input must satisfy.
         start: The first node; the first node added when empty.
         labels: Free-form key/value labels.
+        models: Model connections for the ai nodes, as `model()` takes them (dicts of its
+            arguments, or ModelConnection messages).
+        require_eval: This version becomes the workflow's latest only once an evaluation
+            of it passes.
     """
 
     def __init__(
@@ -46,15 +51,25 @@ class Workflow:
         *,
         start: str = "",
         labels: Mapping[str, str] | None = None,
+        models: Iterable[Mapping[str, Any] | definition_pb2.ModelConnection] = (),
+        require_eval: bool = False,
     ) -> None:
         self._definition = definition_pb2.WorkflowDefinition(
-            name=name, version=version, description=description, start=start
+            name=name,
+            version=version,
+            description=description,
+            start=start,
+            require_eval=require_eval,
         )
         self._definition.labels.update(labels or {})
         if input_schema is not None:
             self._definition.input_schema_json = canonical_json(input_schema)
         # Nodes given `next=` explicitly: the node added after them does not follow them.
         self._linked: set[str] = set()
+        for connection in models:
+            if isinstance(connection, definition_pb2.ModelConnection):
+                connection = json_format.MessageToDict(connection, preserving_proto_field_name=True)
+            self.model(**connection)
 
     def task(
         self,
@@ -237,6 +252,119 @@ class Workflow:
         """
         fields = {"branches": branches, "join": join}
         return self._add(node_id, "parallel", fields, next, description)
+
+    def model(
+        self,
+        name: str,
+        base_url: str,
+        model: str,
+        *,
+        api_key_secret: str | None = None,
+        structured_output: str | None = None,
+        input_price_per_million: float | None = None,
+        output_price_per_million: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Workflow:
+        """Adds a model connection that `ai` nodes name: an OpenAI-compatible endpoint.
+
+        Args:
+            name: What `ai(model=...)` and model fallbacks call it.
+            base_url: The API's base URL (`https://api.openai.com/v1`); no credentials.
+            model: The model the endpoint is asked for.
+            api_key_secret: The name of the secret holding the key (never the key).
+            structured_output: `json_schema` (default), `json_object` or `none`.
+            input_price_per_million, output_price_per_million: Prices, so that each call's
+                cost is recorded and a run's cost budget applies.
+            headers: Extra HTTP headers; values may hold `${secret:NAME}`.
+
+        Raises:
+            ValueError: a name already used.
+        """
+        if any(m.name == name for m in self._definition.models):
+            raise ValueError(f"duplicate model {name!r} in {self._definition.name!r}")
+        fields = {
+            "name": name,
+            "base_url": base_url,
+            "model": model,
+            "api_key_secret": api_key_secret,
+            "structured_output": structured_output,
+            "input_price_per_million": input_price_per_million,
+            "output_price_per_million": output_price_per_million,
+            "headers": headers,
+        }
+        _set_fields(self._definition.models.add(), fields, f"{self._definition.name}.models.{name}")
+        return self
+
+    def ai(
+        self,
+        node_id: str,
+        *,
+        model: str,
+        user_prompt: str,
+        output_schema: Any = None,
+        output_schema_json: str | None = None,
+        system_prompt: str | None = None,
+        input: str | None = None,
+        fallbacks: Iterable[AiFallbackSpec] = (),
+        max_repairs: int | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout_seconds: float | datetime.timedelta | None = None,
+        retry: Any = None,
+        redact_prompt: bool | None = None,
+        max_run_tokens: int | None = None,
+        max_run_cost: float | None = None,
+        on_failure: str | int | None = None,
+        on_failure_next: str | None = None,
+        next: str | None = None,
+        description: str = "",
+    ) -> Workflow:
+        """Adds an ai node: a model call whose reply must be JSON matching `output_schema`.
+
+        Args:
+            model: The `model()` connection to call.
+            user_prompt, system_prompt: Jinja2 templates over the variable `input`.
+            output_schema: The JSON Schema of the output, as an object (or its JSON text);
+                `output_schema_json` takes the text too.
+            input: JMESPath over the run context; its value is the templates' `input`.
+            fallbacks: Tried in order once the repairs run out: `{"model": name}`, then at
+                most one of `{"default_output": value}`, `{"human_review": {...}}`,
+                `{"dead_letter": True}` (or AiFallback messages).
+            max_repairs: Repair turns per model (0: the default, 2; at most 10).
+            timeout_seconds: How long one call may take (0: 60 s).
+            retry: As `task`'s: rate limits, 5xx and timeouts are retried.
+            redact_prompt: Keep only the rendered prompt's hash in history.
+            max_run_tokens, max_run_cost: The run's AI budget.
+            on_failure, on_failure_next: As `task`'s, when the step is dead-lettered.
+        """
+        path = f"{self._definition.name}.{node_id}.ai"
+        if (output_schema is None) == (output_schema_json is None):
+            raise ValueError(f"{path}: give output_schema or output_schema_json")
+        schema = output_schema_json
+        if output_schema is not None:
+            text = isinstance(output_schema, str)
+            schema = output_schema if text else canonical_json(output_schema)
+        fields = {
+            "model": model,
+            "user_prompt": user_prompt,
+            "output_schema_json": schema,
+            "system_prompt": system_prompt,
+            "input": input,
+            "fallbacks": [
+                fallback_document(f, f"{path}.fallbacks[{i}]") for i, f in enumerate(fallbacks)
+            ],
+            "max_repairs": max_repairs,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "timeout_seconds": timeout_seconds,
+            "retry": _retry(retry),
+            "redact_prompt": redact_prompt,
+            "max_run_tokens": max_run_tokens,
+            "max_run_cost": max_run_cost,
+            "on_failure": on_failure,
+            "on_failure_next": on_failure_next,
+        }
+        return self._add(node_id, "ai", fields, next, description)
 
     def build(self) -> definition_pb2.WorkflowDefinition:
         """Returns a copy, so the builder can go on being extended."""

@@ -1,10 +1,11 @@
 """A definition in its document form (as YAML or JSON hold it) and back, with one-line errors.
 
-The document shape is the protobuf JSON mapping (snake_case or camelCase field names) with three
+The document shape is the protobuf JSON mapping (snake_case or camelCase field names) with these
 conveniences: enums may be written as short lowercase names (`idempotency: key`,
 `on_failure: compensate`), the input schema may be written as an object (`input_schema:`)
-instead of a JSON string (`input_schema_json:`), and a node kind with nothing after it
-(`approval:`) is that kind with every field at its default, as `approval: {}` is.
+instead of a JSON string (`input_schema_json:`), as may an ai node's `output_schema:` and a
+fallback's `default_output:` (`_ai.py`), and a node kind with nothing after it (`approval:`)
+is that kind with every field at its default, as `approval: {}` is.
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def definition_from_dict(d: Mapping[str, Any]) -> definition_pb2.WorkflowDefinit
         schema = data.pop("input_schema")
         if schema is not None:
             data["input_schema_json"] = canonical_json(schema)
+    if isinstance(data, dict):
+        # Imported here: the AI conveniences build on this module's helpers.
+        from ._ai import documents_in
+
+        data = documents_in(data)
     normalised = normalise(WorkflowDefinition.DESCRIPTOR, data, "")
     try:
         return json_format.ParseDict(normalised, WorkflowDefinition())
@@ -152,6 +158,9 @@ def one_line(message: str) -> str:
 # --- proto -> dict ----------------------------------------------------------------------------
 
 
+_INT64 = (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64)
+
+
 def _tidy(descriptor: Descriptor, data: dict[str, Any]) -> None:
     """Rewrites MessageToDict output the way a person would write it: short enums, `2` not `2.0`."""
     for key, value in data.items():
@@ -164,12 +173,18 @@ def _tidy(descriptor: Descriptor, data: dict[str, Any]) -> None:
             data[key] = _enum_to_short(field.enum_type, value)
         elif isinstance(value, float) and value.is_integer():
             data[key] = int(value)
+        elif field.cpp_type in _INT64 and isinstance(value, str):
+            # The JSON mapping writes 64-bit integers as strings (`max_run_tokens: "4000"`).
+            data[key] = int(value)
 
 
 def definition_to_dict(defn: definition_pb2.WorkflowDefinition) -> dict[str, Any]:
     """The inverse of `definition_from_dict`: short enum names, default values left out."""
+    from ._ai import documents_out  # here, as documents_in above
+
     data: dict[str, Any] = json_format.MessageToDict(defn, preserving_proto_field_name=True)
     _tidy(WorkflowDefinition.DESCRIPTOR, data)
+    data = documents_out(data)
     schema = data.get("input_schema_json")
     if schema is not None:
         # Written back as an object only when that reproduces the stored string exactly, so
