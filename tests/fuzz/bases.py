@@ -12,6 +12,7 @@ from surefoot.v1 import approval_pb2 as apb
 from surefoot.v1 import audit_service_pb2 as aupb
 from surefoot.v1 import credential_service_pb2 as cpb
 from surefoot.v1 import definition_pb2, run_pb2
+from surefoot.v1 import evaluation_service_pb2 as espb
 from surefoot.v1 import worker_service_pb2 as wpb
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
@@ -218,5 +219,43 @@ def valid_requests(seeded: Seeded) -> dict[str, list[Message]]:
             aupb.VerifyRunsRequest(run_ids=dead + approval_runs),
             aupb.VerifyRunsRequest(all=True, page_size=2),
         ],
+        **evaluation_requests(),
     }
     return requests
+
+
+EVAL_SET = (
+    "threshold: 0.5\ncases:\n  - {name: one, input: {order: o-1}, assertions: [{subset: {}}]}\n"
+)
+
+
+def evaluation_requests() -> dict[str, list[Message]]:
+    """EvaluationService on the seeded workflows (none has an ai node, so a set is refused
+    at its last check, and outcomes recorded are of kind "recorded")."""
+    recorded = espb.Evaluation(
+        workflow_name="fuzz-task",
+        workflow_version="1",
+        kind="recorded",
+        score=0.5,
+        threshold=0.9,
+        cases=1,
+        case_results=[
+            espb.EvaluationCase(name="r:n", node_id="n", score=0.5, output_json='{"a": 1}')
+        ],
+        comment="fuzz",
+    )
+    return {
+        "EvaluationService.PutEvalSet": [
+            espb.PutEvalSetRequest(
+                workflow_name="fuzz-task", workflow_version="1", eval_set=EVAL_SET
+            )
+        ],
+        "EvaluationService.GetEvalSet": [espb.GetEvalSetRequest(workflow_name="fuzz-task")],
+        "EvaluationService.RecordEvaluation": [
+            espb.RecordEvaluationRequest(evaluation=recorded, request_id="fuzz-eval")
+        ],
+        "EvaluationService.ListEvaluations": [
+            espb.ListEvaluationsRequest(workflow_name="fuzz-task", page_size=2)
+        ],
+        "EvaluationService.GetEvaluation": [espb.GetEvaluationRequest(id="fuzz-evaluation")],
+    }

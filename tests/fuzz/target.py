@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from surefoot.v1 import (
     audit_service_pb2,
     credential_service_pb2,
+    evaluation_service_pb2,
     worker_service_pb2,
     workflow_service_pb2,
 )
@@ -56,6 +57,7 @@ def _unary_methods() -> dict[str, Any]:
         worker_service_pb2,
         credential_service_pb2,
         audit_service_pb2,
+        evaluation_service_pb2,
     )
     for module in modules:
         for service in module.DESCRIPTOR.services_by_name.values():
