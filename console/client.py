@@ -42,6 +42,7 @@ from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 
 from console.request_ids import UNKNOWN_OUTCOME, RequestIds
+from controlplane import telemetry
 from controlplane.cli.channels import Connection, transport_failure
 from controlplane.cli.client import channel_connected
 
@@ -121,7 +122,8 @@ class ControlPlane:
         self.namespace = namespace
         self.readonly = readonly
         self._metadata: tuple[tuple[str, str], ...] = connection.metadata
-        self._channel = connection.channel(_RECONNECT_OPTIONS)
+        channel = connection.channel(_RECONNECT_OPTIONS)
+        self._channel = telemetry.traced_channel(channel, "surefoot-console")
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
         self.operations = operation_service_pb2_grpc.OperationServiceStub(self._channel)
         self.workers = worker_admin_service_pb2_grpc.WorkerAdminServiceStub(self._channel)

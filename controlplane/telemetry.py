@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.tracing import sampling
 from controlplane.tracing.spans import (
@@ -31,6 +31,9 @@ from controlplane.tracing.spans import (
     WaitSpan,
     root_span_id,
 )
+
+if TYPE_CHECKING:
+    import grpc
 
 __all__ = ["AttemptSpan", "RunSpan", "TraceSpan", "WaitSpan"]
 
@@ -188,6 +191,18 @@ def grpc_client_interceptors() -> list[Any]:
     from opentelemetry.instrumentation.grpc import client_interceptor
 
     return [client_interceptor(tracer_provider=_provider)]
+
+
+def traced_channel(channel: grpc.Channel, service_name: str) -> grpc.Channel:
+    """`channel`, its calls traced as client spans when the environment asks for export
+    (setting up this process's tracing as `service_name`); else `channel` itself, at the cost
+    of reading two variables."""
+    if not setup(service_name):
+        return channel
+    # The library's interceptor is of its own kind (grpcext), wrapped by its own function.
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+    return intercept_channel(channel, *grpc_client_interceptors())
 
 
 def grpc_aio_client_interceptors() -> list[Any]:

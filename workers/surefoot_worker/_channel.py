@@ -122,6 +122,24 @@ class ChannelSettings:
         return CheckedSettings(self, credentials)
 
 
+def _traced(channel: grpc.Channel) -> grpc.Channel:
+    """The client calls traced (a span each, in the caller's trace) when the worker traces its
+    handlers (see _tracing.tracer: OTEL_* export or the application's own provider)."""
+    from . import _tracing
+
+    if _tracing.tracer() is None:
+        return channel
+    try:
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.grpc import client_interceptor
+        from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+    except ImportError:  # the SDK works without opentelemetry-instrumentation-grpc
+        return channel
+    interceptor = client_interceptor(tracer_provider=trace.get_tracer_provider())
+    traced: grpc.Channel = intercept_channel(channel, interceptor)
+    return traced
+
+
 @dataclass(frozen=True)
 class CheckedSettings:
     settings: ChannelSettings
@@ -139,8 +157,8 @@ class CheckedSettings:
         """A new blocking channel to ``address`` (for unary calls from handler threads)."""
         target, host = channel_target(address)
         if self.credentials is None:
-            return grpc.insecure_channel(target, options=self._options(host))
-        return grpc.secure_channel(target, self.credentials, options=self._options(host))
+            return _traced(grpc.insecure_channel(target, options=self._options(host)))
+        return _traced(grpc.secure_channel(target, self.credentials, options=self._options(host)))
 
     def _options(self, host: str | None = None) -> list[tuple[str, Any]]:
         limit = self.settings.max_message_bytes
