@@ -21,6 +21,7 @@ from tests.evaluation.eval_support import (
 from tests.support.processes import ControlPlane
 
 Capture = pytest.CaptureFixture[str]
+JUDGE_PROMPT = "Is {{ input.output.category }} right for {{ input.input.ticket }}?"
 
 
 def test_apply_attaches_the_eval_set_beside_the_file(
@@ -149,3 +150,39 @@ def test_a_secret_never_appears_in_the_cli_output(
     assert model_server.requests("m-key")[0].headers["authorization"] == f"Bearer {secret}"
     for text in (out, err, out_json, err_json):
         assert secret not in text
+
+
+def test_a_judge_grades_the_output_through_the_node_model(
+    control_plane: ControlPlane, model_server: ModelServer, tmp_path: Path, capsys: Capture
+) -> None:
+    judged = {
+        "threshold": 1,
+        "cases": [
+            {
+                "name": name,
+                "input": {"ticket": ticket},
+                "assertions": [{"judge": {"prompt": JUDGE_PROMPT}}],
+            }
+            for name, ticket in (("refund", "money back"), ("outage", "site down"))
+        ],
+    }
+    path = write_definitions(tmp_path, [support("1", "m-one", model_server.base_url)], judged)
+    cli(capsys, control_plane, "definitions", "apply", str(path))
+    # Each case: the node's reply, then the judge's verdict on it.
+    model_server.script(
+        "m-one",
+        [
+            Reply.json({"category": "billing"}),
+            Reply.json({"pass": True, "reason": "a refund is billing"}),
+            Reply.json({"category": "billing"}),
+            Reply.json({"pass": False, "reason": "an outage is not a billing matter"}),
+        ],
+    )
+
+    code, out, _ = cli(capsys, control_plane, "eval", "support@1")
+
+    assert code == 4, out
+    assert out.splitlines()[2].split()[:4] == ["outage", "classify", "0.00", "no"]
+    assert "judge: an outage is not a billing matter" in out
+    judge_prompts = [r.messages[-1]["content"] for r in model_server.requests("m-one")[1::2]]
+    assert judge_prompts == ["Is billing right for money back?", "Is billing right for site down?"]
