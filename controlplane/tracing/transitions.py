@@ -29,6 +29,8 @@ def spans_ended(
             if old.status not in _WAITING:
                 continue
             new = after.steps.get(node_id)
+            if new is old:
+                continue  # the engine copies a step it changes: this one did not
             left = new is None or new.status != old.status
             if old.status == s.STEP_WAITING and old.kind in WAITS:
                 if left or new is None or new.entry != old.entry:
