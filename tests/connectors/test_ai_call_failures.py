@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -254,3 +256,35 @@ def test_an_empty_reply_is_repaired_like_any_invalid_one(server: ModelServer) ->
 
     assert result["output"] == {"label": "ok"}
     assert result["calls"][0]["errors"] == ["the reply is empty, not JSON"]
+
+
+class _HtmlPage(BaseHTTPRequestHandler):
+    """A proxy's page: 200, but no chat completion."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_2xx_that_is_no_chat_completion_is_a_retryable_server_error() -> None:
+    page = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    thread = threading.Thread(target=page.serve_forever, daemon=True)
+    thread.start()
+    try:
+        failure = failure_of(task_input(f"http://127.0.0.1:{page.server_address[1]}/v1"))
+    finally:
+        page.shutdown()
+        page.server_close()
+        thread.join()
+
+    assert (failure.error_type, failure.retryable) == ("AiServerError", True)
+    assert "not a chat completion" in failure.message
+    assert failure.details["calls"][0]["status"] == "http_200"

@@ -168,15 +168,26 @@ def call_model(
     finally:
         client.close()
     latency = _elapsed_ms(started)
-    content = ""
-    if completion.choices:
-        content = completion.choices[0].message.content or ""
-    usage = completion.usage
+    try:
+        # The client builds its objects without validating them: a 2xx answer that is not a
+        # chat completion (a proxy's page, a base_url without /v1) comes back as text or
+        # with fields missing.
+        content = completion.choices[0].message.content or "" if completion.choices else ""
+        usage = completion.usage
+        tokens_in = int(usage.prompt_tokens or 0) if usage else 0
+        tokens_out = int(usage.completion_tokens or 0) if usage else 0
+    except (AttributeError, IndexError, TypeError, ValueError):
+        raise CallFailed(
+            "the model endpoint answered with something that is not a chat completion "
+            "(does base_url name the API, e.g. ending in /v1?)",
+            status="http_200",
+            error_type="AiServerError",
+            retryable=True,
+            retry_after=None,
+            latency_ms=latency,
+        ) from None
     return ModelReply(
-        content=content,
-        tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0,
-        latency_ms=latency,
+        content=str(content), tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=latency
     )
 
 
@@ -210,9 +221,14 @@ def _classified(exc: openai.APIError, latency_ms: int) -> CallFailed:
             retry_after=retry_after,
             latency_ms=latency_ms,
         )
-    # APIConnectionError (refused, reset, DNS) and anything else the client raises.
+    # APIConnectionError (refused, reset, DNS), or an answer that is no chat completion (a
+    # proxy's page): both may be over on the next attempt.
+    if isinstance(exc, openai.APIConnectionError):
+        problem = "the model endpoint could not be reached"
+    else:
+        problem = "the model endpoint's answer could not be read"
     return CallFailed(
-        f"the model endpoint could not be reached: {type(exc).__name__}: {exc}",
+        f"{problem}: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}",
         status="connection_error",
         error_type="AiServerError",
         retryable=True,
