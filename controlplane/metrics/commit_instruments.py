@@ -8,7 +8,7 @@ task rows, the history rows it wrote, its runs' states), so a batch costs no que
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Meter
 
@@ -16,6 +16,7 @@ from controlplane.engine.state import TERMINAL
 
 if TYPE_CHECKING:
     from controlplane.dispatch.delivery import Deliveries
+    from controlplane.engine.state import RunState
     from controlplane.store.run_batch import RunBatch
 
 log = logging.getLogger("surefoot.metrics")
@@ -99,56 +100,61 @@ class CommitInstruments:
     def _committed(self, batch: RunBatch, out: Deliveries) -> None:
         for rows in out.tasks.values():
             for row in rows:
-                queue = {
-                    "surefoot.namespace": row["namespace"],
-                    "surefoot.step_type": row["step_type"],
-                }
-                waited = (row["leased_at"] - row["available_at"]).total_seconds()
-                self.schedule_to_start.record(max(0.0, waited), queue)
-                if row["attempt"] > 1:
-                    self.retries.add(1, queue | {"surefoot.workflow": row["workflow_name"]})
+                self._leased(row)
         for run_id, rows in batch.history_rows(set(batch.runs)).items():
             state = batch.runs[run_id].state
             for row in rows:
-                outcome = ATTEMPT_ENDS.get(row["type"])
-                dead = row["type"] == "STEP_DEAD_LETTERED"
-                if outcome is None and not dead:
-                    continue
-                step = state.steps.get(row["node_id"])
-                labels = {
-                    "surefoot.namespace": state.namespace,
-                    "surefoot.workflow": state.workflow_name,
-                    "surefoot.step_type": step.step_type if step is not None else "",
-                }
-                if dead:
-                    self.dead_lettered.add(1, labels)
-                    continue
-                first = "true" if row["attempt"] == 1 else "false"
-                self.attempts.add(
-                    1, labels | {"surefoot.outcome": outcome, "surefoot.first_attempt": first}
-                )
-                ended = next(
-                    (
-                        a
-                        for a in (step.finished_attempts if step is not None else ())
-                        if a["number"] == row["attempt"]
-                    ),
-                    None,
-                )
-                if ended is not None and ended["started_at"] is not None:
-                    seconds = max(0.0, ended["ended_at"] - ended["started_at"])
-                    step_labels = {
-                        k: labels[k] for k in ("surefoot.namespace", "surefoot.step_type")
-                    }
-                    self.run_time.record(seconds, step_labels | {"surefoot.outcome": outcome})
+                if row["type"] in ATTEMPT_ENDS or row["type"] == "STEP_DEAD_LETTERED":
+                    self._step_event(state, row)
         for run_id, before in batch.status_before.items():
             state = batch.runs[run_id].state
             if state.status in TERMINAL and state.status != before:
-                self.runs_ended.add(
-                    1,
-                    {
-                        "surefoot.namespace": state.namespace,
-                        "surefoot.workflow": state.workflow_name,
-                        "surefoot.status": str(state.status),
-                    },
-                )
+                labels = {
+                    "surefoot.namespace": state.namespace,
+                    "surefoot.workflow": state.workflow_name,
+                    "surefoot.status": str(state.status),
+                }
+                self.runs_ended.add(1, labels)
+
+    def _leased(self, task: dict[str, Any]) -> None:
+        """A task handed to a worker: how long it waited once due, and whether a retry."""
+        queue = {"surefoot.namespace": task["namespace"], "surefoot.step_type": task["step_type"]}
+        waited = (task["leased_at"] - task["available_at"]).total_seconds()
+        self.schedule_to_start.record(max(0.0, waited), queue)
+        if task["attempt"] > 1:
+            self.retries.add(1, queue | {"surefoot.workflow": task["workflow_name"]})
+
+    def _step_event(self, state: RunState, event: dict[str, Any]) -> None:
+        """An attempt's outcome or a dead letter, from the history row the batch wrote."""
+        step = state.steps.get(event["node_id"])
+        step_type = step.step_type if step is not None else ""
+        labels = {
+            "surefoot.namespace": state.namespace,
+            "surefoot.workflow": state.workflow_name,
+            "surefoot.step_type": step_type,
+        }
+        if event["type"] == "STEP_DEAD_LETTERED":
+            self.dead_lettered.add(1, labels)
+            return
+        outcome = ATTEMPT_ENDS[event["type"]]
+        first = "true" if event["attempt"] == 1 else "false"
+        self.attempts.add(
+            1, labels | {"surefoot.outcome": outcome, "surefoot.first_attempt": first}
+        )
+        # The state after the batch keeps every finished attempt, with when it was leased.
+        ended = next(
+            (
+                a
+                for a in (step.finished_attempts if step is not None else ())
+                if a["number"] == event["attempt"]
+            ),
+            None,
+        )
+        if ended is not None and ended["started_at"] is not None:
+            seconds = max(0.0, ended["ended_at"] - ended["started_at"])
+            timed = {
+                "surefoot.namespace": state.namespace,
+                "surefoot.step_type": step_type,
+                "surefoot.outcome": outcome,
+            }
+            self.run_time.record(seconds, timed)
