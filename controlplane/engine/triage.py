@@ -49,6 +49,8 @@ def retry(flow: Flow, event: StepRetryRequested) -> None:
         return
     if event.forget_outcome:
         flow.transition.forget_outcomes.append(step.idempotency_key)
+    # A retried AI step that fails validation again is reviewed again.
+    step.data.pop("reviewed", None)
     step.retry_base = step.attempt
     step.schedule(flow.time)
     flow.queue(step, flow.time)

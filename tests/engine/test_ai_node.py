@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.engine import state as s
-from controlplane.engine.events import ApprovalDecided, TimerFired
+from controlplane.engine.events import ApprovalDecided, StepRetryRequested, TimerFired
 from controlplane.engine.nodes import NotWaiting, OutputRefused
 from controlplane.engine.nodes.ai_spec import ai_task_input
 from tests.ai_registration.ai_definitions import (
@@ -306,3 +306,15 @@ def test_cancelling_a_run_with_a_call_in_flight_cancels_its_task() -> None:
     transition = driven.send(cancel(T0 + 5))
 
     assert transition.cancel == ["run-1:classify:1"]
+
+
+def test_an_operators_retry_after_a_rejected_review_is_reviewed_again() -> None:
+    driven = reviewing()
+    driven.send(ApprovalDecided("classify", False, "bob", "garbage", T0 + 5))
+
+    driven.send(StepRetryRequested("classify", "ops", "prompt fixed", T0 + 6))
+    transition = driven.send(failed("classify", 2, output_invalid("still no"), T0 + 7))
+
+    assert event_types(transition) == ["ATTEMPT_FAILED", "APPROVAL_REQUESTED"]
+    assert transition.events[1].data["shown"]["reply"] == "still no"
+    assert driven.run.status == s.WAITING
