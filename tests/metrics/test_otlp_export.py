@@ -10,6 +10,7 @@ import pytest
 
 from tests.metrics.conftest import METRIC_STEPS, WORKFLOW, metered_order
 from tests.metrics.otlp_receiver import GrpcReceiver, HttpReceiver, MetricStore
+from tests.support.databases import fresh_postgres_database, require_postgres
 from tests.support.eventually import assert_eventually
 from tests.support.processes import (
     ControlPlane,
@@ -50,12 +51,19 @@ def exporting_to(receiver: MetricStore) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """One store is enough for the exporters (the scrape tests cover both)."""
+    require_postgres()
+    with fresh_postgres_database() as url:
+        yield url
+
+
 @pytest.mark.postgres
 def test_metrics_reach_an_otlp_receiver(
-    receiver: MetricStore, tmp_path: Path, database_url: str
+    receiver: MetricStore, tmp_path: Path, postgres_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("one store is enough for the exporter; both are covered by the scrape")
+    database_url = postgres_url
     environment = process_environment(**exporting_to(receiver))
     for name in ("OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER", "OTEL_SERVICE_NAME"):
         environment.pop(name, None)
