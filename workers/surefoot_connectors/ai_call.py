@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from surefoot_connectors.ai_model import (
     CallFailed,
     Connection,
@@ -32,6 +34,7 @@ from surefoot_connectors.ai_model import (
 )
 from surefoot_connectors.ai_prompt import Prompt, PromptError, render_prompt
 from surefoot_connectors.ai_replies import repair_message, reply_errors, schema_validator
+from surefoot_connectors.ai_spans import call_span
 from surefoot_connectors.redaction import Redactor
 from surefoot_connectors.secrets import MalformedReference, SecretNotFound, Secrets
 
@@ -200,7 +203,7 @@ def run_ai_task(
             key = idempotency_key if first else f"{idempotency_key}.m{index}r{repair}"
             sent = replace(request, headers={**request.headers, "Idempotency-Key": key})
             try:
-                reply = call_model(connection, messages, sent)
+                reply, value, errors = _call(node, connection, repair, messages, sent, validator)
             except CallFailed as failed:
                 calls.record(connection, repair, prompt, failed=failed)
                 raise AiFailure(
@@ -210,7 +213,6 @@ def run_ai_task(
                     retry_after=failed.retry_after,
                     details={"calls": calls.recorded, "usage": calls.usage()},
                 ) from None
-            value, errors = reply_errors(reply.content, validator)
             calls.record(connection, repair, prompt, reply=reply, errors=errors)
             if not errors:
                 return {
@@ -251,6 +253,30 @@ def run_ai_task(
             }
         ),
     )
+
+
+def _call(
+    node: str,
+    connection: Connection,
+    repair: int,
+    messages: list[dict[str, str]],
+    request: Request,
+    validator: Draft202012Validator,
+) -> tuple[ModelReply, Any, list[str]]:
+    """One call and its reply's validation, in its span: (reply, value, errors).
+
+    Raises:
+        CallFailed: No reply.
+    """
+    with call_span(node, connection.name, connection.model, repair) as span:
+        try:
+            reply = call_model(connection, messages, request)
+        except CallFailed as failed:
+            span.outcome(failed.status, error_type=failed.error_type)
+            raise
+        value, errors = reply_errors(reply.content, validator)
+        span.outcome("invalid" if errors else "ok", reply.tokens_in, reply.tokens_out)
+        return reply, value, errors
 
 
 def _request(
