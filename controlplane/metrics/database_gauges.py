@@ -187,11 +187,10 @@ def _dead_letters(connection: Connection, values: dict[str, dict[Attributes, flo
     ):
         if index >= MAX_GROUPS:
             workflow, step_type, error_type = "other", "other", "other"
-        labels = _labels(
-            namespace=namespace,
-            workflow=workflow,
-            step_type=step_type,
-            error_type=error_type[:MAX_LABEL],
+        # `error.type`: the semantic conventions' name, as on the attempts' spans.
+        labels = (
+            *_labels(namespace=namespace, workflow=workflow, step_type=step_type),
+            ("error.type", error_type[:MAX_LABEL]),
         )
         groups[labels] = groups.get(labels, 0) + count
 

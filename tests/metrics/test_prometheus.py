@@ -63,7 +63,7 @@ def test_metrics_move_as_runs_progress(
             found.value(
                 "surefoot_dead_letters",
                 surefoot_workflow=WORKFLOW,
-                surefoot_error_type="CardDeclined",
+                error_type="CardDeclined",
                 **CHARGE,
             )
             == 1
