@@ -284,6 +284,8 @@ def _lost(flow: Flow, step: s.StepState, event: AttemptLost) -> None:
 def _retry(flow: Flow, step: s.StepState, delay: float, reason: str) -> None:
     due = flow.time + delay
     step.retry_later(due, delay)
+    # An AI step's next attempt knows what the failed ones spent of the run's budget.
+    budget = ai.refresh_budget(flow.run, step) if step.kind == NodeKind.AI else None
     flow.record(
         "RETRY_SCHEDULED",
         step.node_id,
@@ -291,6 +293,7 @@ def _retry(flow: Flow, step: s.StepState, delay: float, reason: str) -> None:
         delay_seconds=round(delay, 6),
         due_at=due,
         reason=reason,
+        **({"budget": budget} if budget is not None else {}),
     )
     flow.queue(step, due)
 

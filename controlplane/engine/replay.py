@@ -191,6 +191,8 @@ def _retry_scheduled(run: s.RunState, e: RecordedEvent) -> None:
     step.attempt = e.attempt
     step.status = s.RETRY_WAIT if delay > 0 else s.SCHEDULED
     step.next_attempt_at = e.data.get("due_at") if delay > 0 else None
+    if "budget" in e.data and isinstance(step.input, dict):
+        step.input = {**step.input, "budget": e.data["budget"]}
 
 
 def _dead_lettered(run: s.RunState, e: RecordedEvent) -> None:

@@ -11,6 +11,7 @@ from controlplane.engine import state as s
 from controlplane.engine.events import StepRetryRequested, StepSkipRequested
 from controlplane.engine.flow import Flow
 from controlplane.engine.kinds import NodeKind
+from controlplane.engine.nodes.ai import refresh_budget
 
 
 class NotDeadLettered(Exception):
@@ -30,6 +31,9 @@ def retry(flow: Flow, event: StepRetryRequested) -> None:
         )
     if event.edit_input:
         step.input = event.input
+    elif step.kind == NodeKind.AI:
+        # What the failed attempts spent counts against the run's budget.
+        refresh_budget(flow.run, step)
     flow.record(
         "STEP_RETRIED",
         step.node_id,

@@ -318,3 +318,15 @@ def test_an_operators_retry_after_a_rejected_review_is_reviewed_again() -> None:
     assert event_types(transition) == ["ATTEMPT_FAILED", "APPROVAL_REQUESTED"]
     assert transition.events[1].data["shown"]["reply"] == "still no"
     assert driven.run.status == s.WAITING
+
+
+def test_a_retried_attempt_is_told_what_the_failed_ones_spent() -> None:
+    driven = start(ai_workflow(ai_node(max_run_tokens=100)), TICKET)
+    timed_out = error("AiTimeout") | {"details": '{"usage": {"tokens": 30, "cost": 0.5}}'}
+
+    transition = driven.send(failed("classify", 1, timed_out, T0 + 1))
+
+    [task] = transition.schedule
+    assert task.input["budget"]["used_tokens"] == 30
+    assert task.input["budget"]["used_cost"] == 0.5
+    assert transition.events[-1].data["budget"] == task.input["budget"]

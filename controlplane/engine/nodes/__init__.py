@@ -21,9 +21,7 @@ from controlplane.engine.nodes.switch import Switch, SwitchSpec
 from controlplane.engine.nodes.task import Task, TaskSpec
 from controlplane.engine.nodes.wait_event import WaitEvent, WaitEventSpec
 
-NodeSpec = (
-    TaskSpec | ApprovalSpec | SleepSpec | WaitEventSpec | SwitchSpec | ParallelSpec | AiSpec
-)
+NodeSpec = TaskSpec | ApprovalSpec | SleepSpec | WaitEventSpec | SwitchSpec | ParallelSpec | AiSpec
 
 # Keyed by the kind's string, which a NodeKind equals: stored steps give plain strings.
 NODE_TYPES: dict[str, NodeType[Any]] = {

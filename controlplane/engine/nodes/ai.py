@@ -134,6 +134,17 @@ def run_usage(run: s.RunState) -> tuple[int, float]:
     return tokens, cost
 
 
+def refresh_budget(run: s.RunState, step: s.StepState) -> dict[str, Any] | None:
+    """Bring the budget in an AI step's task input up to the run's usage (for its next
+    attempt); the new budget, or None when the input has none."""
+    if not isinstance(step.input, dict) or not isinstance(step.input.get("budget"), dict):
+        return None
+    tokens, cost = run_usage(run)
+    budget = {**step.input["budget"], "used_tokens": tokens, "used_cost": cost}
+    step.input = {**step.input, "budget": budget}
+    return budget
+
+
 def _add_usage(step: s.StepState, usage: Any) -> None:
     if not isinstance(usage, dict):
         return
