@@ -85,8 +85,12 @@ class CommitInstruments:
         )
 
     def batch_done(self, operations: int, seconds: float) -> None:
-        self.batch_size.record(operations)
-        self.commit_time.record(seconds)
+        """One batch went through the committer (never raises: it runs on its thread)."""
+        try:
+            self.batch_size.record(operations)
+            self.commit_time.record(seconds)
+        except Exception:
+            log.warning("metrics: a batch's figures not recorded", exc_info=True)
 
     def committed(self, batch: RunBatch, out: Deliveries) -> None:
         """What one committed transaction did: tasks leased, attempts ended, runs ended.
