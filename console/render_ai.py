@@ -147,6 +147,27 @@ def ai_section(
     return section
 
 
+def is_ai_review(events: Iterable[run_pb2.HistoryEvent], node_id: str) -> bool:
+    """Whether the node's latest approval is an `ai` step's human review (whose approval
+    must carry the output the step takes)."""
+    requested = [
+        event
+        for event in events
+        if event.node_id == node_id and _kind(event) == "EVENT_TYPE_APPROVAL_REQUESTED"
+    ]
+    return bool(requested) and event_data(requested[-1]).get("ai_review") is True
+
+
+def output_draft(shown: Any) -> str:
+    """What an output dialog starts with: the model's last reply (what the review shows
+    under "reply") when it is a JSON object, often nearly right; else an empty object."""
+    try:
+        reply = json.loads(shown.get("reply") or "") if isinstance(shown, dict) else None
+    except (ValueError, TypeError):
+        reply = None
+    return json.dumps(reply, indent=2) if isinstance(reply, dict) else "{\n}"
+
+
 def failure_facts(details: Any) -> dict[str, Any] | None:
     """An AI failure's facts (calls, last_reply, errors, usage) from an error's details: the
     details are that JSON object, or end with it as their last line (after a traceback)."""

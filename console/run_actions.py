@@ -19,6 +19,7 @@ from surefoot.v1 import run_pb2
 from console.action_prompt import ActionPrompt
 from console.modals import JsonModal
 from console.render import step_input
+from console.render_ai import is_ai_review, output_draft
 from console.run_details import (
     approval_id_at,
     error_of,
@@ -263,11 +264,18 @@ class RunActions:
         host = self.host
         run = host.run
         approval_id = approval_id_at(run, host.selected_node) if run is not None else None
+        node = host.selected_node
+        if approval_id is None and run is not None and node and is_ai_review(host.events, node):
+            # A review's blocked-on may not name its approval; its id is "<run>:<node>".
+            approval_id = f"{run.id}:{node}"
         if approval_id is None:
             host.say("no pending approval at the selected step", severity="warning")
             return
         approval = await host.attempt(host.client.approval(approval_id))
         if approval is None:
+            return
+        if approve and is_ai_review(host.events, approval.node_id):
+            self._approve_with_output(approval)
             return
         shown = json.dumps(value_of(approval.shown), indent=2, sort_keys=True)
         verb = "Approve" if approve else "Reject"
@@ -283,6 +291,23 @@ class RunActions:
                 host.refresh_now()
 
         host.app.push_screen(ActionPrompt(f"{verb} {approval_id}", note), send)
+
+    def _approve_with_output(self, approval: Any) -> None:
+        """An `ai` step's review is approved with the output the step takes (the server
+        checks it against the node's schema)."""
+        host = self.host
+
+        async def send(output: str | None) -> None:
+            if output is None:
+                return
+            call = host.client.decide(approval.id, True, "", shown_hash(approval), output)
+            if (decided := await host.attempt(call)) is not None:
+                host.say(f"approved {approval.id} with an output as {decided.decided_by or '?'}")
+                host.refresh_now()
+
+        title = f"Approve {approval.id} with the output of {approval.node_id} (JSON)"
+        draft = output_draft(value_of(approval.shown))
+        host.app.push_screen(JsonModal(title, draft), send)
 
     async def again(self) -> None:
         host = self.host

@@ -266,8 +266,14 @@ class RunClient:
         return response
 
     async def decide(
-        self, approval_id: str, approve: bool, comment: str, shown_hash: str
+        self,
+        approval_id: str,
+        approve: bool,
+        comment: str,
+        shown_hash: str,
+        output: str | None = None,
     ) -> approval_pb2.Approval:
+        """`output`: the JSON text an `ai` step's human review supplies as the step's output."""
         request = approval_pb2.DecideApprovalRequest(
             namespace=self.namespace,
             approval_id=approval_id,
@@ -275,6 +281,8 @@ class RunClient:
             comment=comment,
             shown_hash=shown_hash,
         )
+        if output is not None:
+            request.output.CopyFrom(json_payload(output))
         what = f"{'approve' if approve else 'reject'} {approval_id}"
         return (await self._act(what, "DecideApproval", request, what)).approval
 

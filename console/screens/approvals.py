@@ -8,8 +8,6 @@ says it does not know.
 
 from __future__ import annotations
 
-import json
-
 from surefoot.v1 import approval_pb2
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
@@ -21,6 +19,8 @@ from console.footer import KeyFooter
 from console.modals import CommentModal, JsonModal
 from console.paged_table import PagedTable
 from console.render import APPROVAL_COLUMNS, approval_details, approval_row
+from console.render_ai import output_draft
+from console.run_details import value_of
 from console.screens.polling import ConnectionLine, PollingScreen
 from controlplane.audit.content import shown_hash
 
@@ -178,24 +178,14 @@ class ApprovalsScreen(PollingScreen):
                 self.refresh_now()
 
         title = f"Approve {approval.title or approval.id} with this output (JSON)"
-        self.app.push_screen(JsonModal(title, output_draft(approval)), decide)
+        draft = output_draft(value_of(approval.shown))
+        self.app.push_screen(JsonModal(title, draft), decide)
 
     def action_open_run(self) -> None:
         if (approval := self._selected()) is not None:
             from console.screens.run import RunScreen
 
             self.app.push_screen(RunScreen(self.control_plane, approval.run_id))
-
-
-def output_draft(approval: approval_pb2.Approval) -> str:
-    """What the output dialog starts with: the model's last reply when it is a JSON object
-    (often nearly right), else an empty object."""
-    try:
-        shown = json.loads(approval.shown.data or b"{}")
-        reply = json.loads(shown.get("reply") or "") if isinstance(shown, dict) else None
-    except (ValueError, TypeError):
-        reply = None
-    return json.dumps(reply, indent=2) if isinstance(reply, dict) else "{\n}"
 
 
 async def _raise(exc: Exception) -> None:

@@ -233,3 +233,38 @@ def test_the_definitions_view_says_no_evaluations_for_a_version_nobody_evaluated
 
     text = asyncio.run(scenario())
     assert text.startswith("unevaluated@1: no evaluations"), text
+
+
+def test_approving_a_review_from_the_run_view_asks_for_the_output(
+    control_plane: AuthControlPlane, ai_worker: ManagedProcess, model: ModelServer
+) -> None:
+    stub = control_plane.stub
+    register(stub, reviewed(model))
+    # The last reply is a JSON object that breaks the schema: the dialog starts from it.
+    almost = {"label": "billing", "confidence": 1.5}
+    model.script("main", [Reply.text("no idea"), Reply.json(almost)])
+    run_id = start_run(stub, "reviewed", TICKET)
+    wait_for_status(stub, run_id, "WAITING")
+
+    async def scenario() -> None:
+        app = ScreenApp(ControlPlane(control_plane.address, "default", ALICE), on_run(run_id))
+        shown = notifications(app)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            table = screen.query_one(TraceTable)
+            await until(pilot, lambda: screen.run is not None and "classify" in table.keys, "run")
+            table.select("classify")
+            await until(pilot, lambda: screen.events and screen.selected_node, "history read")
+            await pilot.press("y")
+            await until(pilot, lambda: isinstance(app.screen, JsonModal), "the output dialog")
+            editor = app.screen.query_one(TextArea)
+            assert json.loads(editor.text) == almost
+            editor.text = json.dumps(VALID)
+            await pilot.press("ctrl+s")
+            done = f"approved {run_id}:classify with an output as alice"
+            await until(pilot, lambda: done in shown, "approved with the output")
+
+    asyncio.run(scenario())
+    run = wait_for_status(stub, run_id, "COMPLETED")
+    assert payload_value(run.output) == VALID
