@@ -50,6 +50,7 @@ COMMANDS = [
     ["operations", "cancel"],
     ["events"],
     ["events", "send"],
+    ["eval"],
     ["audit"],
     ["audit", "verify"],
     ["credentials"],
