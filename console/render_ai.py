@@ -83,12 +83,11 @@ def _calls(records: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     ]
 
 
-def summary_line(calls: list[dict[str, Any]], usage: dict[str, Any] | None) -> str:
-    """`3 calls · 2 repairs · 168 tokens · 41 ms · cost 0.000042`."""
+def summary_line(calls: list[dict[str, Any]]) -> str:
+    """`3 calls · 2 repairs · 168 tokens · 41 ms · cost 0.000042`, summed over the calls
+    shown (every attempt's, on a step's row)."""
     repairs = sum(1 for call in calls if call.get("repair"))
-    tokens = (usage or {}).get("tokens")
-    if tokens is None:
-        tokens = sum(_tokens(call) for call in calls)
+    tokens = sum(_tokens(call) for call in calls)
     latency = sum(float(call.get("latency ms") or 0) for call in calls)
     parts = [
         f"{len(calls)} call{'s' * (len(calls) != 1)}",
@@ -134,8 +133,7 @@ def ai_section(
         return None
     calls = _calls(records)
     last = records[-1][1]
-    usage = last.get("usage") if isinstance(last.get("usage"), dict) else None
-    section: dict[str, Any] = {"summary": summary_line(calls, usage)}
+    section: dict[str, Any] = {"summary": summary_line(calls)}
     if (outcome := outcome_of(records)) is not None:
         section["outcome"] = outcome
     if "output" in last and last.get("source") is not None:

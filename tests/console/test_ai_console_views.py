@@ -136,7 +136,7 @@ def test_the_run_view_shows_an_ai_steps_calls_per_step_and_per_attempt() -> None
             await until(pilot, lambda: "ai" in inspector.sections, "the ai section")
             ai = inspector.sections["ai"]
             # Both attempts' calls, in order: 4 calls, 2 of them repairs.
-            assert ai["summary"] == "4 calls · 2 repairs · 152 tokens · 50 ms · cost 4.14e-05"
+            assert ai["summary"] == "4 calls · 2 repairs · 288 tokens · 50 ms · cost 4.14e-05"
             assert ai["outcome"] == "valid reply from triage"
             assert ai["output"] == GOOD
             first, unavailable, again, repaired = ai["calls"]
@@ -159,7 +159,8 @@ def test_the_run_view_shows_an_ai_steps_calls_per_step_and_per_attempt() -> None
             table.select(first_attempt)
             await until(pilot, lambda: "attempt" in inspector.sections, "the attempt row")
             assert [c["repair"] for c in inspector.sections["ai"]["calls"]] == [0, 1]
-            assert inspector.sections["ai"]["summary"].startswith("2 calls · 1 repair ·")
+            summary = inspector.sections["ai"]["summary"]
+            assert summary == "2 calls · 1 repair · 136 tokens · 25 ms · cost 1.38e-05"
 
     asyncio.run(scenario())
 
