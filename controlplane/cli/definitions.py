@@ -142,6 +142,7 @@ def apply_definitions(args: argparse.Namespace) -> int:
         raise usage_error(str(exc)) from exc
     eval_set = _eval_set_beside(args.source)
     results = []
+    attached: list[dict[str, object]] = []
     with ControlPlaneClient.from_args(args) as client:
         for definition in definitions:
             request = ws.RegisterDefinitionRequest(namespace=args.namespace, definition=definition)
@@ -159,9 +160,12 @@ def apply_definitions(args: argparse.Namespace) -> int:
                 else:
                     print(f"unchanged {ref}")
             if eval_set is not None and any(n.WhichOneof("kind") == "ai" for n in definition.nodes):
-                _put_eval_set(client, args, definition, *eval_set)
+                attached.append(_put_eval_set(client, args, definition, *eval_set))
     if args.json:
-        output.print_json({"results": [output.message_dict(r) for r in results]})
+        document: dict[str, object] = {"results": [output.message_dict(r) for r in results]}
+        if attached:
+            document["eval_sets"] = attached
+        output.print_json(document)
     return 0
 
 
@@ -185,7 +189,7 @@ def _put_eval_set(
     definition: definition_pb2.WorkflowDefinition,
     path: Path,
     text: str,
-) -> None:
+) -> dict[str, object]:
     name, version = definition.name, definition.version
     stub = evaluation_service_pb2_grpc.EvaluationServiceStub(client._channel)
     request = es.PutEvalSetRequest(
@@ -199,6 +203,12 @@ def _put_eval_set(
     if not args.json:
         state = "attached" if response.created else "unchanged"
         print(f"{state} eval set {path.name} to {name}@{version}")
+    return {
+        "workflow": f"{name}@{version}",
+        "file": str(path),
+        "eval_set_hash": response.eval_set_hash,
+        "created": response.created,
+    }
 
 
 def list_definitions(args: argparse.Namespace) -> int:

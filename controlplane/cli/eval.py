@@ -228,7 +228,8 @@ def _recorded(
         threshold = parse_eval_set(found.eval_set, runner.definition).threshold
         set_hash = found.eval_set_hash
     except CliError as exc:
-        if "NOT_FOUND" not in exc.message:
+        # Without an eval set the threshold is --threshold's, or 1.
+        if not exc.message.startswith("NOT_FOUND:"):
             raise
     if args.threshold is not None:
         threshold = args.threshold

@@ -37,6 +37,27 @@ def test_apply_attaches_the_eval_set_beside_the_file(
         "unchanged support@1",
         "unchanged eval set support.eval.yaml to support@1",
     ]
+    # An eval set is immutable: other content for the version is refused, naming the file.
+    (tmp_path / "support.eval.yaml").write_text("cases: [{name: other, input: {ticket: x}}]\n")
+    code, out, err = cli(capsys, control_plane, "definitions", "apply", str(path))
+    assert code == 1
+    assert err.startswith(
+        "error: support@1: eval set support.eval.yaml: ALREADY_EXISTS: support@1 already has"
+    )
+    # A set that does not fit the version is refused and not kept.
+    path = write_definitions(
+        tmp_path,
+        [support("2", "m-one", model_server.base_url)],
+        {"cases": [{"name": "a", "node": "route", "input": 1}]},
+    )
+    code, out, err = cli(capsys, control_plane, "definitions", "apply", str(path), "-o", "json")
+    assert code == 1
+    assert "INVALID_ARGUMENT: eval_set: cases[0].node: 'route' is not an ai node" in err
+    code, _, err = cli(capsys, control_plane, "eval", "support@2")
+    assert (code, err) == (
+        1,
+        "error: NOT_FOUND: support@2 has no eval set (attach one with PutEvalSet)\n",
+    )
 
 
 def test_a_worse_version_is_gated_with_its_regression_listed(
