@@ -8,6 +8,7 @@ every try is visible in the run's history.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 import openai
 
 STRUCTURED_OUTPUT_MODES = ("json_schema", "json_object", "none")
+# Clients kept for reuse (one per endpoint and key): a worker talks to a few endpoints.
+CLIENTS_KEPT = 32
 # What a response_format's json_schema.name may hold: the node id is used, sanitized.
 _SCHEMA_NAME_LIMIT = 64
 
@@ -155,18 +158,11 @@ def call_model(
     if wanted is not None:
         arguments["response_format"] = wanted
     started = time.monotonic()
-    client = openai.OpenAI(
-        base_url=connection.base_url,
-        api_key=request.api_key or "none",
-        max_retries=0,
-        timeout=request.timeout,
-    )
+    client = _client(connection.base_url, request.api_key or "none")
     try:
-        completion = client.chat.completions.create(**arguments)
+        completion = client.chat.completions.create(**arguments, timeout=request.timeout)
     except openai.APIError as exc:
         raise _classified(exc, _elapsed_ms(started)) from None
-    finally:
-        client.close()
     latency = _elapsed_ms(started)
     try:
         # The client builds its objects without validating them: a 2xx answer that is not a
@@ -189,6 +185,15 @@ def call_model(
     return ModelReply(
         content=str(content), tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=latency
     )
+
+
+@functools.lru_cache(maxsize=CLIENTS_KEPT)
+def _client(base_url: str, api_key: str) -> openai.OpenAI:
+    """A client per endpoint and key, kept: building one (its TLS context, its connection
+    pool) costs tens of milliseconds, more than a call to a nearby model server, and its
+    pool keeps the connections alive across calls. The client is safe to share between the
+    worker's threads; one pushed out of the cache is closed when no call holds it any more."""
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
 
 
 def _classified(exc: openai.APIError, latency_ms: int) -> CallFailed:
