@@ -35,6 +35,8 @@ from controlplane.dev_model import ai_tour_lines, start_dev_model_for
 if TYPE_CHECKING:
     from surefoot_worker import Worker
 
+    from controlplane.model_server import ModelServer
+
 EXAMPLE_STEPS_MODULES = (
     "surefoot_worker.examples.onboarding",
     "surefoot_worker.examples.orders",
@@ -105,8 +107,10 @@ async def _serve(database: Path, listen: str) -> int:
     worker: Worker | None = None
     worker_task: asyncio.Task[Any] | None = None
     outcomes: OutcomeRecords | None = None
-    model = await start_dev_model_for(address)
+    model: ModelServer | None = None
     try:
+        # The AI example's model, before its definition is registered pointing at it.
+        model = await start_dev_model_for(address)
         registered = await _register_examples(address, model.base_url)
         # Both modules export the shared charge-card step: keep each step once.
         steps = {s.key: s for module in EXAMPLE_STEPS_MODULES for s in load_steps(module)}
@@ -141,7 +145,8 @@ async def _serve(database: Path, listen: str) -> int:
         if outcomes is not None:
             outcomes.close()
         await control_plane.stop(grace=SERVER_GRACE_SECONDS)
-        model.close()
+        if model is not None:
+            model.close()
     print(f"surefoot dev stopped; its runs are kept in {database}")
     return exit_code
 
