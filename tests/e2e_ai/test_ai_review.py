@@ -5,7 +5,7 @@ model endpoint, a test worker for the node after. The reviewer sees the raw repl
 validation errors and the node's input; approving with an output continues the run with it
 (the switch routes on it, the next node's expression reads it); an output that breaks the
 schema, or none at all, is INVALID_ARGUMENT and writes nothing; a rejection dead-letters
-the step.
+the step, and so does a review nobody decides before its deadline.
 """
 
 from __future__ import annotations
@@ -225,3 +225,30 @@ def test_an_output_on_an_approval_that_is_no_review_is_refused(
     assert "not an AI review" in (error.details() or "")
     assert written(database_url, run_id) == before
     assert status_name(get_run(plane.stub, run_id).status) == "WAITING"
+
+
+def test_a_review_nobody_decides_in_time_dead_letters_the_step(
+    control_plane: AuthControlPlane,
+    model_server: ModelServer,
+    ai_worker: StartAiWorker,
+) -> None:
+    plane = control_plane
+    model_server.script("main", [Reply.text("no idea")] * 3)
+    review = definition_pb2.AiFallback(
+        human_review=definition_pb2.AiHumanReview(approvers=["bob"], timeout_seconds=1)
+    )
+    register(
+        plane.stub, ai_definition("review-late", [connection(model_server)], fallbacks=[review])
+    )
+    ai_worker()
+
+    run_id = start_run(plane.stub, "review-late", TICKET)
+
+    run = wait_for_status(plane.stub, run_id, "NEEDS_ATTENTION")
+    assert run.last_error.type == "AiOutputInvalid"
+    approval = get_approval(plane.stub, f"{run_id}:classify")
+    assert approval.title == "Review the reply of classify"
+    assert apb.ApprovalStatus.Name(approval.status) == "APPROVAL_STATUS_REJECTED"
+    assert approval.decided_by_timeout
+    [decided] = events_of(read_history(plane.stub, run_id), "APPROVAL_DECIDED", "classify")
+    assert decided.data["by_timeout"] is True
