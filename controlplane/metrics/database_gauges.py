@@ -12,7 +12,6 @@ a run id, an operation id or a message. Dead-letter groups are capped at the lar
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import defaultdict
@@ -35,6 +34,7 @@ from controlplane.store.schema import (
     timers,
     worker_sessions,
 )
+from controlplane.store.worker_sessions import queued_step_types
 
 log = logging.getLogger("surefoot.metrics")
 
@@ -96,50 +96,20 @@ def take_snapshot(connection: Connection, now: datetime) -> Snapshot:
 def _queues(
     connection: Connection, now: datetime, values: dict[str, dict[Attributes, float]]
 ) -> None:
-    ready = text("tasks.status = 'ready'")
-    query = (
-        select(
-            tasks.c.namespace,
-            tasks.c.step_type,
-            tasks.c.step_version,
-            func.count(),
-            func.min(tasks.c.available_at),
-        )
-        .where(ready, tasks.c.available_at <= now)
-        .group_by(tasks.c.namespace, tasks.c.step_type, tasks.c.step_version)
+    """Tasks due and not leased, by step type and version, with the live workers able to
+    take them: `surefoot workers list`'s rule (store/worker_sessions.py), one namespace at
+    a time."""
+    due = (
+        select(tasks.c.namespace)
+        .where(text("tasks.status = 'ready'"), tasks.c.available_at <= now)
+        .distinct()
     )
-    queued = list(connection.execute(query))
-    capable = _capable_workers(connection, now)
-    for namespace, step_type, version, count, oldest in queued:
-        labels = _labels(namespace=namespace, step_type=step_type, step_version=version)
-        values["queue.depth"][labels] = count
-        values["queue.age"][labels] = max(0.0, (now - oldest).total_seconds())
-        values["queue.capable_workers"][labels] = capable(namespace, step_type, version)
-
-
-def _capable_workers(connection: Connection, now: datetime) -> Callable[[str, str, str], int]:
-    """How many live, not draining streams could take a task of a step type and version
-    (a task with no version: any version), by the rule `surefoot workers list` uses."""
-    c = worker_sessions.c
-    query = select(c.namespace, c.step_types).where(c.expires_at >= now, c.draining.is_(False))
-    streams = [
-        (namespace, {(name, version) for name, version in json.loads(declared)})
-        for namespace, declared in connection.execute(query)
-    ]
-
-    def count(namespace: str, step_type: str, version: str) -> int:
-        return sum(
-            1
-            for ns, implements in streams
-            if ns == namespace
-            and (
-                (step_type, version) in implements
-                if version
-                else any(name == step_type for name, _ in implements)
-            )
-        )
-
-    return count
+    for namespace in connection.scalars(due).all():
+        for queue in queued_step_types(connection, namespace, now):
+            labels = _labels(namespace=namespace, step_type=queue.name, step_version=queue.version)
+            values["queue.depth"][labels] = queue.queued
+            values["queue.age"][labels] = max(0.0, (now - queue.oldest).total_seconds())
+            values["queue.capable_workers"][labels] = queue.capable_workers
 
 
 def _waits(

@@ -8,7 +8,12 @@ from typing import Any
 from tests.metrics.conftest import METRIC_STEPS, WORKFLOW, MetricsControlPlane, metered_order
 from tests.metrics.scrape import Scrape, scrape
 from tests.support.eventually import assert_eventually
-from tests.support.processes import ProcessRegistry, start_worker
+from tests.support.processes import (
+    WORKER_CONNECTED,
+    ProcessRegistry,
+    start_worker,
+    surefoot_command,
+)
 from tests.support.runs import register, start_run, wait_for_status
 
 SECRET = "sk-live-4f9c2a7e51b3"
@@ -124,3 +129,32 @@ def test_gauges_come_from_the_database_not_from_the_process(
     assert fresh.value("surefoot_runs_active", surefoot_status="RUNNING") == 3
     # The counters are this process's own: it has ended no attempt yet.
     assert fresh.value("surefoot_step_attempts_total") == 0
+
+
+def test_a_busy_worker_shows_as_credit_in_flight_and_a_capable_queue(
+    metered_plane: MetricsControlPlane, processes: ProcessRegistry
+) -> None:
+    stub = metered_plane.stub
+    register(stub, metered_order())
+    worker = processes.start(
+        "worker",
+        surefoot_command(
+            "worker", str(METRIC_STEPS), "--address", metered_plane.address, "--concurrency", "2"
+        ),
+    )
+    worker.wait_for_stdout(WORKER_CONNECTED)
+    for _ in range(5):
+        start_run(stub, WORKFLOW, {"hold_seconds": 30})
+
+    def busy() -> bool:
+        found = scrape(metered_plane.metrics_url)
+        assert found.value("surefoot_workers_connected") == 1
+        assert found.value("surefoot_workers_credit") == 2
+        assert found.value("surefoot_workers_in_flight") == 2
+        assert found.value("surefoot_queue_depth", **CHARGE, surefoot_step_version="1") == 3
+        # Tasks wait for credit, not for a worker: this queue is no alert.
+        assert found.value("surefoot_queue_capable_workers", **CHARGE) == 1
+        assert found.value("surefoot_queue_age_seconds", **CHARGE) > 0
+        return True
+
+    assert_eventually(busy, message="2 charges held, 3 queued for the one capable worker")
