@@ -117,6 +117,7 @@ def ai_node_problems(
         problems.append((f"{where}.output_schema_json", f"{label}: an output schema is required"))
     else:
         found = schema_problems(ai.output_schema_json, f"{where}.output_schema_json")
+        found = found or _draft_2020_problems(ai.output_schema_json, f"{where}.output_schema_json")
         problems += [(field, f"{label}: {message}") for field, message in found]
         schema_ok = not found
     problems += _fallback_problems(where, label, ai, schema_ok)
@@ -143,6 +144,16 @@ def ai_node_problems(
             (f"{where}.on_failure_next", f"{label}: a fallback node and compensate exclude")
         )
     return problems
+
+
+def _draft_2020_problems(text: str, where: str) -> Problems:
+    """Replies are validated with draft 2020-12 whatever `$schema` says: the schema must be
+    one of that draft."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(json.loads(text))
+    except jsonschema.SchemaError as exc:
+        return [(where, f"is not a valid draft 2020-12 JSON Schema: {exc.message}")]
+    return []
 
 
 def _template_problems(where: str, label: str, source: str) -> Problems:
