@@ -63,6 +63,12 @@ def test_each_call_is_a_child_span_with_its_model_tokens_and_outcome(
     assert (first["surefoot.ai.repair"], first["surefoot.ai.status"]) == (0, "invalid")
     assert (first["gen_ai.usage.input_tokens"], first["gen_ai.usage.output_tokens"]) == (40, 3)
     assert (second["surefoot.ai.repair"], second["surefoot.ai.status"]) == (1, "ok")
+    # The endpoint is told the call's span as the parent of whatever it traces.
+    sent = [r.headers["traceparent"] for r in server.requests("gpt-test")]
+    assert sent == [
+        f"00-{c.trace_id:032x}-{c.span_id:016x}-{int(c.trace_flags):02x}"
+        for c in (span.context for span in calls)
+    ]
     recorded = str([dict(span.attributes or {}) for span in calls])
     assert "secret plan" not in recorded and "nope" not in recorded
 

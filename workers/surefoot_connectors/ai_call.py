@@ -269,6 +269,11 @@ def _call(
         CallFailed: No reply.
     """
     with call_span(node, connection.name, connection.model, repair) as span:
+        given = request.headers.get("traceparent", "")
+        if given or span.traceparent(""):
+            request = replace(
+                request, headers={**request.headers, "traceparent": span.traceparent(given)}
+            )
         try:
             reply = call_model(connection, messages, request)
         except CallFailed as failed:

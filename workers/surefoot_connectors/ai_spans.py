@@ -23,6 +23,15 @@ class CallSpan:
     def __init__(self, span: Any) -> None:
         self._span = span
 
+    def traceparent(self, default: str) -> str:
+        """The W3C traceparent naming this span, for the request (so that the endpoint's own
+        spans nest under the call); `default` (the attempt's) without a span."""
+        if self._span is None:
+            return default
+        context = self._span.get_span_context()
+        flags = int(context.trace_flags)
+        return f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}"
+
     def outcome(
         self, status: str, tokens_in: int = 0, tokens_out: int = 0, error_type: str = ""
     ) -> None:
