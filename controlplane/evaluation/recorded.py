@@ -16,7 +16,7 @@ from typing import Any
 
 from surefoot.v1 import run_pb2
 
-from controlplane.evaluation.runner import NodeRunner
+from controlplane.evaluation.runner import CallUsage, NodeRunner
 from controlplane.evaluation.scoring import CaseResult, is_subset
 
 AI_STEP_TYPE = "surefoot.ai"
@@ -65,9 +65,8 @@ def score_recorded(runner: NodeRunner, reply: RecordedReply) -> CaseResult:
         why = f"the version has no ai node {reply.node_id!r}"
         return CaseResult(reply.name, reply.node_id, False, 0.0, failures=[why])
     result, failure = runner.call_node(reply.node_id, reply.input, reply.name)
-    usage = (result or {}).get("usage") or {}
-    tokens = int(usage.get("tokens") or 0)
-    latency = sum(float(c.get("latency_ms") or 0) for c in (result or {}).get("calls", []))
+    spent = CallUsage.of(result)
+    tokens, latency = spent.tokens, spent.latency_ms
     if failure is not None or result is None:
         return CaseResult(
             reply.name,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from surefoot.v1 import definition_pb2
@@ -80,25 +81,19 @@ class NodeRunner:
                 case.name, case.node, False, 0.0, failures=[f"{label} has no ai node {case.node!r}"]
             )
         result, failure = self.call_node(case.node, case.input, case.name)
+        judged = CallUsage()
+        judge = self._judge_for(case, judged)
         if failure is not None or result is None:
             scored = score_case(
-                case.name,
-                case.node,
-                case.assertions,
-                None,
-                False,
-                self._judge_for(case),
-                [str(failure)],
+                case.name, case.node, case.assertions, None, False, judge, [str(failure)]
             )
         else:
             scored = score_case(
-                case.name, case.node, case.assertions, result["output"], True, self._judge_for(case)
+                case.name, case.node, case.assertions, result["output"], True, judge
             )
-        usage = (result or {}).get("usage") or {}
-        scored.tokens += int(usage.get("tokens") or 0)
-        scored.latency_ms += sum(
-            float(c.get("latency_ms") or 0) for c in (result or {}).get("calls", [])
-        )
+        # The case's calls: the node's, and its judges'.
+        scored.tokens = CallUsage.of(result).tokens + judged.tokens
+        scored.latency_ms = CallUsage.of(result).latency_ms + judged.latency_ms
         return scored
 
     def call_node(
@@ -131,14 +126,18 @@ class NodeRunner:
                 return known, self._redactor.text(" ".join(why.split()))
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
-    def _judge_for(self, case: Case) -> Callable[[Assertion, Any], str | None]:
+    def _judge_for(self, case: Case, spent: CallUsage) -> Callable[[Assertion, Any], str | None]:
         def judge(assertion: Assertion, output: Any) -> str | None:
+            spent.judges += 1
             model = assertion.spec.get("model") or self._primary_model(case.node)
             definition = judge_definition(self.definition, model, assertion.spec["prompt"])
             task_input = task_input_of(
                 definition, JUDGE_NODE, {"input": case.input, "output": output}
             )
-            result, failure = self._call_with_retries(task_input, f"{case.name}:judge")
+            # One key per judge call: two judges of a case are two calls.
+            label = f"{case.name}:judge:{spent.judges}"
+            result, failure = self._call_with_retries(task_input, label)
+            spent.add(result)
             if failure is not None or result is None:
                 return f"judge: no verdict: {failure}"
             verdict = result["output"]
@@ -153,6 +152,27 @@ class NodeRunner:
             if node.id == node_id:
                 return node.ai.model
         return ""
+
+
+@dataclass
+class CallUsage:
+    """Tokens and time of calls, as the connector's results report them."""
+
+    tokens: int = 0
+    latency_ms: float = 0.0
+    judges: int = 0
+
+    def add(self, result: dict[str, Any] | None) -> None:
+        found = CallUsage.of(result)
+        self.tokens += found.tokens
+        self.latency_ms += found.latency_ms
+
+    @staticmethod
+    def of(result: dict[str, Any] | None) -> CallUsage:
+        usage = (result or {}).get("usage") or {}
+        calls = (result or {}).get("calls") or []
+        latency = sum(float(c.get("latency_ms") or 0) for c in calls)
+        return CallUsage(int(usage.get("tokens") or 0), latency)
 
 
 def judge_definition(

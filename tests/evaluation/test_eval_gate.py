@@ -203,7 +203,8 @@ def test_a_judge_grades_the_output_through_the_node_model(
     code, out, _ = cli(capsys, control_plane, "eval", "support@1")
 
     assert code == 4, out
-    assert out.splitlines()[2].split()[:4] == ["outage", "classify", "0.00", "no"]
+    # Tokens count the node's call and the judge's (15 each, as the server reports them).
+    assert out.splitlines()[2].split()[:5] == ["outage", "classify", "0.00", "no", "30"]
     assert "judge: an outage is not a billing matter" in out
     judge_prompts = [r.messages[-1]["content"] for r in model_server.requests("m-one")[1::2]]
     assert judge_prompts == ["Is billing right for money back?", "Is billing right for site down?"]
