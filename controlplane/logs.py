@@ -49,7 +49,7 @@ _SECRETS = (
             r"""(?ix)
             (["']?[a-z0-9_.-]*(?:token|password|passwd|secret|api[_-]?key|credential)s?["']?
             \s*[:=]\s*)
-            (["']?)[^\s"',;&}]+\2"""
+            (["']?)[^\s"',;&})\]]+\2"""
         ),
         r"\1\2" + MASK + r"\2",
     ),

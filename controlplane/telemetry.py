@@ -23,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from controlplane.logs import redact
 from controlplane.tracing import sampling
 from controlplane.tracing.spans import (
     AttemptSpan,
@@ -316,15 +317,17 @@ def _emit_attempt(tracer: Any, attempt: AttemptSpan) -> None:
     }
     if attempt.worker_id:
         attributes["surefoot.worker_id"] = attempt.worker_id
+    # A step's error may quote what its code sent or got back: masked like a log line.
+    message = redact(attempt.error_message)
     if attempt.error_type:
         attributes["error.type"] = attempt.error_type
-        attributes["surefoot.error.message"] = attempt.error_message
+        attributes["surefoot.error.message"] = message
     name = f"step {attempt.node_id}"
     span = _start(
         tracer, name, trace_hex, span_hex, _in_run(trace_hex), attributes, min(started, ended)
     )
     if attempt.outcome != "completed":
-        description = f"{attempt.error_type}: {attempt.error_message}".strip(": ")
+        description = f"{attempt.error_type}: {message}".strip(": ")
         span.set_status(Status(StatusCode.ERROR, description or attempt.outcome))
     span.end(end_time=ended)
 
@@ -368,7 +371,7 @@ def _emit_run(tracer: Any, run: RunSpan) -> None:
     name = f"run {run.workflow}"
     span = _start(tracer, name, run.trace_id, span_id, Context(), attributes, started)
     if run.status in ("FAILED", "COMPENSATED"):
-        description = f"{run.error_type}: {run.error_message}".strip(": ")
+        description = f"{run.error_type}: {redact(run.error_message)}".strip(": ")
         span.set_status(Status(StatusCode.ERROR, description or run.status))
     elif run.status == "COMPLETED":
         span.set_status(Status(StatusCode.OK))

@@ -67,7 +67,7 @@ def _wait(
     now: float,
 ) -> WaitSpan:
     what = WAITS[NodeKind(old.kind)]
-    outcome = str(new.status).lower() if new is not None and new.entry == old.entry else ""
+    outcome = _outcome(what, new) if new is not None and new.entry == old.entry else ""
     return WaitSpan(
         trace_id=trace_id,
         span_id=wait_span_id(run.id, old.node_id, old.entry, what),
@@ -79,6 +79,18 @@ def _wait(
         ended=max(now, old.scheduled_at),
         outcome=outcome,
     )
+
+
+def _outcome(what: str, step: s.StepState) -> str:
+    """How the wait ended, in the words of the history event that ended it."""
+    if step.status == s.STEP_COMPLETED:
+        if what == "approval" and isinstance(step.output, dict) and "approved" in step.output:
+            return "approved" if step.output["approved"] else "rejected"
+        return _COMPLETED.get(what, "completed")
+    return str(step.status).lower()
+
+
+_COMPLETED = {"timer": "fired", "event": "received"}
 
 
 def _backoff(

@@ -91,6 +91,7 @@ def assert_one_trace(collector: SpanStore, stub: Any, run_id: str) -> None:
     assert abs(wait.start_ns - requested.time * 1e9) < SLACK_NS
     assert abs(wait.end_ns - decided.time * 1e9) < SLACK_NS
     assert wait.attributes["surefoot.wait"] == "approval"
+    assert wait.attributes["surefoot.outcome"] == "approved"
     # The backoff lies between the failed attempt and the next one.
     backoff = spans["backoff a"]
     failed = next(s for s in attempts if s.attributes["surefoot.outcome"] == "failed")

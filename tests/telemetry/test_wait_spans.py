@@ -68,6 +68,8 @@ def test_a_timer_and_an_event_wait_are_spans_under_the_root(
         assert abs(span.start_ns - start.time * 1e9) < SLACK_NS, name
         assert abs(span.end_ns - end.time * 1e9) < SLACK_NS, name
     assert spans["timer nap"].end_ns - spans["timer nap"].start_ns >= 0.3e9 - SLACK_NS
+    assert spans["timer nap"].attributes["surefoot.outcome"] == "fired"
+    assert spans["event payment"].attributes["surefoot.outcome"] == "received"
 
     # The history-derived spans are the live ones: same ids, same times.
     done = run_cli("runs", "trace", run_id, "--json", "--address", control_plane.address)
@@ -79,6 +81,7 @@ def test_a_timer_and_an_event_wait_are_spans_under_the_root(
         (("event", "payment"), spans["event payment"]),
     ]:
         assert waits[(what, node)]["span_id"] == span.span_id
+        assert waits[(what, node)]["outcome"] == span.attributes["surefoot.outcome"]
         assert abs(waits[(what, node)]["started"] * 1e9 - span.start_ns) < SLACK_NS
         assert abs(waits[(what, node)]["ended"] * 1e9 - span.end_ns) < SLACK_NS
     (run,) = [d for d in derived if d["kind"] == "run"]

@@ -2,8 +2,9 @@
 
 Each handler opens a span of its own, as an application instrumenting its HTTP or database
 client would, and appends the task's traceparent to the file named by TRACED_STEPS_LOG.
-A step fails while its attempt number is at most the input's ``fail_times``, and the async
-step first sleeps ``sleep_seconds`` on attempts up to ``sleep_attempts``.
+A step fails while its attempt number is at most the input's ``fail_times`` (saying the input's
+``error_message``, if any), and the async step first sleeps ``sleep_seconds`` on attempts up to
+``sleep_attempts``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _run(ctx: StepContext, input: dict[str, Any]) -> dict[str, Any]:
     _log(ctx, "running")
     with tracer.start_as_current_span(f"user work {ctx.node_id}"):
         if ctx.attempt <= int(input.get("fail_times") or 0):
-            raise DependencyDown(f"{ctx.node_id} attempt {ctx.attempt}: the dependency is down")
+            default = f"{ctx.node_id} attempt {ctx.attempt}: the dependency is down"
+            raise DependencyDown(str(input.get("error_message") or default))
     return {"trail": [*input.get("trail", []), ctx.node_id]}
 
 
