@@ -4,8 +4,8 @@ wrote. The run view shows the replies, the validation errors and the repair of a
 was repaired; the dead-letter view shows the last raw reply of a step out of repairs; a
 human review is approved with an output from the approvals screen (`a`): bad JSON is held
 in the dialog, an output the schema refuses is refused by the server and writes nothing, a
-fitting one continues the run; the definitions view says "no evaluations" for a version
-nobody evaluated."""
+fitting one continues the run (from the run view, `y` asks for it); the definitions view
+lists a version's recorded evaluations, and says "no evaluations" for one nobody evaluated."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from surefoot.v1 import definition_pb2
+from surefoot.v1 import definition_pb2, evaluation_service_pb2_grpc
+from surefoot.v1 import evaluation_service_pb2 as epb
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual.widgets import Static, TextArea
 
@@ -33,7 +34,7 @@ from controlplane.model_server import ModelServer, Reply
 from tests.console.console_support import SIZE, console, notifications, until
 from tests.console.fake_control_plane import ScreenApp
 from tests.e2e_ai.conftest import MODEL_KEY, MODEL_KEY_SECRET, TICKET, ai_definition, connection
-from tests.support.approval_auth import ALICE, AuthControlPlane, write_auth_file
+from tests.support.approval_auth import ALICE, AuthControlPlane, bearer, write_auth_file
 from tests.support.processes import (
     WORKER_CONNECTED,
     ManagedProcess,
@@ -268,3 +269,40 @@ def test_approving_a_review_from_the_run_view_asks_for_the_output(
     asyncio.run(scenario())
     run = wait_for_status(stub, run_id, "COMPLETED")
     assert payload_value(run.output) == VALID
+
+
+def test_the_definitions_view_lists_a_recorded_evaluation(
+    control_plane: AuthControlPlane, model: ModelServer
+) -> None:
+    register(control_plane.stub, ai_definition("evaluated", [connection(model)]))
+    evaluations = evaluation_service_pb2_grpc.EvaluationServiceStub(control_plane.channel)
+    recorded = epb.Evaluation(
+        workflow_name="evaluated",
+        workflow_version="1",
+        kind="recorded",  # re-scored real runs: no eval set needed
+        score=0.75,
+        threshold=0.8,
+        passed=False,
+        cases=4,
+        passed_cases=3,
+        comment="ci job 7",
+    )
+    evaluations.RecordEvaluation(
+        epb.RecordEvaluationRequest(evaluation=recorded), metadata=bearer(ALICE), timeout=10
+    )
+
+    async def scenario() -> str:
+        control = ControlPlane(control_plane.address, "default", ALICE)
+        app = ScreenApp(control, DefinitionsScreen)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, DefinitionsScreen)
+            await until(pilot, lambda: screen.definitions.keys, "the version listed")
+            await pilot.press("v")
+            await until(pilot, lambda: isinstance(app.screen, TextModal), "the evaluations")
+            return app.screen.query_one(TextArea).text
+
+    lines = asyncio.run(scenario()).splitlines()
+    assert lines[0] == "evaluated@1: 1 evaluation(s), 0 passed, newest first"
+    assert "FAILED 0.75 < 0.80 · 3/4 cases · recorded · by alice at " in lines[2], lines
+    assert lines[2].endswith(" · ci job 7")
