@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from surefoot.v1 import operation_service_pb2 as opb
+from surefoot.v1 import workflow_service_pb2 as ws
+from surefoot.v1.operation_service_pb2_grpc import OperationServiceStub
+
 from tests.metrics.conftest import METRIC_STEPS, WORKFLOW, MetricsControlPlane, metered_order
 from tests.metrics.scrape import Scrape, scrape
 from tests.support.eventually import assert_eventually
@@ -158,3 +162,43 @@ def test_a_busy_worker_shows_as_credit_in_flight_and_a_capable_queue(
         return True
 
     assert_eventually(busy, message="2 charges held, 3 queued for the one capable worker")
+
+
+def test_a_redrive_in_progress_shows_its_items_by_state(
+    metered_plane: MetricsControlPlane, processes: ProcessRegistry
+) -> None:
+    stub = metered_plane.stub
+    register(stub, metered_order())
+    start_worker(processes, metered_plane.address, METRIC_STEPS)
+    run_ids = [start_run(stub, WORKFLOW, {"dead": True}) for _ in range(3)]
+    for run_id in run_ids:
+        wait_for_status(stub, run_id, "NEEDS_ATTENTION")
+    # One retry every two seconds: the operation stays in progress for a few seconds.
+    selection = opb.RedriveSelection(filter=ws.DeadLetterFilter(step_type="metrics-charge"))
+    request = opb.StartRedriveRequest(selection=selection, rate_per_second=0.5)
+    OperationServiceStub(metered_plane.channel).StartRedrive(request, timeout=30)
+    redrive = {"surefoot_operation_kind": "redrive"}
+    seen: set[str] = set()
+
+    def in_progress() -> bool:
+        found = scrape(metered_plane.metrics_url)
+        assert found.value("surefoot_operation_items", **redrive) == 3
+        states = {s.labels["surefoot_item_state"] for s in found.series("surefoot_operation_items")}
+        seen.update(states)
+        # At one retry every two seconds, some items still wait their turn.
+        assert "PENDING" in states, states
+        return True
+
+    assert_eventually(in_progress, message="the redrive's 3 items on /metrics")
+
+    def finished() -> bool:
+        found = scrape(metered_plane.metrics_url)
+        for sample in found.series("surefoot_operation_items"):
+            seen.add(sample.labels["surefoot_item_state"])
+        # The charges fail again (non-retryable): the operation settles, its series go.
+        assert found.value("surefoot_operation_items", **redrive) == 0
+        return True
+
+    assert_eventually(finished, message="the redrive settled")
+    # Each item was reported in a state of its own along the way, not only as pending.
+    assert len(seen) > 1, seen
