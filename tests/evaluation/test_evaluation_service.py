@@ -125,6 +125,26 @@ def test_evaluations_list_newest_first_in_pages(control_plane: ControlPlane) -> 
     assert shown.evaluation.case_results[0].output_json == '{"category": "billing"}'
 
 
+def test_a_repeated_request_id_records_once(control_plane: ControlPlane, database_url: str) -> None:
+    register(control_plane, ("1", False))
+    request = es.RecordEvaluationRequest(
+        evaluation=evaluation("1", passed=True), request_id="ci-job-7"
+    )
+    stub = evaluations_stub(control_plane)
+    first = stub.RecordEvaluation(request, timeout=CALL_TIMEOUT)
+    counts = row_counts(database_url)
+    again, call = stub.RecordEvaluation.with_call(request, timeout=CALL_TIMEOUT)
+    assert again == first
+    assert ("surefoot-repeated", "true") in call.trailing_metadata()
+    assert row_counts(database_url) == counts
+    # The same id for another evaluation is refused, and writes nothing either.
+    other = es.RecordEvaluationRequest(
+        evaluation=evaluation("1", passed=False), request_id="ci-job-7"
+    )
+    assert refused(stub.RecordEvaluation, other).code() == grpc.StatusCode.ALREADY_EXISTS
+    assert row_counts(database_url) == counts
+
+
 def test_an_eval_set_is_put_once_and_read_back(control_plane: ControlPlane) -> None:
     register(control_plane, ("1", False))
     stub = evaluations_stub(control_plane)
