@@ -21,7 +21,7 @@ from surefoot_connectors.steps import ConnectorRuntime
 
 from tests.connectors.outcome_plane import OutcomeLedger
 
-SHIPPED = ["surefoot.http", "surefoot.postgres", "surefoot.smtp", "surefoot.webhook"]
+SHIPPED = ["surefoot.ai", "surefoot.http", "surefoot.postgres", "surefoot.smtp", "surefoot.webhook"]
 
 
 def test_every_connector_module_is_found_with_a_valid_schema() -> None:
