@@ -231,9 +231,9 @@ def _reused(run: s.RunState, e: RecordedEvent) -> None:
 
 def _waiting(kind: str) -> Callable[[s.RunState, RecordedEvent], None]:
     def wait(run: s.RunState, e: RecordedEvent) -> None:
-        # An AI node's review is an approval its own step waits on.
         step = _step(run, e, kind)
-        step.kind = NodeKind.AI if e.data.get("ai_review") else kind
+        # An AI node's review is an approval its own step (scheduled as "ai") waits on.
+        step.kind = NodeKind.AI if step.kind == NodeKind.AI else kind
         step.attempt = e.attempt
         step.status = s.STEP_WAITING
         step.scheduled_at = e.time

@@ -231,7 +231,6 @@ def reviews(flow: Flow, step: s.StepState, error: dict[str, Any]) -> bool:
         approvers=list(review.approvers),
         shown=shown,
         deadline=deadline,
-        ai_review=True,
     )
     flow.transition.open_approvals.append(
         OpenApproval(
