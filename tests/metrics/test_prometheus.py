@@ -8,6 +8,7 @@ from typing import Any
 from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot.v1.operation_service_pb2_grpc import OperationServiceStub
+from surefoot_worker.authoring import definition_from_dict
 
 from tests.metrics.conftest import METRIC_STEPS, WORKFLOW, MetricsControlPlane, metered_order
 from tests.metrics.scrape import Scrape, scrape
@@ -202,3 +203,38 @@ def test_a_redrive_in_progress_shows_its_items_by_state(
     assert_eventually(finished, message="the redrive settled")
     # Each item was reported in a state of its own along the way, not only as pending.
     assert len(seen) > 1, seen
+
+
+def test_waiting_runs_are_counted_by_what_they_wait_for(
+    metered_plane: MetricsControlPlane, processes: ProcessRegistry
+) -> None:
+    stub = metered_plane.stub
+    waits: dict[str, dict[str, Any]] = {
+        "approval": {"approval": {"title": "Refund?", "approvers": ["carol"]}},
+        "sleep": {"sleep": {"seconds": 600}},
+        "event": {"wait_event": {"event_name": "paid", "correlation_key": "input.order"}},
+    }
+    for kind, node in waits.items():
+        definition = {"name": f"waits-{kind}", "version": "1", "nodes": [{"id": kind, **node}]}
+        register(stub, definition_from_dict(definition))
+        start_run(stub, f"waits-{kind}", {"order": "A-1"})
+    # A retry's backoff is a wait too: a first attempt fails, the next is ten minutes away.
+    slow_retry = metered_order()
+    slow_retry.name = "waits-retry"
+    for node in slow_retry.nodes:
+        node.task.retry.initial_interval_seconds = 600
+        node.task.retry.max_interval_seconds = 600
+    register(stub, slow_retry)
+    start_worker(processes, metered_plane.address, METRIC_STEPS)
+    start_run(stub, "waits-retry", {"fail_first": True})
+
+    def waiting() -> bool:
+        found = scrape(metered_plane.metrics_url)
+        for kind in ("approval", "sleep", "event", "retry"):
+            assert found.value("surefoot_waits", surefoot_wait_kind=kind) == 1, kind
+        assert found.value("surefoot_runs_active", surefoot_status="WAITING") == 3
+        # The retry's task is not due: no queue, nothing for the alert to fire on.
+        assert found.value("surefoot_queue_depth") == 0
+        return True
+
+    assert_eventually(waiting, message="one run waiting of each kind")
