@@ -221,9 +221,9 @@ def test_waiting_runs_are_counted_by_what_they_wait_for(
     # A retry's backoff is a wait too: a first attempt fails, the next is ten minutes away.
     slow_retry = metered_order()
     slow_retry.name = "waits-retry"
-    for node in slow_retry.nodes:
-        node.task.retry.initial_interval_seconds = 600
-        node.task.retry.max_interval_seconds = 600
+    for task in slow_retry.nodes:
+        task.task.retry.initial_interval_seconds = 600
+        task.task.retry.max_interval_seconds = 600
     register(stub, slow_retry)
     start_worker(processes, metered_plane.address, METRIC_STEPS)
     start_run(stub, "waits-retry", {"fail_first": True})
