@@ -27,8 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from surefoot.v1 import (
+    definition_pb2,
+    evaluation_service_pb2,
+    evaluation_service_pb2_grpc,
+    workflow_service_pb2_grpc,
+)
 from surefoot.v1 import workflow_service_pb2 as ws
-from surefoot.v1 import workflow_service_pb2_grpc
 
 from controlplane.dev_model import ai_tour_lines, start_dev_model_for
 
@@ -154,21 +159,23 @@ async def _serve(database: Path, listen: str) -> int:
 async def _register_examples(address: str, model_url: str) -> list[str]:
     """Registers the example definitions; "unchanged" on a restart is the expected answer.
 
-    The examples' model connections are pointed at the dev model (`model_url`).
+    The examples' model connections are pointed at the dev model (`model_url`), and an eval
+    set beside a definition file (`support.yaml` -> `support.eval.yaml`) is attached to its
+    versions, as `surefoot definitions apply` does, so that `surefoot eval` works in the tour.
     """
     import surefoot_worker
     from surefoot_worker.authoring import load_definitions
 
     examples = Path(surefoot_worker.__file__).parent / "examples"
     definitions = [
-        definition
+        (examples / name, definition)
         for name in EXAMPLE_DEFINITION_FILES
         for definition in load_definitions(str(examples / name))
     ]
     lines = []
     async with grpc.aio.insecure_channel(address) as channel:
         stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
-        for definition in definitions:
+        for path, definition in definitions:
             for connection in definition.models:
                 connection.base_url = model_url
             request = ws.RegisterDefinitionRequest(namespace="default", definition=definition)
@@ -182,8 +189,31 @@ async def _register_examples(address: str, model_url: str) -> list[str]:
                 lines.append(f"{definition.name}@{definition.version} (kept, another model port)")
                 continue
             verb = "registered" if response.created else "unchanged"
+            beside = path.with_name(f"{path.stem}.eval{path.suffix}")
+            if definition.models and beside.is_file():
+                await _attach_eval_set(channel, definition, beside.read_text(encoding="utf-8"))
+                verb += ", with its eval set"
             lines.append(f"{definition.name}@{definition.version} ({verb})")
     return lines
+
+
+async def _attach_eval_set(
+    channel: grpc.aio.Channel, definition: definition_pb2.WorkflowDefinition, text: str
+) -> None:
+    """PutEvalSet; the same set again is a no-op. A version keeps the set it was given first
+    (ALREADY_EXISTS for another): an edited example file needs a new data directory."""
+    stub = evaluation_service_pb2_grpc.EvaluationServiceStub(channel)
+    request = evaluation_service_pb2.PutEvalSetRequest(
+        namespace="default",
+        workflow_name=definition.name,
+        workflow_version=definition.version,
+        eval_set=text,
+    )
+    try:
+        await stub.PutEvalSet(request, timeout=10.0)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
 
 
 async def _stop_worker(worker: Worker, task: asyncio.Task[Any]) -> None:

@@ -138,4 +138,6 @@ def ai_tour_lines() -> list[str]:
         start + """'{"subject": "Hello", "body": "gibberish"}')""",
         '  uv run surefoot approvals show "$RUN:classify"',
         "  uv run surefoot console    # p: approvals, a: approve with the output (JSON)",
+        "  # its eval set (support.eval.yaml) through the model: a score table, exit 0 if passed",
+        "  uv run surefoot eval support@1",
     ]

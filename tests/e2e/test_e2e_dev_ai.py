@@ -1,7 +1,8 @@
 """The tour's AI example: `surefoot dev` classifies support tickets through its local scripted
 model and routes them by class; a reply cut short is repaired; a ticket the model cannot
-classify waits for a person, whose output (checked against the schema) routes the run; and
-a restart on the same data directory keeps the model where the registered version points."""
+classify waits for a person, whose output (checked against the schema) routes the run; the
+example's eval set passes through the same model; and a restart on the same data directory
+keeps the model where the registered version points."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_dev_mode_classifies_repairs_and_reviews_support_tickets(
     data_dir, port = tmp_path / "dev-data", free_port()
     dev = start_dev(processes, data_dir, port)
     banner = dev.stdout()
-    assert "support@1 (registered)" in banner
+    assert "support@1 (registered, with its eval set)" in banner
     found = MODEL_LINE.search(banner)
     assert found, banner
     model_url = found.group(1)
@@ -119,10 +120,17 @@ def test_dev_mode_classifies_repairs_and_reviews_support_tickets(
     ]
     channel.close()
 
+    # The tour's last line: its eval set through the dev model, recorded, exit 0.
+    evaluated = run_cli("eval", "support@1", "--address", f"127.0.0.1:{port}")
+    assert evaluated.returncode == 0, evaluated
+    assert "support@1: score 1.000 (threshold 0.75), 4/4 cases passed: passed" in evaluated.stdout
+    listed = run_cli("eval", "list", "support", "--address", f"127.0.0.1:{port}")
+    assert listed.returncode == 0 and " 4/4 " in listed.stdout, listed
+
     # A restart listens where the registered version points: unchanged, and it still answers.
     assert dev.stop(signal.SIGINT) == 0, dev.logs()
     again = start_dev(processes, data_dir, port)
-    assert "support@1 (unchanged)" in again.stdout()
+    assert "support@1 (unchanged, with its eval set)" in again.stdout()
     assert f"model:      {model_url}" in again.stdout()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
