@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from surefoot.v1 import evaluation_service_pb2 as es
 from surefoot.v1 import evaluation_service_pb2_grpc, run_pb2
@@ -28,6 +28,14 @@ from controlplane.cli.channels import Connection, connection_from_args
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.definitions import split_ref
 from controlplane.cli.errors import EXIT_OK, CliError, usage_error
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from surefoot.v1 import definition_pb2
+    from surefoot_connectors.secrets import Secrets
+
+    from controlplane.evaluation.runner import ModelCall, NodeRunner
+    from controlplane.evaluation.scoring import CaseResult, Summary
 
 EXIT_BELOW_THRESHOLD = 4
 EXIT_WORSE_THAN_AGAINST = 5
@@ -160,7 +168,7 @@ def evaluate(args: argparse.Namespace) -> int:
         if args.recorded:
             assert since is not None
             evaluation = _recorded(client, args, runner, since)
-            compared: list[Any] | None = None
+            compared: list[CaseResult] | None = None
         else:
             evaluation, compared = _set(client, args, runner, against, secrets, call)
         evaluation.comment = args.comment
@@ -182,11 +190,11 @@ def evaluate(args: argparse.Namespace) -> int:
 def _set(
     client: EvaluationClient,
     args: argparse.Namespace,
-    runner: Any,
+    runner: NodeRunner,
     against: tuple[str, str] | None,
-    secrets: Any,
-    call: Any,
-) -> tuple[es.Evaluation, list[Any] | None]:
+    secrets: Secrets,
+    call: ModelCall,
+) -> tuple[es.Evaluation, list[CaseResult] | None]:
     from controlplane.evaluation import parse_eval_set, summarize
     from controlplane.evaluation.runner import NodeRunner
 
@@ -211,7 +219,7 @@ def _set(
 
 
 def _recorded(
-    client: EvaluationClient, args: argparse.Namespace, runner: Any, since: Any
+    client: EvaluationClient, args: argparse.Namespace, runner: NodeRunner, since: Timestamp
 ) -> es.Evaluation:
     from controlplane.evaluation import parse_eval_set, summarize
     from controlplane.evaluation.recorded import recorded_replies, score_recorded
@@ -249,10 +257,10 @@ def _recorded(
 
 def _evaluation(
     args: argparse.Namespace,
-    runner: Any,
+    runner: NodeRunner,
     kind: str,
-    results: list[Any],
-    summary: Any,
+    results: list[CaseResult],
+    summary: Summary,
     threshold: float,
 ) -> es.Evaluation:
     return es.Evaluation(
@@ -283,13 +291,15 @@ def _evaluation(
     )
 
 
-def _definition(client: EvaluationClient, name: str, version: str) -> Any:
+def _definition(
+    client: EvaluationClient, name: str, version: str
+) -> definition_pb2.WorkflowDefinition:
     request = ws.GetDefinitionRequest(namespace=client.namespace, name=name, version=version)
     return client.call(client.workflows.GetDefinition, request).definition
 
 
 def _run_ids(
-    client: EvaluationClient, args: argparse.Namespace, name: str, since: Any
+    client: EvaluationClient, args: argparse.Namespace, name: str, since: Timestamp
 ) -> Iterator[str]:
     token, seen = "", 0
     while seen < args.max_runs:
@@ -326,11 +336,11 @@ def _history(
             return events
 
 
-def _mean(results: list[Any]) -> float:
+def _mean(results: list[CaseResult]) -> float:
     return sum(r.score for r in results) / len(results) if results else 0.0
 
 
-def _print_outcome(evaluation: es.Evaluation, compared: list[Any] | None) -> None:
+def _print_outcome(evaluation: es.Evaluation, compared: list[CaseResult] | None) -> None:
     if output.selected_format() in ("json", "yaml"):
         document: dict[str, Any] = {"evaluation": output.message_dict(evaluation)}
         if compared is not None:
