@@ -246,7 +246,7 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A step's attempt was queued for a worker (attempt = its number). data: {step_type:
     string, step_version: string ("" = any version), input: any, idempotency_key: string,
     idempotency: "key"|"natural"|"none", task_id: string, compensates?: string (a saga's
-    compensation step: the node it undoes)}
+    compensation step: the node it undoes), kind?: "ai" (an AiNode's step)}
     """
     EVENT_TYPE_ATTEMPT_STARTED: _EventType.ValueType  # 3
     """A worker leased the attempt's task: written in the transaction that leased it, so a
@@ -254,20 +254,27 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     worker id. data: {worker_id: string, task_id: string}
     """
     EVENT_TYPE_ATTEMPT_COMPLETED: _EventType.ValueType  # 4
-    """The worker's Complete was applied. data: {output: any}"""
+    """The worker's Complete was applied. data: {output: any, ai?: object (an AiNode's step:
+    the connector's whole result {output, source, connection, calls, usage}, README "AI
+    nodes"; `output` is its "output")}
+    """
     EVENT_TYPE_ATTEMPT_FAILED: _EventType.ValueType  # 5
-    """The worker's Fail was applied (a retry or dead letter follows). data: {error: error}"""
+    """The worker's Fail was applied (a retry or dead letter follows). data: {error: error,
+    ai?: object (an AiNode's step: the failure's facts {calls, last_reply?, errors?, usage?})}
+    """
     EVENT_TYPE_ATTEMPT_LOST: _EventType.ValueType  # 6
     """The attempt's lease was taken back (lease expired, timeout_seconds, stream closed,
     handed back). data: {reason: string}
     """
     EVENT_TYPE_RETRY_SCHEDULED: _EventType.ValueType  # 7
     """The next attempt is due later (attempt = the next one). data: {delay_seconds: number,
-    due_at: time, reason: string}
+    due_at: time, reason: string, budget?: object (an AiNode's step: the run's AI budget the
+    next attempt is given {max_tokens, max_cost, used_tokens, used_cost})}
     """
     EVENT_TYPE_STEP_DEAD_LETTERED: _EventType.ValueType  # 8
     """The step gave up and waits for an operator (or its node's on_failure route). data:
-    {error: error, reason: string, attempts: int}
+    {error: error, reason: string, attempts: int, ai?: object (an AiNode's step: as
+    ATTEMPT_FAILED's)}
     """
     EVENT_TYPE_RESULT_IGNORED: _EventType.ValueType  # 9
     """A result for an attempt that is no longer current: recorded, never applied. data:
@@ -287,7 +294,9 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_APPROVAL_DECIDED: _EventType.ValueType  # 15
     """An approval was decided (principal = who decided, or "system" by its timeout). data:
     {decision: "approved"|"rejected", comment: string, title: string, shown: {name: any},
-    by_timeout: bool, content_hash?: string (what the approver was shown)}
+    by_timeout: bool, content_hash?: string (what the approver was shown), ai?: {source:
+    "human_review", decided_by: string, output: any} (an AiNode's review approved with the
+    output the node completes with)}
     """
     EVENT_TYPE_SLEEP_STARTED: _EventType.ValueType  # 16
     """A sleep node began. data: {due_at: time}"""
@@ -369,7 +378,7 @@ EVENT_TYPE_STEP_SCHEDULED: EventType.ValueType  # 2
 """A step's attempt was queued for a worker (attempt = its number). data: {step_type:
 string, step_version: string ("" = any version), input: any, idempotency_key: string,
 idempotency: "key"|"natural"|"none", task_id: string, compensates?: string (a saga's
-compensation step: the node it undoes)}
+compensation step: the node it undoes), kind?: "ai" (an AiNode's step)}
 """
 EVENT_TYPE_ATTEMPT_STARTED: EventType.ValueType  # 3
 """A worker leased the attempt's task: written in the transaction that leased it, so a
@@ -377,20 +386,27 @@ running attempt is in history and one cancelled mid-way keeps it; principal = th
 worker id. data: {worker_id: string, task_id: string}
 """
 EVENT_TYPE_ATTEMPT_COMPLETED: EventType.ValueType  # 4
-"""The worker's Complete was applied. data: {output: any}"""
+"""The worker's Complete was applied. data: {output: any, ai?: object (an AiNode's step:
+the connector's whole result {output, source, connection, calls, usage}, README "AI
+nodes"; `output` is its "output")}
+"""
 EVENT_TYPE_ATTEMPT_FAILED: EventType.ValueType  # 5
-"""The worker's Fail was applied (a retry or dead letter follows). data: {error: error}"""
+"""The worker's Fail was applied (a retry or dead letter follows). data: {error: error,
+ai?: object (an AiNode's step: the failure's facts {calls, last_reply?, errors?, usage?})}
+"""
 EVENT_TYPE_ATTEMPT_LOST: EventType.ValueType  # 6
 """The attempt's lease was taken back (lease expired, timeout_seconds, stream closed,
 handed back). data: {reason: string}
 """
 EVENT_TYPE_RETRY_SCHEDULED: EventType.ValueType  # 7
 """The next attempt is due later (attempt = the next one). data: {delay_seconds: number,
-due_at: time, reason: string}
+due_at: time, reason: string, budget?: object (an AiNode's step: the run's AI budget the
+next attempt is given {max_tokens, max_cost, used_tokens, used_cost})}
 """
 EVENT_TYPE_STEP_DEAD_LETTERED: EventType.ValueType  # 8
 """The step gave up and waits for an operator (or its node's on_failure route). data:
-{error: error, reason: string, attempts: int}
+{error: error, reason: string, attempts: int, ai?: object (an AiNode's step: as
+ATTEMPT_FAILED's)}
 """
 EVENT_TYPE_RESULT_IGNORED: EventType.ValueType  # 9
 """A result for an attempt that is no longer current: recorded, never applied. data:
@@ -410,7 +426,9 @@ deadline: time|null, separation_of_duties?: true}
 EVENT_TYPE_APPROVAL_DECIDED: EventType.ValueType  # 15
 """An approval was decided (principal = who decided, or "system" by its timeout). data:
 {decision: "approved"|"rejected", comment: string, title: string, shown: {name: any},
-by_timeout: bool, content_hash?: string (what the approver was shown)}
+by_timeout: bool, content_hash?: string (what the approver was shown), ai?: {source:
+"human_review", decided_by: string, output: any} (an AiNode's review approved with the
+output the node completes with)}
 """
 EVENT_TYPE_SLEEP_STARTED: EventType.ValueType  # 16
 """A sleep node began. data: {due_at: time}"""
