@@ -47,7 +47,12 @@ def _scalar(field: FieldDescriptor) -> Any:
 
 
 def _document(descriptor: Descriptor) -> dict[str, Any]:
-    return {field.name: _sample(field) for field in descriptor.fields}
+    # One member of each oneof (its first): setting them all is refused, as it should be.
+    return {
+        field.name: _sample(field)
+        for field in descriptor.fields
+        if field.containing_oneof is None or field.containing_oneof.fields[0] is field
+    }
 
 
 def test_the_samples_cover_every_kind() -> None:
