@@ -11,6 +11,7 @@ traceback and every field (`redact`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import contextvars
 import json
@@ -112,8 +113,18 @@ class RedactingFormatter(logging.Formatter):
 
 
 def format_from_environment() -> str:
-    value = os.environ.get(FORMAT_VARIABLE, "").strip().lower()
-    return value if value in FORMATS else TEXT
+    """SUREFOOT_LOG_FORMAT as given (checked by `log_format`, as --log-format is), else text."""
+    return os.environ.get(FORMAT_VARIABLE, "").strip() or TEXT
+
+
+def log_format(text: str) -> str:
+    """An argparse `type`: text or json (a bad value is a usage error, never a silent text)."""
+    value = text.strip().lower()
+    if value not in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a log format: text or json ({FORMAT_VARIABLE} too)"
+        )
+    return value
 
 
 def configure(log_format: str = TEXT, level: int = logging.INFO) -> None:

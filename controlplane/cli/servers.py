@@ -35,8 +35,9 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_database_url(server)
     server.add_argument(
         "--log-format",
-        choices=logs.FORMATS,
+        type=logs.log_format,
         default=logs.format_from_environment(),
+        metavar="{text,json}",
         help="text (default) or json: one JSON object per line with time, level, logger, "
         "message and the run it concerns; secrets masked (env SUREFOOT_LOG_FORMAT)",
     )

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from controlplane import logs
-from tests.support.processes import ControlPlane, ProcessRegistry
+from tests.support.processes import ControlPlane, ProcessRegistry, run_cli
 from tests.support.runs import register, start_run
 from tests.support.workflows import three_steps
 
@@ -138,3 +138,19 @@ def test_the_server_logs_json_lines_without_its_database_password(
     for record in records:
         assert {"time", "level", "logger", "message"} <= set(record)
     assert any(r["logger"] == "surefoot.server" for r in records)
+
+
+@pytest.mark.parametrize("where", ["flag", "environment"])
+def test_an_unknown_log_format_is_a_usage_error_before_anything_starts(
+    database_url: str, where: str
+) -> None:
+    args = ["server", "--database-url", database_url, "--listen", "127.0.0.1:0", "--no-auth"]
+    if where == "flag":
+        done = run_cli(*args, "--log-format", "xml")
+    else:
+        done = run_cli(*args, SUREFOOT_LOG_FORMAT="xml")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines()[-1].endswith(
+        "argument --log-format: 'xml' is not a log format: text or json (SUREFOOT_LOG_FORMAT too)"
+    )

@@ -57,3 +57,16 @@ def test_the_worker_sdk_works_without_opentelemetry_installed() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_the_protocol_is_http_unless_grpc_is_named_traces_first() -> None:
+    assert telemetry.protocol({}) == "http/protobuf"
+    assert telemetry.protocol({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) == "grpc"
+    assert telemetry.protocol({"OTEL_EXPORTER_OTLP_PROTOCOL": " GRPC "}) == "grpc"
+    both = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+    }
+    assert telemetry.protocol(both) == "http/protobuf"
+    # http/json is not supported by the exporters Surefoot ships: the default, with a warning.
+    assert telemetry.protocol({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}) == "http/protobuf"
