@@ -145,9 +145,15 @@ def ai_section(
     return section
 
 
-def is_ai_review(events: Iterable[run_pb2.HistoryEvent], node_id: str) -> bool:
-    """Whether the node's latest approval is an `ai` step's human review (whose approval
-    must carry the output the step takes)."""
+def is_ai_review(
+    run: run_pb2.Run | None, events: Iterable[run_pb2.HistoryEvent], node_id: str
+) -> bool:
+    """Whether an approval at the node is an `ai` step's human review (whose decision must
+    carry the output the step takes): the step is an `ai` one (the only approval such a node
+    opens is its review), or the history's request says so."""
+    steps = run.steps if run is not None else []
+    if any(step.node_id == node_id and step.kind == "ai" for step in steps):
+        return True
     requested = [
         event
         for event in events

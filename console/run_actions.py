@@ -265,7 +265,8 @@ class RunActions:
         run = host.run
         approval_id = approval_id_at(run, host.selected_node) if run is not None else None
         node = host.selected_node
-        if approval_id is None and run is not None and node and is_ai_review(host.events, node):
+        reviewed = run is not None and node is not None and is_ai_review(run, host.events, node)
+        if approval_id is None and run is not None and reviewed:
             # A review's blocked-on may not name its approval; its id is "<run>:<node>".
             approval_id = f"{run.id}:{node}"
         if approval_id is None:
@@ -274,7 +275,7 @@ class RunActions:
         approval = await host.attempt(host.client.approval(approval_id))
         if approval is None:
             return
-        if approve and is_ai_review(host.events, approval.node_id):
+        if approve and is_ai_review(run, host.events, approval.node_id):
             self._approve_with_output(approval)
             return
         shown = json.dumps(value_of(approval.shown), indent=2, sort_keys=True)
