@@ -15,10 +15,10 @@ from surefoot.v1 import approval_pb2 as apb
 
 from controlplane import errors
 from controlplane.api import convert, payloads, request_ids
-from controlplane.api.approval_outputs import DecideWithOutput
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
 from controlplane.audit.content import shown_hash
+from controlplane.dispatch import operations as ops
 from controlplane.store import approval_queries
 
 MAX_PAGE = 1000
@@ -97,7 +97,7 @@ async def decide(
     has_output = request.HasField("output")
     # An AI node's review is approved with the output the node should have had (law 7: the
     # principal and the output are the decision's history event).
-    operation = DecideWithOutput(
+    operation = ops.DecideApproval(
         namespace,
         request.approval_id,
         request.approve,

@@ -4,6 +4,11 @@ Refused, writing nothing, when the approval is not pending, the principal is not
 approvers, or the approver was shown something else (`shown_hash`). Refused with a history
 event when the approval's separation of duties keeps the principal from deciding: the one
 refusal an auditor must see.
+
+The human review of an AI node is approved with the output the node should have had
+(`output`): the engine says whether the approval takes one and whether it fits the node's
+schema, before it changes the run, so a refused output is INVALID_ARGUMENT and writes
+nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from controlplane.audit.content import stored_content_hash
 from controlplane.dispatch.operations.base import Operation
 from controlplane.engine.events import ApprovalDecided, NewHistoryEvent, Transition
 from controlplane.engine.machine import NotWaiting
+from controlplane.engine.nodes import OutputRefused
 from controlplane.store import audit_queries
 from controlplane.store.schema import approvals
 
@@ -45,6 +51,10 @@ class DecideApproval(Operation):
     groups: tuple[str, ...] = ()
     # The content hash of the approval as the approver saw it; "" when the client sent none.
     shown_hash: str = ""
+    # The decision's output (the request's decoded Payload) and whether it had one: a JSON
+    # null is an output too.
+    output: Any = None
+    has_output: bool = False
 
     def run_ids(self, txn: Transaction) -> Iterable[str]:
         return (approval_run(self.approval_id),)
@@ -87,11 +97,15 @@ class DecideApproval(Operation):
             self.comment,
             txn.now,
             content_hash=content,
+            output=self.output,
+            has_output=self.has_output,
         )
         try:
             txn.transition(row.run_id, event)
         except NotWaiting as exc:
             raise errors.FailedPrecondition(str(exc)) from exc
+        except OutputRefused as refused:
+            raise errors.InvalidArgument.field(refused.field, refused.message) from None
         return dict(row._mapping) | batch.waits.approval_updates.get(self.approval_id, {})
 
     def _check_separation(self, txn: Transaction, run_id: str, node_id: str) -> None:
