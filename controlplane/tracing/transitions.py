@@ -12,8 +12,14 @@ from controlplane.engine import state as s
 from controlplane.engine.kinds import NodeKind
 from controlplane.tracing.spans import RunSpan, TraceSpan, WaitSpan, wait_span_id
 
-# The steps that wait on something other than a worker, and what their wait is called.
-WAITS = {NodeKind.APPROVAL: "approval", NodeKind.SLEEP: "timer", NodeKind.WAIT_EVENT: "event"}
+# The steps that wait on something other than a worker, and what their wait is called (an AI
+# step waits only for a person's review of its output, an approval in history).
+WAITS = {
+    NodeKind.APPROVAL: "approval",
+    NodeKind.AI: "approval",
+    NodeKind.SLEEP: "timer",
+    NodeKind.WAIT_EVENT: "event",
+}
 # Step statuses of a wait; every other step costs one set lookup per change of its run.
 _WAITING = frozenset({s.STEP_WAITING, s.RETRY_WAIT})
 
