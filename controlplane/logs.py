@@ -136,3 +136,6 @@ def configure(log_format: str = TEXT, level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic announces each of its plugins at INFO when it is imported, which now happens
+    # after this: eight lines before a server's one-line startup error, none of them news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
