@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from surefoot.v1 import workflow_service_pb2_grpc
 
+from controlplane import telemetry
 from controlplane.cli import output
 from controlplane.cli.arguments import positive_seconds
 from controlplane.cli.channels import (
@@ -122,7 +123,8 @@ class ControlPlaneClient:
         self.address = connection.address
         self.namespace = namespace
         self._metadata = connection.metadata
-        self._channel = connection.channel()
+        # A client span per call when the environment asks for export (nothing otherwise).
+        self._channel = telemetry.traced_channel(connection.channel(), "surefoot-cli")
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self._channel)
 
     @classmethod

@@ -89,3 +89,18 @@ def test_the_worker_sdks_client_calls_are_client_spans_continued_by_the_server(
 ) -> None:
     run_python(processes, SDK_CALL, control_plane.address)
     assert_traced_call(collector, "surefoot-worker")
+
+
+def test_the_clis_calls_are_client_spans_continued_by_the_server(
+    control_plane: ControlPlane, processes: ProcessRegistry, collector: SpanStore
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane.cli.main", "runs", "list"]
+        + ["--address", control_plane.address],
+        env=processes.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_traced_call(collector, "surefoot-cli")
