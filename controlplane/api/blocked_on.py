@@ -107,6 +107,9 @@ def _wait(step: s.StepState, rows: BlockingRows) -> list[run_pb2.BlockedOn]:
         return []  # its branches are steps of their own, each with its blocker
     if kind == NodeKind.APPROVAL:
         return [_approval(step, rows.approvals.get(step.idempotency_key))]
+    if kind == NodeKind.AI and isinstance(step.data.get("review"), dict):
+        # The model's replies never validated: a person decides, as at any approval.
+        return [_approval(step, rows.approvals.get(step.idempotency_key), step.data["review"])]
     data = step.data
     if kind == NodeKind.SLEEP:
         due = data.get("due_at")
@@ -139,10 +142,13 @@ def _wait(step: s.StepState, rows: BlockingRows) -> list[run_pb2.BlockedOn]:
     ]
 
 
-def _approval(step: s.StepState, row: Row[Any] | None) -> run_pb2.BlockedOn:
+def _approval(
+    step: s.StepState, row: Row[Any] | None, review: dict[str, Any] | None = None
+) -> run_pb2.BlockedOn:
     """From the approvals row when there is one (it has the escalations and the request's
-    time); from the step's state otherwise."""
-    data = step.data
+    time); from the step's state otherwise: its data for an approval node, `review` (the
+    step's data["review"]) for an AI node's human review."""
+    data = review if review is not None else step.data
     title = row.title if row is not None else str(data.get("title", step.node_id))
     approvers = load_json(row.approvers) if row is not None else list(data.get("approvers", []))
     escalated = bool(load_json(row.escalated_to)) if row is not None else False
@@ -150,11 +156,13 @@ def _approval(step: s.StepState, row: Row[Any] | None) -> run_pb2.BlockedOn:
     since: datetime | float = row.requested_at if row is not None else step.scheduled_at
     deadline = row.deadline if row is not None else data.get("deadline")
     who = ", ".join(approvers) if approvers else "anyone with the approver role"
+    what = "review of the model's reply" if review is not None else "approval"
     text = (
-        f"approval {title!r} at {step.node_id!r} (id {step.idempotency_key}) by {who},"
+        f"{what} {title!r} at {step.node_id!r} (id {step.idempotency_key}) by {who},"
         f" requested {_at(since)}"
         + (f", deadline {_at(deadline)}" if deadline is not None else ", no deadline")
         + (" (escalated)" if escalated else "")
+        + ("; approving it gives the node its output" if review is not None else "")
     )
     entry = _entry(run_pb2.BLOCKED_ON_KIND_APPROVAL, step, text, since=since, until=deadline)
     entry.approval.CopyFrom(

@@ -29,7 +29,7 @@ from controlplane.store.worker_sessions import LiveWorker, live_workers
 class BlockingRows:
     """The rows behind a run's blockers."""
 
-    # Pending approvals by id (the approval step's idempotency key).
+    # Pending approvals by id (the approval step's, or reviewed AI step's, idempotency key).
     approvals: dict[str, Row[Any]] = field(default_factory=dict)
     # The run's dead letter, while it needs attention.
     dead_letter: Row[Any] | None = None
@@ -52,7 +52,8 @@ def blocking_rows(
     approval_ids = [
         step.idempotency_key
         for step in steps.values()
-        if step.status == s.STEP_WAITING and step.kind == NodeKind.APPROVAL
+        # An AI node waiting is waiting on its human review: an approval like any other.
+        if step.status == s.STEP_WAITING and step.kind in (NodeKind.APPROVAL, NodeKind.AI)
     ]
     wanted_types = sorted(
         {
