@@ -14,6 +14,7 @@ from controlplane import errors
 from controlplane.api import convert, request_ids
 from controlplane.api.backend import Backend
 from controlplane.api.namespaces import checked_namespace
+from controlplane.dispatch.starts import awaiting_evaluation, no_latest_yet
 from controlplane.engine.definition import validate_definition
 from controlplane.store import definitions as defs
 
@@ -54,11 +55,21 @@ async def get(
     if not request.name:
         raise errors.InvalidArgument.field("name", "is required")
 
-    def query(c: Connection) -> tuple[defs.DefinitionRow | None, bool]:
-        row = defs.find(c, namespace, request.name, request.version)
-        return row, row is None and defs.any_version(c, namespace, request.name)
+    latest = request.version in ("", "latest")
 
-    row, all_deprecated = await backend.read(query)
+    def query(c: Connection) -> tuple[defs.DefinitionRow | None, bool, str]:
+        row = defs.find(c, namespace, request.name, request.version)
+        if row is not None or not latest:
+            return row, False, ""
+        awaiting = awaiting_evaluation(c, namespace, request.name)
+        return row, not awaiting and defs.any_version(c, namespace, request.name), awaiting
+
+    row, all_deprecated, awaiting = await backend.read(query)
+    if awaiting:
+        # Registered and readable by its version; only "latest" waits for the evaluation.
+        raise errors.FailedPrecondition(
+            no_latest_yet(request.name, awaiting, "name the version to read it")
+        )
     if row is None:
         message = no_definition(request, namespace)
         if all_deprecated and request.version in ("", "latest"):

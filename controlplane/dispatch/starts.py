@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection, not_, select
+
 from controlplane import errors
 from controlplane.engine import machine
 from controlplane.engine.definition import CompiledDefinition
@@ -21,6 +23,7 @@ from controlplane.store import run_queries
 from controlplane.store.codec import load_json
 from controlplane.store.definitions import DefinitionCache
 from controlplane.store.run_batch import RunBatch
+from controlplane.store.schema import definitions
 from controlplane.store.step_types import BatchCatalog
 
 if TYPE_CHECKING:
@@ -137,9 +140,15 @@ class BatchStarts:
     def _definition_row(self, op: StartRun) -> defs.DefinitionRow:
         row = self._rows.get((op.namespace, op.workflow_name, op.workflow_version))
         if row is None:
-            if op.workflow_version in ("", "latest") and defs.any_version(
+            latest = op.workflow_version in ("", "latest")
+            awaiting = latest and awaiting_evaluation(
                 self._batch.connection, op.namespace, op.workflow_name
-            ):
+            )
+            if awaiting:
+                raise errors.FailedPrecondition(
+                    no_latest_yet(op.workflow_name, awaiting, "or name a version to start runs")
+                )
+            if latest and defs.any_version(self._batch.connection, op.namespace, op.workflow_name):
                 raise errors.FailedPrecondition(
                     f"every version of {op.workflow_name} is deprecated: register a new one "
                     "or reinstate one to start runs"
@@ -152,3 +161,30 @@ class BatchStarts:
                 f"({why}): its runs in flight finish on it, new runs take another version"
             )
         return row
+
+
+def awaiting_evaluation(connection: Connection, namespace: str, name: str) -> str:
+    """The newest version of `name` kept from being latest only by its require_eval (not
+    deprecated, no passed evaluation); "" when there is none. Asked once no version is
+    eligible, to say what would make one so."""
+    query = (
+        select(definitions.c.version)
+        .where(
+            definitions.c.namespace == namespace,
+            definitions.c.name == name,
+            definitions.c.deprecated.is_(False),
+            not_(defs.eligible()),
+        )
+        .order_by(definitions.c.sequence.desc())
+        .limit(1)
+    )
+    return str(connection.execute(query).scalar() or "")
+
+
+def no_latest_yet(name: str, version: str, otherwise: str) -> str:
+    """Why `name` has no latest version while `version` awaits its evaluation."""
+    return (
+        f"{name}@{version} awaits a passing evaluation (run `surefoot eval {name}@{version}`) "
+        f"and no other version of {name} is eligible: it becomes latest once one passes; "
+        + otherwise
+    )
