@@ -15,6 +15,8 @@ from surefoot.v1 import approval_pb2 as apb
 from controlplane.cli import output
 from controlplane.cli.arguments import page_size
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
+from controlplane.cli.errors import EXIT_REFUSED, CliError, usage_error
+from controlplane.cli.payloads import json_payload
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -78,8 +80,29 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
             help="the content hash `approvals show` printed: the decision is refused if the "
             "approval no longer shows what you saw",
         )
+        if approve:
+            given = decide.add_mutually_exclusive_group()
+            # Own dests: `args.output` is the output format (--json), cli/output.py's.
+            given.add_argument(
+                "--output",
+                dest="decision_output",
+                metavar="JSON",
+                help="the output an AI node's review gives the node, as JSON (or @PATH: read "
+                "from PATH); required to approve a review, refused on other approvals",
+            )
+            given.add_argument(
+                "--output-file",
+                dest="decision_output_file",
+                metavar="PATH",
+                help="read the output JSON from PATH (-: stdin)",
+            )
         add_client_arguments(decide, writes=True)
-        decide.set_defaults(func=decide_approval, approve=approve)
+        decide.set_defaults(
+            func=decide_approval,
+            approve=approve,
+            decision_output=None,
+            decision_output_file=None,
+        )
 
 
 def _approval_status(text: str) -> int:
@@ -132,9 +155,45 @@ def list_approvals(args: argparse.Namespace) -> int:
         ],
         wide_from=7,
     )
+    reviews = [(a, review) for a in response.approvals if (review := ai_review(a)) is not None]
+    if reviews:
+        # What a reviewer decides on, beside the table: the reply that did not validate.
+        print()
+        for approval, (reply, errors) in reviews:
+            first = f": {errors[0]}" if errors else ""
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            text = (
+                f"{approval.id}: AI review, model reply {json.dumps(reply, ensure_ascii=False)}"
+                f", {len(errors)} error(s){first}{more}"
+            )
+            print(output.truncate(text.replace("\n", " "), REVIEW_LINE))
     if response.next_page_token:
         print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)
     return 0
+
+
+# The width of an AI review's line under `approvals list` (show prints it whole).
+REVIEW_LINE = 200
+# What an AI node's review shows (engine/nodes/ai.py): the reply, the errors, the input.
+_REVIEW_KEYS = {"reply", "errors", "input"}
+
+
+def ai_review(approval: apb.Approval) -> tuple[str, list[str]] | None:
+    """(last raw reply, validation errors) when the approval is an AI node's human review,
+    recognised by what it shows; None for any other approval."""
+    payload = approval.shown
+    if payload.encoding not in ("", output.JSON_ENCODING) or not payload.data:
+        return None
+    try:
+        shown = json.loads(payload.data)
+    except ValueError:
+        return None
+    if not isinstance(shown, dict) or set(shown) != _REVIEW_KEYS:
+        return None
+    reply, errors = shown["reply"], shown["errors"]
+    if not isinstance(reply, str) or not isinstance(errors, list):
+        return None
+    return reply, [str(e) for e in errors]
 
 
 def show_approval(args: argparse.Namespace) -> int:
@@ -174,6 +233,20 @@ def print_approval(approval: apb.Approval) -> None:
             ("content", approval.content_hash),
         ]
     )
+    review = ai_review(approval)
+    if review is not None:
+        reply, errors = review
+        print("model reply (it did not validate):")
+        for line in reply.splitlines() or [""]:
+            print(f"  {line}")
+        print("errors:")
+        for error in errors or ["(none recorded)"]:
+            print(f"  - {error}")
+        if approval.status == apb.APPROVAL_STATUS_PENDING:
+            print(
+                f"approve with the output the node should have had: surefoot approvals "
+                f"approve {approval.id} --output JSON"
+            )
     print("shown:")
     for line in _shown_lines(approval):
         print(f"  {line}")
@@ -207,8 +280,25 @@ def decide_approval(args: argparse.Namespace) -> int:
         comment=args.comment,
         shown_hash=args.shown_hash,
     )
+    # Checked before anything is sent: bad JSON or an unreadable file is exit 2.
+    text: str | None = args.decision_output
+    if text is not None and text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise usage_error(f"cannot read --output {text}: {exc}") from exc
+    given = json_payload(text, args.decision_output_file, "output")
+    if given is not None:
+        request.output.CopyFrom(given)
     with ControlPlaneClient.from_args(args) as client:
-        response = client.call(client.workflows.DecideApproval, request)
+        try:
+            response = client.call(client.workflows.DecideApproval, request)
+        except CliError as refused:
+            if refused.exit_code != EXIT_REFUSED or len(refused.details) > 1:
+                raise
+            # One line: the refusal's message already names the field (output: ...).
+            raise CliError(refused.message, refused.exit_code) from None
     if args.json:
         output.print_json(response)
         return 0
