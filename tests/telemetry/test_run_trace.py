@@ -21,7 +21,7 @@ from tests.telemetry.approved import (
     auth_control_plane,
     run_spans,
 )
-from tests.telemetry.collector import SpanStore
+from tests.telemetry.collector import CollectedSpan, SpanStore
 
 
 @pytest.fixture
@@ -43,6 +43,27 @@ def test_a_run_is_one_trace_of_root_attempt_and_wait_spans(
     approve(stub, run_id)
     wait_for_status(stub, run_id, "COMPLETED")
     assert_one_trace(collector, stub, run_id)
+
+    # The worker's handler spans arrive over the same protocol, each a child of its attempt.
+    trace_id = get_run(stub, run_id).trace_id
+    attempts = {
+        s.span_id: s
+        for s in collector.spans()
+        if s.trace_id == trace_id and s.name.startswith("step ")
+    }
+
+    def handlers() -> list[CollectedSpan] | None:
+        found = [
+            s
+            for s in collector.spans()
+            if s.trace_id == trace_id
+            and s.service == "surefoot-worker"
+            and s.name.startswith("surefoot.step ")
+        ]
+        return found if len(found) == len(attempts) else None
+
+    spans = assert_eventually(handlers, message="the worker's handler spans, one per attempt")
+    assert {s.parent_span_id for s in spans} == set(attempts)
 
 
 @pytest.mark.parametrize("otlp_protocol", ["grpc"])

@@ -33,6 +33,16 @@ SHUTDOWN_SECONDS = 3.0
 _own_provider: Any = None
 
 
+def _protocol() -> str:
+    """The OTLP protocol the environment names for traces (the control plane reads the same
+    variables): "grpc", else http/protobuf, the specification's default."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            return "grpc" if value == "grpc" else "http/protobuf"
+    return "http/protobuf"
+
+
 def export_configured() -> bool:
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
@@ -58,16 +68,25 @@ def _setup_provider() -> Any:
     global _own_provider
     if _own_provider is not None:
         return _own_provider
+    grpc = _protocol() == "grpc"
+    package = f"opentelemetry-exporter-otlp-proto-{'grpc' if grpc else 'http'}"
     try:
         from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        if grpc:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+                OTLPSpanExporter,
+            )
     except ImportError:
         logger.warning(
-            "OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-sdk and "
-            "opentelemetry-exporter-otlp-proto-http are not installed: no spans are exported"
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-sdk and %s are not "
+            "installed: no spans are exported",
+            package,
         )
         return None
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
