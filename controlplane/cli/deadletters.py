@@ -105,7 +105,10 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_step_arguments(skip)
     given = skip.add_mutually_exclusive_group(required=True)
-    given.add_argument("--output", metavar="JSON", help="the step's output as JSON")
+    # Kept apart from args.output, the print format, which --json sets to "json".
+    given.add_argument(
+        "--output", dest="step_output", metavar="JSON", help="the step's output as JSON"
+    )
     given.add_argument(
         "--output-file", metavar="PATH", help="read the output JSON from PATH (-: stdin)"
     )
@@ -345,7 +348,7 @@ def _step_now(run: run_pb2.Run, node_id: str) -> str:
 
 
 def skip_step(args: argparse.Namespace) -> int:
-    given = json_payload(args.output, args.output_file, "output")
+    given = json_payload(args.step_output, args.output_file, "output")
     assert given is not None  # argparse requires one of --output and --output-file
     request = ws.SkipStepRequest(
         namespace=args.namespace,
