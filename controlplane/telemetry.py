@@ -20,13 +20,12 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import grpc
 
 from controlplane.tracing.emission import SpanSink
 from controlplane.tracing.spans import AttemptSpan, RunSpan, TraceSpan, WaitSpan
-
-if TYPE_CHECKING:
-    import grpc
 
 __all__ = ["AttemptSpan", "RunSpan", "TraceSpan", "WaitSpan"]
 
@@ -161,12 +160,31 @@ def bounded_shutdown(provider: Any, seconds: float) -> None:
 
 
 def grpc_server_interceptors() -> list[Any]:
-    """The gRPC server interceptor that traces every call, when tracing is on."""
+    """The gRPC server interceptor that traces the calls of traced clients, when tracing
+    is on."""
     if _tracer is None:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    return [aio_server_interceptor(tracer_provider=_provider)]
+    return [ContinuedCalls(aio_server_interceptor(tracer_provider=_provider))]
+
+
+class ContinuedCalls(grpc.aio.ServerInterceptor):
+    """Traces a call only when its client sent a trace context (`traceparent`): the span
+    then continues the client's trace (the CLI, the console, the SDK when they trace).
+
+    A call without one would start a trace of its own, one server span long: the work a run
+    does is its own trace already, and that span cost the control plane about 125 µs a
+    StartRun, a quarter of tracing's cost in `surefoot bench`.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        if any(key == "traceparent" for key, _ in details.invocation_metadata or ()):
+            return await self._inner.intercept_service(continuation, details)
+        return await continuation(details)
 
 
 def grpc_client_interceptors() -> list[Any]:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from surefoot.v1 import workflow_service_pb2 as ws
 from surefoot_worker.authoring import definition_from_dict
 
 from controlplane.store.run_batch import traceparent_for
@@ -144,17 +145,27 @@ def test_a_run_is_one_trace_of_attempt_spans_with_the_workers_spans_nested(
     for span in assert_eventually(user_spans, message="the handlers' own spans"):
         assert span.parent_span_id in handler_ids
 
-    # The gRPC server is traced too.
+    # The gRPC server continues the trace of a client that sends one (the CLI, the console,
+    # the SDK when they trace); a call without one (this test's stub) starts no trace.
+    client_trace, client_span = "ab" * 16, "cd" * 8
+    stub.GetRun(
+        ws.GetRunRequest(run_id=run_id),
+        metadata=(("traceparent", f"00-{client_trace}-{client_span}-01"),),
+        timeout=30,
+    )
+
     def grpc_spans() -> list[CollectedSpan]:
         spans = [
             s
             for s in collector.spans()
             if s.service == CONTROL_PLANE and s.name.startswith("/surefoot.v1.WorkflowService/")
         ]
-        assert any(s.name.endswith("/StartRun") for s in spans), {s.name for s in spans}
+        assert [(s.name, s.trace_id, s.parent_span_id) for s in spans] == [
+            ("/surefoot.v1.WorkflowService/GetRun", client_trace, client_span)
+        ]
         return spans
 
-    assert_eventually(grpc_spans, message="gRPC server spans")
+    assert_eventually(grpc_spans, message="the traced call's server span, and only it")
     assert run.status  # the run itself is unaffected by tracing
 
 
