@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 
 from controlplane.tracing.emission import SpanSink
+from controlplane.tracing.export import RecordExport, install_pre_encoded
 from controlplane.tracing.spans import AttemptSpan, RunSpan, TraceSpan, WaitSpan
 
 __all__ = ["AttemptSpan", "RunSpan", "TraceSpan", "WaitSpan"]
@@ -42,7 +43,7 @@ SHUTDOWN_SECONDS = 3.0
 
 _tracer: Any = None
 _provider: Any = None
-_sink: SpanSink | None = None
+_sink: RecordExport | None = None
 
 
 def export_configured(environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
@@ -97,22 +98,27 @@ def setup(service_name: str = SERVICE_NAME) -> bool:
     trace.set_tracer_provider(provider)
     atexit.register(shutdown)
     _provider = provider
-    _sink = SpanSink(processor, provider.resource)
+    # The run records' spans (most of them) go their own, cheaper way: tracing.export.
+    _sink = RecordExport(_exporter(chosen, pre_encoded=True), provider.resource)
     _tracer = provider.get_tracer("surefoot.controlplane")
     log.info("tracing: exporting spans over OTLP (%s)", chosen)
     return True
 
 
-def _exporter(chosen: str) -> Any:
+def _exporter(chosen: str, pre_encoded: bool = False) -> Any:
+    """An OTLP span exporter over `chosen`; with `pre_encoded`, one that also sends the
+    batches tracing.export wrote itself."""
     if chosen == GRPC:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
-        )
+        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_module
 
-        return GrpcExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        if pre_encoded:
+            install_pre_encoded(grpc_module)
+        return grpc_module.OTLPSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_module
 
-    return OTLPSpanExporter()
+    if pre_encoded:
+        install_pre_encoded(http_module)
+    return http_module.OTLPSpanExporter()
 
 
 def export_once(spans: Sequence[TraceSpan], service_name: str = SERVICE_NAME) -> bool:
@@ -140,7 +146,9 @@ def shutdown() -> None:
     """Flush what is buffered, for at most SHUTDOWN_SECONDS: a stopping process should not
     lose its last spans, nor wait on a collector that does not answer."""
     global _tracer, _provider, _sink
-    provider, _tracer, _provider, _sink = _provider, None, None, None
+    provider, sink, _tracer, _provider, _sink = _provider, _sink, None, None, None
+    if sink is not None:
+        sink.shutdown(SHUTDOWN_SECONDS)
     if provider is not None:
         bounded_shutdown(provider, SHUTDOWN_SECONDS)
 

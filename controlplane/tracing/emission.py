@@ -54,7 +54,7 @@ class SpanSink:
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.trace import SpanContext, SpanKind
 
-        name, span_id, attributes, status = _describe(span)
+        name, span_id, attributes, status = describe(span)
         trace = int(trace_id, 16)
         context = SpanContext(trace, int(span_id, 16), is_remote=False, trace_flags=self._flags)
         parent = None
@@ -81,7 +81,7 @@ def trace_id_of(span: TraceSpan) -> str:
     return span.traceparent.split("-")[1] if isinstance(span, AttemptSpan) else span.trace_id
 
 
-def _describe(span: TraceSpan) -> tuple[str, str, dict[str, Any], Any]:
+def describe(span: TraceSpan) -> tuple[str, str, dict[str, Any], Any]:
     """(name, span id, attributes, status) of a record's span."""
     if isinstance(span, AttemptSpan):
         return _attempt(span)
