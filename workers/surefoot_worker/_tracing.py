@@ -15,6 +15,7 @@ import contextvars
 import functools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from typing import Any
 
 from surefoot.v1 import worker_service_pb2 as pb
 
+from . import _otlp_bytes
 from ._context import StepContext
 
 logger = logging.getLogger("surefoot.worker")
@@ -91,6 +93,8 @@ def _setup_provider() -> Any:
         return None
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
     provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
+    # Plain spans (the handlers' own) are written by _otlp_bytes, not the SDK's encoder.
+    _otlp_bytes.install(sys.modules[OTLPSpanExporter.__module__])
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     atexit.register(_flush_at_exit, provider)
