@@ -19,6 +19,7 @@ from tests.auth.auth_support import (
     A_VIEWER,
     ROOT,
     TEAM_A,
+    TEAM_B,
     SecuredControlPlane,
     bearer,
     refused,
@@ -299,6 +300,19 @@ def test_a_viewer_reads_evaluations_but_may_not_record_or_attach_a_set(
             refused(stub.PutEvalSet, put, bearer(A_VIEWER)),
         ]
         assert [e.code() for e in denied] == [grpc.StatusCode.PERMISSION_DENIED] * 2
+        # No token, a wrong one, and team A's operator recording into team B: refused too.
+        record = es.RecordEvaluationRequest(evaluation=given)
+        strangers = [
+            refused(stub.RecordEvaluation, record),
+            refused(stub.RecordEvaluation, record, bearer("not-a-token")),
+            refused(stub.PutEvalSet, put),
+        ]
+        assert [e.code() for e in strangers] == [grpc.StatusCode.UNAUTHENTICATED] * 3
+        other_team = es.RecordEvaluationRequest(evaluation=evaluation("1", True, namespace=TEAM_B))
+        assert refused(stub.RecordEvaluation, other_team, bearer(A_OPERATOR)).code() in (
+            grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.NOT_FOUND,
+        )
         assert row_counts(database_url) == before
 
         recorded = stub.RecordEvaluation(
