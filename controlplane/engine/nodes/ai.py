@@ -22,8 +22,6 @@ from controlplane.engine.events import (
     ApprovalDecided,
     AttemptCompleted,
     CloseApproval,
-    OpenApproval,
-    TimerCommand,
     TimerFired,
 )
 from controlplane.engine.kinds import NodeKind, TimerKind
@@ -37,6 +35,7 @@ from controlplane.engine.nodes.ai_spec import (
     ai_task_input,
     compile_ai,
 )
+from controlplane.engine.nodes.approval import request_approval
 from controlplane.engine.nodes.base import NodeType, NotWaiting, OutputRefused, waiting_step
 from controlplane.engine.nodes.task import cancel_attempt
 from controlplane.engine.step_types import StepCatalog
@@ -223,24 +222,15 @@ def reviews(flow: Flow, step: s.StepState, error: dict[str, Any]) -> bool:
         "shown": shown,
         "deadline": deadline,
     }
-    flow.record(
-        "APPROVAL_REQUESTED",
-        step.node_id,
-        step.attempt,
-        title=review.title,
-        approvers=list(review.approvers),
-        shown=shown,
-        deadline=deadline,
+    request_approval(
+        flow,
+        step,
+        review.title,
+        review.approvers,
+        shown,
+        deadline,
+        TimerKind.AI_REVIEW_DEADLINE,
     )
-    flow.transition.open_approvals.append(
-        OpenApproval(
-            step.node_id, step.idempotency_key, review.title, review.approvers, shown, deadline
-        )
-    )
-    if deadline is not None:
-        flow.transition.timers.append(
-            TimerCommand(step.node_id, TimerKind.AI_REVIEW_DEADLINE, deadline)
-        )
     return True
 
 

@@ -4,7 +4,7 @@ approves, rejects or escalates to more approvers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from surefoot.v1 import definition_pb2
 
@@ -127,25 +127,16 @@ class Approval(NodeType[ApprovalSpec]):
         duties = {"separation_of_duties": True} if spec.separation_of_duties else {}
         # The decision checks it from the run's state (dispatch/operations/decide_approval.py).
         step.data |= duties
-        flow.record(
-            "APPROVAL_REQUESTED",
-            spec.node_id,
-            step.attempt,
-            title=spec.title,
-            approvers=list(spec.approvers),
-            shown=shown,
-            deadline=deadline,
+        request_approval(
+            flow,
+            step,
+            spec.title,
+            spec.approvers,
+            shown,
+            deadline,
+            TimerKind.APPROVAL_DEADLINE,
             **duties,
         )
-        flow.transition.open_approvals.append(
-            OpenApproval(
-                spec.node_id, step.idempotency_key, spec.title, spec.approvers, shown, deadline
-            )
-        )
-        if deadline is not None:
-            flow.transition.timers.append(
-                TimerCommand(spec.node_id, TimerKind.APPROVAL_DEADLINE, deadline)
-            )
 
     def timer_fired(
         self, flow: Flow, step: s.StepState, spec: ApprovalSpec, event: TimerFired
@@ -236,3 +227,32 @@ def decide(flow: Flow, event: ApprovalDecided) -> None:
             "Rejected", f"{spec.title!r} rejected by {event.principal}: {event.comment}"
         ).to_json()
         flow.start_compensation(f"approval {event.node_id!r} rejected")
+
+
+def request_approval(
+    flow: Flow,
+    step: s.StepState,
+    title: str,
+    approvers: tuple[str, ...],
+    shown: dict[str, Any],
+    deadline: float | None,
+    timer: TimerKind,
+    **extra: Any,
+) -> None:
+    """Open an approval at `step` (an approval node's, or an AI node's review): the
+    APPROVAL_REQUESTED event, the approvals row, and the `timer` of its deadline if any."""
+    flow.record(
+        "APPROVAL_REQUESTED",
+        step.node_id,
+        step.attempt,
+        title=title,
+        approvers=list(approvers),
+        shown=shown,
+        deadline=deadline,
+        **extra,
+    )
+    flow.transition.open_approvals.append(
+        OpenApproval(step.node_id, step.idempotency_key, title, approvers, shown, deadline)
+    )
+    if deadline is not None:
+        flow.transition.timers.append(TimerCommand(step.node_id, timer, deadline))
