@@ -58,11 +58,11 @@ class SpanSink:
         trace = int(trace_id, 16)
         context = SpanContext(trace, int(span_id, 16), is_remote=False, trace_flags=self._flags)
         parent = None
-        if not isinstance(span, RunSpan):
-            root = int(root_span_id(trace_id), 16)
-            parent = SpanContext(trace, root, is_remote=False, trace_flags=self._flags)
-        ended = int(span.ended * 1e9)
-        started = min(int(span.started * 1e9), ended) if span.started else ended
+        if parent_id := parent_span_id(span, trace_id):
+            parent = SpanContext(
+                trace, int(parent_id, 16), is_remote=False, trace_flags=self._flags
+            )
+        started, ended = span_nanos(span)
         return ReadableSpan(
             name=name,
             context=context,
@@ -75,6 +75,17 @@ class SpanSink:
             end_time=ended,
             instrumentation_scope=self._scope,
         )
+
+
+def parent_span_id(span: TraceSpan, trace_id: str) -> str:
+    """The run's root span for every span but the root itself ("")."""
+    return "" if isinstance(span, RunSpan) else root_span_id(trace_id)
+
+
+def span_nanos(span: TraceSpan) -> tuple[int, int]:
+    """(start, end) in epoch nanoseconds; an attempt that never started lasts no time."""
+    ended = int(span.ended * 1e9)
+    return (min(int(span.started * 1e9), ended) if span.started else ended), ended
 
 
 def trace_id_of(span: TraceSpan) -> str:

@@ -17,8 +17,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from controlplane.tracing import sampling, wire
-from controlplane.tracing.emission import SCOPE, describe, trace_id_of
-from controlplane.tracing.spans import RunSpan, TraceSpan, root_span_id
+from controlplane.tracing.emission import (
+    SCOPE,
+    describe,
+    parent_span_id,
+    span_nanos,
+    trace_id_of,
+)
+from controlplane.tracing.spans import TraceSpan
 
 log = logging.getLogger("surefoot.telemetry")
 
@@ -130,12 +136,11 @@ class RecordExport:
 def _encoded(span: TraceSpan) -> bytes:
     name, span_id, attributes, status = describe(span)
     trace_id = trace_id_of(span)
-    ended = int(span.ended * 1e9)
-    started = min(int(span.started * 1e9), ended) if span.started else ended
+    started, ended = span_nanos(span)
     return wire.span(
         trace_id=trace_id,
         span_id=span_id,
-        parent_span_id="" if isinstance(span, RunSpan) else root_span_id(trace_id),
+        parent_span_id=parent_span_id(span, trace_id),
         name=name,
         kind=_INTERNAL,
         start_ns=started,
