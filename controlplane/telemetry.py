@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from surefoot_worker import _otlp_bytes
 
 from controlplane.tracing.emission import SpanSink
-from controlplane.tracing.export import RecordExport, install_pre_encoded
+from controlplane.tracing.export import RecordExport
 from controlplane.tracing.spans import AttemptSpan, RunSpan, TraceSpan, WaitSpan
 
 __all__ = ["AttemptSpan", "RunSpan", "TraceSpan", "WaitSpan"]
@@ -99,26 +100,21 @@ def setup(service_name: str = SERVICE_NAME) -> bool:
     atexit.register(shutdown)
     _provider = provider
     # The run records' spans (most of them) go their own, cheaper way: tracing.export.
-    _sink = RecordExport(_exporter(chosen, pre_encoded=True), provider.resource)
+    _sink = RecordExport(_exporter(chosen), provider.resource)
     _tracer = provider.get_tracer("surefoot.controlplane")
     log.info("tracing: exporting spans over OTLP (%s)", chosen)
     return True
 
 
-def _exporter(chosen: str, pre_encoded: bool = False) -> Any:
-    """An OTLP span exporter over `chosen`; with `pre_encoded`, one that also sends the
-    batches tracing.export wrote itself."""
+def _exporter(chosen: str) -> Any:
+    """An OTLP span exporter over `chosen`, which also sends the batches tracing.export wrote
+    itself and writes plain spans without the SDK's encoder (surefoot_worker._otlp_bytes)."""
     if chosen == GRPC:
-        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_module
-
-        if pre_encoded:
-            install_pre_encoded(grpc_module)
-        return grpc_module.OTLPSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_module
-
-    if pre_encoded:
-        install_pre_encoded(http_module)
-    return http_module.OTLPSpanExporter()
+        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as module
+    else:
+        from opentelemetry.exporter.otlp.proto.http import trace_exporter as module  # type: ignore[no-redef]
+    _otlp_bytes.install(module)
+    return module.OTLPSpanExporter()
 
 
 def export_once(spans: Sequence[TraceSpan], service_name: str = SERVICE_NAME) -> bool:

@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from surefoot_worker._otlp_bytes import PreEncoded
+
 from controlplane.tracing import sampling, wire
 from controlplane.tracing.emission import (
     SCOPE,
@@ -29,37 +31,6 @@ from controlplane.tracing.spans import TraceSpan
 log = logging.getLogger("surefoot.telemetry")
 
 _INTERNAL = 1  # SPAN_KIND_INTERNAL
-
-
-class PreEncoded(list[TraceSpan]):
-    """A batch whose ExportTraceServiceRequest bytes are written already (`payload`); the
-    exporters count it as its spans."""
-
-    payload: bytes = b""
-
-
-def install_pre_encoded(module: Any) -> None:
-    """Make an OTLP trace exporter module send a PreEncoded batch's bytes as they are.
-
-    Both exporters encode through their module's `encode_spans` (HTTP in `export`, gRPC in
-    `_translate_data`); the request is parsed back once, in C, for the gRPC stub's sake. Any
-    other batch goes through the SDK's encoder unchanged.
-    """
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    library = module.encode_spans
-    if getattr(library, "pre_encoded", False):
-        return
-
-    def encode_spans(spans: Sequence[Any]) -> Any:
-        if isinstance(spans, PreEncoded):
-            return ExportTraceServiceRequest.FromString(spans.payload)
-        return library(spans)
-
-    encode_spans.pre_encoded = True  # type: ignore[attr-defined]
-    module.encode_spans = encode_spans
 
 
 class RecordExport:

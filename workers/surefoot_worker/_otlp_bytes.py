@@ -173,16 +173,25 @@ class _Serialized:
         return self._data
 
 
+class PreEncoded(list[Any]):
+    """A batch whose request bytes are written already (`payload`), by a caller that knows
+    its spans' shape (the control plane's run records); exporters count it as its items."""
+
+    payload: bytes = b""
+
+
 def install(module: Any) -> None:
     """Make an OTLP trace exporter module (`...proto.http.trace_exporter` or
-    `...proto.grpc.trace_exporter`) encode plain batches here; others as before."""
+    `...proto.grpc.trace_exporter`) send PreEncoded batches as they are and encode plain
+    batches here; others as before. Both exporters encode through their module's
+    `encode_spans` (HTTP in `export`, gRPC in `_translate_data`)."""
     library = module.encode_spans
     if getattr(library, "surefoot_bytes", False):
         return
     grpc = module.__name__.endswith(".grpc.trace_exporter")
 
     def encode_spans(spans: Sequence[Any]) -> Any:
-        data = encode_request(spans)
+        data = spans.payload if isinstance(spans, PreEncoded) else encode_request(spans)
         if data is None:
             return library(spans)
         if grpc:
