@@ -237,10 +237,11 @@ def request_approval(
     shown: dict[str, Any],
     deadline: float | None,
     timer: TimerKind,
-    **extra: Any,
+    **duties: Any,
 ) -> None:
     """Open an approval at `step` (an approval node's, or an AI node's review): the
-    APPROVAL_REQUESTED event, the approvals row, and the `timer` of its deadline if any."""
+    APPROVAL_REQUESTED event (with `duties`: separation_of_duties), the approvals row, and
+    the `timer` of its deadline if any."""
     flow.record(
         "APPROVAL_REQUESTED",
         step.node_id,
@@ -249,7 +250,7 @@ def request_approval(
         approvers=list(approvers),
         shown=shown,
         deadline=deadline,
-        **extra,
+        **duties,
     )
     flow.transition.open_approvals.append(
         OpenApproval(step.node_id, step.idempotency_key, title, approvers, shown, deadline)
