@@ -17,9 +17,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, cast
 
 from surefoot.v1 import worker_service_pb2 as pb
 
@@ -33,6 +33,7 @@ _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES
 # How long an exiting worker waits for its last spans to reach the collector.
 SHUTDOWN_SECONDS = 3.0
 _own_provider: Any = None
+_own_tracer: Any = None  # the HandlerTracer of the provider set up here
 
 
 def _protocol() -> str:
@@ -52,7 +53,8 @@ def export_configured() -> bool:
 
 
 def tracer() -> Any:
-    """The tracer for handler spans, or None when tracing is off."""
+    """The tracer for handler spans, or None when tracing is off: the application's when it
+    configured a provider, else a light one (`_handler_span`) for the provider set up here."""
     try:
         from opentelemetry import trace
     except ImportError:
@@ -63,11 +65,13 @@ def tracer() -> Any:
         provider = _setup_provider() if export_configured() else None
         if provider is None:
             return None
+    if provider is _own_provider and _own_tracer is not None:
+        return _own_tracer
     return provider.get_tracer("surefoot.worker")
 
 
 def _setup_provider() -> Any:
-    global _own_provider
+    global _own_provider, _own_tracer
     if _own_provider is not None:
         return _own_provider
     grpc = _protocol() == "grpc"
@@ -95,10 +99,15 @@ def _setup_provider() -> Any:
     provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
     # Plain spans (the handlers' own) are written by _otlp_bytes, not the SDK's encoder.
     _otlp_bytes.install(sys.modules[OTLPSpanExporter.__module__])
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    processor = BatchSpanProcessor(OTLPSpanExporter())
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     atexit.register(_flush_at_exit, provider)
     _own_provider = trace.get_tracer_provider()
+    if _own_provider is provider:
+        from ._handler_span import HandlerTracer
+
+        _own_tracer = HandlerTracer(provider, processor)
     return _own_provider
 
 
@@ -116,18 +125,8 @@ def _flush_at_exit(provider: Any) -> None:
     flusher.join(SHUTDOWN_SECONDS)
 
 
-@contextmanager
-def attempt_span(tracer: Any, context: StepContext) -> Iterator[Any]:
+def attempt_span(tracer: Any, context: StepContext) -> AbstractContextManager[Any]:
     """The handler's span, current for the code the handler runs."""
-    from opentelemetry.context import Context
-    from opentelemetry.trace import SpanKind
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    parent = (
-        TraceContextTextMapPropagator().extract({"traceparent": context.traceparent})
-        if context.traceparent
-        else Context()
-    )
     attributes = {
         "surefoot.run_id": context.run_id,
         "surefoot.workflow": context.workflow_name,
@@ -138,15 +137,29 @@ def attempt_span(tracer: Any, context: StepContext) -> Iterator[Any]:
         "surefoot.idempotency_key": context.idempotency_key,
         "surefoot.task_id": context.task_id,
     }
-    with tracer.start_as_current_span(
-        f"surefoot.step {context.step_type}",
-        context=parent,
-        kind=SpanKind.CONSUMER,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        yield span
+    light = getattr(tracer, "handler_span", None)  # a HandlerTracer (_handler_span)
+    if light is not None:
+        return cast(AbstractContextManager[Any], light(context, attributes))
+    from opentelemetry.context import Context
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = (
+        TraceContextTextMapPropagator().extract({"traceparent": context.traceparent})
+        if context.traceparent
+        else Context()
+    )
+    return cast(
+        AbstractContextManager[Any],
+        tracer.start_as_current_span(
+            f"surefoot.step {context.step_type}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ),
+    )
 
 
 def record_outcome(span: Any, result: pb.WorkerMessage) -> None:
