@@ -8,9 +8,10 @@ task rows, the history rows it wrote, its runs' states), so a batch costs no que
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import Counter, Meter
 
 from controlplane.engine.state import TERMINAL
 
@@ -29,6 +30,8 @@ SECONDS_BUCKETS = (
 )  # fmt: skip
 # Operations per batch: the committer takes at most 512 (committer.MAX_BATCH).
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# A transaction's counts: (counter, its labels as pairs) -> how many.
+Counts = defaultdict[tuple[Counter, tuple[tuple[str, str], ...]], int]
 ATTEMPT_ENDS = {
     "ATTEMPT_COMPLETED": "completed",
     "ATTEMPT_FAILED": "failed",
@@ -102,49 +105,55 @@ class CommitInstruments:
             log.warning("metrics: a transaction's figures not recorded", exc_info=True)
 
     def _committed(self, batch: RunBatch, out: Deliveries) -> None:
+        # Counters are summed over the transaction and added once per series: the SDK's
+        # add costs as much as a histogram's record (its attributes hashed per reader),
+        # and a batch's steps mostly share their series.
+        counts: Counts = defaultdict(int)
         for rows in out.tasks.values():
             for row in rows:
-                self._leased(row)
+                self._leased(row, counts)
         for run_id, rows in batch.history_rows(set(batch.runs)).items():
             state = batch.runs[run_id].state
             for row in rows:
                 if row["type"] in ATTEMPT_ENDS or row["type"] == "STEP_DEAD_LETTERED":
-                    self._step_event(state, row)
+                    self._step_event(state, row, counts)
         for run_id, before in batch.status_before.items():
             state = batch.runs[run_id].state
             if state.status in TERMINAL and state.status != before:
-                labels = {
-                    "surefoot.namespace": state.namespace,
-                    "surefoot.workflow": state.workflow_name,
-                    "surefoot.status": str(state.status),
-                }
-                self.runs_ended.add(1, labels)
+                ended = (
+                    ("surefoot.namespace", state.namespace),
+                    ("surefoot.workflow", state.workflow_name),
+                    ("surefoot.status", str(state.status)),
+                )
+                counts[self.runs_ended, ended] += 1
+        for (counter, labels), count in counts.items():
+            counter.add(count, dict(labels))
 
-    def _leased(self, task: dict[str, Any]) -> None:
+    def _leased(self, task: dict[str, Any], counts: Counts) -> None:
         """A task handed to a worker: how long it waited once due, and whether a retry."""
         queue = {"surefoot.namespace": task["namespace"], "surefoot.step_type": task["step_type"]}
         waited = (task["leased_at"] - task["available_at"]).total_seconds()
         self.schedule_to_start.record(max(0.0, waited), queue)
         if task["attempt"] > 1:
-            self.retries.add(1, queue | {"surefoot.workflow": task["workflow_name"]})
+            labels = (*queue.items(), ("surefoot.workflow", task["workflow_name"]))
+            counts[self.retries, labels] += 1
 
-    def _step_event(self, state: RunState, event: dict[str, Any]) -> None:
+    def _step_event(self, state: RunState, event: dict[str, Any], counts: Counts) -> None:
         """An attempt's outcome or a dead letter, from the history row the batch wrote."""
         step = state.steps.get(event["node_id"])
         step_type = step.step_type if step is not None else ""
-        labels = {
-            "surefoot.namespace": state.namespace,
-            "surefoot.workflow": state.workflow_name,
-            "surefoot.step_type": step_type,
-        }
+        labels = (
+            ("surefoot.namespace", state.namespace),
+            ("surefoot.workflow", state.workflow_name),
+            ("surefoot.step_type", step_type),
+        )
         if event["type"] == "STEP_DEAD_LETTERED":
-            self.dead_lettered.add(1, labels)
+            counts[self.dead_lettered, labels] += 1
             return
         outcome = ATTEMPT_ENDS[event["type"]]
         first = "true" if event["attempt"] == 1 else "false"
-        self.attempts.add(
-            1, labels | {"surefoot.outcome": outcome, "surefoot.first_attempt": first}
-        )
+        attempt = (*labels, ("surefoot.outcome", outcome), ("surefoot.first_attempt", first))
+        counts[self.attempts, attempt] += 1
         # The state after the batch keeps every finished attempt, with when it was leased.
         ended = next(
             (
