@@ -72,3 +72,19 @@ def test_a_span_that_is_not_plain_goes_through_the_sdks_encoder() -> None:
             assert ExportTraceServiceRequest.FromString(sent) == encode_spans(spans)
     finally:
         http_module.encode_spans = original
+
+
+def test_lengths_and_numbers_at_every_varint_width_are_the_sdks_request() -> None:
+    """The one-byte fast path ends at 127: lengths and values around it and far past it."""
+
+    def sized(worker: Any, app: Any) -> None:
+        values: dict[str, Any] = {f"s{n}": "x" * n for n in (0, 1, 127, 128, 300, 20_000)}
+        values |= {f"i{n}": n for n in (0, 1, 127, 128, 2**14, 2**63 - 1)}
+        values |= {"neg": -1, "min": -(2**63), "k" * 200: "long key"}
+        with app.start_as_current_span("n" * 130, attributes=values) as span:
+            span.set_status(Status(StatusCode.ERROR, "e" * 129))
+
+    spans = finished(sized)
+    data = _otlp_bytes.encode_request(spans)
+    assert data is not None
+    assert ExportTraceServiceRequest.FromString(data) == encode_spans(spans)
