@@ -17,11 +17,12 @@ import contextvars
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+from surefoot_worker._redaction import redact
 
 TEXT = "text"
 JSON = "json"
@@ -30,40 +31,10 @@ FORMAT_VARIABLE = "SUREFOOT_LOG_FORMAT"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # What a record may say about the run it concerns, in the order a line shows them.
 RUN_FIELDS = ("run_id", "node", "attempt", "trace_id")
-MASK = "***"
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "surefoot_log_context", default=None
 )
-
-_KEY_SHAPES = re.compile(
-    r"\b(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})\b"
-)
-_SECRETS = (
-    # Authorization: Bearer <token>, Basic <credentials>.
-    (re.compile(r"\b([Bb]earer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
-    # scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]+@"), r"\1:" + MASK + "@"),
-    # token=..., "password": "...", api_key: ...
-    (
-        re.compile(
-            r"""(?ix)
-            (["']?[a-z0-9_.-]*(?:token|password|passwd|secret|api[_-]?key|credential)s?["']?
-            \s*[:=]\s*)
-            (["']?)[^\s"',;&})\]]+\2"""
-        ),
-        r"\1\2" + MASK + r"\2",
-    ),
-    # Keys of well-known shapes, wherever they stand: sk-..., ghp_..., AKIA...
-    (_KEY_SHAPES, MASK),
-)
-
-
-def redact(text: str) -> str:
-    """`text` with every secret it shows masked."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from tests.telemetry.collector import CollectedSpan, SpanStore
 
 TRACED_STEPS = Path(__file__).with_name("traced_steps.py")
 CONTROL_PLANE = "surefoot-control-plane"
+WORKER = "surefoot-worker"
 # Spans' times are nanoseconds; history's are microseconds, and floats on the way.
 SLACK_NS = 2_000_000
 

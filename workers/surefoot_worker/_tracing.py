@@ -25,6 +25,7 @@ from surefoot.v1 import worker_service_pb2 as pb
 
 from . import _otlp_bytes
 from ._context import StepContext
+from ._redaction import redact
 
 logger = logging.getLogger("surefoot.worker")
 
@@ -163,14 +164,15 @@ def attempt_span(tracer: Any, context: StepContext) -> AbstractContextManager[An
 
 
 def record_outcome(span: Any, result: pb.WorkerMessage) -> None:
-    """Mark the span with how the handler ended (a Fail is an error)."""
+    """Mark the span with how the handler ended (a Fail is an error, its message masked as
+    the control plane masks its own: an upstream's reply may quote a credential)."""
     from opentelemetry.trace import Status, StatusCode
 
     if result.HasField("fail"):
         fail = result.fail
         span.set_attribute("surefoot.outcome", "failed")
         span.set_attribute("error.type", fail.error_type)
-        span.set_status(Status(StatusCode.ERROR, f"{fail.error_type}: {fail.message}"))
+        span.set_status(Status(StatusCode.ERROR, f"{fail.error_type}: {redact(fail.message)}"))
     elif result.HasField("complete"):
         span.set_attribute("surefoot.outcome", "completed")
     elif result.HasField("hand_back"):
