@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$surefoot/v1/credential_service.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n\x0eNamespaceRoles\x12\r\n\x05roles\x18\x01 \x03(\t\"\xb5\x03\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.surefoot.v1.CredentialKind\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12;\n\nnamespaces\x18\x05 \x03(\x0b\x32\'.surefoot.v1.Credential.NamespacesEntry\x12\x0e\n\x06groups\x18\x06 \x03(\t\x12\x12\n\nstep_types\x18\x07 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\ncreated_by\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\x0b \x01(\t\x12.\n\nrevoked_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aN\n\x0fNamespacesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.surefoot.v1.NamespaceRoles:\x02\x38\x01\"\xcf\x02\n\x17\x43reateCredentialRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12H\n\nnamespaces\x18\x02 \x03(\x0b\x32\x34.surefoot.v1.CreateCredentialRequest.NamespacesEntry\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12\x12\n\nstep_types\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12)\n\x04kind\x18\x06 \x01(\x0e\x32\x1b.surefoot.v1.CredentialKind\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x1aN\n\x0fNamespacesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.surefoot.v1.NamespaceRoles:\x02\x38\x01\"V\n\x18\x43reateCredentialResponse\x12+\n\ncredential\x18\x01 \x01(\x0b\x32\x17.surefoot.v1.Credential\x12\r\n\x05token\x18\x02 \x01(\t\"D\n\x16ListCredentialsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\"G\n\x17ListCredentialsResponse\x12,\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x17.surefoot.v1.Credential\"9\n\x17RevokeCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"X\n\x18RevokeCredentialResponse\x12+\n\ncredential\x18\x01 \x01(\x0b\x32\x17.surefoot.v1.Credential\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"\x0f\n\rWhoAmIRequest\"\x86\x02\n\x0eWhoAmIResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\t\x12?\n\nnamespaces\x18\x03 \x03(\x0b\x32+.surefoot.v1.WhoAmIResponse.NamespacesEntry\x12)\n\x06source\x18\x04 \x01(\x0e\x32\x19.surefoot.v1.CallerSource\x12\x15\n\rcredential_id\x18\x05 \x01(\t\x1aN\n\x0fNamespacesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.surefoot.v1.NamespaceRoles:\x02\x38\x01*m\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43REDENTIAL_KIND_TOKEN\x10\x01\x12\x1f\n\x1b\x43REDENTIAL_KIND_CERTIFICATE\x10\x02*}\n\x0c\x43\x61llerSource\x12\x1d\n\x19\x43\x41LLER_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41LLER_SOURCE_CREDENTIAL\x10\x01\x12\x15\n\x11\x43\x41LLER_SOURCE_DEV\x10\x02\x12\x19\n\x15\x43\x41LLER_SOURCE_NO_AUTH\x10\x03\x32\xf6\x02\n\x11\x43redentialService\x12_\n\x10\x43reateCredential\x12$.surefoot.v1.CreateCredentialRequest\x1a%.surefoot.v1.CreateCredentialResponse\x12\\\n\x0fListCredentials\x12#.surefoot.v1.ListCredentialsRequest\x1a$.surefoot.v1.ListCredentialsResponse\x12_\n\x10RevokeCredential\x12$.surefoot.v1.RevokeCredentialRequest\x1a%.surefoot.v1.RevokeCredentialResponse\x12\x41\n\x06WhoAmI\x12\x1a.surefoot.v1.WhoAmIRequest\x1a\x1b.surefoot.v1.WhoAmIResponseBu\n\x0f\x64\x65v.surefoot.v1B\x16\x43redentialServiceProtoP\x01Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\xaa\x02\x0bSurefoot.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$surefoot/v1/credential_service.proto\x12\x0bsurefoot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1f\n\x0eNamespaceRoles\x12\r\n\x05roles\x18\x01 \x03(\t\"\xb5\x03\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.surefoot.v1.CredentialKind\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12;\n\nnamespaces\x18\x05 \x03(\x0b\x32\'.surefoot.v1.Credential.NamespacesEntry\x12\x0e\n\x06groups\x18\x06 \x03(\t\x12\x12\n\nstep_types\x18\x07 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\ncreated_by\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\x0b \x01(\t\x12.\n\nrevoked_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aN\n\x0fNamespacesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.surefoot.v1.NamespaceRoles:\x02\x38\x01\"\xcf\x02\n\x17\x43reateCredentialRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12H\n\nnamespaces\x18\x02 \x03(\x0b\x32\x34.surefoot.v1.CreateCredentialRequest.NamespacesEntry\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12\x12\n\nstep_types\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12)\n\x04kind\x18\x06 \x01(\x0e\x32\x1b.surefoot.v1.CredentialKind\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x1aN\n\x0fNamespacesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.surefoot.v1.NamespaceRoles:\x02\x38\x01\"V\n\x18\x43reateCredentialResponse\x12+\n\ncredential\x18\x01 \x01(\x0b\x32\x17.surefoot.v1.Credential\x12\r\n\x05token\x18\x02 \x01(\t\"k\n\x16ListCredentialsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x17ListCredentialsResponse\x12,\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x17.surefoot.v1.Credential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x17RevokeCredentialRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"X\n\x18RevokeCredentialResponse\x12+\n\ncredential\x18\x01 \x01(\x0b\x32\x17.surefoot.v1.Credential\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"\x0f\n\rWhoAmIRequest\"\x86\x02\n\x0eWhoAmIResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\t\x12?\n\nnamespaces\x18\x03 \x03(\x0b\x32+.surefoot.v1.WhoAmIResponse.NamespacesEntry\x12)\n\x06source\x18\x04 \x01(\x0e\x32\x19.surefoot.v1.CallerSource\x12\x15\n\rcredential_id\x18\x05 \x01(\t\x1aN\n\x0fNamespacesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.surefoot.v1.NamespaceRoles:\x02\x38\x01*m\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43REDENTIAL_KIND_TOKEN\x10\x01\x12\x1f\n\x1b\x43REDENTIAL_KIND_CERTIFICATE\x10\x02*}\n\x0c\x43\x61llerSource\x12\x1d\n\x19\x43\x41LLER_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41LLER_SOURCE_CREDENTIAL\x10\x01\x12\x15\n\x11\x43\x41LLER_SOURCE_DEV\x10\x02\x12\x19\n\x15\x43\x41LLER_SOURCE_NO_AUTH\x10\x03\x32\xf6\x02\n\x11\x43redentialService\x12_\n\x10\x43reateCredential\x12$.surefoot.v1.CreateCredentialRequest\x1a%.surefoot.v1.CreateCredentialResponse\x12\\\n\x0fListCredentials\x12#.surefoot.v1.ListCredentialsRequest\x1a$.surefoot.v1.ListCredentialsResponse\x12_\n\x10RevokeCredential\x12$.surefoot.v1.RevokeCredentialRequest\x1a%.surefoot.v1.RevokeCredentialResponse\x12\x41\n\x06WhoAmI\x12\x1a.surefoot.v1.WhoAmIRequest\x1a\x1b.surefoot.v1.WhoAmIResponseBu\n\x0f\x64\x65v.surefoot.v1B\x16\x43redentialServiceProtoP\x01Z:github.com/surefoot/surefoot/gen/go/surefoot/v1;surefootv1\xaa\x02\x0bSurefoot.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECREDENTIALREQUEST_NAMESPACESENTRY']._serialized_options = b'8\001'
   _globals['_WHOAMIRESPONSE_NAMESPACESENTRY']._loaded_options = None
   _globals['_WHOAMIRESPONSE_NAMESPACESENTRY']._serialized_options = b'8\001'
-  _globals['_CREDENTIALKIND']._serialized_start=1559
-  _globals['_CREDENTIALKIND']._serialized_end=1668
-  _globals['_CALLERSOURCE']._serialized_start=1670
-  _globals['_CALLERSOURCE']._serialized_end=1795
+  _globals['_CREDENTIALKIND']._serialized_start=1623
+  _globals['_CREDENTIALKIND']._serialized_end=1732
+  _globals['_CALLERSOURCE']._serialized_start=1734
+  _globals['_CALLERSOURCE']._serialized_end=1859
   _globals['_NAMESPACEROLES']._serialized_start=86
   _globals['_NAMESPACEROLES']._serialized_end=117
   _globals['_CREDENTIAL']._serialized_start=120
@@ -56,19 +56,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECREDENTIALRESPONSE']._serialized_start=897
   _globals['_CREATECREDENTIALRESPONSE']._serialized_end=983
   _globals['_LISTCREDENTIALSREQUEST']._serialized_start=985
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=1053
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=1055
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=1126
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=1128
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=1185
-  _globals['_REVOKECREDENTIALRESPONSE']._serialized_start=1187
-  _globals['_REVOKECREDENTIALRESPONSE']._serialized_end=1275
-  _globals['_WHOAMIREQUEST']._serialized_start=1277
-  _globals['_WHOAMIREQUEST']._serialized_end=1292
-  _globals['_WHOAMIRESPONSE']._serialized_start=1295
-  _globals['_WHOAMIRESPONSE']._serialized_end=1557
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=1092
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=1094
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=1190
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=1192
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=1249
+  _globals['_REVOKECREDENTIALRESPONSE']._serialized_start=1251
+  _globals['_REVOKECREDENTIALRESPONSE']._serialized_end=1339
+  _globals['_WHOAMIREQUEST']._serialized_start=1341
+  _globals['_WHOAMIREQUEST']._serialized_end=1356
+  _globals['_WHOAMIRESPONSE']._serialized_start=1359
+  _globals['_WHOAMIRESPONSE']._serialized_end=1621
   _globals['_WHOAMIRESPONSE_NAMESPACESENTRY']._serialized_start=479
   _globals['_WHOAMIRESPONSE_NAMESPACESENTRY']._serialized_end=557
-  _globals['_CREDENTIALSERVICE']._serialized_start=1798
-  _globals['_CREDENTIALSERVICE']._serialized_end=2172
+  _globals['_CREDENTIALSERVICE']._serialized_start=1862
+  _globals['_CREDENTIALSERVICE']._serialized_end=2236
 # @@protoc_insertion_point(module_scope)

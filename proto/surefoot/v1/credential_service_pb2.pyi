@@ -304,27 +304,37 @@ Global___CreateCredentialResponse: _TypeAlias = CreateCredentialResponse  # noqa
 
 @_typing.final
 class ListCredentialsRequest(_message.Message):
-    """The credentials the caller administers."""
+    """A page of the credentials the caller administers, oldest first."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     INCLUDE_REVOKED_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Only the credentials with a role in this namespace; empty: every credential whose
     namespaces the caller administers.
     """
     include_revoked: _builtins.bool
     """Also the revoked ones (by default only active credentials)."""
+    page_size: _builtins.int
+    """Credentials per page: default 100, at most 1000."""
+    page_token: _builtins.str
+    """The previous response's next_page_token, with the same request otherwise; empty for the
+    first page. A token this list did not issue: INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
         namespace: _builtins.str = ...,
         include_revoked: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_revoked", b"include_revoked", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_revoked", b"include_revoked", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -332,23 +342,27 @@ Global___ListCredentialsRequest: _TypeAlias = ListCredentialsRequest  # noqa: Y0
 
 @_typing.final
 class ListCredentialsResponse(_message.Message):
-    """The credentials asked for, without secrets."""
+    """One page of the credentials asked for, without secrets."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CREDENTIALS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Where the next page starts; empty after the last one."""
     @_builtins.property
     def credentials(self) -> _containers.RepeatedCompositeFieldContainer[Global___Credential]:
-        """The credentials, oldest first."""
+        """The credentials of this page, oldest first."""
 
     def __init__(
         self,
         *,
         credentials: _abc.Iterable[Global___Credential] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials", b"credentials", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
