@@ -26,6 +26,8 @@ from controlplane.store import credentials as store
 from controlplane.store import write_requests
 from controlplane.store.database import reader
 
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
 _KINDS = {
     store.TOKEN: cpb.CREDENTIAL_KIND_TOKEN,
     store.CERTIFICATE: cpb.CREDENTIAL_KIND_CERTIFICATE,
@@ -86,18 +88,32 @@ class CredentialService(credential_service_pb2_grpc.CredentialServiceServicer): 
         caller = await self._auth.caller(context)
         if not any(Role.ADMIN in held for held in caller.roles.values()):
             raise errors.PermissionDenied(f"{caller.principal} is admin of no namespace")
+        if not 0 <= request.page_size <= MAX_PAGE:
+            raise errors.InvalidArgument.field("page_size", f"must be between 0 and {MAX_PAGE}")
 
-        def read() -> list[store.Credential]:
+        def shown(credential: store.Credential) -> bool:
+            return manages(caller, credential) and (
+                not request.namespace
+                or bool({request.namespace, ANY_NAMESPACE} & credential.namespaces)
+            )
+
+        def read() -> tuple[list[store.Credential], str]:
             with reader(self._engine).connect() as connection:
-                return store.list_all(connection, request.include_revoked)
+                return store.page(
+                    connection,
+                    include_revoked=request.include_revoked,
+                    shown=shown,
+                    page_size=request.page_size or DEFAULT_PAGE,
+                    page_token=request.page_token,
+                )
 
-        listed = [
-            c
-            for c in await asyncio.to_thread(read)
-            if manages(caller, c)
-            and (not request.namespace or {request.namespace, ANY_NAMESPACE} & c.namespaces)
-        ]
-        return cpb.ListCredentialsResponse(credentials=[credential_message(c) for c in listed])
+        try:
+            listed, token = await asyncio.to_thread(read)
+        except store.BadPageToken as exc:
+            raise errors.InvalidArgument.field("page_token", str(exc)) from None
+        return cpb.ListCredentialsResponse(
+            credentials=[credential_message(c) for c in listed], next_page_token=token
+        )
 
     async def RevokeCredential(
         self, request: cpb.RevokeCredentialRequest, context: grpc.aio.ServicerContext

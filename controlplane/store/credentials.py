@@ -7,14 +7,15 @@ row in the same transaction (law 1): a change the audit does not show did not ha
 
 from __future__ import annotations
 
+import base64
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from controlplane.auth.caller import Caller, Role, expand_all, parse_roles, written_roles
 from controlplane.store.schema import audit_log, credentials
@@ -115,11 +116,84 @@ def get(connection: Connection, credential_id: str) -> Credential | None:
     return _credential(row._mapping) if row is not None else None
 
 
-def list_all(connection: Connection, include_revoked: bool) -> list[Credential]:
-    query = select(credentials).order_by(credentials.c.created_at, credentials.c.id)
-    if not include_revoked:
-        query = query.where(credentials.c.revoked_at.is_(None))
-    return [_credential(row._mapping) for row in connection.execute(query)]
+class BadPageToken(ValueError):
+    """A page token that is not one `page` made."""
+
+
+def page(
+    connection: Connection,
+    *,
+    include_revoked: bool,
+    shown: Callable[[Credential], bool],
+    page_size: int,
+    page_token: str = "",
+) -> tuple[list[Credential], str]:
+    """A page of the credentials `shown` keeps, oldest first, and the next page's token
+    ("" after the last).
+
+    Who sees which credential is decided in Python (`shown`: the caller's admin namespaces,
+    the namespace asked for), so rows are read in batches after the token's position until
+    a page and one more are kept; the token is the position of the page's last credential.
+
+    Raises:
+        BadPageToken: for a token `page` did not make.
+    """
+    after = decode_page_token(page_token) if page_token else None
+    kept: list[Credential] = []
+    while len(kept) <= page_size:
+        query = select(credentials).order_by(credentials.c.created_at, credentials.c.id)
+        if not include_revoked:
+            query = query.where(credentials.c.revoked_at.is_(None))
+        if after is not None:
+            created_at, credential_id = after
+            query = query.where(
+                or_(
+                    credentials.c.created_at > created_at,
+                    and_(credentials.c.created_at == created_at, credentials.c.id > credential_id),
+                )
+            )
+        rows = list(connection.execute(query.limit(_BATCH)))
+        for row in rows:
+            found = _credential(row._mapping)
+            after = (found.created_at, found.id)
+            if shown(found):
+                kept.append(found)
+        if len(rows) < _BATCH:
+            break
+    if len(kept) <= page_size:
+        return kept, ""
+    last = kept[page_size - 1]
+    return kept[:page_size], encode_page_token(last.created_at, last.id)
+
+
+# Rows read per statement while a page fills; most installations hold fewer credentials.
+_BATCH = 500
+# Names the list a token belongs to, so that another list's token (ListRuns' has the same
+# shape) is refused instead of read as a position among credentials.
+_TOKEN_LIST = "credentials"
+
+
+def encode_page_token(created_at: datetime, credential_id: str) -> str:
+    raw = orjson.dumps({"l": _TOKEN_LIST, "c": created_at.isoformat(), "i": credential_id})
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_page_token(token: str) -> tuple[datetime, str]:
+    """(created_at, id) of the credential a token follows.
+
+    Raises:
+        BadPageToken: for a token `encode_page_token` did not make.
+    """
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        listed, created_at, credential_id = data["l"], datetime.fromisoformat(data["c"]), data["i"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadPageToken("is not a token of this list") from exc
+    if listed != _TOKEN_LIST or created_at.tzinfo is None:
+        raise BadPageToken("is not a token of this list")
+    if not isinstance(credential_id, str) or not credential_id:
+        raise BadPageToken("is not a token of this list")
+    return created_at, credential_id
 
 
 def revoke(
