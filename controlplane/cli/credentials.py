@@ -17,6 +17,7 @@ from surefoot.v1 import credential_service_pb2 as cpb
 from surefoot.v1 import credential_service_pb2_grpc
 
 from controlplane.cli import output
+from controlplane.cli.arguments import page_size
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.errors import usage_error
 
@@ -93,6 +94,12 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "--all-namespaces", action="store_true", help="not only those of --namespace"
     )
     listing.add_argument("--revoked", action="store_true", help="include revoked credentials")
+    listing.add_argument(
+        "--limit", type=page_size, default=0, metavar="N", help="at most N (1-1000; default 100)"
+    )
+    listing.add_argument(
+        "--page-token", default="", metavar="T", help="continue a previous listing"
+    )
     add_client_arguments(listing)
     listing.set_defaults(func=list_credentials)
 
@@ -201,6 +208,8 @@ def list_credentials(args: argparse.Namespace) -> int:
     request = cpb.ListCredentialsRequest(
         namespace="" if args.all_namespaces else args.namespace,
         include_revoked=args.revoked,
+        page_size=args.limit,
+        page_token=args.page_token,
     )
     with ControlPlaneClient.from_args(args) as client:
         stub = credential_service_pb2_grpc.CredentialServiceStub(client._channel)
@@ -208,6 +217,8 @@ def list_credentials(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json(response)
         return 0
+    if not response.credentials:
+        print("no credentials")
     output.print_table(
         ["id", "principal", "kind", "namespaces", "created", "revoked"],
         (
@@ -222,6 +233,9 @@ def list_credentials(args: argparse.Namespace) -> int:
             for c in response.credentials
         ),
     )
+    # On stderr so that a pipe gets the table alone.
+    if response.next_page_token:
+        print(f"next page: --page-token {response.next_page_token}", file=sys.stderr)
     return 0
 
 

@@ -1,21 +1,20 @@
-"""`surefoot workers list`: the workers connected to any control plane of the database, and
-the step types whose queued tasks none of them can take."""
+"""`surefoot workers list`: the workers connected to any control plane of the database, a
+page at a time like every list, and the step types whose queued tasks none of them can take."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable
 
 from surefoot.v1 import worker_admin_service_pb2 as wpb
 from surefoot.v1 import worker_admin_service_pb2_grpc
 
 from controlplane.cli import output
+from controlplane.cli.arguments import page_size
 from controlplane.cli.channels import Connection, connection_from_args
 from controlplane.cli.client import ControlPlaneClient, add_client_arguments
 from controlplane.cli.errors import EXIT_OK
-
-# Workers asked for per call; the command reads every page.
-PAGE = 500
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -30,18 +29,29 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         "list",
         help="connected workers, and queued step types no worker can take",
         description="Every worker stream connected to a control plane of the database, in "
-        "the namespace: its step types and versions, the credit it granted, the tasks it "
-        "holds, its latest heartbeat, and since when it is connected (-o wide adds when it "
-        "last sent anything, and its stream's id). Then the step types "
-        "with tasks waiting for a worker that no connected worker can take (their queue "
-        "does not move until one connects). A control plane that stops confirming its "
-        "streams (killed, crashed, cut off from the database) has them dropped from the "
-        "list after about a lease's length.",
+        "the namespace, by worker id a page at a time (--limit, --page-token): its step "
+        "types and versions, the credit it granted, the tasks it holds, its latest "
+        "heartbeat, and since when it is connected (-o wide adds when it last sent "
+        "anything, and its stream's id). Then the step types with tasks waiting for a "
+        "worker that no connected worker can take (their queue does not move until one "
+        "connects). A control plane that stops confirming its streams (killed, crashed, "
+        "cut off from the database) has them dropped from the list after about a lease's "
+        "length.",
     )
     listing.add_argument(
         "--include-stale",
         action="store_true",
         help="also the streams of control planes that stopped confirming them (last hour)",
+    )
+    listing.add_argument(
+        "--limit",
+        type=page_size,
+        default=0,
+        metavar="N",
+        help="at most N workers, by worker id (1-1000; default 100)",
+    )
+    listing.add_argument(
+        "--page-token", default="", metavar="T", help="continue a previous listing"
     )
     add_client_arguments(listing)
     listing.set_defaults(func=list_workers)
@@ -56,7 +66,16 @@ class WorkerAdminClient(ControlPlaneClient):
 def list_workers(args: argparse.Namespace) -> int:
     client = WorkerAdminClient(connection_from_args(args), args.namespace)
     with client:
-        workers = _workers(client, args.include_stale)
+        page = client.call(
+            client.workers.ListWorkers,
+            wpb.ListWorkersRequest(
+                namespace=client.namespace,
+                page_size=args.limit,
+                page_token=args.page_token,
+                include_stale=args.include_stale,
+            ),
+        )
+        workers = list(page.workers)
         queued = client.call(
             client.workers.ListQueuedStepTypes,
             wpb.ListQueuedStepTypesRequest(namespace=args.namespace),
@@ -66,6 +85,7 @@ def list_workers(args: argparse.Namespace) -> int:
             {
                 "workers": [output.message_dict(w) for w in workers],
                 "queued_step_types": [output.message_dict(q) for q in queued],
+                "next_page_token": page.next_page_token,
             }
         )
         return EXIT_OK
@@ -119,6 +139,9 @@ def list_workers(args: argparse.Namespace) -> int:
                 for q in uncovered
             ],
         )
+    # On stderr, as every list's, so that a pipe gets the tables alone.
+    if page.next_page_token:
+        print(f"next page: --page-token {page.next_page_token}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -134,22 +157,3 @@ def worker_state(worker: wpb.ConnectedWorker) -> str:
     if worker.stale:
         return "stale"
     return "draining" if worker.draining else "connected"
-
-
-def _workers(client: WorkerAdminClient, include_stale: bool) -> list[wpb.ConnectedWorker]:
-    found: list[wpb.ConnectedWorker] = []
-    token = ""
-    while True:
-        response = client.call(
-            client.workers.ListWorkers,
-            wpb.ListWorkersRequest(
-                namespace=client.namespace,
-                page_size=PAGE,
-                page_token=token,
-                include_stale=include_stale,
-            ),
-        )
-        found.extend(response.workers)
-        token = response.next_page_token
-        if not token:
-            return found
