@@ -3,7 +3,8 @@ the time at the rate; a redrive at that rate completes every run, charging each 
 once, at the rate measured from the items' recorded retry times; its request id acts once;
 a control plane SIGKILLed mid-redrive resumes it with exact counts.
 
-N is small for CI's time budget; controlplane/bench/redrive.py runs the 4,000 case.
+N is small for CI's time budget; tests/e2e_redrive/bench_redrive.py runs the 4,000 case
+(`uv run python -m tests.e2e_redrive.bench_redrive --count 4000 --rate 200`).
 """
 
 from __future__ import annotations
