@@ -11,7 +11,7 @@ import base64
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -127,13 +127,15 @@ def page(
     shown: Callable[[Credential], bool],
     page_size: int,
     page_token: str = "",
+    batch: int = 500,
 ) -> tuple[list[Credential], str]:
     """A page of the credentials `shown` keeps, oldest first, and the next page's token
     ("" after the last).
 
     Who sees which credential is decided in Python (`shown`: the caller's admin namespaces,
     the namespace asked for), so rows are read in batches after the token's position until
-    a page and one more are kept; the token is the position of the page's last credential.
+    a page and one more are kept (`batch` rows a statement: most installations hold fewer
+    credentials); the token is the position of the page's last credential.
 
     Raises:
         BadPageToken: for a token `page` did not make.
@@ -152,13 +154,13 @@ def page(
                     and_(credentials.c.created_at == created_at, credentials.c.id > credential_id),
                 )
             )
-        rows = list(connection.execute(query.limit(_BATCH)))
+        rows = list(connection.execute(query.limit(batch)))
         for row in rows:
             found = _credential(row._mapping)
             after = (found.created_at, found.id)
             if shown(found):
                 kept.append(found)
-        if len(rows) < _BATCH:
+        if len(rows) < batch:
             break
     if len(kept) <= page_size:
         return kept, ""
@@ -166,8 +168,6 @@ def page(
     return kept[:page_size], encode_page_token(last.created_at, last.id)
 
 
-# Rows read per statement while a page fills; most installations hold fewer credentials.
-_BATCH = 500
 # Names the list a token belongs to, so that another list's token (ListRuns' has the same
 # shape) is refused instead of read as a position among credentials.
 _TOKEN_LIST = "credentials"
@@ -187,11 +187,17 @@ def decode_page_token(token: str) -> tuple[datetime, str]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
         listed, created_at, credential_id = data["l"], datetime.fromisoformat(data["c"]), data["i"]
-    except (ValueError, KeyError, TypeError) as exc:
+        # In UTC here: an offset that moves a time out of datetime's range fails now, not
+        # as the statement's parameter.
+        if created_at.tzinfo is not None:
+            created_at = created_at.astimezone(UTC)
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise BadPageToken("is not a token of this list") from exc
-    if listed != _TOKEN_LIST or created_at.tzinfo is None:
+    # NUL is never in a token made here (ids are text, which refuses it): PostgreSQL would
+    # refuse the statement rather than find no row.
+    if listed != _TOKEN_LIST or created_at.tzinfo is None or not isinstance(credential_id, str):
         raise BadPageToken("is not a token of this list")
-    if not isinstance(credential_id, str) or not credential_id:
+    if not credential_id or "\x00" in credential_id:
         raise BadPageToken("is not a token of this list")
     return created_at, credential_id
 
