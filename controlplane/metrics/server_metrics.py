@@ -76,12 +76,14 @@ class ServerMetrics:
 
     def start(self) -> int | None:
         port = self.endpoint.start() if self.endpoint is not None else None
+        self.committer.start()
         self._gauges.start()
         if self.protocol is not None:
             log.info("metrics: exporting over OTLP (%s)", self.protocol)
         return port
 
     def stop(self) -> None:
+        self.committer.stop()
         self._gauges.stop()
         if self.endpoint is not None:
             self.endpoint.stop()
