@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, DEFAULT_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from surefoot.v1 import worker_service_pb2 as pb
 from surefoot_worker import _otlp_bytes, _tracing
@@ -33,7 +33,7 @@ def step(traceparent: str) -> StepContext:
         run_id="run-1",
         node_id="charge",
         step_type="charge",
-        step_version=2,
+        step_version="2",
         attempt=3,
         idempotency_key="run-1:charge",
         workflow_name="orders",
@@ -156,6 +156,26 @@ def test_the_providers_sampler_decides_as_for_any_span() -> None:
     pipeline = Pipeline(sampler=ALWAYS_OFF)
     handler_work(pipeline.light, pipeline.app)
     assert pipeline.memory.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize("flags", ["01", "00"])
+def test_the_default_sampler_answered_in_place_agrees_with_the_sdks(flags: str) -> None:
+    """The SDK's default sampler (DEFAULT_ON) is answered without calling it; an equal
+    sampler of another identity goes through should_sample: both export the same."""
+    traceparent = f"00-{TRACE_HEX}-{PARENT_HEX}-{flags}"
+    default, asked = Pipeline(), Pipeline(sampler=ParentBased(ALWAYS_ON))
+    assert default.provider.sampler is DEFAULT_ON
+    assert asked.provider.sampler is not DEFAULT_ON
+    for pipeline in (default, asked):
+        with _tracing.attempt_span(pipeline.light, step(traceparent)) as span:
+            assert span.get_span_context().trace_flags.sampled == (flags == "01")
+            assert span.is_recording() == (flags == "01")
+    shown = [
+        [(s.name, s.context.trace_id, s.context.trace_flags) for s in p.memory.get_finished_spans()]
+        for p in (default, asked)
+    ]
+    assert shown[0] == shown[1]
+    assert len(shown[0]) == (1 if flags == "01" else 0)
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
@@ -67,19 +68,27 @@ class HandlerTracer:
         """The handler's span, current while the `with` block runs, then ended and exported."""
         name = f"surefoot.step {step.step_type}"
         parent = parent_of(step.traceparent) if step.traceparent else None
-        parent_context = (
-            trace.set_span_in_context(trace.NonRecordingSpan(parent))
-            if parent is not None
-            else context_api.Context()
-        )
         ids = self._provider.id_generator
         trace_id = parent.trace_id if parent is not None else ids.generate_trace_id()
-        # The provider's sampler decides, as for any span (ParentBased by default: the
-        # task's sampled flag, which the control plane set by its own decision).
-        sampling = self._provider.sampler.should_sample(
-            parent_context, trace_id, name, SpanKind.CONSUMER, attributes
-        )
-        flags = TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT
+        sampler = self._provider.sampler
+        extra: Mapping[str, Any] | None = None
+        if sampler is DEFAULT_ON:
+            # ParentBased(ALWAYS_ON), the SDK's default, answered here as it would answer:
+            # the task's sampled flag (the control plane's decision), a root always.
+            sampled = parent.trace_flags.sampled if parent is not None else True
+            recording, trace_state = sampled, parent.trace_state if parent is not None else None
+        else:
+            parent_context = (
+                trace.set_span_in_context(trace.NonRecordingSpan(parent))
+                if parent is not None
+                else context_api.Context()
+            )
+            sampling = sampler.should_sample(
+                parent_context, trace_id, name, SpanKind.CONSUMER, attributes
+            )
+            sampled, recording = sampling.decision.is_sampled(), sampling.decision.is_recording()
+            trace_state, extra = sampling.trace_state, sampling.attributes
+        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
         random_id = (
             parent.trace_flags.random_trace_id if parent is not None else ids.is_trace_id_random()
         )
@@ -90,16 +99,17 @@ class HandlerTracer:
             ids.generate_span_id(),
             is_remote=False,
             trace_flags=TraceFlags(flags),
-            trace_state=sampling.trace_state,
+            trace_state=trace_state,
         )
         span: trace.Span
-        if sampling.decision.is_recording():
-            if sampling.attributes:
-                attributes.update(sampling.attributes)
+        if recording:
+            if extra:
+                attributes.update(extra)
             span = HandlerSpan(name, span_context, parent, attributes, self)
         else:
             span = trace.NonRecordingSpan(span_context)
-        return CurrentSpan(span, parent_context)
+        # The span is the context's whole content, as the W3C propagator's extraction was.
+        return CurrentSpan(span, context_api.Context())
 
     def finished(self, span: HandlerSpan, end_ns: int) -> None:
         self._processor.on_end(
