@@ -88,3 +88,26 @@ def test_lengths_and_numbers_at_every_varint_width_are_the_sdks_request() -> Non
     data = _otlp_bytes.encode_request(spans)
     assert data is not None
     assert ExportTraceServiceRequest.FromString(data) == encode_spans(spans)
+
+
+def test_kept_fields_are_the_sdks_request_as_values_repeat_and_the_cache_fills(
+    monkeypatch: Any,
+) -> None:
+    """Text attributes' fields are kept between spans (emptied when full): repeated values,
+    the same text under two keys, and a value after the cache was emptied all encode as the
+    SDK's encoder does."""
+    monkeypatch.setattr(_otlp_bytes, "_MAX_FIELDS", 5)
+    _otlp_bytes._FIELDS.clear()
+
+    def many(worker: Any, app: Any) -> None:
+        for n in range(12):
+            values = {"workflow": "orders", "node": "orders", "run": f"run-{n}", "n": n}
+            with app.start_as_current_span("step", attributes=values):
+                pass
+
+    spans = finished(many)
+    for chunk in (spans[:1], spans[:6], spans):
+        data = _otlp_bytes.encode_request(chunk)
+        assert data is not None
+        assert ExportTraceServiceRequest.FromString(data) == encode_spans(chunk)
+    assert len(_otlp_bytes._FIELDS) <= 5

@@ -24,6 +24,9 @@ _FLAGS = b"\x85\x01"  # Span field 16 (flags), fixed32
 _HAS_IS_REMOTE = 0x100  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE = 0x200  # SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 _KEYS: dict[str, bytes] = {}  # attribute key -> its encoded KeyValue.key field
+# (field number, key, text value) -> the attribute's whole field; emptied when it fills.
+_FIELDS: dict[tuple[int, str, str], bytes] = {}
+_MAX_FIELDS = 4096
 # Most varints written are lengths and tags under 128: one byte each, taken from a table
 # (a span is some thirty fields; this halves what writing one costs).
 _ONE_BYTE = tuple(bytes((n,)) for n in range(0x80))
@@ -70,8 +73,24 @@ def _value(value: Any) -> bytes:
 
 
 def attributes(values: Mapping[str, Any], number: int) -> bytes:
-    """Repeated KeyValue field `number`."""
-    return b"".join(field(number, _key(k) + field(2, _value(v))) for k, v in values.items())
+    """Repeated KeyValue field `number`. Raises TypeError or struct.error for a value that is
+    not a scalar (see `plain_values`)."""
+    parts = []
+    for key, value in values.items():
+        if type(value) is str:
+            # Most of a span's text attributes repeat from span to span (a workflow, a node,
+            # a step type): their whole field is kept; ids that never repeat only pass through.
+            found = _FIELDS.get((number, key, value))
+            if found is None:
+                if len(_FIELDS) >= _MAX_FIELDS:
+                    _FIELDS.clear()
+                found = _FIELDS[number, key, value] = field(
+                    number, _key(key) + field(2, _value(value))
+                )
+            parts.append(found)
+        else:
+            parts.append(field(number, _key(key) + field(2, _value(value))))
+    return b"".join(parts)
 
 
 def plain_values(values: Mapping[str, Any] | None) -> bool:
@@ -131,7 +150,7 @@ def encode_request(spans: Sequence[Any]) -> bytes | None:
     # Grouped as the SDK's encoder groups: by resource, then by scope, in order of arrival.
     resources: dict[int, tuple[bytes, dict[int, tuple[bytes, list[bytes]]]]] = {}
     for sdk_span in spans:
-        if sdk_span.events or sdk_span.links or not plain_values(sdk_span.attributes):
+        if sdk_span.events or sdk_span.links:
             return None
         if sdk_span.dropped_attributes or sdk_span.dropped_events or sdk_span.dropped_links:
             return None
@@ -155,8 +174,8 @@ def encode_request(spans: Sequence[Any]) -> bytes | None:
         parent = sdk_span.parent
         code = sdk_span.status.status_code.value if sdk_span.status is not None else 0
         message = (sdk_span.status.description or "") if sdk_span.status is not None else ""
-        scopes[id(scope)][1].append(
-            span(
+        try:
+            written = span(
                 trace_id=context.trace_id.to_bytes(16, "big"),
                 span_id=context.span_id.to_bytes(8, "big"),
                 parent_span_id=parent.span_id.to_bytes(8, "big") if parent else b"",
@@ -168,7 +187,9 @@ def encode_request(spans: Sequence[Any]) -> bytes | None:
                 status_bytes=status(code, message),
                 parent_is_remote=bool(parent and parent.is_remote),
             )
-        )
+        except (TypeError, struct.error):
+            return None  # an attribute that is not a scalar: the SDK's encoder writes it
+        scopes[id(scope)][1].append(written)
     return request([(r, list(scopes.values())) for r, scopes in resources.values()])
 
 
