@@ -9,10 +9,12 @@ dismisses with the comment ("" when none was written) or None when cancelled.
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from console import keys
+from console.modals import hint
 
 # The console's dialog style (.dialog, console/modals.py), and a red border when drastic.
 PROMPT_CSS = """
@@ -24,12 +26,8 @@ ActionPrompt #explanation { height: auto; max-height: 12; }
 
 class ActionPrompt(ModalScreen[str | None]):
     DEFAULT_CSS = PROMPT_CSS
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        # Only reached when the comment box does not have the focus (it takes letters).
-        Binding("y", "confirm", "Yes", show=False),
-        Binding("n", "cancel", "No", show=False),
-    ]
+    # y and n are only reached when the comment box does not have the focus (it takes letters).
+    BINDINGS = keys.bindings("dialog.cancel", "dialog.yes", "dialog.no")
 
     def __init__(
         self,
@@ -58,11 +56,11 @@ class ActionPrompt(ModalScreen[str | None]):
                 yield Input(placeholder=self._placeholder, id="comment")
             with Horizontal(classes="buttons"):
                 if self.drastic:
-                    yield Button("No esc", id="no")
-                    yield Button("Yes y", id="yes", variant="error")
+                    yield Button(f"No {hint(self, 'dialog.cancel')}", id="no")
+                    yield Button(f"Yes {hint(self, 'dialog.yes')}", id="yes", variant="error")
                 else:
                     yield Button("Send enter", id="yes", variant="primary")
-                    yield Button("Cancel esc", id="no")
+                    yield Button(f"Cancel {hint(self, 'dialog.cancel')}", id="no")
 
     def on_mount(self) -> None:
         if self._with_comment:

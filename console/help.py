@@ -1,11 +1,13 @@
-"""`?`: every key of the screen below, with the id that remaps it in console.toml."""
+"""`?`: every key of the screen below, with the id that remaps it in console.toml, then the
+keys of the dialogs, the JSON editor and the inspector, which have no footer of their own."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
@@ -13,7 +15,7 @@ from textual.widgets import Static
 from console import keys
 
 
-def key_rows(screen: Screen[object]) -> list[tuple[str, str, str, bool]]:
+def key_rows(screen: Screen[Any]) -> list[tuple[str, str, str, bool]]:
     """(key, description, action id, enabled) of each binding active on `screen`."""
     rows: list[tuple[str, str, str, bool]] = []
     seen: set[tuple[str, str]] = set()
@@ -30,6 +32,22 @@ def key_rows(screen: Screen[object]) -> list[tuple[str, str, str, bool]]:
     return sorted(rows, key=lambda row: not row[2])
 
 
+# The registry's keys that belong to no screen (each dialog's, the editor's, the
+# inspector's), by where they work.
+ELSEWHERE = {"dialog.": "in a dialog", "editor.": "in the JSON editor", "inspector.": "inspector"}
+
+
+def elsewhere_rows(screen: Screen[Any], listed: set[str]) -> list[tuple[str, str, str]]:
+    """(keys as mapped now, description and where, action id) of those not in `listed`."""
+    rows = []
+    for action in keys.ACTIONS.values():
+        where = next((w for p, w in ELSEWHERE.items() if action.id.startswith(p)), None)
+        if where is not None and action.id not in listed:
+            shown = keys.key_hint(screen.app, action.id, every=True)
+            rows.append((shown, f"{action.description} ({where})", action.id))
+    return rows
+
+
 class HelpModal(ModalScreen[None]):
     """The keys of the screen it was opened on; any of escape, q or ? closes it."""
 
@@ -40,11 +58,8 @@ class HelpModal(ModalScreen[None]):
         border: thick $accent; background: $surface; padding: 0 1;
     }
     """
-    BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("q", "close", "Close", show=False),
-        Binding("question_mark", "close", "Close", show=False),
-    ]
+    # The key that opened it closes it too, wherever it was remapped.
+    BINDINGS = [*keys.bindings("dialog.close"), keys.rebound("app.help", "close")]
 
     def __init__(self, below: Screen[object]) -> None:
         super().__init__()
@@ -56,14 +71,21 @@ class HelpModal(ModalScreen[None]):
         table.add_column("DOES")
         table.add_column("REMAP AS", style="dim", no_wrap=True)
         readonly_note = False
-        for key, description, action_id, enabled in key_rows(self._below):
+        rows = key_rows(self._below)
+        for key, description, action_id, enabled in rows:
             style = "" if enabled else "dim strike"
             if not enabled:
                 readonly_note = True
             table.add_row(Text(key, style), Text(description, style), action_id)
+        # The dialogs' keys and the inspector's, after a blank line, in the same columns: a
+        # dialog has no footer to show them.
+        table.add_row("", "", "")
+        for key, description, action_id in elsewhere_rows(self._below, {r[2] for r in rows}):
+            table.add_row(key, description, action_id)
         title = self._below.sub_title or self._below.__class__.__name__
         with VerticalScroll():
-            yield Static(Text(f"Keys of {title}  (esc closes)", style="bold"))
+            closes = keys.key_hint(self.app, "dialog.close")
+            yield Static(Text(f"Keys of {title}  ({closes} closes)", style="bold"))
             yield Static(table)
             lines = [f'Remap in {keys.CONFIG_HINT}: [keys] "REMAP AS" = "key"']
             if readonly_note:

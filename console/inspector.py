@@ -1,5 +1,6 @@
 """A JSON inspector: named values (input, output, errors, an approval) as a tree one expands
-node by node, and `c` copies the value under the cursor as JSON.
+node by node, and `c` copies the value under the cursor as JSON (`inspector.copy` in the key
+registry, console/keys.py, as `E`, expand all, is).
 
 Refreshing it with the same values changes nothing on screen; with new values it keeps the
 nodes the operator expanded and the cursor's place, so a live run does not fold the tree
@@ -12,9 +13,10 @@ import json
 from typing import Any
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
+
+from console import keys
 
 Path = tuple[str, ...]
 # A long string (a stack trace) becomes a node with one child per line.
@@ -25,10 +27,7 @@ SCALAR_STYLES = {str: "green", bool: "yellow", int: "cyan", float: "cyan", type(
 class Inspector(Tree[Any]):
     """`show({"input": {...}, "error": {...}})`; the first level starts expanded."""
 
-    BINDINGS = [
-        Binding("c", "copy", "Copy JSON"),
-        Binding("E", "expand_all", "Expand all"),
-    ]
+    BINDINGS = keys.bindings("inspector.copy", "inspector.expand_all")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("inspector", id=id)

@@ -18,7 +18,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from textual.app import App
 from textual.binding import Binding, BindingType
 
 
@@ -85,6 +87,23 @@ def bindings(*ids: str) -> list[BindingType]:
     return [ACTIONS[i].binding() for i in ids]
 
 
+def rebound(id: str, action: str) -> Binding:
+    """The binding of action `id` running another action: the key that opens a view closing
+    it again (`?` closes the help), remapped along with it."""
+    declared = ACTIONS[id]
+    return KeyAction(id, declared.key, action, declared.description, show=False).binding()
+
+
+def key_hint(app: App[Any], id: str, *, every: bool = False) -> str:
+    """The key that runs action `id` now, remapped or not, as an operator types it ("ctrl+s",
+    "esc"): what a dialog writes on its buttons must be the key that works. `every`: all of
+    its keys ("esc, q"), not only the first."""
+    # Textual keeps the keymap set_keymap() was given here, ids to comma-separated keys.
+    keymap: Mapping[str, str] = getattr(app, "_keymap", {})
+    names = [name.strip() for name in (keymap.get(id) or ACTIONS[id].key).split(",")]
+    return ", ".join(_DISPLAY.get(name, name) for name in (names if every else names[:1]))
+
+
 def writes(action: str) -> bool:
     """Whether a screen action (its name, without parameters) changes something."""
     name = action.partition("(")[0]
@@ -130,6 +149,20 @@ declare("definitions.show", "enter", "show", "Show", show=False, priority=True)
 declare("definitions.deprecate", "x", "deprecate", "Deprecate", writes=True)
 declare("definitions.reinstate", "u", "reinstate", "Reinstate", writes=True, show=False)
 declare("definitions.evaluations", "v", "evaluations", "Evaluations", show=False)
+
+# -- dialogs, the editor and the inspector ---------------------------------------------------
+# One id per key whichever dialog shows it (console/modals.py, action_prompt.py, the redrive
+# and bulk-action dialogs, the help and the prompts): remapping "dialog.send" moves ctrl+s in
+# every dialog, and the hints on their buttons follow (key_hint). `?` lists them under the
+# screen's own keys (console/help.py): a dialog has no footer to show them.
+declare("dialog.send", "ctrl+s", "submit", "Send", priority=True)
+declare("dialog.cancel", "escape", "cancel", "Cancel")
+declare("dialog.yes", "y", "confirm", "Yes", show=False)
+declare("dialog.no", "n", "cancel", "No", show=False)
+declare("dialog.close", "escape,q", "close", "Close")
+declare("editor.select_all", "ctrl+a", "select_all", "Select all", show=False)
+declare("inspector.copy", "c", "copy", "Copy JSON")
+declare("inspector.expand_all", "E", "expand_all", "Expand all")
 
 
 class KeymapError(Exception):

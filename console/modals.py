@@ -2,18 +2,22 @@
 
 Each is a ModalScreen that dismisses with its result (None when cancelled), so a screen
 pushes it with a callback that makes the call. Every one fits an 80×24 terminal with its
-buttons and hints visible: the text area takes what height is left, never more.
+buttons and hints visible: the text area takes what height is left, never more. Their keys
+are the registry's `dialog.*` and `editor.*` (console/keys.py), and the hints on the buttons
+name the key as remapped.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static, TextArea
+
+from console import keys
 
 MODAL_CSS = """
 JsonModal, CommentModal, ConfirmModal, RedriveModal, TextModal {
@@ -69,17 +73,14 @@ class JsonEditor(TextArea):
     """A TextArea where ctrl+a selects everything (TextArea's own ctrl+a goes to line start),
     as in every editor an operator pastes a corrected payload into."""
 
-    BINDINGS = [Binding("ctrl+a", "select_all", "Select all", show=False)]
+    BINDINGS = keys.bindings("editor.select_all")
 
 
 class JsonModal(ModalScreen[str | None]):
     """A JSON text area, prefilled; ctrl+s sends, escape cancels. Bad JSON is refused here,
     inline, so nothing reaches the server."""
 
-    BINDINGS = [
-        Binding("ctrl+s", "submit", "Send", priority=True),
-        Binding("escape", "cancel", "Cancel"),
-    ]
+    BINDINGS = keys.bindings("dialog.send", "dialog.cancel")
 
     def __init__(self, title: str, initial: str) -> None:
         super().__init__()
@@ -92,8 +93,8 @@ class JsonModal(ModalScreen[str | None]):
             yield JsonEditor(self._initial, language=None, id="json")
             yield Static("", id="json-error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Send ctrl+s", id="send", variant="primary")
-                yield Button("Cancel esc", id="cancel")
+                yield Button(f"Send {hint(self, 'dialog.send')}", id="send", variant="primary")
+                yield Button(f"Cancel {hint(self, 'dialog.cancel')}", id="cancel")
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()
@@ -119,7 +120,7 @@ class JsonModal(ModalScreen[str | None]):
 class CommentModal(ModalScreen[str | None]):
     """An optional one-line comment; enter sends (an empty comment is fine), escape cancels."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = keys.bindings("dialog.cancel")
 
     def __init__(self, title: str) -> None:
         super().__init__()
@@ -129,7 +130,7 @@ class CommentModal(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Static(self._title, markup=False)
             yield Input(placeholder="comment (optional), enter to send", id="comment")
-            yield Static("enter sends · esc cancels", classes="hint")
+            yield Static(f"enter sends · {hint(self, 'dialog.cancel')} cancels", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -145,11 +146,7 @@ class ConfirmModal(ModalScreen[bool]):
     """Yes or no before a drastic action; focus starts on No, so enter alone does nothing.
     The question wraps: every word of it (the error type, the run) stays readable."""
 
-    BINDINGS = [
-        Binding("escape", "answer(False)", "No"),
-        Binding("n", "answer(False)", "No"),
-        Binding("y", "answer(True)", "Yes"),
-    ]
+    BINDINGS = keys.bindings("dialog.cancel", "dialog.no", "dialog.yes")
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -159,14 +156,17 @@ class ConfirmModal(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Static(self._question, markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("No n", id="no")
-                yield Button("Yes y", id="yes", variant="error")
+                yield Button(f"No {hint(self, 'dialog.no')}", id="no")
+                yield Button(f"Yes {hint(self, 'dialog.yes')}", id="yes", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
 
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -175,7 +175,7 @@ class ConfirmModal(ModalScreen[bool]):
 class TextModal(ModalScreen[None]):
     """Read-only text (a definition, a diff) to scroll through; escape closes."""
 
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
+    BINDINGS = keys.bindings("dialog.close")
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()
@@ -184,7 +184,7 @@ class TextModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"{self._title}  (esc closes)", markup=False)
+            yield Static(f"{self._title}  ({hint(self, 'dialog.close')} closes)", markup=False)
             yield TextArea(self._text, read_only=True, id="text", soft_wrap=False)
 
     def on_mount(self) -> None:
@@ -192,3 +192,8 @@ class TextModal(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def hint(screen: ModalScreen[Any], action_id: str) -> str:
+    """The key of `action_id` as the console maps it, for a button's label."""
+    return keys.key_hint(screen.app, action_id)

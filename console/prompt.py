@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Static
+
+from console import keys
 
 
 class PromptModal(ModalScreen[str | None]):
@@ -27,7 +28,7 @@ class PromptModal(ModalScreen[str | None]):
     PromptModal Input { border: none; height: 1; padding: 0; width: 1fr; }
     PromptModal #prompt-hint { height: auto; color: $text-muted; padding: 0 1; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = keys.bindings("dialog.cancel")
 
     def __init__(
         self, sign: str, initial: str = "", *, hint: str = "", suggestions: Sequence[str] = ()

@@ -13,12 +13,13 @@ from __future__ import annotations
 from surefoot.v1 import operation_service_pb2 as opb
 from surefoot.v1 import workflow_service_pb2 as ws
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
+from console import keys
 from console.client import ConsoleError, ControlPlane
+from console.modals import hint
 from console.render_incident import group_summary, plan_text
 
 DEFAULT_RATE = 10.0
@@ -54,10 +55,7 @@ class RedriveModal(ModalScreen[opb.Operation | None]):
     RedriveModal #unsafe { display: none; height: auto; border: none; padding: 0; }
     RedriveModal #unsafe.shown { display: block; }
     """
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "start", "Start", priority=True),
-    ]
+    BINDINGS = keys.bindings("dialog.cancel", "dialog.send")
 
     def __init__(self, control_plane: ControlPlane, group: ws.DeadLetterGroup) -> None:
         super().__init__()
@@ -82,7 +80,7 @@ class RedriveModal(ModalScreen[opb.Operation | None]):
             yield Static("", id="redrive-error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Start enter", id="start", variant="primary")
-                yield Button("Cancel esc", id="cancel")
+                yield Button(f"Cancel {hint(self, 'dialog.cancel')}", id="cancel")
 
     def on_mount(self) -> None:
         self.query_one("#rate", Input).focus()
@@ -123,15 +121,15 @@ class RedriveModal(ModalScreen[opb.Operation | None]):
         if event.input.id == "rate":
             self.query_one("#comment", Input).focus()
         else:
-            self.action_start()
+            self.action_submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
-            self.action_start()
+            self.action_submit()
         else:
             self.action_cancel()
 
-    def action_start(self) -> None:
+    def action_submit(self) -> None:
         if not self._starting:
             self._starting = True
             self.run_worker(self._start(), group="start", exclusive=True)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from surefoot.v1 import operation_service_pb2 as opb
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from console import keys
 from console.client import ConsoleError
+from console.modals import hint
 from console.render_incident import duration
 from console.run_client import RunClient
 
@@ -87,13 +88,8 @@ class RunActionModal(ModalScreen[opb.Operation | None]):
     RunActionModal #node-field { display: none; }
     RunActionModal.-fork #node-field { display: block; }
     """
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "start", "Start", priority=True),
-        # Reached only when no field has the focus (a field takes letters).
-        Binding("y", "start", "Yes", show=False),
-        Binding("n", "cancel", "No", show=False),
-    ]
+    # y and n are reached only when no field has the focus (a field takes letters).
+    BINDINGS = keys.bindings("dialog.cancel", "dialog.send", "dialog.yes", "dialog.no")
 
     def __init__(
         self, client: RunClient, selection: opb.RunSelection, action: str, described: str
@@ -123,12 +119,15 @@ class RunActionModal(ModalScreen[opb.Operation | None]):
                 yield Input(placeholder="why (kept in each run's history)", id="comment")
             yield Static("", id="action-error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
+                cancel = hint(self, "dialog.cancel")
                 if self.drastic:
-                    yield Button("No esc", id="no")
-                    yield Button(f"{self.verb} y", id="start", variant="error")
+                    yield Button(f"No {cancel}", id="no")
+                    yes = f"{self.verb} {hint(self, 'dialog.yes')}"
+                    yield Button(yes, id="start", variant="error")
                 else:
-                    yield Button("Start ctrl+s", id="start", variant="primary")
-                    yield Button("Cancel esc", id="no")
+                    start = f"Start {hint(self, 'dialog.send')}"
+                    yield Button(start, id="start", variant="primary")
+                    yield Button(f"Cancel {cancel}", id="no")
 
     def on_mount(self) -> None:
         self.set_class(self.action == "fork", "-fork")
@@ -192,16 +191,19 @@ class RunActionModal(ModalScreen[opb.Operation | None]):
         elif self.drastic:
             self.query_one("#no", Button).focus()
         else:
-            self.action_start()
+            self.action_submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "start":
-            self.action_start()
+            self.action_submit()
         else:
             self.action_cancel()
 
-    def action_start(self) -> None:
+    def action_confirm(self) -> None:
+        self.action_submit()
+
+    def action_submit(self) -> None:
         if not self._starting:
             self._starting = True
             self.run_worker(self._start(), group="start", exclusive=True)

@@ -123,6 +123,39 @@ def operation(done: bool = False) -> opb.Operation:
     )
 
 
+def checkout_definition(version: str) -> definition_pb2.WorkflowDefinition:
+    """reserve → charge → ship; version 3 charges with step version 2 and five attempts, and
+    notifies the customer at the end (what a diff of 2 and 3 shows)."""
+    from surefoot_worker.authoring import definition_from_dict
+
+    newest = version == "3"
+
+    def task(node_id: str, step_type: str, then: str | None, step_version: str = "1") -> Any:
+        retry = {"max_attempts": 5 if newest else 3, "initial_interval_seconds": 1}
+        spec: dict[str, Any] = {
+            "id": node_id,
+            "task": {
+                "step_type": step_type,
+                "step_version": step_version,
+                "input": "input",
+                "idempotency": "key",
+                "retry": retry,
+            },
+        }
+        if then:
+            spec["next"] = then
+        return spec
+
+    nodes = [
+        task("reserve", "reserve-stock", "charge"),
+        task("charge", "charge-card", "ship", "2" if newest else "1"),
+        task("ship", "ship-parcel", "notify" if newest else None),
+    ]
+    if newest:
+        nodes.append(task("notify", "send-email", None))
+    return definition_from_dict({"name": "checkout", "version": version, "nodes": nodes})
+
+
 class FakeControlPlane(ControlPlane):
     """Fixed answers; nothing is listening at its address and nothing is called there."""
 
@@ -282,6 +315,7 @@ class FakeControlPlane(ControlPlane):
                 deprecated=v == 1,
                 deprecated_by="bob" if v == 1 else "",
                 deprecation_reason="double charge on retry" if v == 1 else "",
+                content_hash=f"sha256:5e7a{v}c0de",
             )
             for v in (1, 2, 3)
         ]
@@ -289,14 +323,20 @@ class FakeControlPlane(ControlPlane):
     async def get_definition(
         self, name: str, version: str
     ) -> tuple[ws.DefinitionInfo, definition_pb2.WorkflowDefinition]:
-        raise AssertionError("not in the snapshots")
+        [info] = [i for i in await self.list_definitions() if i.version == version]
+        return info, checkout_definition(version)
 
 
 class ScreenApp(SurefootConsole):
     """The console started on one screen (instead of the runs), for its snapshot."""
 
-    def __init__(self, control_plane: ControlPlane, first: Callable[[ControlPlane], Screen[None]]):
-        super().__init__(control_plane)
+    def __init__(
+        self,
+        control_plane: ControlPlane,
+        first: Callable[[ControlPlane], Screen[None]],
+        keymap: dict[str, str] | None = None,
+    ):
+        super().__init__(control_plane, keymap)
         self._first = first
 
     def get_default_screen(self) -> Screen[None]:
