@@ -74,7 +74,7 @@ class CredentialServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCredentials(self, request, context):
-        """Never returns a secret.
+        """Oldest first, a page at a time. Never returns a secret.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

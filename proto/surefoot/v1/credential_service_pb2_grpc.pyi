@@ -41,7 +41,7 @@ class CredentialServiceStub:
     client certificate (mTLS, by its subject CN).
     """
     ListCredentials: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.ListCredentialsRequest, _credential_service_pb2.ListCredentialsResponse]
-    """Never returns a secret."""
+    """Oldest first, a page at a time. Never returns a secret."""
     RevokeCredential: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.RevokeCredentialRequest, _credential_service_pb2.RevokeCredentialResponse]
     """Calls with a revoked credential are UNAUTHENTICATED within a second on every control plane."""
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_credential_service_pb2.WhoAmIRequest, _credential_service_pb2.WhoAmIResponse]
@@ -63,7 +63,7 @@ class CredentialServiceAsyncStub(CredentialServiceStub):
     client certificate (mTLS, by its subject CN).
     """
     ListCredentials: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.ListCredentialsRequest, _credential_service_pb2.ListCredentialsResponse]  # type: ignore[assignment]
-    """Never returns a secret."""
+    """Oldest first, a page at a time. Never returns a secret."""
     RevokeCredential: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.RevokeCredentialRequest, _credential_service_pb2.RevokeCredentialResponse]  # type: ignore[assignment]
     """Calls with a revoked credential are UNAUTHENTICATED within a second on every control plane."""
     WhoAmI: _aio.UnaryUnaryMultiCallable[_credential_service_pb2.WhoAmIRequest, _credential_service_pb2.WhoAmIResponse]  # type: ignore[assignment]
@@ -94,7 +94,7 @@ class CredentialServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _credential_service_pb2.ListCredentialsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_credential_service_pb2.ListCredentialsResponse, _abc.Awaitable[_credential_service_pb2.ListCredentialsResponse]]:
-        """Never returns a secret."""
+        """Oldest first, a page at a time. Never returns a secret."""
 
     @_abc_1.abstractmethod
     def RevokeCredential(
