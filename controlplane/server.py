@@ -30,6 +30,7 @@ from surefoot.v1 import (
     workflow_service_pb2,
     workflow_service_pb2_grpc,
 )
+from surefoot_worker import _heap as heap
 
 from controlplane import telemetry
 from controlplane.api import stream_limits
@@ -356,6 +357,7 @@ def run_server(config: ServerConfig) -> int:
         except (PortInUse, TlsFilesError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        heap.settle()  # started: what exists now lives as long as the process
         print(
             f"surefoot control plane listening on {host_of(config.listen, port)}"
             f"{transport_of(config)}",

@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from . import _heap
 from ._channel import ChannelSettings
 from ._errors import StepDeclarationError, WorkerRejected
 from ._loader import load_steps
@@ -155,6 +156,7 @@ async def _serve(worker: Worker) -> int:
 
 async def _announce(worker: Worker) -> None:
     await worker.wait_until_connected()
+    _heap.settle()  # this process is the worker's: what it made to start lives as long
     steps = ", ".join(f"{d.name}@{d.version}" for d in worker.steps)
     print(f"worker {worker.worker_id} connected to {worker.address}: steps {steps}", flush=True)
 
