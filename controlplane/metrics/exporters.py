@@ -43,29 +43,39 @@ def otlp_protocol(environ: Mapping[str, str] | None = None) -> str | None:
     return protocol
 
 
-def otlp_reader(protocol: str) -> MetricReader:
-    """A periodic OTLP exporter; endpoint, headers and interval come from the environment."""
-    exporter: Any
+def otlp_exporter(protocol: str) -> Any:
+    """An OTLP metric exporter; endpoint, headers and timeout come from the environment."""
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-        exporter = OTLPMetricExporter()
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpExporter,
-        )
+        return OTLPMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpExporter,
+    )
 
-        exporter = HttpExporter()
-    return PeriodicExportingMetricReader(exporter)
+    return HttpExporter()
+
+
+def otlp_reader(protocol: str) -> MetricReader:
+    """A periodic OTLP exporter; endpoint, headers and interval come from the environment."""
+    return PeriodicExportingMetricReader(otlp_exporter(protocol))
+
+
+def cumulative_otlp(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether OTLP takes cumulative figures, as a scrape endpoint does (the default)."""
+    env = os.environ if environ is None else environ
+    preference = env.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "")
+    return preference.strip().lower() in ("", "cumulative")
 
 
 class PrometheusEndpoint:
     """`/metrics` in the Prometheus text format, served by its own HTTP thread from a
     registry of this control plane's own (two control planes in one process do not mix)."""
 
-    def __init__(self, listen: str) -> None:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    def __init__(self, listen: str, otlp: Any = None) -> None:
         from prometheus_client import CollectorRegistry
+
+        from controlplane.metrics.shared_reader import SharedReader
 
         host, _, port = listen.rpartition(":")
         if not port.isdigit():
@@ -73,7 +83,9 @@ class PrometheusEndpoint:
         self._host, self._port = host.strip("[]") or "0.0.0.0", int(port)
         self._registry = CollectorRegistry(auto_describe=True)
         # Without the otel_scope_* labels on every series: one scope, nothing to tell apart.
-        self.reader = PrometheusMetricReader(registry=self._registry, scope_info_enabled=False)
+        # With an OTLP exporter, the same reader's collections go to it as well (see
+        # shared_reader): one aggregation of each figure rather than one per destination.
+        self.reader = SharedReader(self._registry, otlp)
         self._server: Any = None
         self.port = 0
 
@@ -89,9 +101,11 @@ class PrometheusEndpoint:
             ) from exc
         self._server = server
         self.port = int(server.server_port)
+        self.reader.start_exporting()
         return self.port
 
     def stop(self) -> None:
+        self.reader.stop_exporting()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

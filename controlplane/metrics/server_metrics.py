@@ -17,6 +17,8 @@ from controlplane.metrics.database_gauges import DatabaseGauges
 from controlplane.metrics.exporters import (
     ExporterError,
     PrometheusEndpoint,
+    cumulative_otlp,
+    otlp_exporter,
     otlp_protocol,
     otlp_reader,
 )
@@ -46,12 +48,18 @@ class ServerMetrics:
     def __init__(self, engine: Engine, config: MetricsConfig) -> None:
         self._engine = engine
         self._config = config
-        self.endpoint = PrometheusEndpoint(config.listen) if config.listen else None
         self.protocol = otlp_protocol()
+        # A scrape endpoint and OTLP share one reader when OTLP takes cumulative figures.
+        shared = (
+            otlp_exporter(self.protocol)
+            if self.protocol is not None and config.listen and cumulative_otlp()
+            else None
+        )
+        self.endpoint = PrometheusEndpoint(config.listen, shared) if config.listen else None
         readers: list[MetricReader] = []
         if self.endpoint is not None:
             readers.append(self.endpoint.reader)
-        if self.protocol is not None:
+        if self.protocol is not None and shared is None:
             readers.append(otlp_reader(self.protocol))
         self._provider = MeterProvider(
             metric_readers=readers,

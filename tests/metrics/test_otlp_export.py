@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.metrics.conftest import METRIC_STEPS, WORKFLOW, metered_order
+from tests.metrics.conftest import METRIC_STEPS, WORKFLOW, MetricsControlPlane, metered_order
 from tests.metrics.otlp_receiver import GrpcReceiver, HttpReceiver, MetricStore
+from tests.metrics.scrape import scrape
 from tests.support.databases import fresh_postgres_database, require_postgres
 from tests.support.eventually import assert_eventually
 from tests.support.processes import (
@@ -113,3 +114,43 @@ def test_an_unknown_otlp_protocol_stops_the_server_with_one_line(tmp_path: Path)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "carrier-pigeon" in errors[0], result.stderr
+
+
+@pytest.mark.postgres
+def test_a_scrape_endpoint_and_otlp_both_get_every_figure_from_one_reader(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """With --metrics-listen and OTLP both on, one reader serves both (each figure is
+    aggregated once): the scrape and the receiver see the same counts, and the receiver's
+    figures are cumulative, as the scrape's are."""
+    receiver = HttpReceiver()
+    environment = process_environment(**exporting_to(receiver))
+    for name in ("OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER", "OTEL_SERVICE_NAME"):
+        environment.pop(name, None)
+    environment.pop("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", None)
+    registry = ProcessRegistry(tmp_path / "processes", environment)
+    try:
+        plane = MetricsControlPlane(registry, postgres_url, lease_seconds=2.0)
+        plane.start()
+        register(plane.stub, metered_order())
+        start_worker(registry, plane.address, METRIC_STEPS)
+        charge = {"surefoot.step_type": "metrics-charge"}
+        for round_ in (1, 2):
+            run_id = start_run(plane.stub, WORKFLOW, {"fail_first": round_ == 2})
+            wait_for_status(plane.stub, run_id, "COMPLETED")
+            attempts = 1 if round_ == 1 else 3
+
+            def both_agree(attempts: int = attempts) -> bool:
+                assert receiver.value("surefoot.step.attempts", **charge) == attempts
+                scraped = scrape(plane.metrics_url)
+                charged = scraped.value(
+                    "surefoot_step_attempts_total", surefoot_step_type="metrics-charge"
+                )
+                assert charged == attempts
+                return True
+
+            assert_eventually(both_agree, message=f"round {round_}: scrape and OTLP agree")
+        assert plane.stop() == 0
+    finally:
+        registry.kill_all()
+        receiver.close()
