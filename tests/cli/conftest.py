@@ -25,6 +25,9 @@ from grpc_status import rpc_status
 from surefoot.v1 import approval_pb2, common_pb2, run_pb2, workflow_service_pb2_grpc
 from surefoot.v1 import workflow_service_pb2 as ws
 
+from tests.support.databases import fresh_database
+from tests.support.processes import ControlPlane, ProcessRegistry
+
 ORDERS_YAML = Path(__file__).parents[2] / "workers/surefoot_worker/examples/orders.yaml"
 T0 = timestamp_pb2.Timestamp(seconds=1_790_000_000)  # 2026-09-21T14:13:20Z
 T1 = timestamp_pb2.Timestamp(seconds=1_790_000_001, nanos=250_000_000)
@@ -303,3 +306,14 @@ def surefoot() -> CliRunner:
         )
 
     return run
+
+
+@pytest.fixture
+def postgres_plane(processes: ProcessRegistry, tmp_path: Path) -> Iterator[ControlPlane]:
+    """`surefoot server` on a PostgreSQL database of its own (only the test's runs and
+    workers in it)."""
+    with fresh_database("postgres", tmp_path) as url:
+        server = ControlPlane(processes, url)
+        server.start()
+        yield server
+        server.stop()

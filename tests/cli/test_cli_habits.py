@@ -11,14 +11,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.databases import fresh_database
-from tests.support.processes import ControlPlane, ProcessRegistry, run_cli
+from tests.support.processes import ControlPlane, run_cli
 from tests.support.runs import history, register, start_run
 from tests.support.workflows import three_steps
 
@@ -28,13 +26,8 @@ ORDER = {"order_id": "A-1", "amount": 42, "note": "café"}
 
 
 @pytest.fixture
-def plane(processes: ProcessRegistry, tmp_path: Path) -> Iterator[ControlPlane]:
-    """`surefoot server` on a PostgreSQL database of its own (no worker: runs stay queued)."""
-    with fresh_database("postgres", tmp_path) as url:
-        server = ControlPlane(processes, url)
-        server.start()
-        yield server
-        server.stop()
+def plane(postgres_plane: ControlPlane) -> ControlPlane:
+    return postgres_plane
 
 
 def cli(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,12 +7,10 @@ import json
 import re
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.api.watch_support import history, start_gated_run, type_name
-from tests.support.databases import fresh_database
 from tests.support.eventually import assert_eventually
 from tests.support.processes import (
     ControlPlane,
@@ -35,16 +33,6 @@ def plane(database_url: str, processes: ProcessRegistry) -> Iterator[ControlPlan
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def postgres_plane(processes: ProcessRegistry, tmp_path: Path) -> Iterator[ControlPlane]:
-    """`surefoot server` on a PostgreSQL database of its own."""
-    with fresh_database("postgres", tmp_path) as url:
-        server = ControlPlane(processes, url)
-        server.start()
-        yield server
-        server.stop()
 
 
 def cli(plane: ControlPlane, *args: str) -> tuple[int, str, str]:

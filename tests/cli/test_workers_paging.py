@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.databases import fresh_database
 from tests.support.eventually import assert_eventually
 from tests.support.processes import ControlPlane, ProcessRegistry, run_cli
 from tests.workers_view.support import listed, start_worker
@@ -22,13 +19,8 @@ HINT = "next page: --page-token "
 
 
 @pytest.fixture
-def plane(processes: ProcessRegistry, tmp_path: Path) -> Iterator[ControlPlane]:
-    """`surefoot server` on a PostgreSQL database of its own: only this test's workers."""
-    with fresh_database("postgres", tmp_path) as url:
-        server = ControlPlane(processes, url)
-        server.start()
-        yield server
-        server.stop()
+def plane(postgres_plane: ControlPlane) -> ControlPlane:
+    return postgres_plane
 
 
 def workers_list(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:

@@ -52,6 +52,20 @@ def exporting_to(receiver: MetricStore) -> dict[str, str]:
     }
 
 
+def exporting_environment(receiver: MetricStore) -> dict[str, str]:
+    """The test processes' environment, exporting to `receiver` as the OTEL_* defaults
+    would, whatever the machine running the tests has set."""
+    environment = process_environment(**exporting_to(receiver))
+    for name in (
+        "OTEL_SDK_DISABLED",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_SERVICE_NAME",
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    ):
+        environment.pop(name, None)
+    return environment
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """One store is enough for the exporters (the scrape tests cover both)."""
@@ -65,10 +79,7 @@ def test_metrics_reach_an_otlp_receiver(
     receiver: MetricStore, tmp_path: Path, postgres_url: str
 ) -> None:
     database_url = postgres_url
-    environment = process_environment(**exporting_to(receiver))
-    for name in ("OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER", "OTEL_SERVICE_NAME"):
-        environment.pop(name, None)
-    registry = ProcessRegistry(tmp_path / "processes", environment)
+    registry = ProcessRegistry(tmp_path / "processes", exporting_environment(receiver))
     try:
         plane = ControlPlane(registry, database_url, lease_seconds=2.0)
         plane.start()
@@ -124,11 +135,7 @@ def test_a_scrape_endpoint_and_otlp_both_get_every_figure_from_one_reader(
     aggregated once): the scrape and the receiver see the same counts, and the receiver's
     figures are cumulative, as the scrape's are."""
     receiver = HttpReceiver()
-    environment = process_environment(**exporting_to(receiver))
-    for name in ("OTEL_SDK_DISABLED", "OTEL_METRICS_EXPORTER", "OTEL_SERVICE_NAME"):
-        environment.pop(name, None)
-    environment.pop("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", None)
-    registry = ProcessRegistry(tmp_path / "processes", environment)
+    registry = ProcessRegistry(tmp_path / "processes", exporting_environment(receiver))
     try:
         plane = MetricsControlPlane(registry, postgres_url, lease_seconds=2.0)
         plane.start()
