@@ -7,17 +7,17 @@ row in the same transaction (law 1): a change the audit does not show did not ha
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from controlplane.auth.caller import Caller, Role, expand_all, parse_roles, written_roles
+from controlplane.store import run_queries
 from controlplane.store.schema import audit_log, credentials
 
 TOKEN = "token"
@@ -174,8 +174,7 @@ _TOKEN_LIST = "credentials"
 
 
 def encode_page_token(created_at: datetime, credential_id: str) -> str:
-    raw = orjson.dumps({"l": _TOKEN_LIST, "c": created_at.isoformat(), "i": credential_id})
-    return base64.urlsafe_b64encode(raw).decode()
+    return run_queries.encode_page_token(created_at, credential_id, list_name=_TOKEN_LIST)
 
 
 def decode_page_token(token: str) -> tuple[datetime, str]:
@@ -185,21 +184,9 @@ def decode_page_token(token: str) -> tuple[datetime, str]:
         BadPageToken: for a token `encode_page_token` did not make.
     """
     try:
-        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        listed, created_at, credential_id = data["l"], datetime.fromisoformat(data["c"]), data["i"]
-        # In UTC here: an offset that moves a time out of datetime's range fails now, not
-        # as the statement's parameter.
-        if created_at.tzinfo is not None:
-            created_at = created_at.astimezone(UTC)
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        return run_queries.decode_page_token(token, list_name=_TOKEN_LIST)
+    except run_queries.BadPageToken as exc:
         raise BadPageToken("is not a token of this list") from exc
-    # NUL is never in a token made here (ids are text, which refuses it): PostgreSQL would
-    # refuse the statement rather than find no row.
-    if listed != _TOKEN_LIST or created_at.tzinfo is None or not isinstance(credential_id, str):
-        raise BadPageToken("is not a token of this list")
-    if not credential_id or "\x00" in credential_id:
-        raise BadPageToken("is not a token of this list")
-    return created_at, credential_id
 
 
 def revoke(

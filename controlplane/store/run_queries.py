@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Row, Select, and_, func, or_, select
@@ -82,21 +82,42 @@ class BadPageToken(ValueError):
     pass
 
 
-def encode_page_token(created_at: datetime, run_id: str) -> str:
-    raw = json.dumps({"c": created_at.isoformat(), "i": run_id}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+def encode_page_token(created_at: datetime, row_id: str, *, list_name: str = "") -> str:
+    """The position after a row in a list ordered by (time, id): runs, dead letters,
+    approvals, operations, and (named, `list_name`) credentials."""
+    data = (
+        {"l": list_name, "c": created_at.isoformat(), "i": row_id}
+        if list_name
+        else {
+            "c": created_at.isoformat(),
+            "i": row_id,
+        }
+    )
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
-def decode_page_token(token: str) -> tuple[datetime, str]:
+def decode_page_token(token: str, *, list_name: str = "") -> tuple[datetime, str]:
+    """(time, id) of the row a token made by `encode_page_token` follows.
+
+    Raises:
+        BadPageToken: for any other token, one of another named list included.
+    """
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        created_at = datetime.fromisoformat(data["c"])
-        run_id = str(data["i"])
-    except (ValueError, KeyError, TypeError) as exc:
+        listed, created_at, row_id = data.get("l", ""), datetime.fromisoformat(data["c"]), data["i"]
+        # In UTC here: an offset that moves a time out of datetime's range fails now, not
+        # as the statement's parameter.
+        if created_at.tzinfo is not None:
+            created_at = created_at.astimezone(UTC)
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise BadPageToken("page_token is not one this server issued") from exc
-    if created_at.tzinfo is None:
+    # NUL is never in a token made here (ids are text, which refuses it): PostgreSQL would
+    # refuse the statement rather than find no row.
+    if listed != list_name or created_at.tzinfo is None or not isinstance(row_id, str):
         raise BadPageToken("page_token is not one this server issued")
-    return created_at, run_id
+    if not row_id or "\x00" in row_id:
+        raise BadPageToken("page_token is not one this server issued")
+    return created_at, row_id
 
 
 # What a list shows of a run: every column but its state (the steps, a projection that can
